@@ -1,0 +1,14 @@
+//! `d4-packet`: capture formats as D4 carries them — a streaming pcap
+//! validator that cuts a byte stream on record boundaries, and gzip helpers.
+//!
+//! # Layout
+//!
+//! - [`pcap`]: [`PcapSplitter`] checks a libpcap stream's global header and
+//!   returns only whole records, however the bytes were split in transit.
+//!   Record lengths are bounded before anything is buffered for them.
+//! - [`gz`]: open a file that may be gzip-compressed, compress a file.
+
+pub mod gz;
+pub mod pcap;
+
+pub use pcap::{GlobalHeader, PcapError, PcapSplitter, MAX_RECORD_LEN};

@@ -1,0 +1,266 @@
+//! Streaming libpcap 2.4 validation and record splitting.
+
+/// Length of the pcap global header.
+pub const GLOBAL_HEADER_LEN: usize = 24;
+/// Length of a pcap record header.
+pub const RECORD_HEADER_LEN: usize = 16;
+/// Largest record accepted: libpcap's own MAXIMUM_SNAPLEN (262,144 bytes).
+pub const MAX_RECORD_LEN: u32 = 262_144;
+
+/// The global header of a pcap stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalHeader {
+    /// The 24 bytes as received (written unchanged at the top of every file).
+    pub raw: [u8; GLOBAL_HEADER_LEN],
+    /// Whether multi-byte fields are big-endian.
+    pub big_endian: bool,
+    /// Whether timestamps are in nanoseconds (magic `a1b23c4d`).
+    pub nanos: bool,
+    /// The capture snaplen.
+    pub snaplen: u32,
+    /// The link type.
+    pub linktype: u32,
+}
+
+impl GlobalHeader {
+    /// Parses and validates a global header.
+    pub fn parse(raw: &[u8; GLOBAL_HEADER_LEN]) -> Result<GlobalHeader, PcapError> {
+        let (big_endian, nanos) = check_magic([raw[0], raw[1], raw[2], raw[3]])?;
+        let u16_at = |o: usize| {
+            let b = [raw[o], raw[o + 1]];
+            if big_endian {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let u32_at = |o: usize| read_u32(&raw[o..o + 4], big_endian);
+        let (major, minor) = (u16_at(4), u16_at(6));
+        if major != 2 {
+            return Err(PcapError::BadVersion(major, minor));
+        }
+        Ok(GlobalHeader {
+            raw: *raw,
+            big_endian,
+            nanos,
+            snaplen: u32_at(16),
+            linktype: u32_at(20),
+        })
+    }
+}
+
+/// Recognises a pcap magic number: (big-endian, nanosecond timestamps).
+fn check_magic(magic: [u8; 4]) -> Result<(bool, bool), PcapError> {
+    match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => Ok((false, false)),
+        [0xa1, 0xb2, 0xc3, 0xd4] => Ok((true, false)),
+        [0x4d, 0x3c, 0xb2, 0xa1] => Ok((false, true)),
+        [0xa1, 0xb2, 0x3c, 0x4d] => Ok((true, true)),
+        [0x0a, 0x0d, 0x0d, 0x0a] => Err(PcapError::Pcapng),
+        _ => Err(PcapError::BadMagic(u32::from_be_bytes(magic))),
+    }
+}
+
+fn read_u32(b: &[u8], big_endian: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if big_endian {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+/// Why a byte stream is not a pcap stream.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PcapError {
+    /// The first four bytes are no pcap magic number.
+    #[error(
+        "not a pcap stream (magic 0x{0:08x}); type 1 carries libpcap captures, e.g. `tcpdump -w -`"
+    )]
+    BadMagic(u32),
+    /// A pcapng stream where pcap was expected.
+    #[error(
+        "this is a pcapng stream: send it as D4 type 5, or capture with `tcpdump -w -` (pcap)"
+    )]
+    Pcapng,
+    /// A pcap version other than 2.x.
+    #[error("unsupported pcap version {0}.{1}")]
+    BadVersion(u16, u16),
+    /// A record header announcing an impossible length.
+    #[error(
+        "record {index} announces {len} bytes (more than {MAX_RECORD_LEN}): the stream is corrupt"
+    )]
+    RecordTooLong {
+        /// 0-based record index in the stream.
+        index: u64,
+        /// The announced captured length.
+        len: u32,
+    },
+}
+
+/// Cuts a pcap byte stream into its global header and whole records.
+///
+/// Bytes go in in any split; [`PcapSplitter::push`] returns the records that
+/// became complete, as one contiguous slice of whole records. A partial record
+/// stays buffered (at most one record, bounded by [`MAX_RECORD_LEN`]).
+#[derive(Debug, Default)]
+pub struct PcapSplitter {
+    /// Bytes received and not yet returned.
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` returned by the last push, dropped on the next.
+    consumed: usize,
+    /// The global header, once received.
+    header: Option<GlobalHeader>,
+    /// Records returned so far.
+    records: u64,
+}
+
+/// What one [`PcapSplitter::push`] produced.
+#[derive(Debug)]
+pub struct Split<'a> {
+    /// The global header, on the push that completed it.
+    pub new_header: Option<GlobalHeader>,
+    /// Whole records (headers and data), possibly empty.
+    pub records: &'a [u8],
+    /// How many records `records` holds.
+    pub count: u64,
+}
+
+impl PcapSplitter {
+    /// A splitter awaiting the global header.
+    pub fn new() -> PcapSplitter {
+        PcapSplitter::default()
+    }
+
+    /// The global header, once received.
+    pub fn header(&self) -> Option<&GlobalHeader> {
+        self.header.as_ref()
+    }
+
+    /// Records returned so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Bytes of an incomplete record (or header) held back.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Adds bytes; returns what became complete.
+    pub fn push(&mut self, data: &[u8]) -> Result<Split<'_>, PcapError> {
+        if self.consumed > 0 {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        self.buf.extend_from_slice(data);
+        let mut pos = 0;
+        let mut new_header = None;
+        if self.header.is_none() {
+            let Some(raw) = self.buf.get(..GLOBAL_HEADER_LEN) else {
+                // Reject an obviously wrong stream early, from its first bytes.
+                if self.buf.len() >= 4 {
+                    check_magic([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])?;
+                }
+                return Ok(Split {
+                    new_header: None,
+                    records: &[],
+                    count: 0,
+                });
+            };
+            let raw: [u8; GLOBAL_HEADER_LEN] = raw.try_into().unwrap_or([0; GLOBAL_HEADER_LEN]);
+            let h = GlobalHeader::parse(&raw)?;
+            self.header = Some(h);
+            new_header = Some(h);
+            pos = GLOBAL_HEADER_LEN;
+        }
+        let big_endian = self.header.map(|h| h.big_endian).unwrap_or(false);
+        let start = pos;
+        let mut count = 0;
+        while let Some(rh) = self.buf.get(pos..pos + RECORD_HEADER_LEN) {
+            let incl = read_u32(&rh[8..12], big_endian);
+            if incl > MAX_RECORD_LEN {
+                return Err(PcapError::RecordTooLong {
+                    index: self.records + count,
+                    len: incl,
+                });
+            }
+            let end = pos + RECORD_HEADER_LEN + incl as usize;
+            if end > self.buf.len() {
+                break;
+            }
+            pos = end;
+            count += 1;
+        }
+        self.consumed = pos;
+        self.records += count;
+        Ok(Split {
+            new_header,
+            records: &self.buf[start..pos],
+            count,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(n: usize) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for i in 0..n {
+            let len = (i * 13 % 200) as u32;
+            v.extend_from_slice(&(i as u32).to_le_bytes());
+            v.extend_from_slice(&0u32.to_le_bytes());
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend_from_slice(&len.to_le_bytes());
+            v.extend(std::iter::repeat_n(i as u8, len as usize));
+        }
+        v
+    }
+
+    #[test]
+    fn any_split_yields_the_same_records() {
+        let cap = capture(50);
+        for step in [1, 5, 16, 24, 100, 10_000] {
+            let mut s = PcapSplitter::new();
+            let mut out = Vec::new();
+            let mut n = 0;
+            for c in cap.chunks(step) {
+                let sp = s.push(c).unwrap();
+                if let Some(h) = sp.new_header {
+                    out.extend_from_slice(&h.raw);
+                }
+                out.extend_from_slice(sp.records);
+                n += sp.count;
+            }
+            assert_eq!(out, cap, "step {step}");
+            assert_eq!(n, 50);
+            assert_eq!(s.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn rejects_non_pcap_early_and_corrupt_lengths() {
+        assert!(matches!(
+            PcapSplitter::new().push(b"hello world"),
+            Err(PcapError::BadMagic(_))
+        ));
+        assert!(matches!(
+            PcapSplitter::new().push(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0]),
+            Err(PcapError::Pcapng)
+        ));
+        let mut cap = capture(1);
+        cap.extend_from_slice(&[0; 8]);
+        cap.extend_from_slice(&u32::MAX.to_le_bytes());
+        cap.extend_from_slice(&[0; 4]);
+        assert!(matches!(
+            PcapSplitter::new().push(&cap),
+            Err(PcapError::RecordTooLong { index: 1, .. })
+        ));
+    }
+}
