@@ -82,6 +82,12 @@ impl Decoder {
         self.buf.len()
     }
 
+    /// The bytes buffered (an incomplete frame, after [`Decoder::next_frame`]
+    /// returned `Ok(None)`).
+    pub fn buffered_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Whether an incomplete frame is buffered.
     pub fn has_partial(&self) -> bool {
         !self.buf.is_empty()

@@ -1,1 +1,323 @@
-//! placeholder
+//! `d4-server`: the D4 server — TLS ingest of sensor streams, admission
+//! policy, per-type workers writing rotated files, analyzer queues in an
+//! embedded store, and the management API that the `d4` CLI talks to.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML configuration and its defaults.
+//! - [`tls`]: the CA and server certificate created on first start.
+//! - [`store`]: the embedded database (redb) under `<data-dir>/store/`.
+//! - [`policy`]: admission checks (blocklists, registration, types, sizes, keys).
+//! - [`sensors`]: sensor metadata, statistics, live sessions, rejections.
+//! - [`session`]: one connection: decode, check, verify, hand over.
+//! - [`workers`]: per-type reconstruction, rotated files, gzip, announcements.
+//! - [`queues`]: analyzer queues (FIFO, max size with drop counts, groups).
+//! - [`api`]: the HTTPS management API (`/api/v1/...`).
+//!
+//! [`start`] brings it all up and returns a handle with the bound addresses.
+
+pub mod api;
+pub mod config;
+pub mod policy;
+pub mod queues;
+pub mod sensors;
+pub mod session;
+pub mod store;
+pub mod tls;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{Mode, ServerConfig};
+
+/// Server-wide counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames accepted.
+    pub frames: AtomicU64,
+    /// Payload bytes accepted.
+    pub bytes: AtomicU64,
+    /// Sessions rejected or closed on error.
+    pub rejects: AtomicU64,
+    /// Records skipped (e.g. NDJSON lines that are not JSON).
+    pub skipped: AtomicU64,
+}
+
+/// State shared by every session and the API.
+pub struct Shared {
+    /// The configuration in force.
+    pub cfg: ServerConfig,
+    /// Admission policy.
+    pub policy: Arc<policy::Policy>,
+    /// Sensor registry.
+    pub sensors: Arc<sensors::Sensors>,
+    /// Analyzer queues.
+    pub queues: Arc<queues::Queues>,
+    /// What workers need.
+    pub ctx: Arc<workers::WorkerCtx>,
+    /// Counters.
+    pub stats: Stats,
+    /// Flips to `true` when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// The management API token.
+    pub api_token: String,
+}
+
+/// How the CLI finds a running server: `<data-dir>/server.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ControlFile {
+    /// The ingest address sensors connect to.
+    pub ingest: String,
+    /// The management API base URL.
+    pub api: String,
+    /// The API token.
+    pub token: String,
+    /// The CA certificate that signs the API's (and ingest's) certificate.
+    pub ca: PathBuf,
+}
+
+/// The name of the control file inside the data dir.
+pub const CONTROL_FILE: &str = "server.json";
+
+/// A running server.
+pub struct RunningServer {
+    /// Where sensors connect.
+    pub ingest_addr: SocketAddr,
+    /// Where the management API listens.
+    pub api_addr: SocketAddr,
+    /// Shared state (for tests and the API).
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+fn random_token() -> String {
+    let b: [u8; 24] = rand::random();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+        .and_then(|mut f| f.write_all(data))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Starts the server: TLS material, store, listeners, background tasks.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
+    cfg.validate()?;
+    let data_dir = cfg.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+    let data_dir = data_dir.canonicalize()?;
+    let tls_dir = data_dir.join("tls");
+    tls::ensure_material(&tls_dir)?;
+    let ingest_tls = tls::server_config(&tls_dir, &[])?;
+    let api_tls = tls::server_config(&tls_dir, &[b"http/1.1"])?;
+
+    let db = Arc::new(store::Db::open(&data_dir.join("store"))?);
+    let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
+    let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
+    let queues = queues::Queues::open(db.clone())?;
+    let gzip = if cfg.gzip_level == 0 {
+        0
+    } else {
+        cfg.gzip_level
+    };
+    let ctx = Arc::new(workers::WorkerCtx {
+        data_root: data_dir.join("data"),
+        rotation: Duration::from_secs(cfg.rotation_secs),
+        queues: queues.clone(),
+        compressor: workers::Compressor::start(gzip, queues.clone()),
+    });
+    let api_token = match db.get_doc::<String>("api_token")? {
+        Some(t) => t,
+        None => {
+            let t = random_token();
+            db.put_docs(&[("api_token".to_string(), &t)])?;
+            t
+        }
+    };
+
+    let ingest = TcpListener::bind(cfg.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (in use? choose another with --listen)",
+            cfg.listen
+        )
+    })?;
+    let web = TcpListener::bind(cfg.web).await.with_context(|| {
+        format!(
+            "cannot listen on {} (in use? choose another with --web)",
+            cfg.web
+        )
+    })?;
+    let ingest_addr = ingest.local_addr()?;
+    let api_addr = web.local_addr()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        cfg: ServerConfig {
+            data_dir: data_dir.clone(),
+            ..cfg.clone()
+        },
+        policy,
+        sensors,
+        queues,
+        ctx,
+        stats: Stats::default(),
+        shutdown: shutdown_rx,
+        api_token: api_token.clone(),
+    });
+
+    let api_host = if api_addr.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), api_addr.port())
+    } else {
+        api_addr
+    };
+    let control = ControlFile {
+        ingest: ingest_addr.to_string(),
+        api: format!("https://{api_host}"),
+        token: api_token,
+        ca: tls_dir.join(tls::CA_CERT),
+    };
+    write_private(
+        &data_dir.join(CONTROL_FILE),
+        &serde_json::to_vec_pretty(&control)?,
+    )?;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(accept_loop(
+        shared.clone(),
+        ingest,
+        TlsAcceptor::from(ingest_tls),
+    ));
+    tasks.spawn(api::serve(shared.clone(), web, TlsAcceptor::from(api_tls)));
+    let s2 = shared.clone();
+    tasks.spawn(async move {
+        let mut sd = s2.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = sd.changed() => return,
+            }
+            let s3 = s2.clone();
+            let r = tokio::task::spawn_blocking(move || s3.sensors.persist()).await;
+            if let Ok(Err(e)) = r {
+                tracing::error!("cannot persist sensor metadata: {e:#}");
+            }
+        }
+    });
+    tracing::info!(
+        "d4 server listening: ingest tls://{ingest_addr}, API https://{api_addr}; mode {:?}; data in {}",
+        cfg.mode,
+        data_dir.display()
+    );
+    Ok(RunningServer {
+        ingest_addr,
+        api_addr,
+        shared,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
+    let limit = Arc::new(Semaphore::new(shared.cfg.max_connections));
+    let mut sd = shared.shutdown.clone();
+    let mut sessions = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = sd.changed() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = sd.changed() => break,
+        };
+        let (s, a) = (shared.clone(), acceptor.clone());
+        sessions.spawn(async move {
+            session::serve(s, tcp, peer, a).await;
+            drop(permit);
+        });
+        while sessions.try_join_next().is_some() {}
+    }
+    // Let sessions finish their files (they saw the shutdown too).
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+impl RunningServer {
+    /// Stops accepting, ends sessions (their files finished), compresses and
+    /// announces the last files, persists metadata.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(20), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            shared.ctx.compressor.shutdown();
+            shared.sensors.persist()
+        })
+        .await??;
+        // Give the queue writer a moment to commit the last announcements.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tracing::info!("d4 server stopped");
+        Ok(())
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(cfg: ServerConfig) -> Result<()> {
+    let server = start(cfg).await?;
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing files and queues");
+    server.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

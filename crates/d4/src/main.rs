@@ -1,1 +1,83 @@
-fn main() {}
+//! `d4`: one command line for the whole D4 system — the server, the sensor,
+//! queue and sensor management, and queue consumers.
+//!
+//! # Layout
+//!
+//! - `server`: `d4 server` (crate `d4-server`).
+//! - `client`: `d4 client` (crate `d4-client`).
+//! - `api`: the management API client used by `queue`, `sensor` and `stdout`.
+//! - `manage`: `d4 queue ...` and `d4 sensor ...`.
+//! - `stdout`: `d4 stdout`, a queue consumer.
+
+mod api;
+mod client;
+mod manage;
+mod server;
+mod stdout;
+
+use clap::{Parser, Subcommand};
+
+/// D4: open, collaborative network monitoring.
+#[derive(Parser)]
+#[command(name = "d4", version, about, propagate_version = true)]
+#[command(
+    after_help = "Quick start:\n  d4 server                          # TLS ingest on [::]:4443, API on https://127.0.0.1:7000\n  d4 queue create -t 1               # prints the queue UUID\n  tcpdump -w - | d4 client -c conf   # a sensor\n  d4 stdout -t 1 -u QUEUE -f > out.pcap"
+)]
+struct Cli {
+    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the D4 server (TLS ingest, workers, analyzer queues, management API).
+    Server(server::Args),
+    /// Run a sensor: frame a stream as D4 and send it to a server or stdout.
+    Client(client::Args),
+    /// Manage analyzer queues.
+    #[command(subcommand)]
+    Queue(manage::QueueCmd),
+    /// Manage sensors.
+    #[command(subcommand)]
+    Sensor(manage::SensorCmd),
+    /// Pop an analyzer queue to stdout.
+    Stdout(stdout::Args),
+}
+
+fn init_logging(verbose: u8, default: &str) {
+    let level = match verbose {
+        0 => default,
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match cli.cmd {
+        Cmd::Server(_) | Cmd::Client(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.verbose, default_level);
+    let r = match cli.cmd {
+        Cmd::Server(a) => server::run(a),
+        Cmd::Client(a) => client::run(a),
+        Cmd::Queue(c) => manage::queue(c),
+        Cmd::Sensor(c) => manage::sensor(c),
+        Cmd::Stdout(a) => stdout::run(a),
+    };
+    if let Err(e) = r {
+        eprintln!("d4: error: {e:#}");
+        std::process::exit(1);
+    }
+}

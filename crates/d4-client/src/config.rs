@@ -1,0 +1,329 @@
+//! Sensor configuration: the reference directory layout, or a TOML file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// Where the sensor reads its stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input.
+    Stdin,
+    /// A file, read to its end.
+    File(PathBuf),
+}
+
+/// Where the sensor sends its frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Standard output (no TLS; for pipes and tests).
+    Stdout,
+    /// A D4 server, `host:port` or `[v6]:port`, over TLS.
+    Server(String),
+}
+
+/// A complete sensor configuration.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The stream to read.
+    pub source: Source,
+    /// Where frames go.
+    pub destination: Destination,
+    /// The sensor UUID (version 4).
+    pub uuid: Uuid,
+    /// The HMAC pre-shared key (bytes of the key file, last newline stripped).
+    pub key: Vec<u8>,
+    /// Largest payload per frame.
+    pub snaplen: usize,
+    /// D4 type of the stream (2 or 254 for extended types).
+    pub ty: u8,
+    /// Protocol version written in headers.
+    pub version: u8,
+    /// The meta-header to send first (types 2/254).
+    pub meta_header: Option<Vec<u8>>,
+    /// CA certificate(s) that sign the server certificate.
+    pub root_ca: Option<PathBuf>,
+    /// Skip server certificate verification (explicit opt-in only).
+    pub insecure: bool,
+    /// Name to verify in the server certificate (default: the host part of the destination).
+    pub tls_name: Option<String>,
+    /// Timestamp written in every header instead of the clock (reproducible output).
+    pub fixed_timestamp: Option<u64>,
+    /// Send one empty frame at end of input, as the reference C client does.
+    pub end_frame: bool,
+    /// Largest delay between reconnection attempts, in seconds.
+    pub max_backoff_secs: u64,
+    /// Give up after this many failed connection attempts in a row (0: never).
+    pub max_retries: u32,
+}
+
+/// The TOML form (`d4 client --config FILE.toml`): the same settings as the directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlConfig {
+    source: Option<String>,
+    file: Option<PathBuf>,
+    destination: Option<String>,
+    uuid: Option<String>,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+    snaplen: Option<usize>,
+    #[serde(rename = "type")]
+    ty: Option<u8>,
+    version: Option<u8>,
+    metaheader: Option<PathBuf>,
+    root_ca: Option<PathBuf>,
+    uuid_file: Option<PathBuf>,
+}
+
+fn first_line(dir: &Path, name: &str) -> Result<Option<String>> {
+    let p = dir.join(name);
+    match std::fs::read_to_string(&p) {
+        Ok(s) => Ok(Some(s.lines().next().unwrap_or("").trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
+/// Reads the sensor UUID from `path`; if it is missing, empty or not a version 4
+/// UUID, generates one and writes it back.
+pub fn load_or_create_uuid(path: &Path) -> Result<Uuid> {
+    let current = match std::fs::read_to_string(path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if let Some(s) = &current {
+        let line = s.lines().next().unwrap_or("").trim();
+        match d4_proto::sensor_uuid::parse_v4(line) {
+            Ok(u) => return Ok(u),
+            Err(e) if !line.is_empty() => {
+                tracing::warn!("{}: {e}; generating a new sensor UUID", path.display())
+            }
+            Err(_) => {}
+        }
+    }
+    let u = Uuid::new_v4();
+    std::fs::write(path, format!("{u}\n"))
+        .with_context(|| format!("cannot write the new sensor UUID to {}", path.display()))?;
+    tracing::info!("sensor UUID {u} written to {}", path.display());
+    Ok(u)
+}
+
+fn parse_source(value: &str, file: Option<PathBuf>, base: &Path) -> Result<Source> {
+    match value {
+        "" | "stdin" | "-" => Ok(Source::Stdin),
+        "file" | "pcap" => match file {
+            Some(f) => Ok(Source::File(base.join(f))),
+            None => bail!("source {value:?} needs the path of the file in a `file` setting"),
+        },
+        "folder" | "d4server" => {
+            bail!("source {value:?} is not supported yet: use stdin or a file")
+        }
+        other => Ok(Source::File(base.join(other))),
+    }
+}
+
+fn parse_destination(value: &str) -> Result<Destination> {
+    match value {
+        "stdout" | "-" => Ok(Destination::Stdout),
+        "" => bail!("destination is empty: write `stdout` or `host:port` into it"),
+        hp => {
+            if !hp.contains(':') {
+                bail!("destination {hp:?} is not `stdout` nor `host:port` / `[v6]:port`");
+            }
+            Ok(Destination::Server(hp.to_string()))
+        }
+    }
+}
+
+fn check_snaplen(n: usize) -> Result<usize> {
+    if (1..=d4_proto::MAX_SNAPLEN).contains(&n) {
+        Ok(n)
+    } else {
+        bail!("snaplen {n} is outside 1..={}", d4_proto::MAX_SNAPLEN)
+    }
+}
+
+fn check_type(ty: u8, meta: &Option<Vec<u8>>) -> Result<()> {
+    if ty == 0 {
+        bail!("type 0 is reserved");
+    }
+    if matches!(ty, 2 | 254) {
+        let Some(m) = meta else {
+            bail!("type {ty} needs a metaheader.json (its \"type\" names the extended type)");
+        };
+        d4_proto::MetaHeader::parse(m).context("metaheader.json")?;
+    }
+    Ok(())
+}
+
+impl ClientConfig {
+    fn defaults(uuid: Uuid) -> ClientConfig {
+        ClientConfig {
+            source: Source::Stdin,
+            destination: Destination::Stdout,
+            uuid,
+            key: d4_proto::DEFAULT_KEY.to_vec(),
+            snaplen: d4_proto::DEFAULT_SNAPLEN,
+            ty: 1,
+            version: d4_proto::VERSION,
+            meta_header: None,
+            root_ca: None,
+            insecure: false,
+            tls_name: None,
+            fixed_timestamp: None,
+            end_frame: false,
+            max_backoff_secs: 30,
+            max_retries: 0,
+        }
+    }
+
+    /// Reads a reference configuration directory (`source`, `destination`,
+    /// `uuid`, `key`, `snaplen`, `type`, `version`, `metaheader.json`, `rootCA.crt`).
+    pub fn from_dir(dir: &Path) -> Result<ClientConfig> {
+        if !dir.is_dir() {
+            bail!(
+                "{} is not a directory (expected a D4 sensor configuration directory)",
+                dir.display()
+            );
+        }
+        let uuid = load_or_create_uuid(&dir.join("uuid"))?;
+        let mut c = ClientConfig::defaults(uuid);
+        let file = first_line(dir, "file")?.map(PathBuf::from);
+        if let Some(s) = first_line(dir, "source")? {
+            c.source = parse_source(&s, file, dir)?;
+        }
+        match first_line(dir, "destination")? {
+            Some(d) => c.destination = parse_destination(&d)?,
+            None => bail!(
+                "{}: no `destination` file (stdout or host:port)",
+                dir.display()
+            ),
+        }
+        let key_path = dir.join("key");
+        match std::fs::read(&key_path) {
+            Ok(raw) => c.key = d4_proto::key_from_file_bytes(&raw),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!("{}: no `key` file, using the default key", dir.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_path.display())),
+        }
+        if let Some(s) = first_line(dir, "snaplen")? {
+            let n: usize = s
+                .parse()
+                .with_context(|| format!("snaplen {s:?} is not a number"))?;
+            c.snaplen = check_snaplen(n)?;
+        }
+        if let Some(s) = first_line(dir, "type")? {
+            c.ty = s
+                .parse()
+                .with_context(|| format!("type {s:?} is not a number 1-255"))?;
+        }
+        if let Some(s) = first_line(dir, "version")? {
+            c.version = s
+                .parse()
+                .with_context(|| format!("version {s:?} is not a number"))?;
+        }
+        let meta = dir.join("metaheader.json");
+        if meta.is_file() {
+            c.meta_header = Some(
+                std::fs::read(&meta).with_context(|| format!("cannot read {}", meta.display()))?,
+            );
+        }
+        check_type(c.ty, &c.meta_header)?;
+        let ca = dir.join("rootCA.crt");
+        if ca.is_file() {
+            c.root_ca = Some(ca);
+        }
+        Ok(c)
+    }
+
+    /// Reads a TOML configuration file (same settings; paths relative to the file).
+    pub fn from_toml(path: &Path) -> Result<ClientConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let t: TomlConfig = toml_from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let uuid = match (&t.uuid, &t.uuid_file) {
+            (Some(u), _) => d4_proto::sensor_uuid::parse_v4(u)?,
+            (None, Some(f)) => load_or_create_uuid(&base.join(f))?,
+            (None, None) => bail!("{}: set `uuid` or `uuid_file`", path.display()),
+        };
+        let mut c = ClientConfig::defaults(uuid);
+        if let Some(s) = &t.source {
+            c.source = parse_source(s, t.file.clone(), base)?;
+        } else if let Some(f) = &t.file {
+            c.source = Source::File(base.join(f));
+        }
+        c.destination = parse_destination(t.destination.as_deref().unwrap_or(""))?;
+        if let Some(k) = t.key {
+            c.key = k.into_bytes();
+        } else if let Some(f) = t.key_file {
+            let p = base.join(f);
+            c.key = d4_proto::key_from_file_bytes(
+                &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
+            );
+        }
+        if let Some(n) = t.snaplen {
+            c.snaplen = check_snaplen(n)?;
+        }
+        c.ty = t.ty.unwrap_or(1);
+        c.version = t.version.unwrap_or(d4_proto::VERSION);
+        if let Some(m) = t.metaheader {
+            let p = base.join(m);
+            c.meta_header =
+                Some(std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?);
+        }
+        check_type(c.ty, &c.meta_header)?;
+        c.root_ca = t.root_ca.map(|p| base.join(p));
+        Ok(c)
+    }
+}
+
+fn toml_from_str(text: &str) -> Result<TomlConfig> {
+    Ok(toml::from_str(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_layout_and_uuid_write_back() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("destination"), "127.0.0.1:4443\n").unwrap();
+        std::fs::write(d.path().join("type"), "3\n").unwrap();
+        std::fs::write(d.path().join("snaplen"), "1000\n").unwrap();
+        std::fs::write(d.path().join("key"), "secret\n").unwrap();
+        std::fs::write(d.path().join("uuid"), "not-a-uuid\n").unwrap();
+        let c = ClientConfig::from_dir(d.path()).unwrap();
+        assert_eq!(c.ty, 3);
+        assert_eq!(c.snaplen, 1000);
+        assert_eq!(c.key, b"secret");
+        assert_eq!(c.source, Source::Stdin);
+        assert_eq!(c.destination, Destination::Server("127.0.0.1:4443".into()));
+        assert!(d4_proto::is_v4(&c.uuid));
+        let written = std::fs::read_to_string(d.path().join("uuid")).unwrap();
+        assert_eq!(written.trim(), c.uuid.to_string());
+        // Stable on the second read.
+        assert_eq!(ClientConfig::from_dir(d.path()).unwrap().uuid, c.uuid);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let e = ClientConfig::from_dir(d.path()).unwrap_err().to_string();
+        assert!(e.contains("destination"), "{e}");
+        std::fs::write(d.path().join("destination"), "stdout\n").unwrap();
+        std::fs::write(d.path().join("snaplen"), "70000\n").unwrap();
+        let e = format!("{:#}", ClientConfig::from_dir(d.path()).unwrap_err());
+        assert!(e.contains("snaplen 70000"), "{e}");
+        std::fs::write(d.path().join("snaplen"), "4096\n").unwrap();
+        std::fs::write(d.path().join("type"), "254\n").unwrap();
+        let e = format!("{:#}", ClientConfig::from_dir(d.path()).unwrap_err());
+        assert!(e.contains("metaheader.json"), "{e}");
+    }
+}

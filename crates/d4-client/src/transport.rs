@@ -1,0 +1,291 @@
+//! Destinations: stdout, or a D4 server over TLS, with reconnection.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+/// How long one TCP connection attempt may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write blocked longer than this (server stalled, peer gone) counts as a drop.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Write buffer in front of the socket or stdout.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// A TLS connection to a D4 server.
+pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// An open destination.
+pub enum Sink {
+    /// Standard output.
+    Stdout(BufWriter<io::Stdout>),
+    /// A TLS connection.
+    Tls(Box<BufWriter<TlsStream>>),
+}
+
+impl Sink {
+    /// Writes encoded frames.
+    pub fn write_all(&mut self, frames: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.write_all(frames),
+            Sink::Tls(w) => w.write_all(frames),
+        }
+    }
+
+    /// Pushes buffered bytes out; for TLS, also notices a server that hung up.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.flush(),
+            Sink::Tls(w) => {
+                w.flush()?;
+                check_alive(w.get_mut())
+            }
+        }
+    }
+
+    /// Ends the stream cleanly: flush, TLS close_notify, then wait (bounded) for
+    /// the server to close its side, which it does once it has read everything.
+    pub fn close(self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(mut w) => w.flush(),
+            Sink::Tls(w) => {
+                let mut s = w.into_inner().map_err(|e| e.into_error())?;
+                s.conn.send_close_notify();
+                s.flush()?;
+                s.sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+                let mut buf = [0u8; 512];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The server never sends application data: anything readable is a close
+/// (close_notify, EOF, reset). Session tickets are absorbed by rustls.
+fn check_alive(s: &mut TlsStream) -> io::Result<()> {
+    s.sock.set_nonblocking(true)?;
+    let mut buf = [0u8; 64];
+    let r = s.read(&mut buf);
+    s.sock.set_nonblocking(false)?;
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the server closed the connection (see the server log or `d4 sensor list` for the reason)",
+        )),
+    }
+}
+
+/// Opens TLS connections to one server.
+pub struct Connector {
+    /// `host:port` as configured.
+    addr: String,
+    /// The name verified in the server certificate.
+    name: ServerName<'static>,
+    /// Shared rustls configuration.
+    config: Arc<rustls::ClientConfig>,
+}
+
+fn split_host(addr: &str) -> Result<&str> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let end = rest
+            .find(']')
+            .ok_or_else(|| anyhow!("{addr:?}: missing ']'"))?;
+        return Ok(&rest[..end]);
+    }
+    addr.rsplit_once(':')
+        .map(|(h, _)| h)
+        .ok_or_else(|| anyhow!("{addr:?} is not host:port"))
+}
+
+/// Loads every certificate of a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("{} is not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+impl Connector {
+    /// Prepares TLS: verify the server against `root_ca`, or (only when
+    /// `insecure`) skip verification.
+    pub fn new(
+        addr: &str,
+        root_ca: Option<&Path>,
+        insecure: bool,
+        tls_name: Option<&str>,
+    ) -> Result<Connector> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?;
+        let config = if insecure {
+            tracing::warn!("TLS server verification is OFF (--insecure): anyone on the path can read and alter this stream");
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
+        } else {
+            let Some(ca) = root_ca else {
+                bail!("no rootCA.crt to verify the server with: copy the server's <data-dir>/tls/ca.crt into the sensor directory as rootCA.crt (or pass --insecure to skip verification)");
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for c in load_certs(ca)? {
+                roots
+                    .add(c)
+                    .with_context(|| format!("{}: unusable CA certificate", ca.display()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        let host = tls_name.unwrap_or(split_host(addr)?);
+        let name = ServerName::try_from(host.to_string())
+            .with_context(|| format!("{host:?} is not a valid server name"))?;
+        Ok(Connector {
+            addr: addr.to_string(),
+            name,
+            config: Arc::new(config),
+        })
+    }
+
+    /// One connection attempt (TCP with a timeout, then the TLS handshake).
+    pub fn connect(&self) -> Result<Sink> {
+        let addrs: Vec<_> = self
+            .addr
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {}", self.addr))?
+            .collect();
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, DIAL_TIMEOUT) {
+                Ok(tcp) => {
+                    tcp.set_nodelay(true)?;
+                    tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                    tcp.set_read_timeout(Some(DIAL_TIMEOUT))?;
+                    let conn = ClientConnection::new(self.config.clone(), self.name.clone())?;
+                    let mut s = StreamOwned::new(conn, tcp);
+                    while s.conn.is_handshaking() {
+                        s.conn
+                            .complete_io(&mut s.sock)
+                            .with_context(|| format!("TLS handshake with {a} failed"))?;
+                    }
+                    s.sock.set_read_timeout(None)?;
+                    return Ok(Sink::Tls(Box::new(BufWriter::with_capacity(
+                        WRITE_BUFFER,
+                        s,
+                    ))));
+                }
+                Err(e) => last = Some(anyhow!(e).context(format!("cannot connect to {a}"))),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("{} resolves to no address", self.addr)))
+    }
+}
+
+/// Standard output as a destination.
+pub fn stdout_sink() -> Sink {
+    Sink::Stdout(BufWriter::with_capacity(WRITE_BUFFER, io::stdout()))
+}
+
+/// Capped exponential backoff with jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    /// Next delay.
+    next: Duration,
+    /// Upper bound.
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at 250 ms, doubles, never above `max`.
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Duration::from_millis(250),
+            max,
+        }
+    }
+
+    /// The delay to wait now (with ±20 % jitter), and doubles the next one.
+    pub fn delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let jitter = 0.8 + rand::random::<f64>() * 0.4;
+        d.mul_f64(jitter).min(self.max)
+    }
+
+    /// Back to the first delay after a success.
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(250);
+    }
+}
+
+/// Accepts any server certificate (`--insecure` only).
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_split_and_backoff_cap() {
+        assert_eq!(split_host("127.0.0.1:4443").unwrap(), "127.0.0.1");
+        assert_eq!(split_host("[::1]:4443").unwrap(), "::1");
+        assert_eq!(split_host("d4.example.org:4443").unwrap(), "d4.example.org");
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let ds: Vec<_> = (0..8).map(|_| b.delay()).collect();
+        assert!(ds.iter().all(|d| *d <= Duration::from_secs(2)));
+        assert!(ds[7] >= Duration::from_millis(1600));
+    }
+}

@@ -1,0 +1,299 @@
+//! Admission policy: who may send what. The ingest checks of spec 02, in
+//! their order, as pure functions of the policy state and one header.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use d4_proto::{Header, Signer};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{Mode, ServerConfig};
+use crate::store::Db;
+
+/// The persistent part of the policy (store document `policy`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicyState {
+    /// Approved sensors (registration mode).
+    pub approved: BTreeSet<Uuid>,
+    /// Sensors that tried to connect while not approved, with when and from where.
+    pub pending: BTreeMap<Uuid, PendingSensor>,
+    /// Refused sensors.
+    pub blocked_uuids: BTreeSet<Uuid>,
+    /// Refused peers: addresses (as /32 or /128) and ranges.
+    pub blocked_nets: BTreeSet<IpNet>,
+    /// Sensors whose next peer address is added to `blocked_nets`.
+    pub block_ip_by_uuid: BTreeSet<Uuid>,
+    /// Per-sensor HMAC keys (never shown by the API).
+    pub keys: BTreeMap<Uuid, String>,
+}
+
+/// A sensor waiting for approval.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PendingSensor {
+    /// Unix seconds of the first attempt.
+    pub first_seen: i64,
+    /// Unix seconds of the last attempt.
+    pub last_seen: i64,
+    /// Peer address of the last attempt.
+    pub ip: String,
+}
+
+/// Most pending sensors remembered (oldest forgotten first).
+const MAX_PENDING: usize = 1000;
+
+/// Why a session is refused. The text is what the log and the sensor's
+/// error record say.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Reject {
+    /// Check 1.
+    #[error("peer address {0} is blocklisted")]
+    BlockedIp(IpAddr),
+    /// Check 2.
+    #[error("sensor is set to have its addresses blocklisted; {0} added to the IP blocklist")]
+    BlockIpByUuid(IpAddr),
+    /// Check 3.
+    #[error("sensor UUID is blocklisted")]
+    BlockedUuid,
+    /// Check 3, temporary.
+    #[error("sensor was kicked; refused for {0} more seconds")]
+    Kicked(u64),
+    /// Check 4.
+    #[error("sensor is not approved (registration mode): approve it with `d4 sensor approve {0}`")]
+    NotApproved(Uuid),
+    /// Check 5.
+    #[error("frame size {size} exceeds the limit of {max} bytes")]
+    TooLarge {
+        /// Announced size.
+        size: u32,
+        /// Limit.
+        max: u32,
+    },
+    /// Check 6.
+    #[error("UUID {0} is not a version 4 UUID")]
+    NotV4(Uuid),
+    /// Check 6.
+    #[error("type 0 is reserved")]
+    Type0,
+    /// Check 6.
+    #[error("type {0} is not accepted by this server")]
+    TypeNotAccepted(u8),
+    /// Check 6 (type 254).
+    #[error("extended type {0:?} is not accepted by this server")]
+    ExtendedNotAccepted(String),
+    /// Check 7.
+    #[error("a type 2 frame (meta-header) must come before type 254")]
+    ExtendedFirst,
+    /// Check 7.
+    #[error("sensor already has a live connection for type {0}")]
+    AlreadyConnected(u8),
+    /// Check 8.
+    #[error("UUID changed inside the session (from {0} to {1})")]
+    UuidChanged(Uuid, Uuid),
+    /// Check 8.
+    #[error("type changed inside the session (from {0} to {1}); only 2 → 254 is allowed")]
+    TypeChanged(u8, u8),
+    /// Check 9.
+    #[error("HMAC does not match (wrong key?)")]
+    BadHmac,
+    /// Framing: the payload is not what its type says.
+    #[error("{0}")]
+    BadPayload(String),
+    /// Framing: idle or stalled.
+    #[error("{0}")]
+    Timeout(String),
+    /// Unsupported protocol version.
+    #[error("protocol version {0} is not supported (only 1)")]
+    Version(u8),
+}
+
+/// The policy shared by all sessions.
+pub struct Policy {
+    mode: Mode,
+    /// Limit for frame payloads.
+    pub max_frame_size: u32,
+    accepted_types: BTreeSet<u8>,
+    accepted_extended: BTreeSet<String>,
+    kick_for: Duration,
+    state: RwLock<PolicyState>,
+    kicked: Mutex<HashMap<Uuid, Instant>>,
+    default_signer: Signer,
+    signers: Mutex<HashMap<Uuid, Signer>>,
+    db: Arc<Db>,
+}
+
+impl Policy {
+    /// Loads the policy state from the store; the rest comes from the configuration.
+    pub fn load(cfg: &ServerConfig, db: Arc<Db>) -> Result<Policy> {
+        let state: PolicyState = db.get_doc("policy")?.unwrap_or_default();
+        Ok(Policy {
+            mode: cfg.mode,
+            max_frame_size: cfg.max_frame_size,
+            accepted_types: cfg.accepted_types.iter().copied().collect(),
+            accepted_extended: cfg.accepted_extended_types.iter().cloned().collect(),
+            kick_for: Duration::from_secs(cfg.kick_secs),
+            state: RwLock::new(state),
+            kicked: Mutex::new(HashMap::new()),
+            default_signer: Signer::new(cfg.default_key.as_bytes()),
+            signers: Mutex::new(HashMap::new()),
+            db,
+        })
+    }
+
+    /// The admission mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, PolicyState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the persistent state (for listings).
+    pub fn snapshot(&self) -> PolicyState {
+        self.read().clone()
+    }
+
+    /// Changes the state and persists it.
+    pub fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut s);
+        self.db.put_docs(&[("policy".to_string(), &*s)])?;
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(out)
+    }
+
+    /// Check 1, also run when a connection is accepted.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
+        if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
+            return Err(Reject::BlockedIp(ip));
+        }
+        Ok(())
+    }
+
+    /// Refuses a sensor for the kick period.
+    pub fn kick(&self, uuid: Uuid) {
+        self.kicked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uuid, Instant::now() + self.kick_for);
+    }
+
+    /// Checks 1-6 on a header (the ones that need no session state).
+    pub fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
+        self.check_ip(ip)?;
+        let u = h.uuid;
+        if self.read().block_ip_by_uuid.contains(&u) {
+            let net = IpNet::from(ip);
+            // Best effort: the refusal stands even if it cannot be persisted.
+            if let Err(e) = self.update(|s| s.blocked_nets.insert(net)) {
+                tracing::error!("cannot persist the IP blocklist: {e:#}");
+            }
+            return Err(Reject::BlockIpByUuid(ip));
+        }
+        if self.read().blocked_uuids.contains(&u) {
+            return Err(Reject::BlockedUuid);
+        }
+        {
+            let mut k = self.kicked.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(until) = k.get(&u) {
+                let now = Instant::now();
+                if *until > now {
+                    return Err(Reject::Kicked((*until - now).as_secs() + 1));
+                }
+                k.remove(&u);
+            }
+        }
+        if self.mode == Mode::Registration && !self.read().approved.contains(&u) {
+            if d4_proto::is_v4(&u) {
+                self.note_pending(u, ip);
+            }
+            return Err(Reject::NotApproved(u));
+        }
+        if h.size > self.max_frame_size {
+            return Err(Reject::TooLarge {
+                size: h.size,
+                max: self.max_frame_size,
+            });
+        }
+        if !d4_proto::is_v4(&u) {
+            return Err(Reject::NotV4(u));
+        }
+        if h.ty == 0 {
+            return Err(Reject::Type0);
+        }
+        if !self.accepted_types.contains(&h.ty) {
+            return Err(Reject::TypeNotAccepted(h.ty));
+        }
+        if h.version != d4_proto::VERSION {
+            return Err(Reject::Version(h.version));
+        }
+        Ok(())
+    }
+
+    /// Check 6 for the extended type announced by a meta-header.
+    pub fn check_extended(&self, name: &str) -> Result<(), Reject> {
+        if self.accepted_extended.is_empty() || self.accepted_extended.contains(name) {
+            Ok(())
+        } else {
+            Err(Reject::ExtendedNotAccepted(name.to_string()))
+        }
+    }
+
+    fn note_pending(&self, u: Uuid, ip: IpAddr) {
+        let t = chrono::Utc::now().timestamp();
+        let known = self.read().pending.get(&u).map(|p| p.ip.clone());
+        // Persist only news (a sensor retrying from the same address is not news).
+        if known.as_deref() == Some(&ip.to_string()) {
+            return;
+        }
+        let r = self.update(|s| {
+            if s.pending.len() >= MAX_PENDING {
+                if let Some(oldest) = s
+                    .pending
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_seen)
+                    .map(|(k, _)| *k)
+                {
+                    s.pending.remove(&oldest);
+                }
+            }
+            let e = s.pending.entry(u).or_insert(PendingSensor {
+                first_seen: t,
+                last_seen: t,
+                ip: ip.to_string(),
+            });
+            e.last_seen = t;
+            e.ip = ip.to_string();
+        });
+        if let Err(e) = r {
+            tracing::error!("cannot persist the pending sensor list: {e:#}");
+        }
+    }
+
+    /// The signer for a sensor: its own key, or the default key.
+    pub fn signer(&self, u: Uuid) -> Signer {
+        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cache.get(&u) {
+            return s.clone();
+        }
+        let s = match self.read().keys.get(&u) {
+            Some(k) => Signer::new(k.as_bytes()),
+            None => self.default_signer.clone(),
+        };
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(u, s.clone());
+        s
+    }
+}

@@ -1,0 +1,491 @@
+//! Analyzer queues: FIFO lists of items (lines or file paths) that workers
+//! fill and consumers (`d4 stdout`, exporters, analyzers) pop.
+//!
+//! A queue has a UUID, a data type (a D4 type number or an extended type
+//! name), a description, a max size (the oldest items are dropped beyond it,
+//! and counted), and optionally a group of sensors it is restricted to.
+//! Workers hand items to [`Queues::push`]; one writer thread commits them in
+//! batches, so a burst of lines costs one transaction, not one per line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::store::{item_key, Db, ITEMS, QUEUES};
+
+/// What a queue carries: a D4 type number or an extended type name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum QueueType {
+    /// A D4 type (1, 3, 4, ...).
+    Type(u8),
+    /// An extended type carried by type 254 (`maltrail`, `ja3-jl`, ...).
+    Extended(String),
+}
+
+impl QueueType {
+    /// Parses `3`, `254`-style numbers or extended type names.
+    pub fn parse(s: &str) -> Result<QueueType> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u16>() {
+            match n {
+                0 => bail!("type 0 is reserved"),
+                2 | 254 => bail!("types 2 and 254 carry extended types: give the extended type name (e.g. maltrail, ja3-jl)"),
+                1..=255 => return Ok(QueueType::Type(n as u8)),
+                _ => bail!("type {n} is not a D4 type (1-255)"),
+            }
+        }
+        if d4_proto::meta::valid_extended_type(s) {
+            Ok(QueueType::Extended(s.to_string()))
+        } else {
+            bail!("{s:?} is neither a D4 type number nor an extended type name ([A-Za-z0-9._-], 1-64 characters)")
+        }
+    }
+}
+
+impl fmt::Display for QueueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueType::Type(n) => write!(f, "{n}"),
+            QueueType::Extended(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<QueueType> for String {
+    fn from(t: QueueType) -> String {
+        t.to_string()
+    }
+}
+
+impl TryFrom<String> for QueueType {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<QueueType> {
+        QueueType::parse(&s)
+    }
+}
+
+/// A queue's definition and counters, as stored and as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QueueDef {
+    /// Queue UUID.
+    pub uuid: Uuid,
+    /// Data type.
+    #[serde(rename = "type")]
+    pub ty: QueueType,
+    /// Free text.
+    pub description: String,
+    /// Most items kept; older ones are dropped.
+    pub max_size: u64,
+    /// Sensors this queue is restricted to (empty: all sensors).
+    pub sensors: Vec<Uuid>,
+    /// Unix seconds of creation.
+    pub created: i64,
+    /// Unix seconds of the last push or pop.
+    pub last_updated: i64,
+    /// Sequence number of the oldest item.
+    pub head: u64,
+    /// Sequence number the next item gets.
+    pub tail: u64,
+    /// Items dropped because the queue was full.
+    pub dropped: u64,
+    /// Items ever pushed.
+    pub pushed: u64,
+}
+
+impl QueueDef {
+    /// Items waiting.
+    pub fn len(&self) -> u64 {
+        self.tail - self.head
+    }
+
+    /// Whether no item waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Items for some queues, from one worker.
+struct PushBatch {
+    queues: Vec<Uuid>,
+    items: Vec<Bytes>,
+}
+
+/// The queue registry and its writer.
+pub struct Queues {
+    db: Arc<Db>,
+    /// Definitions and counters (the store is updated in the same transaction).
+    defs: Mutex<HashMap<Uuid, QueueDef>>,
+    /// Routing table: type → (queue, group). Read on every push.
+    routes: RwLock<HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>>>,
+    /// To the writer thread.
+    tx: mpsc::Sender<PushBatch>,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Most items committed in one transaction.
+const BATCH_ITEMS: usize = 8192;
+
+impl Queues {
+    /// Loads the queues from the store and starts the writer thread.
+    pub fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
+        let mut defs = HashMap::new();
+        for row in db.queue_rows()? {
+            match serde_json::from_slice::<QueueDef>(&row) {
+                Ok(d) => {
+                    defs.insert(d.uuid, d);
+                }
+                Err(e) => {
+                    tracing::warn!("a queue definition in the store is corrupt, ignored: {e}")
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let q = Arc::new(Queues {
+            db,
+            defs: Mutex::new(defs),
+            routes: RwLock::new(HashMap::new()),
+            tx,
+        });
+        q.rebuild_routes();
+        let weak = Arc::downgrade(&q);
+        std::thread::Builder::new()
+            .name("d4-queue-writer".into())
+            .spawn(move || writer(weak, rx))
+            .context("starting the queue writer")?;
+        Ok(q)
+    }
+
+    fn lock_defs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, QueueDef>> {
+        self.defs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rebuild_routes(&self) {
+        let mut routes: HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>> = HashMap::new();
+        for d in self.lock_defs().values() {
+            routes
+                .entry(d.ty.clone())
+                .or_default()
+                .push((d.uuid, d.sensors.clone()));
+        }
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    /// The queues that receive `ty` data from `sensor`.
+    pub fn route(&self, ty: &QueueType, sensor: Uuid) -> Vec<Uuid> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        match routes.get(ty) {
+            None => Vec::new(),
+            Some(qs) => qs
+                .iter()
+                .filter(|(_, group)| group.is_empty() || group.contains(&sensor))
+                .map(|(q, _)| *q)
+                .collect(),
+        }
+    }
+
+    /// Whether any queue takes `ty` (a cheap check before building items).
+    pub fn wants(&self, ty: &QueueType) -> bool {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(ty)
+    }
+
+    /// Hands items to the writer. Waits (back-pressure) while the writer is
+    /// behind, at most `stall`; an error means the items were not taken.
+    pub async fn push(&self, queues: Vec<Uuid>, items: Vec<Bytes>, stall: Duration) -> Result<()> {
+        if queues.is_empty() || items.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(stall, self.tx.send(PushBatch { queues, items })).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => bail!("the queue writer has stopped"),
+            Err(_) => bail!("analyzer queues stalled for {} s", stall.as_secs()),
+        }
+    }
+
+    /// The same, from a thread outside the async runtime (background gzip).
+    pub fn push_blocking(&self, queues: Vec<Uuid>, items: Vec<Bytes>) {
+        if queues.is_empty() || items.is_empty() {
+            return;
+        }
+        if self.tx.blocking_send(PushBatch { queues, items }).is_err() {
+            tracing::error!("the queue writer has stopped; items lost");
+        }
+    }
+
+    /// Creates a queue.
+    pub fn create(
+        &self,
+        ty: QueueType,
+        description: String,
+        max_size: u64,
+        sensors: Vec<Uuid>,
+    ) -> Result<QueueDef> {
+        if max_size == 0 {
+            bail!("max size must be at least 1");
+        }
+        let t = now();
+        let def = QueueDef {
+            uuid: Uuid::new_v4(),
+            ty,
+            description,
+            max_size,
+            sensors,
+            created: t,
+            last_updated: t,
+            head: 0,
+            tail: 0,
+            dropped: 0,
+            pushed: 0,
+        };
+        let mut defs = self.lock_defs();
+        self.db.write(|tx| {
+            let mut t = tx.open_table(QUEUES)?;
+            t.insert(
+                def.uuid.as_bytes().as_slice(),
+                serde_json::to_vec(&def)?.as_slice(),
+            )?;
+            Ok(())
+        })?;
+        defs.insert(def.uuid, def.clone());
+        drop(defs);
+        self.rebuild_routes();
+        Ok(def)
+    }
+
+    /// Every queue.
+    pub fn list(&self) -> Vec<QueueDef> {
+        let mut v: Vec<_> = self.lock_defs().values().cloned().collect();
+        v.sort_by(|a, b| (a.created, a.uuid).cmp(&(b.created, b.uuid)));
+        v
+    }
+
+    /// One queue.
+    pub fn get(&self, id: Uuid) -> Option<QueueDef> {
+        self.lock_defs().get(&id).cloned()
+    }
+
+    /// Changes a queue's max size (dropping the oldest items if it shrinks).
+    pub fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
+        if max_size == 0 {
+            bail!("max size must be at least 1");
+        }
+        let mut defs = self.lock_defs();
+        let Some(mut d) = defs.get(&id).cloned() else {
+            bail!("no queue {id}")
+        };
+        d.max_size = max_size;
+        self.db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            trim(&mut items, &mut d)?;
+            let mut t = tx.open_table(QUEUES)?;
+            t.insert(
+                d.uuid.as_bytes().as_slice(),
+                serde_json::to_vec(&d)?.as_slice(),
+            )?;
+            Ok(())
+        })?;
+        defs.insert(id, d.clone());
+        Ok(d)
+    }
+
+    /// Deletes a queue and its items.
+    pub fn delete(&self, id: Uuid) -> Result<QueueDef> {
+        let mut defs = self.lock_defs();
+        let Some(d) = defs.get(&id).cloned() else {
+            bail!("no queue {id}")
+        };
+        self.db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            let lo = item_key(id.as_bytes(), 0);
+            let hi = item_key(id.as_bytes(), u64::MAX);
+            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            let mut t = tx.open_table(QUEUES)?;
+            t.remove(id.as_bytes().as_slice())?;
+            Ok(())
+        })?;
+        defs.remove(&id);
+        drop(defs);
+        self.rebuild_routes();
+        Ok(d)
+    }
+
+    /// Removes and returns up to `n` items, oldest first.
+    pub fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        let mut defs = self.lock_defs();
+        let Some(mut d) = defs.get(&id).cloned() else {
+            bail!("no queue {id}")
+        };
+        if d.is_empty() || n == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self.db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            let mut out = Vec::new();
+            while out.len() < n && d.head < d.tail {
+                if let Some(v) = items.remove(item_key(id.as_bytes(), d.head).as_slice())? {
+                    out.push(v.value().to_vec());
+                }
+                d.head += 1;
+            }
+            d.last_updated = now();
+            let mut t = tx.open_table(QUEUES)?;
+            t.insert(
+                d.uuid.as_bytes().as_slice(),
+                serde_json::to_vec(&d)?.as_slice(),
+            )?;
+            Ok(out)
+        })?;
+        defs.insert(id, d);
+        Ok(out)
+    }
+
+    /// The first `n` items, left in place.
+    pub fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        let Some(d) = self.get(id) else {
+            bail!("no queue {id}")
+        };
+        self.db.peek_items(id.as_bytes(), d.head, n)
+    }
+
+    /// Commits batches (called by the writer thread).
+    fn commit(&self, batches: &[PushBatch]) -> Result<()> {
+        let mut defs = self.lock_defs();
+        let mut touched: HashMap<Uuid, QueueDef> = HashMap::new();
+        let t = now();
+        self.db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            for b in batches {
+                for q in &b.queues {
+                    let d = match touched.get_mut(q) {
+                        Some(d) => d,
+                        None => match defs.get(q) {
+                            Some(d) => touched.entry(*q).or_insert(d.clone()),
+                            None => continue, // deleted meanwhile
+                        },
+                    };
+                    for item in &b.items {
+                        items.insert(item_key(q.as_bytes(), d.tail).as_slice(), item.as_ref())?;
+                        d.tail += 1;
+                        d.pushed += 1;
+                    }
+                    d.last_updated = t;
+                }
+            }
+            let mut qt = tx.open_table(QUEUES)?;
+            for d in touched.values_mut() {
+                trim(&mut items, d)?;
+                qt.insert(
+                    d.uuid.as_bytes().as_slice(),
+                    serde_json::to_vec(&*d)?.as_slice(),
+                )?;
+            }
+            Ok(())
+        })?;
+        for (id, d) in touched {
+            defs.insert(id, d);
+        }
+        Ok(())
+    }
+}
+
+/// Drops the oldest items beyond the max size.
+fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
+    while d.len() > d.max_size {
+        items.remove(item_key(d.uuid.as_bytes(), d.head).as_slice())?;
+        d.head += 1;
+        d.dropped += 1;
+    }
+    Ok(())
+}
+
+fn writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut n = first.items.len() * first.queues.len();
+        let mut batches = vec![first];
+        while n < BATCH_ITEMS {
+            match rx.try_recv() {
+                Ok(b) => {
+                    n += b.items.len() * b.queues.len();
+                    batches.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(q) = q.upgrade() else { return };
+        if let Err(e) = q.commit(&batches) {
+            tracing::error!("cannot store {n} queue items: {e:#}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_types() {
+        assert_eq!(QueueType::parse("3").unwrap(), QueueType::Type(3));
+        assert_eq!(
+            QueueType::parse("maltrail").unwrap(),
+            QueueType::Extended("maltrail".into())
+        );
+        assert!(QueueType::parse("0").is_err());
+        assert!(QueueType::parse("254").is_err());
+        assert!(QueueType::parse("../x").is_err());
+        let s = serde_json::to_string(&QueueType::Type(8)).unwrap();
+        assert_eq!(s, "\"8\"");
+    }
+
+    #[tokio::test]
+    async fn fifo_max_size_groups_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let s1 = Uuid::new_v4();
+        let id;
+        {
+            let db = Arc::new(Db::open(dir.path()).unwrap());
+            let q = Queues::open(db).unwrap();
+            let d = q
+                .create(QueueType::Type(3), "t".into(), 5, vec![s1])
+                .unwrap();
+            id = d.uuid;
+            assert_eq!(q.route(&QueueType::Type(3), s1), vec![id]);
+            assert!(q.route(&QueueType::Type(3), Uuid::new_v4()).is_empty());
+            let items: Vec<Bytes> = (0..8).map(|i| Bytes::from(format!("line {i}"))).collect();
+            q.push(vec![id], items, Duration::from_secs(5))
+                .await
+                .unwrap();
+            for _ in 0..200 {
+                if q.get(id).unwrap().pushed == 8 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let d = q.get(id).unwrap();
+            assert_eq!((d.len(), d.dropped), (5, 3));
+            assert_eq!(
+                q.pop(id, 2).unwrap(),
+                vec![b"line 3".to_vec(), b"line 4".to_vec()]
+            );
+        }
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let q = Queues::open(db).unwrap();
+        assert_eq!(q.peek(id, 10).unwrap().len(), 3);
+        assert_eq!(q.pop(id, 10).unwrap()[0], b"line 5");
+        assert!(q.pop(id, 10).unwrap().is_empty());
+        q.delete(id).unwrap();
+        assert!(q.list().is_empty());
+    }
+}

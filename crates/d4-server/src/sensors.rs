@@ -1,0 +1,310 @@
+//! What the server knows about sensors: metadata and statistics (persisted),
+//! live sessions (for the one-connection rule and kicks), and recent rejections.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::store::Db;
+
+/// How many peer addresses are remembered per sensor.
+pub const LAST_IPS: usize = 16;
+/// How many days of daily counters are kept per sensor.
+const KEEP_DAYS: usize = 31;
+/// How many rejections are remembered server-wide.
+const KEEP_REJECTIONS: usize = 256;
+
+/// First and last time a sensor sent a type.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Seen {
+    /// Unix seconds.
+    pub first: i64,
+    /// Unix seconds.
+    pub last: i64,
+}
+
+/// Bytes and frames of one day.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DayStats {
+    /// Payload bytes accepted.
+    pub bytes: u64,
+    /// Frames accepted.
+    pub frames: u64,
+}
+
+/// A session error recorded for a sensor.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ErrorRecord {
+    /// Unix seconds.
+    pub time: i64,
+    /// Peer address.
+    pub ip: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A sensor's metadata (store document `sensor:<32 hex>`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SensorMeta {
+    /// Sensor UUID.
+    pub uuid: Uuid,
+    /// Unix seconds of the first accepted frame.
+    pub first_seen: i64,
+    /// Unix seconds of the last accepted frame.
+    pub last_seen: i64,
+    /// Per type (and `254:<name>` for extended types): first and last seen.
+    pub types: BTreeMap<String, Seen>,
+    /// Last peer addresses, newest first, with Unix seconds.
+    pub last_ips: VecDeque<(String, i64)>,
+    /// The last error, cleared by the next accepted frame.
+    pub last_error: Option<ErrorRecord>,
+    /// Errors ever recorded.
+    pub error_count: u64,
+    /// Daily counters by `YYYYMMDD`.
+    pub daily: BTreeMap<String, DayStats>,
+    /// Free text set by an operator.
+    pub description: String,
+}
+
+/// A rejection, server-wide (also for connections with no usable UUID).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Rejection {
+    /// Unix seconds.
+    pub time: i64,
+    /// Peer address.
+    pub ip: String,
+    /// Sensor UUID, if one was read.
+    pub uuid: Option<Uuid>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A live session.
+#[derive(Clone, Debug)]
+pub struct LiveSession {
+    /// Session id.
+    pub id: Uuid,
+    /// Sensor.
+    pub uuid: Uuid,
+    /// Type (as first sent).
+    pub ty: u8,
+    /// Peer.
+    pub ip: IpAddr,
+    /// Unix seconds.
+    pub since: i64,
+    /// Wakes the session to close it.
+    pub close: Arc<Notify>,
+}
+
+/// Accumulated accepted traffic of a session since its last report.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Type key (`3`, `254:maltrail`).
+    pub type_key: String,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Frames.
+    pub frames: u64,
+}
+
+/// The registry.
+pub struct Sensors {
+    db: Arc<Db>,
+    meta: Mutex<HashMap<Uuid, SensorMeta>>,
+    dirty: Mutex<Vec<Uuid>>,
+    live: Mutex<HashMap<Uuid, LiveSession>>,
+    rejections: Mutex<VecDeque<Rejection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sensors {
+    /// Loads every sensor's metadata.
+    pub fn load(db: Arc<Db>) -> Result<Sensors> {
+        let meta = db
+            .docs_with_prefix::<SensorMeta>("sensor:")?
+            .into_iter()
+            .map(|(_, m)| (m.uuid, m))
+            .collect();
+        Ok(Sensors {
+            db,
+            meta: Mutex::new(meta),
+            dirty: Mutex::new(Vec::new()),
+            live: Mutex::new(HashMap::new()),
+            rejections: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    fn touch(&self, u: Uuid) {
+        let mut d = lock(&self.dirty);
+        if !d.contains(&u) {
+            d.push(u);
+        }
+    }
+
+    /// Writes changed metadata to the store (called periodically and at shutdown).
+    pub fn persist(&self) -> Result<()> {
+        let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.dirty));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<(String, SensorMeta)> = {
+            let m = lock(&self.meta);
+            ids.iter()
+                .filter_map(|u| {
+                    m.get(u)
+                        .map(|s| (format!("sensor:{}", u.simple()), s.clone()))
+                })
+                .collect()
+        };
+        self.db.put_docs(&docs)
+    }
+
+    /// Records accepted traffic: last seen, per-type seen, peer address, daily
+    /// counters; clears the last error.
+    pub fn record_traffic(
+        &self,
+        u: Uuid,
+        ip: IpAddr,
+        t: &Traffic,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let ts = now.timestamp();
+        let day = now.format("%Y%m%d").to_string();
+        let mut all = lock(&self.meta);
+        let m = all.entry(u).or_insert_with(|| SensorMeta {
+            uuid: u,
+            first_seen: ts,
+            ..SensorMeta::default()
+        });
+        if m.first_seen == 0 {
+            m.first_seen = ts;
+        }
+        m.last_seen = ts;
+        let seen = m.types.entry(t.type_key.clone()).or_insert(Seen {
+            first: ts,
+            last: ts,
+        });
+        seen.last = ts;
+        let ip = ip.to_string();
+        match m.last_ips.front_mut() {
+            Some((last, when)) if *last == ip => *when = ts,
+            _ => {
+                m.last_ips.retain(|(a, _)| *a != ip);
+                m.last_ips.push_front((ip, ts));
+                m.last_ips.truncate(LAST_IPS);
+            }
+        }
+        let d = m.daily.entry(day).or_default();
+        d.bytes += t.bytes;
+        d.frames += t.frames;
+        while m.daily.len() > KEEP_DAYS {
+            m.daily.pop_first();
+        }
+        m.last_error = None;
+        drop(all);
+        self.touch(u);
+    }
+
+    /// Records a rejection (for the sensor if its UUID is known or v4, and server-wide).
+    pub fn record_error(&self, u: Option<Uuid>, ip: IpAddr, reason: &str) {
+        let time = chrono::Utc::now().timestamp();
+        let rec = ErrorRecord {
+            time,
+            ip: ip.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(u) = u {
+            let mut all = lock(&self.meta);
+            // Do not let random UUIDs grow the registry without bound.
+            let known = all.contains_key(&u);
+            if known || (d4_proto::is_v4(&u) && all.len() < 100_000) {
+                let m = all.entry(u).or_insert_with(|| SensorMeta {
+                    uuid: u,
+                    ..SensorMeta::default()
+                });
+                m.last_error = Some(rec);
+                m.error_count += 1;
+                drop(all);
+                self.touch(u);
+            }
+        }
+        let mut r = lock(&self.rejections);
+        r.push_front(Rejection {
+            time,
+            ip: ip.to_string(),
+            uuid: u,
+            reason: reason.to_string(),
+        });
+        r.truncate(KEEP_REJECTIONS);
+    }
+
+    /// One sensor's metadata.
+    pub fn get(&self, u: Uuid) -> Option<SensorMeta> {
+        lock(&self.meta).get(&u).cloned()
+    }
+
+    /// Every sensor's metadata.
+    pub fn all(&self) -> Vec<SensorMeta> {
+        let mut v: Vec<_> = lock(&self.meta).values().cloned().collect();
+        v.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
+        v
+    }
+
+    /// Sets a sensor's description.
+    pub fn set_description(&self, u: Uuid, text: String) {
+        lock(&self.meta)
+            .entry(u)
+            .or_insert_with(|| SensorMeta {
+                uuid: u,
+                ..SensorMeta::default()
+            })
+            .description = text;
+        self.touch(u);
+    }
+
+    /// Recent rejections, newest first.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        lock(&self.rejections).iter().cloned().collect()
+    }
+
+    /// Registers a live session; refuses a second one for the same (UUID, type)
+    /// unless the type is 2 or 254.
+    pub fn register_live(&self, s: LiveSession) -> bool {
+        let mut live = lock(&self.live);
+        if !matches!(s.ty, 2 | 254) && live.values().any(|o| o.uuid == s.uuid && o.ty == s.ty) {
+            return false;
+        }
+        live.insert(s.id, s);
+        true
+    }
+
+    /// Forgets a live session.
+    pub fn unregister_live(&self, id: Uuid) {
+        lock(&self.live).remove(&id);
+    }
+
+    /// Live sessions.
+    pub fn live(&self) -> Vec<LiveSession> {
+        lock(&self.live).values().cloned().collect()
+    }
+
+    /// Asks every live session of a sensor to close; returns how many.
+    pub fn close_sessions_of(&self, u: Uuid) -> usize {
+        let live = lock(&self.live);
+        let mut n = 0;
+        for s in live.values().filter(|s| s.uuid == u) {
+            s.close.notify_one();
+            n += 1;
+        }
+        n
+    }
+}

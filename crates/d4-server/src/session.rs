@@ -1,0 +1,360 @@
+//! One sensor connection: TLS, frame reassembly, the ingest checks in their
+//! order, HMAC verification, and hand-over to the type's worker.
+//!
+//! Memory per session is bounded: the decoder holds at most one frame
+//! (`max_frame_size`) plus one read; workers hold at most one partial record.
+//! Back-pressure is TCP's: the session reads the socket only after the
+//! previous bytes were stored and their queue items handed over.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use d4_proto::{Decoder, Frame, Header, MetaHeaderBuilder, Signer};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::{sleep_until, Instant};
+use tokio_rustls::TlsAcceptor;
+use uuid::Uuid;
+
+use crate::policy::Reject;
+use crate::sensors::{LiveSession, Traffic};
+use crate::workers::{Output, Worker};
+use crate::Shared;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 256 * 1024;
+/// How often accepted traffic is reported to the sensor registry.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// Per-connection state.
+struct Session {
+    shared: Arc<Shared>,
+    id: Uuid,
+    ip: IpAddr,
+    /// UUID and type of the first frame.
+    uuid: Option<Uuid>,
+    ty: Option<u8>,
+    /// Whether this session holds a live-connection slot.
+    live: bool,
+    signer: Option<Signer>,
+    meta: MetaHeaderBuilder,
+    worker: Option<Worker>,
+    /// Extended type name, once type 254 started.
+    extended: Option<String>,
+    traffic: Traffic,
+    last_report: Instant,
+    close: Arc<Notify>,
+}
+
+/// Serves one accepted TCP connection to its end.
+pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+    let ip = peer.ip().to_canonical();
+    let id = Uuid::new_v4();
+    if let Err(r) = shared.policy.check_ip(ip) {
+        reject(&shared, id, ip, None, &r);
+        return;
+    }
+    let idle = Duration::from_secs(shared.cfg.idle_timeout_secs);
+    let _ = tcp.set_nodelay(true);
+    let mut tls = match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let r = Reject::BadPayload(format!("TLS handshake failed: {e}"));
+            reject(&shared, id, ip, None, &r);
+            return;
+        }
+        Err(_) => {
+            reject(
+                &shared,
+                id,
+                ip,
+                None,
+                &Reject::Timeout("TLS handshake timed out".into()),
+            );
+            return;
+        }
+    };
+    tracing::debug!(session = %id, %ip, "session open");
+    let mut s = Session {
+        shared: shared.clone(),
+        id,
+        ip,
+        uuid: None,
+        ty: None,
+        live: false,
+        signer: None,
+        meta: MetaHeaderBuilder::default(),
+        worker: None,
+        extended: None,
+        traffic: Traffic::default(),
+        last_report: Instant::now(),
+        close: Arc::new(Notify::new()),
+    };
+    let mut dec = Decoder::new(shared.policy.max_frame_size);
+    let result = s.run(&mut tls, &mut dec).await;
+    s.end(result).await;
+}
+
+impl Session {
+    async fn run<S: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        dec: &mut Decoder,
+    ) -> Result<(), (Option<Uuid>, Reject)> {
+        let idle = Duration::from_secs(self.shared.cfg.idle_timeout_secs);
+        let stall = Duration::from_secs(self.shared.cfg.stall_timeout_secs);
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut header_checked = false;
+        let mut deadline = Instant::now() + idle;
+        loop {
+            // Everything already buffered first.
+            loop {
+                if !header_checked {
+                    if let Some(h) = dec.pending_header() {
+                        self.check_header(&h).map_err(|r| (Some(h.uuid), r))?;
+                        header_checked = true;
+                        // A frame under way may take the stall time to arrive.
+                        deadline = Instant::now() + stall;
+                    }
+                }
+                match dec.next_frame() {
+                    Ok(Some(f)) => {
+                        header_checked = false;
+                        deadline = Instant::now() + idle;
+                        let u = f.header.uuid;
+                        self.frame(f).await.map_err(|r| (Some(u), r))?;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err((self.uuid, Reject::BadPayload(e.to_string()))),
+                }
+            }
+            if self.last_report.elapsed() >= REPORT_EVERY {
+                self.report();
+            }
+            let buf = dec.buffer_mut();
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                r = io.read_buf(buf) => match r {
+                    Ok(0) => {
+                        if dec.has_partial() {
+                            let have = dec.buffered();
+                            let missing = dec.missing();
+                            return Err((self.uuid.or(dec.pending_header().map(|h| h.uuid)), Reject::BadPayload(format!(
+                                "connection closed inside a frame ({have} bytes received, {missing} missing)"
+                            ))));
+                        }
+                        return Ok(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err((self.uuid, Reject::BadPayload(format!("read error: {e}")))),
+                },
+                _ = sleep_until(deadline) => {
+                    let what = if header_checked {
+                        format!("frame not completed within {} s", stall.as_secs())
+                    } else {
+                        format!("no complete frame header within {} s", idle.as_secs())
+                    };
+                    let u = self.uuid.or_else(|| partial_uuid(dec));
+                    return Err((u, Reject::Timeout(what)));
+                }
+                _ = self.close.notified() => {
+                    return Err((self.uuid, Reject::Kicked(self.shared.cfg.kick_secs)));
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Checks 1-8 on a header, before its payload is awaited.
+    fn check_header(&mut self, h: &Header) -> Result<(), Reject> {
+        self.shared.policy.check_header(h, self.ip)?;
+        match (self.uuid, self.ty) {
+            (None, _) => {
+                if h.ty == 254 {
+                    return Err(Reject::ExtendedFirst);
+                }
+                let live = LiveSession {
+                    id: self.id,
+                    uuid: h.uuid,
+                    ty: h.ty,
+                    ip: self.ip,
+                    since: Utc::now().timestamp(),
+                    close: self.close.clone(),
+                };
+                if !self.shared.sensors.register_live(live) {
+                    return Err(Reject::AlreadyConnected(h.ty));
+                }
+                self.live = true;
+                self.uuid = Some(h.uuid);
+                self.ty = Some(h.ty);
+                self.signer = Some(self.shared.policy.signer(h.uuid));
+                self.traffic.type_key = h.ty.to_string();
+                if h.ty != 2 {
+                    self.worker = Some(Worker::for_type(&self.shared.ctx, h.uuid, h.ty, None));
+                }
+                tracing::info!(session = %self.id, ip = %self.ip, sensor = %h.uuid.simple(), ty = h.ty, "sensor connected");
+            }
+            (Some(u), Some(t)) => {
+                if h.uuid != u {
+                    return Err(Reject::UuidChanged(u, h.uuid));
+                }
+                if h.ty != t {
+                    if !(t == 2 && h.ty == 254) {
+                        return Err(Reject::TypeChanged(t, h.ty));
+                    }
+                    let m = self
+                        .meta
+                        .finish()
+                        .map_err(|e| Reject::BadPayload(format!("meta-header: {e}")))?;
+                    self.shared.policy.check_extended(&m.ty)?;
+                    self.start_extended(u, &m.ty)?;
+                    self.ty = Some(254);
+                }
+            }
+            _ => unreachable!("uuid and type are set together"),
+        }
+        Ok(())
+    }
+
+    fn start_extended(&mut self, u: Uuid, name: &str) -> Result<(), Reject> {
+        let worker = Worker::for_type(&self.shared.ctx, u, 254, Some(name));
+        // Keep the meta-header beside the data, as the reference does.
+        let dir = crate::workers::Rotator::new(
+            self.shared.ctx.clone(),
+            u,
+            "254".into(),
+            Some(name.to_string()),
+            "json".into(),
+            None,
+        )
+        .folder(Utc::now());
+        let save = std::fs::create_dir_all(&dir).and_then(|_| {
+            let path = dir.join(format!(
+                "{}-{}.json",
+                u.simple(),
+                Utc::now().format("%Y-%m-%d-%H%M%S")
+            ));
+            std::fs::write(path, self.meta.raw())
+        });
+        if let Err(e) = save {
+            return Err(Reject::BadPayload(format!(
+                "cannot store the meta-header: {e}"
+            )));
+        }
+        self.extended = Some(name.to_string());
+        self.traffic.type_key = format!("254:{name}");
+        self.worker = Some(worker);
+        tracing::info!(session = %self.id, sensor = %u.simple(), extended = name, "extended type stream started");
+        Ok(())
+    }
+
+    /// Check 9, then the payload goes to its worker.
+    async fn frame(&mut self, f: Frame) -> Result<(), Reject> {
+        let Some(signer) = &self.signer else {
+            unreachable!("a header was checked before its frame")
+        };
+        if !signer.verify(&f.header_bytes, &f.payload) {
+            return Err(Reject::BadHmac);
+        }
+        self.traffic.frames += 1;
+        self.traffic.bytes += f.payload.len() as u64;
+        self.shared.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .bytes
+            .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+        if f.header.ty == 2 {
+            return self
+                .meta
+                .push(&f.payload)
+                .map_err(|e| Reject::BadPayload(format!("meta-header: {e}")));
+        }
+        let Some(worker) = &mut self.worker else {
+            return Ok(());
+        };
+        let out = worker
+            .data(&f.payload, Utc::now())
+            .map_err(Reject::BadPayload)?;
+        self.deliver(out).await
+    }
+
+    /// Pushes a worker's items; records skipped records.
+    async fn deliver(&mut self, out: Output) -> Result<(), Reject> {
+        let (Some(u), Some(worker)) = (self.uuid, &self.worker) else {
+            return Ok(());
+        };
+        for why in &out.skipped {
+            self.shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(session = %self.id, sensor = %u.simple(), "record skipped: {why}");
+            self.shared
+                .sensors
+                .record_error(Some(u), self.ip, &format!("record skipped: {why}"));
+        }
+        if out.items.is_empty() {
+            return Ok(());
+        }
+        let qt = worker.queue_type();
+        let queues = self.shared.queues.route(&qt, u);
+        if queues.is_empty() {
+            return Ok(());
+        }
+        let stall = Duration::from_secs(self.shared.cfg.stall_timeout_secs);
+        self.shared
+            .queues
+            .push(queues, out.items, stall)
+            .await
+            .map_err(|e| Reject::Timeout(e.to_string()))
+    }
+
+    fn report(&mut self) {
+        self.last_report = Instant::now();
+        if let Some(u) = self.uuid {
+            if self.traffic.frames > 0 {
+                self.shared
+                    .sensors
+                    .record_traffic(u, self.ip, &self.traffic, Utc::now());
+                self.traffic.frames = 0;
+                self.traffic.bytes = 0;
+            }
+        }
+    }
+
+    /// Finishes the worker (file closed, compressed, announced), reports, logs.
+    async fn end(&mut self, result: Result<(), (Option<Uuid>, Reject)>) {
+        if let Some(mut w) = self.worker.take() {
+            let out = w.finish(Utc::now());
+            self.worker = Some(w);
+            if let Err(r) = self.deliver(out).await {
+                tracing::error!(session = %self.id, "last items not queued: {r}");
+            }
+            self.worker = None;
+        }
+        self.report();
+        if self.live {
+            self.shared.sensors.unregister_live(self.id);
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(session = %self.id, ip = %self.ip, sensor = ?self.uuid.map(|u| u.simple().to_string()), "session closed")
+            }
+            Err((u, r)) => reject(&self.shared, self.id, self.ip, u, &r),
+        }
+    }
+}
+
+/// The UUID of a header still arriving, if its UUID bytes are in.
+fn partial_uuid(dec: &Decoder) -> Option<Uuid> {
+    let b = dec.buffered_bytes().get(2..18)?;
+    Uuid::from_slice(b).ok().filter(d4_proto::is_v4)
+}
+
+/// Logs and records a rejection. Only this session is affected.
+fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject) {
+    shared.stats.rejects.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(session = %id, %ip, sensor = ?uuid.map(|u| u.simple().to_string()), "session closed: {r}");
+    shared.sensors.record_error(uuid, ip, &r.to_string());
+}

@@ -1,0 +1,132 @@
+//! The embedded store (redb): one file under `<data-dir>/store/`, three tables.
+//!
+//! - `kv`: JSON documents (policy, sensor metadata), keyed by name;
+//! - `queues`: analyzer queue definitions and counters, keyed by queue UUID;
+//! - `items`: queue items keyed by queue UUID (16 bytes) + sequence (u64, big-endian).
+//!
+//! Every write goes through [`Db::write`], one ACID transaction; committed
+//! data survives a crash or restart. (Why redb: see `docs/BENCHMARKS.md`,
+//! "Embedded store choice".)
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+/// JSON documents by name.
+pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+/// Queue definitions by queue UUID.
+pub const QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queues");
+/// Queue items by (queue UUID, sequence).
+pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+
+/// The database.
+pub struct Db {
+    /// The redb handle (internally synchronised).
+    db: Database,
+}
+
+impl Db {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Db> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("d4.redb");
+        let db = Database::create(&path).with_context(|| {
+            format!(
+                "cannot open the store {} (is another d4 server using this data dir?)",
+                path.display()
+            )
+        })?;
+        let tx = db.begin_write()?;
+        tx.open_table(KV)?;
+        tx.open_table(QUEUES)?;
+        tx.open_table(ITEMS)?;
+        tx.commit()?;
+        Ok(Db { db })
+    }
+
+    /// Runs `f` in one write transaction and commits it.
+    pub fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_write()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A JSON document from `kv`.
+    pub fn get_doc<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(KV)?;
+        match t.get(key)? {
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value())
+                    .with_context(|| format!("store document {key:?} is corrupt"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Every `kv` document whose key starts with `prefix`.
+    pub fn docs_with_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(KV)?;
+        let mut out = Vec::new();
+        for e in t.range(prefix..)? {
+            let (k, v) = e?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            match serde_json::from_slice(v.value()) {
+                Ok(doc) => out.push((k.value().to_string(), doc)),
+                Err(e) => tracing::warn!("store document {:?} is corrupt, ignored: {e}", k.value()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores JSON documents in one transaction.
+    pub fn put_docs<T: serde::Serialize>(&self, docs: &[(String, T)]) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.open_table(KV)?;
+            for (k, v) in docs {
+                t.insert(k.as_str(), serde_json::to_vec(v)?.as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every queue definition (raw JSON).
+    pub fn queue_rows(&self) -> Result<Vec<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(QUEUES)?;
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            out.push(e?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Up to `n` items of a queue from sequence `from` on, without removing them.
+    pub fn peek_items(&self, queue: &[u8; 16], from: u64, n: usize) -> Result<Vec<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ITEMS)?;
+        let lo = item_key(queue, from);
+        let hi = item_key(queue, u64::MAX);
+        let mut out = Vec::new();
+        for e in t.range(lo.as_slice()..=hi.as_slice())?.take(n) {
+            out.push(e?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+/// The `items` key of one queue item.
+pub fn item_key(queue: &[u8; 16], seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(queue);
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}

@@ -1,0 +1,110 @@
+//! TLS material: a CA and a server certificate generated on first start into
+//! `<data-dir>/tls/`, loaded on later starts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Paths of the TLS files inside `<data-dir>/tls/`.
+pub const CA_CERT: &str = "ca.crt";
+const CA_KEY: &str = "ca.key";
+const SERVER_CERT: &str = "server.crt";
+const SERVER_KEY: &str = "server.key";
+
+fn write_private(path: &Path, data: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(data.as_bytes())?;
+    Ok(())
+}
+
+/// Creates the CA and server certificate if `dir` has none.
+pub fn ensure_material(dir: &Path) -> Result<()> {
+    if dir.join(SERVER_CERT).is_file() && dir.join(SERVER_KEY).is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "d4 server CA");
+    ca.distinguished_name.push(DnType::OrganizationName, "d4");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
+    let ca_cert = ca.self_signed(&ca_key).context("signing the CA")?;
+
+    let host = std::fs::read_to_string("/etc/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut names = vec!["localhost".to_string()];
+    if !host.is_empty() && host != "localhost" {
+        names.push(host);
+    }
+    let mut leaf = CertificateParams::new(names).context("server certificate names")?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "d4 server");
+    leaf.not_after = rcgen::date_time_ymd(2046, 1, 1);
+    let leaf_key = KeyPair::generate().context("generating the server key")?;
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .context("signing the server certificate")?;
+
+    std::fs::write(dir.join(CA_CERT), ca_cert.pem())?;
+    write_private(&dir.join(CA_KEY), &issuer.key().serialize_pem())?;
+    std::fs::write(
+        dir.join(SERVER_CERT),
+        format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
+    )?;
+    write_private(&dir.join(SERVER_KEY), &leaf_key.serialize_pem())?;
+    tracing::info!(
+        "generated a TLS CA and server certificate in {}; give {} to sensors as rootCA.crt",
+        dir.display(),
+        dir.join(CA_CERT).display()
+    );
+    Ok(())
+}
+
+/// The rustls server configuration from `dir`.
+pub fn server_config(dir: &Path, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>> {
+    let cert_path = dir.join(SERVER_CERT);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .with_context(|| format!("cannot read {}", cert_path.display()))?
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("{} is not a PEM certificate chain", cert_path.display()))?;
+    let key_path = dir.join(SERVER_KEY);
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("cannot read the key {}", key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("server certificate and key do not match")?;
+    // Sensors never resume sessions; tickets would only be bytes they must read.
+    cfg.send_tls13_tickets = 0;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}

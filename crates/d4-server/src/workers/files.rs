@@ -1,0 +1,179 @@
+//! Types stored as files and announced by path (4 dnscap, 5 pcapng, 7 YAF):
+//! bytes are written as they come, and files are cut only between records.
+
+use chrono::{DateTime, Utc};
+
+use super::{Output, Rotator};
+use crate::queues::QueueType;
+
+/// Bytes held back waiting for the end of a record, at most.
+const MAX_PENDING: usize = 16 * 1024 * 1024;
+
+/// Where records end.
+pub enum Framing {
+    /// Text: records end with `\n`.
+    Lines,
+    /// pcapng blocks; the section header and interface blocks are kept to
+    /// open every new file with them.
+    Pcapng {
+        /// Byte order of the current section.
+        big_endian: bool,
+        /// SHB and IDBs of the current section.
+        preamble: Vec<u8>,
+    },
+    /// IPFIX messages (16-bit length at offset 2).
+    Ipfix,
+}
+
+impl Framing {
+    /// pcapng framing.
+    pub fn pcapng() -> Framing {
+        Framing::Pcapng {
+            big_endian: false,
+            preamble: Vec::new(),
+        }
+    }
+
+    /// Length of the whole records at the front of `b`; updates the preamble.
+    fn whole(&mut self, b: &[u8]) -> Result<usize, String> {
+        match self {
+            Framing::Lines => Ok(b
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(0)),
+            Framing::Ipfix => {
+                let mut pos = 0;
+                while let Some(h) = b.get(pos..pos + 4) {
+                    let len = u16::from_be_bytes([h[2], h[3]]) as usize;
+                    if len < 16 {
+                        return Err(format!(
+                            "IPFIX message of length {len} (less than a header)"
+                        ));
+                    }
+                    if pos + len > b.len() {
+                        break;
+                    }
+                    pos += len;
+                }
+                Ok(pos)
+            }
+            Framing::Pcapng {
+                big_endian,
+                preamble,
+            } => {
+                let mut pos = 0;
+                while let Some(h) = b.get(pos..pos + 12) {
+                    let ty_le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+                    if ty_le == 0x0a0d_0d0a {
+                        *big_endian = match [h[8], h[9], h[10], h[11]] {
+                            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                            _ => {
+                                return Err(
+                                    "pcapng section header with a bad byte-order magic".into()
+                                )
+                            }
+                        };
+                        preamble.clear();
+                    }
+                    let rd = |x: [u8; 4]| {
+                        if *big_endian {
+                            u32::from_be_bytes(x)
+                        } else {
+                            u32::from_le_bytes(x)
+                        }
+                    };
+                    let ty = rd([h[0], h[1], h[2], h[3]]);
+                    let len = rd([h[4], h[5], h[6], h[7]]) as usize;
+                    if len < 12 || len % 4 != 0 || len > MAX_PENDING {
+                        return Err(format!(
+                            "pcapng block of length {len}: the stream is corrupt"
+                        ));
+                    }
+                    if pos + len > b.len() {
+                        break;
+                    }
+                    if ty == 0x0a0d_0d0a || ty == 1 {
+                        preamble.extend_from_slice(&b[pos..pos + len]);
+                    }
+                    pos += len;
+                }
+                if pos == 0
+                    && b.len() >= 4
+                    && preamble.is_empty()
+                    && u32::from_le_bytes([b[0], b[1], b[2], b[3]]) != 0x0a0d_0d0a
+                {
+                    return Err("not a pcapng stream (no section header block first)".into());
+                }
+                Ok(pos)
+            }
+        }
+    }
+}
+
+/// Stores a stream into rotated files, cut between records.
+pub struct FileWorker {
+    files: Rotator,
+    framing: Framing,
+    pending: Vec<u8>,
+}
+
+impl FileWorker {
+    /// A worker writing through `files`.
+    pub fn new(files: Rotator, framing: Framing) -> FileWorker {
+        FileWorker {
+            files,
+            framing,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The queue type (file paths are announced there).
+    pub fn queue_type(&self) -> QueueType {
+        match self.framing {
+            Framing::Lines => QueueType::Type(4),
+            Framing::Pcapng { .. } => QueueType::Type(5),
+            Framing::Ipfix => QueueType::Type(7),
+        }
+    }
+
+    /// Handles one payload.
+    pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+        self.pending.extend_from_slice(payload);
+        // The preamble as of before these bytes opens a file rotated while writing them.
+        let n = self.framing.whole(&self.pending)?;
+        let n = if n == 0 && self.pending.len() > MAX_PENDING {
+            self.pending.len()
+        } else {
+            n
+        };
+        if n > 0 {
+            // A new pcapng file must not repeat a preamble it starts with.
+            if matches!(self.framing, Framing::Pcapng { .. }) && self.files.current_path().is_none()
+            {
+                self.files.set_prefix(Vec::new());
+            }
+            self.files
+                .write(&self.pending[..n], now)
+                .map_err(|e| format!("cannot store data: {e}"))?;
+            if let Framing::Pcapng { preamble, .. } = &self.framing {
+                self.files.set_prefix(preamble.clone());
+            }
+            self.pending.drain(..n);
+        }
+        Ok(Output::default())
+    }
+
+    /// Stores what is left and closes the file.
+    pub fn finish(&mut self, now: DateTime<Utc>) -> Output {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            if let Err(e) = self.files.write(&rest, now) {
+                tracing::error!("{e}");
+            }
+        }
+        self.files.rotate();
+        Output::default()
+    }
+}

@@ -1,0 +1,253 @@
+//! Rotated files: naming, rotation by time and day, background gzip, announcement.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use uuid::Uuid;
+
+use super::WorkerCtx;
+use crate::queues::{QueueType, Queues};
+
+/// A finished file on its way to compression and announcement.
+struct Job {
+    path: PathBuf,
+    announce: Option<(QueueType, Uuid)>,
+}
+
+/// Compresses finished files on a background thread, then announces them.
+#[derive(Clone)]
+pub struct Compressor {
+    tx: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
+    done: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Compressor {
+    /// Starts the compression thread (`level` 0 = store files uncompressed).
+    pub fn start(level: u32, queues: Arc<Queues>) -> Compressor {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("d4-gzip".into())
+            .spawn(move || {
+                for job in rx {
+                    let final_path = if level == 0 {
+                        Some(job.path.clone())
+                    } else {
+                        let gz = gz_name(&job.path);
+                        match d4_packet::gz::gzip_file(&job.path, &gz, level) {
+                            Ok(()) => {
+                                if let Err(e) = std::fs::remove_file(&job.path) {
+                                    tracing::warn!(
+                                        "cannot remove {} after compressing it: {e}",
+                                        job.path.display()
+                                    );
+                                }
+                                Some(gz)
+                            }
+                            Err(e) => {
+                                tracing::error!(
+                                    "cannot compress {}: {e}; kept uncompressed",
+                                    job.path.display()
+                                );
+                                Some(job.path.clone())
+                            }
+                        }
+                    };
+                    if let (Some(p), Some((ty, sensor))) = (final_path, job.announce) {
+                        let qs = queues.route(&ty, sensor);
+                        queues
+                            .push_blocking(qs, vec![Bytes::from(p.to_string_lossy().into_owned())]);
+                    }
+                }
+            })
+            .ok();
+        Compressor {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            done: Arc::new(Mutex::new(handle)),
+        }
+    }
+
+    fn submit(&self, job: Job) {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        match tx.as_ref().map(|t| t.send(job)) {
+            Some(Ok(())) => {}
+            _ => tracing::error!("compression thread stopped; a finished file was not announced"),
+        }
+    }
+
+    /// Finishes every queued job (server shutdown).
+    pub fn shutdown(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// `x.cap` → `x.cap.gz`, or `x.cap.1.gz`, `x.cap.2.gz`... if taken.
+fn gz_name(p: &Path) -> PathBuf {
+    let base = p.as_os_str().to_string_lossy().into_owned();
+    let first = PathBuf::from(format!("{base}.gz"));
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|n| PathBuf::from(format!("{base}.{n}.gz")))
+        .find(|c| !c.exists())
+        .unwrap_or(first)
+}
+
+/// The file being written.
+struct Current {
+    file: BufWriter<File>,
+    path: PathBuf,
+    opened: i64,
+    day: NaiveDate,
+}
+
+/// Writes a stream into files rotated by time and day.
+pub struct Rotator {
+    ctx: Arc<WorkerCtx>,
+    sensor: Uuid,
+    /// `<type>` folder (`1`, `254`...).
+    type_dir: String,
+    /// Folder under the date (extended type name).
+    sub: Option<String>,
+    ext: String,
+    /// Queue type announced with the finished file's path.
+    announce: Option<QueueType>,
+    /// Written at the top of every file (the pcap global header).
+    prefix: Vec<u8>,
+    current: Option<Current>,
+}
+
+impl Rotator {
+    /// A rotator for one session's stream.
+    pub fn new(
+        ctx: Arc<WorkerCtx>,
+        sensor: Uuid,
+        type_dir: String,
+        sub: Option<String>,
+        ext: String,
+        announce: Option<QueueType>,
+    ) -> Rotator {
+        Rotator {
+            ctx,
+            sensor,
+            type_dir,
+            sub,
+            ext,
+            announce,
+            prefix: Vec::new(),
+            current: None,
+        }
+    }
+
+    /// Sets the bytes that open every file.
+    pub fn set_prefix(&mut self, prefix: Vec<u8>) {
+        self.prefix = prefix;
+    }
+
+    /// The folder of files opened at `now`.
+    pub fn folder(&self, now: DateTime<Utc>) -> PathBuf {
+        let mut p = self
+            .ctx
+            .data_root
+            .join(self.sensor.simple().to_string())
+            .join(&self.type_dir)
+            .join(format!("{:04}", now.year()))
+            .join(format!("{:02}", now.month()))
+            .join(format!("{:02}", now.day()));
+        if let Some(s) = &self.sub {
+            p.push(s);
+        }
+        p
+    }
+
+    /// Whether the current file should be closed before writing at `now`
+    /// (call only at a record boundary).
+    fn due(&self, now: DateTime<Utc>) -> bool {
+        match &self.current {
+            None => false,
+            Some(c) => {
+                now.timestamp() - c.opened >= self.ctx.rotation.as_secs() as i64
+                    || now.date_naive() != c.day
+            }
+        }
+    }
+
+    fn open(&mut self, now: DateTime<Utc>) -> io::Result<()> {
+        let dir = self.folder(now);
+        std::fs::create_dir_all(&dir)?;
+        let stem = format!("{}-{}", self.sensor.simple(), now.format("%Y-%m-%d-%H%M%S"));
+        let mut n = 0;
+        let (file, path) = loop {
+            let name = if n == 0 {
+                format!("{stem}.{}", self.ext)
+            } else {
+                format!("{stem}-{n}.{}", self.ext)
+            };
+            let path = dir.join(name);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let mut file = BufWriter::with_capacity(256 * 1024, file);
+        file.write_all(&self.prefix)?;
+        self.current = Some(Current {
+            file,
+            path,
+            opened: now.timestamp(),
+            day: now.date_naive(),
+        });
+        Ok(())
+    }
+
+    /// Writes bytes that start at a record boundary, rotating first if due.
+    pub fn write(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.due(now) {
+            self.rotate();
+        }
+        if self.current.is_none() {
+            self.open(now)?;
+        }
+        match &mut self.current {
+            Some(c) => c.file.write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the current file and hands it to the compressor.
+    pub fn rotate(&mut self) {
+        let Some(mut c) = self.current.take() else {
+            return;
+        };
+        if let Err(e) = c.file.flush() {
+            tracing::error!("cannot write {}: {e}", c.path.display());
+        }
+        drop(c.file);
+        self.ctx.compressor.submit(Job {
+            path: c.path,
+            announce: self.announce.clone().map(|t| (t, self.sensor)),
+        });
+    }
+
+    /// The path of the file being written.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|c| c.path.as_path())
+    }
+}
+
+impl Drop for Rotator {
+    fn drop(&mut self) {
+        self.rotate();
+    }
+}

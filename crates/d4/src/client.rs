@@ -1,0 +1,101 @@
+//! `d4 client`.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use d4_client::{ClientConfig, Destination, Source};
+
+/// Run a sensor.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  tcpdump -n -s0 -w - | d4 client -c conf      # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt). A missing uuid is generated\nand written back. The server is verified against rootCA.crt unless --insecure is given."
+)]
+pub(crate) struct Args {
+    /// Reference configuration directory.
+    #[arg(short = 'c', long = "conf-dir", conflicts_with = "config")]
+    conf_dir: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Read this file instead of the configured source.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Send here instead of the configured destination (`stdout` or host:port).
+    #[arg(long)]
+    destination: Option<String>,
+    /// Do not verify the server certificate (anyone on the path can read and change the stream).
+    #[arg(long)]
+    insecure: bool,
+    /// Name to verify in the server certificate (default: the destination host).
+    #[arg(long)]
+    tls_name: Option<String>,
+    /// Write this Unix timestamp in every header instead of the clock (reproducible output).
+    #[arg(long)]
+    timestamp: Option<u64>,
+    /// End the stream with an empty frame, as the reference C client does.
+    #[arg(long)]
+    end_frame: bool,
+    /// Give up after N failed connection attempts in a row (0: retry forever).
+    #[arg(long, default_value_t = 0)]
+    max_retries: u32,
+    /// Longest wait between reconnection attempts, seconds.
+    #[arg(long, default_value_t = 30)]
+    max_backoff: u64,
+}
+
+pub(crate) fn run(a: Args) -> Result<()> {
+    let mut cfg = match (&a.conf_dir, &a.config) {
+        (Some(d), _) => ClientConfig::from_dir(d)?,
+        (None, Some(f)) => ClientConfig::from_toml(f)?,
+        (None, None) => {
+            bail!("give a configuration: -c DIR (reference layout) or --config FILE.toml")
+        }
+    };
+    if let Some(f) = a.file {
+        cfg.source = Source::File(f);
+    }
+    if let Some(d) = a.destination {
+        cfg.destination = if d == "stdout" || d == "-" {
+            Destination::Stdout
+        } else {
+            Destination::Server(d)
+        };
+    }
+    cfg.insecure |= a.insecure;
+    cfg.tls_name = a.tls_name.or(cfg.tls_name);
+    cfg.fixed_timestamp = a.timestamp.or(cfg.fixed_timestamp);
+    cfg.end_frame |= a.end_frame;
+    cfg.max_retries = a.max_retries;
+    cfg.max_backoff_secs = a.max_backoff;
+    let stats = match &cfg.source {
+        Source::Stdin => d4_client::run(&cfg, std::io::stdin().lock())?,
+        Source::File(p) => {
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let input: Box<dyn Read> =
+                if std::io::stderr().is_terminal() && cfg.destination != Destination::Stdout {
+                    let bar = indicatif::ProgressBar::new(len).with_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    Box::new(bar.wrap_read(f))
+                } else {
+                    Box::new(f)
+                };
+            d4_client::run(&cfg, input)?
+        }
+    };
+    if cfg.destination != Destination::Stdout {
+        tracing::info!(
+            "sent {} bytes in {} frames ({} reconnections)",
+            stats.bytes,
+            stats.frames,
+            stats.reconnects
+        );
+    }
+    Ok(())
+}

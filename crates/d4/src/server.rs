@@ -1,0 +1,87 @@
+//! `d4 server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use d4_server::{Mode, ServerConfig};
+
+/// Run the D4 server.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  d4 server                                  # defaults: ./d4-data, [::]:4443, https://127.0.0.1:7000\n  d4 server --mode shared-secret --listen 127.0.0.1:4443\n  d4 server --config /etc/d4/server.toml\n\nOn first start the CA for sensors is written to <data-dir>/tls/ca.crt (use it as rootCA.crt),\nand the management API address and token to <data-dir>/server.json."
+)]
+pub(crate) struct Args {
+    /// TOML configuration file (see docs/CONFIG.md); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (TLS material, store, stored streams).
+    #[arg(long, env = "D4_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TLS ingest address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Management API address (HTTPS).
+    #[arg(long)]
+    web: Option<SocketAddr>,
+    /// Admission mode: registration (approve each sensor) or shared-secret (any sensor with the key).
+    #[arg(long, value_parser = ["registration", "shared-secret"])]
+    mode: Option<String>,
+    /// Seconds between file rotations.
+    #[arg(long)]
+    rotation_secs: Option<u64>,
+    /// Seconds a session may go without a complete frame header.
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// gzip level for finished files, 1-9 (0: do not compress).
+    #[arg(long)]
+    gzip_level: Option<u32>,
+    /// Storage backend: `embedded` (default). `redis://HOST:PORT` is planned.
+    #[arg(long, default_value = "embedded")]
+    store: String,
+}
+
+pub(crate) fn run(a: Args) -> Result<()> {
+    if a.store != "embedded" {
+        bail!(
+            "--store {}: only the embedded store is available in this version",
+            a.store
+        );
+    }
+    let mut cfg = match &a.config {
+        Some(p) => ServerConfig::from_file(p)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(d) = a.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(w) = a.web {
+        cfg.web = w;
+    }
+    if let Some(m) = a.mode {
+        cfg.mode = if m == "shared-secret" {
+            Mode::SharedSecret
+        } else {
+            Mode::Registration
+        };
+    }
+    if let Some(r) = a.rotation_secs {
+        cfg.rotation_secs = r;
+    }
+    if let Some(t) = a.idle_timeout_secs {
+        cfg.idle_timeout_secs = t;
+    }
+    if let Some(g) = a.gzip_level {
+        cfg.gzip_level = g;
+    }
+    if cfg.gzip_level > 9 {
+        bail!("--gzip-level must be 0-9");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(d4_server::run(cfg))
+}

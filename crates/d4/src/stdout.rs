@@ -1,0 +1,135 @@
+//! `d4 stdout`: pop an analyzer queue to standard output.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::api::{Api, Conn};
+
+/// Pop a queue to stdout.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  d4 stdout -t 8 -u QUEUE -n                 # passivedns lines, one per line, until Ctrl-C\n  d4 stdout -t 1 -u QUEUE -f > all.pcap      # the captures, gunzipped, as one pcap stream\n  d4 stdout -t 3 -u QUEUE -n --once          # what is there now, then exit"
+)]
+pub(crate) struct Args {
+    /// Queue type: D4 type number or extended type name (must match the queue).
+    #[arg(short = 't', long = "type")]
+    ty: String,
+    /// Queue UUID.
+    #[arg(short = 'u', long = "uuid")]
+    queue: String,
+    /// Items are file paths: write the files' contents (gunzipped) instead.
+    #[arg(short = 'f', long = "files")]
+    files: bool,
+    /// Write a newline after each item.
+    #[arg(short = 'n', long = "newline")]
+    newline: bool,
+    /// Exit 0 when the queue is empty instead of waiting for more.
+    #[arg(long)]
+    once: bool,
+    /// Items popped per request.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Writes files named by items; for pcap files, drops the global header of
+/// every file after the first when it is the same, so the output is one pcap.
+struct FileStreamer {
+    pcap_header: Option<[u8; 24]>,
+}
+
+impl FileStreamer {
+    fn stream(&mut self, path: &Path, out: &mut impl Write) -> Result<()> {
+        let mut r = d4_packet::gz::open_maybe_gz(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut head = [0u8; 24];
+        let mut n = 0;
+        while n < 24 {
+            match r
+                .read(&mut head[n..])
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let is_pcap = n == 24 && d4_packet::GlobalHeader::parse(&head).is_ok();
+        if is_pcap && self.pcap_header == Some(head) {
+            // Same capture parameters: continue the stream without a second header.
+        } else {
+            out.write_all(&head[..n])?;
+            if is_pcap {
+                self.pcap_header = Some(head);
+            }
+        }
+        io::copy(&mut r, out).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(())
+    }
+}
+
+pub(crate) fn run(a: Args) -> Result<()> {
+    let api = Api::connect(&a.conn)?;
+    let q = api.get(&format!("/queues/{}", a.queue))?;
+    let qtype = q["type"].as_str().unwrap_or_default();
+    if qtype != a.ty.trim() {
+        bail!("queue {} is of type {qtype}, not {}", a.queue, a.ty);
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut files = FileStreamer { pcap_header: None };
+    let mut idle = Duration::from_millis(50);
+    loop {
+        let items = match api.pop(&a.queue, a.batch.clamp(1, 10_000)) {
+            Ok(i) => i,
+            Err(e) if !a.once => {
+                tracing::warn!("{e:#}; retrying");
+                std::thread::sleep(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if items.is_empty() {
+            if a.once {
+                return Ok(());
+            }
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(Duration::from_secs(1));
+            continue;
+        }
+        idle = Duration::from_millis(50);
+        for item in items {
+            let r = if a.files {
+                let p = String::from_utf8_lossy(&item).into_owned();
+                match files.stream(Path::new(&p), &mut out) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // A missing or corrupt file loses that file only.
+                        eprintln!("d4: {e:#}");
+                        Ok(())
+                    }
+                }
+            } else {
+                out.write_all(&item)
+            };
+            r.and_then(|_| {
+                if a.newline {
+                    out.write_all(b"\n")
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|_| out.flush())
+            .or_else(|e| {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    std::process::exit(0)
+                } else {
+                    Err(e)
+                }
+            })?;
+        }
+    }
+}
