@@ -282,11 +282,10 @@ impl RunningServer {
         let shared = self.shared.clone();
         tokio::task::spawn_blocking(move || {
             shared.ctx.compressor.shutdown();
+            shared.queues.flush_blocking();
             shared.sensors.persist()
         })
         .await??;
-        // Give the queue writer a moment to commit the last announcements.
-        tokio::time::sleep(Duration::from_millis(200)).await;
         tracing::info!("d4 server stopped");
         Ok(())
     }

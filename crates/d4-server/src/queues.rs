@@ -116,6 +116,8 @@ impl QueueDef {
 struct PushBatch {
     queues: Vec<Uuid>,
     items: Vec<Bytes>,
+    /// Answered once this batch (and all before it) is committed.
+    done: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// The queue registry and its writer.
@@ -208,7 +210,16 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(stall, self.tx.send(PushBatch { queues, items })).await {
+        match tokio::time::timeout(
+            stall,
+            self.tx.send(PushBatch {
+                queues,
+                items,
+                done: None,
+            }),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => bail!("the queue writer has stopped"),
             Err(_) => bail!("analyzer queues stalled for {} s", stall.as_secs()),
@@ -220,8 +231,29 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return;
         }
-        if self.tx.blocking_send(PushBatch { queues, items }).is_err() {
+        if self
+            .tx
+            .blocking_send(PushBatch {
+                queues,
+                items,
+                done: None,
+            })
+            .is_err()
+        {
             tracing::error!("the queue writer has stopped; items lost");
+        }
+    }
+
+    /// Waits until every item handed over so far is committed (shutdown).
+    pub fn flush_blocking(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        let b = PushBatch {
+            queues: Vec::new(),
+            items: Vec::new(),
+            done: Some(done),
+        };
+        if self.tx.blocking_send(b).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(30));
         }
     }
 
@@ -427,6 +459,11 @@ fn writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {
         let Some(q) = q.upgrade() else { return };
         if let Err(e) = q.commit(&batches) {
             tracing::error!("cannot store {n} queue items: {e:#}");
+        }
+        for b in batches {
+            if let Some(d) = b.done {
+                let _ = d.send(());
+            }
         }
     }
 }

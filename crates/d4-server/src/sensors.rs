@@ -66,6 +66,10 @@ pub struct SensorMeta {
     pub last_error: Option<ErrorRecord>,
     /// Errors ever recorded.
     pub error_count: u64,
+    /// Records refused inside otherwise good sessions (e.g. a line that is not JSON).
+    pub skipped_count: u64,
+    /// The last refused record and why (kept: accepted frames do not clear it).
+    pub last_skipped: Option<ErrorRecord>,
     /// Daily counters by `YYYYMMDD`.
     pub daily: BTreeMap<String, DayStats>,
     /// Free text set by an operator.
@@ -245,6 +249,24 @@ impl Sensors {
             reason: reason.to_string(),
         });
         r.truncate(KEEP_REJECTIONS);
+    }
+
+    /// Records a refused record (counted and skipped; the session goes on).
+    pub fn record_skipped(&self, u: Uuid, ip: IpAddr, reason: &str) {
+        let rec = ErrorRecord {
+            time: chrono::Utc::now().timestamp(),
+            ip: ip.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut all = lock(&self.meta);
+        let m = all.entry(u).or_insert_with(|| SensorMeta {
+            uuid: u,
+            ..SensorMeta::default()
+        });
+        m.skipped_count += 1;
+        m.last_skipped = Some(rec);
+        drop(all);
+        self.touch(u);
     }
 
     /// One sensor's metadata.

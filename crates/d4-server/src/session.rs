@@ -290,9 +290,7 @@ impl Session {
         for why in &out.skipped {
             self.shared.stats.skipped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(session = %self.id, sensor = %u.simple(), "record skipped: {why}");
-            self.shared
-                .sensors
-                .record_error(Some(u), self.ip, &format!("record skipped: {why}"));
+            self.shared.sensors.record_skipped(u, self.ip, why);
         }
         if out.items.is_empty() {
             return Ok(());

@@ -44,6 +44,24 @@ pub(crate) struct Args {
     max_backoff: u64,
 }
 
+/// Standard input without std's 8 KiB buffer: one read(2) per frame, as the
+/// reference client does (so frame boundaries match it byte for byte).
+fn raw_stdin() -> Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot use standard input")?;
+        Ok(std::fs::File::from(fd))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::File::open("CONIN$").context("cannot use standard input")
+    }
+}
+
 pub(crate) fn run(a: Args) -> Result<()> {
     let mut cfg = match (&a.conf_dir, &a.config) {
         (Some(d), _) => ClientConfig::from_dir(d)?,
@@ -69,7 +87,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.max_retries = a.max_retries;
     cfg.max_backoff_secs = a.max_backoff;
     let stats = match &cfg.source {
-        Source::Stdin => d4_client::run(&cfg, std::io::stdin().lock())?,
+        Source::Stdin => d4_client::run(&cfg, raw_stdin()?)?,
         Source::File(p) => {
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;

@@ -590,6 +590,54 @@ fn child(engine: &str, dir: &Path, cfg: &Cfg) -> Res<()> {
     Ok(())
 }
 
+/// Crash test, writer side: push phase, then abort() without closing anything (simulated
+/// process crash: no destructors, no final persist/fsync).
+fn child_crash_write(engine: &str, dir: &Path, cfg: &Cfg) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut qs = Queues { ids: (0..cfg.queues).map(queue_id).collect(), meta: vec![Meta::default(); cfg.queues] };
+    let mut store = open_engine(engine, dir)?;
+    let mut batch = Vec::with_capacity(cfg.push_batch);
+    for i in 0..cfg.items {
+        let q = (i % cfg.queues as u64) as usize;
+        batch.push((q, make_value(q, i / cfg.queues as u64, cfg.item_len)));
+        if batch.len() == cfg.push_batch || i + 1 == cfg.items {
+            push_commit(store.as_mut(), &mut qs, &batch, cfg.max_per_queue)?;
+            batch.clear();
+        }
+    }
+    println!("INFO crash_write_done {}", cfg.items);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    // SAFETY: plain syscall; no core file for the simulated crash
+    unsafe {
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &zero);
+    }
+    std::process::abort();
+}
+
+/// Crash test, recovery side: reopen after the abort(), time it, and report what survived.
+fn child_crash_recover(engine: &str, dir: &Path, cfg: &Cfg) -> Res<()> {
+    let ids: Vec<QueueId> = (0..cfg.queues).map(queue_id).collect();
+    let m = Meter::start();
+    let store = open_engine(engine, dir)?;
+    let found = store.count_all()?;
+    m.stop("crash-reopen", found);
+    // metadata every committed batch must have left behind
+    let mut meta_ok = true;
+    let mut expected = 0;
+    for (q, id) in ids.iter().enumerate() {
+        let n = cfg.items / cfg.queues as u64 + u64::from((q as u64) < cfg.items % cfg.queues as u64);
+        let head = n.saturating_sub(cfg.max_per_queue);
+        let want = Meta { head, tail: n, dropped: head };
+        expected += want.len();
+        meta_ok &= store.load_meta(id)? == Some(want);
+    }
+    println!("INFO crash_found {found} crash_expected {expected} crash_meta_ok {meta_ok}");
+    store.close()?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- parent: orchestrate + report
 
 #[derive(Default)]
@@ -611,7 +659,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-const PHASES: &[&str] = &["push", "reopen-full", "pop", "single-push", "single-pop", "reopen"];
+const PHASES: &[&str] = &["push", "reopen-full", "pop", "single-push", "single-pop", "reopen", "crash-reopen"];
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -621,6 +669,8 @@ fn main() -> Res<()> {
     let mut base: PathBuf = std::env::temp_dir();
     let mut child_engine: Option<String> = None;
     let mut child_dir: Option<PathBuf> = None;
+    let mut child_mode = "full".to_string();
+    let mut crash_test = true;
     let mut i = 1;
     while i < args.len() {
         let val = || args.get(i + 1).cloned().ok_or_else(|| format!("{} needs a value", args[i]));
@@ -633,8 +683,14 @@ fn main() -> Res<()> {
             "--single" => cfg.single = val()?.parse()?,
             "--child" => child_engine = Some(val()?),
             "--child-dir" => child_dir = Some(val()?.into()),
+            "--child-mode" => child_mode = val()?,
+            "--no-crash-test" => {
+                crash_test = false;
+                i += 1;
+                continue;
+            }
             "-h" | "--help" => {
-                println!("usage: store-bench [--runs N] [--engines redb,fjall-sync,fjall-buffer,redb-none] [--dir BASE] [--items N] [--max-per-queue N] [--single N]");
+                println!("usage: store-bench [--runs N] [--engines redb,fjall-sync,fjall-buffer,redb-none] [--dir BASE] [--items N] [--max-per-queue N] [--single N] [--no-crash-test]");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -644,7 +700,12 @@ fn main() -> Res<()> {
 
     if let Some(engine) = child_engine {
         let dir = child_dir.ok_or("--child needs --child-dir")?;
-        return child(&engine, &dir, &cfg);
+        return match child_mode.as_str() {
+            "full" => child(&engine, &dir, &cfg),
+            "crash-write" => child_crash_write(&engine, &dir, &cfg),
+            "crash-recover" => child_crash_recover(&engine, &dir, &cfg),
+            m => Err(format!("unknown child mode {m}").into()),
+        };
     }
 
     let exe = std::env::current_exe()?;
@@ -652,6 +713,7 @@ fn main() -> Res<()> {
     let mut results: BTreeMap<String, BTreeMap<String, Vec<Sample>>> = BTreeMap::new();
     let mut sizes: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     let mut infos: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut crash: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for run in 0..runs {
         // rotate engine order per run so no engine always runs first / after the same neighbour
         let mut order = engines.clone();
@@ -659,44 +721,61 @@ fn main() -> Res<()> {
         for engine in &order {
             let dir = base.join(format!("store-bench-{}-{engine}-run{run}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let mut cmd = Command::new(&exe);
-            cmd.arg("--child").arg(engine).arg("--child-dir").arg(&dir);
-            cmd.arg("--items").arg(cfg.items.to_string());
-            cmd.arg("--max-per-queue").arg(cfg.max_per_queue.to_string());
-            cmd.arg("--single").arg(cfg.single.to_string());
-            eprintln!("run {}/{runs}: {engine} ...", run + 1);
-            let out = cmd.output()?;
-            let _ = std::fs::remove_dir_all(&dir);
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() {
-                return Err(format!(
-                    "{engine} run {run} failed: {}\n{stdout}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                )
-                .into());
-            }
-            for line in stdout.lines() {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                match f.first().copied() {
-                    Some("PHASE") => {
-                        let s = Sample { wall: f[2].parse()?, cpu: f[3].parse()?, items: f[4].parse()? };
-                        eprintln!("  {:<12} wall {:>8.3}s cpu {:>8.3}s items {}", f[1], s.wall, s.cpu, s.items);
-                        results.entry(engine.clone()).or_default().entry(f[1].to_string()).or_default().push(s);
+            let modes: &[&str] = if crash_test { &["full", "crash-write", "crash-recover"] } else { &["full"] };
+            for mode in modes {
+                if *mode == "crash-write" {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                let mut cmd = Command::new(&exe);
+                cmd.arg("--child").arg(engine).arg("--child-dir").arg(&dir).arg("--child-mode").arg(mode);
+                cmd.arg("--items").arg(cfg.items.to_string());
+                cmd.arg("--max-per-queue").arg(cfg.max_per_queue.to_string());
+                cmd.arg("--single").arg(cfg.single.to_string());
+                eprintln!("run {}/{runs}: {engine} ({mode}) ...", run + 1);
+                let out = cmd.output()?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                // the crash writer is expected to die from SIGABRT
+                let ok = if *mode == "crash-write" { stdout.contains("crash_write_done") } else { out.status.success() };
+                if !ok {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(format!(
+                        "{engine} run {run} ({mode}) failed: {}\n{stdout}\n{}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                    .into());
+                }
+                for line in stdout.lines() {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    match f.first().copied() {
+                        Some("PHASE") => {
+                            let s = Sample { wall: f[2].parse()?, cpu: f[3].parse()?, items: f[4].parse()? };
+                            eprintln!("  {:<12} wall {:>8.3}s cpu {:>8.3}s items {}", f[1], s.wall, s.cpu, s.items);
+                            results.entry(engine.clone()).or_default().entry(f[1].to_string()).or_default().push(s);
+                        }
+                        Some("SIZE") if f[1] == "push" => {
+                            sizes.entry(engine.clone()).or_default().push((f[2].parse()?, f[3].parse()?));
+                        }
+                        Some("INFO") if f[1] == "crash_found" => {
+                            crash.entry(engine.clone()).or_default().push(f[1..].join(" "));
+                        }
+                        Some("SIZE") | Some("INFO") => {
+                            infos.entry(engine.clone()).or_default().push(format!("run{run} {}", f[1..].join(" ")));
+                        }
+                        _ => {}
                     }
-                    Some("SIZE") if f[1] == "push" => {
-                        sizes.entry(engine.clone()).or_default().push((f[2].parse()?, f[3].parse()?));
-                    }
-                    Some("SIZE") | Some("INFO") => {
-                        infos.entry(engine.clone()).or_default().push(format!("run{run} {}", f[1..].join(" ")));
-                    }
-                    _ => {}
                 }
             }
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
     // ---- report
+    let range = |engine: &str, phase: &str| -> Option<(f64, f64)> {
+        let s = results.get(engine)?.get(phase)?;
+        let w = s.iter().map(|x| x.wall);
+        Some((w.clone().fold(f64::INFINITY, f64::min), w.fold(0.0, f64::max)))
+    };
     let med = |engine: &str, phase: &str| -> Option<(f64, f64, u64)> {
         let s = results.get(engine)?.get(phase)?;
         Some((
@@ -711,8 +790,8 @@ fn main() -> Res<()> {
         cfg.items, cfg.item_len, cfg.queues, cfg.push_batch, cfg.max_per_queue, cfg.pop_batch, cfg.single, cfg.single
     );
     println!();
-    println!("| phase | engine | wall s | CPU s | items/s | CPU µs/item |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| phase | engine | wall s | wall min–max | CPU s | items/s | CPU µs/item |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for phase in PHASES {
         for engine in &engines {
             if let Some((w, c, n)) = med(engine, phase) {
@@ -721,7 +800,8 @@ fn main() -> Res<()> {
                 } else {
                     ("– (0 items)".to_string(), "–".to_string())
                 };
-                println!("| {phase} | {engine} | {w:.3} | {c:.3} | {ips} | {cpi} |");
+                let (lo, hi) = range(engine, phase).unwrap();
+                println!("| {phase} | {engine} | {w:.3} | {lo:.3}–{hi:.3} | {c:.3} | {ips} | {cpi} |");
             }
         }
     }
@@ -763,13 +843,18 @@ fn main() -> Res<()> {
             }
             println!("{row}");
         }
-        let mut row = "| size after push |".to_string();
+        let mut row = "| size after push (allocated) |".to_string();
         for (a, b) in &ratio_pairs {
             match (sizes.get(*a), sizes.get(*b)) {
                 (Some(x), Some(y)) => {
-                    let x = median(x.iter().map(|s| s.0 as f64).collect());
-                    let y = median(y.iter().map(|s| s.0 as f64).collect());
-                    row += &format!(" {:.2} | |", x / y);
+                    // allocated bytes: fjall's journal is preallocated sparse, apparent size misleads
+                    let x = median(x.iter().map(|s| s.1 as f64).collect());
+                    let y = median(y.iter().map(|s| s.1 as f64).collect());
+                    if y >= 1048576.0 {
+                        row += &format!(" {:.2} | |", x / y);
+                    } else {
+                        row += " n/a | |";
+                    }
                 }
                 _ => row += " – | – |",
             }
@@ -777,6 +862,16 @@ fn main() -> Res<()> {
         println!("{row}");
     }
     println!();
+    if !crash.is_empty() {
+        println!("Crash test (push phase, then abort() with no close; then reopen and count):");
+        println!();
+        for engine in &engines {
+            if let Some(v) = crash.get(engine) {
+                println!("- `{engine}`: {}", v.join("; "));
+            }
+        }
+        println!();
+    }
     println!("Durability settings:");
     for engine in &engines {
         println!("- `{engine}`: {}", engine_desc(engine));

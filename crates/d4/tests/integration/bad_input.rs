@@ -1,0 +1,305 @@
+//! Bad input, one test per class: the session is closed, a clear error is
+//! recorded for that sensor, and nothing else is affected — a good sensor
+//! streaming at the same time loses nothing.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::harness::*;
+
+/// A well-behaved sensor streaming type-3 lines while bad sessions come and go.
+struct GoodSensor {
+    child: Child,
+    writer: std::thread::JoinHandle<()>,
+    queue: String,
+    lines: usize,
+}
+
+impl GoodSensor {
+    fn start(s: &Server) -> GoodSensor {
+        let sensor = Sensor::new(s, 3);
+        // Only this sensor's lines: bad sessions may send valid frames first.
+        let queue = s.create_queue("3", &["--sensor", &sensor.uuid.to_string()]);
+        let mut child = Command::new(D4)
+            .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let lines = 400;
+        let writer = std::thread::spawn(move || {
+            let _keep = sensor;
+            for i in 0..lines {
+                writeln!(stdin, "good line {i}").unwrap();
+                stdin.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        GoodSensor {
+            child,
+            writer,
+            queue,
+            lines,
+        }
+    }
+
+    /// Ends the stream and checks that every line arrived, in order.
+    fn check(mut self, s: &Server) {
+        self.writer.join().unwrap();
+        assert!(self.child.wait().unwrap().success());
+        s.wait_queue_len(&self.queue, self.lines as u64);
+        let out = String::from_utf8(s.drain("3", &self.queue, &["-n"])).unwrap();
+        let want: String = (0..self.lines)
+            .map(|i| format!("good line {i}\n"))
+            .collect();
+        assert_eq!(out, want, "the good sensor lost data");
+    }
+}
+
+/// Sends `bytes` on a raw session and expects the server to close it.
+fn rejected(s: &Server, bytes: &[u8]) {
+    let mut raw = Raw::connect(s, None);
+    raw.write(bytes);
+    assert!(raw.closed_by_server(), "the server kept the session open");
+}
+
+fn check_rejection(extra: &[&str], make: impl FnOnce(&Server, Uuid) -> Vec<u8>, needle: &str) {
+    let s = Server::start(extra);
+    let good = GoodSensor::start(&s);
+    let bad = Uuid::new_v4();
+    let bytes = make(&s, bad);
+    rejected(&s, &bytes);
+    let e = s.wait_error(&bad, needle);
+    eprintln!("recorded: {e}");
+    good.check(&s);
+    assert!(s.log().contains(needle), "the log names the reason");
+}
+
+#[test]
+fn wrong_hmac() {
+    check_rejection(
+        &[],
+        |_, u| frame(u, 3, b"not the key", b"line\n"),
+        "HMAC does not match",
+    );
+}
+
+#[test]
+fn oversized_size() {
+    check_rejection(
+        &[],
+        |_, u| {
+            let mut f = frame(u, 3, KEY.as_bytes(), b"");
+            f[58..62].copy_from_slice(&2_000_000u32.to_le_bytes());
+            f
+        },
+        "exceeds the limit",
+    );
+}
+
+#[test]
+fn type_zero() {
+    check_rejection(
+        &[],
+        |_, u| frame(u, 0, KEY.as_bytes(), b"x"),
+        "type 0 is reserved",
+    );
+}
+
+#[test]
+fn type_254_first() {
+    check_rejection(
+        &[],
+        |_, u| frame(u, 254, KEY.as_bytes(), b"x\n"),
+        "type 2 frame (meta-header) must come before",
+    );
+}
+
+#[test]
+fn type_change() {
+    check_rejection(
+        &[],
+        |_, u| {
+            [
+                frame(u, 3, KEY.as_bytes(), b"a\n"),
+                frame(u, 8, KEY.as_bytes(), b"b\n"),
+            ]
+            .concat()
+        },
+        "type changed inside the session (from 3 to 8)",
+    );
+}
+
+#[test]
+fn uuid_change() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    rejected(
+        &s,
+        &[
+            frame(a, 3, KEY.as_bytes(), b"a\n"),
+            frame(b, 3, KEY.as_bytes(), b"b\n"),
+        ]
+        .concat(),
+    );
+    s.wait_error(&b, "UUID changed inside the session");
+    good.check(&s);
+}
+
+#[test]
+fn second_connection_for_same_uuid_and_type() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let u = Uuid::new_v4();
+    let mut first = Raw::connect(&s, None);
+    assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"first\n")));
+    std::thread::sleep(Duration::from_millis(300));
+    rejected(&s, &frame(u, 3, KEY.as_bytes(), b"second\n"));
+    s.wait_error(&u, "already has a live connection for type 3");
+    // The first connection is untouched; types 2/254 may have several.
+    assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"still here\n")));
+    first.close();
+    good.check(&s);
+}
+
+#[test]
+fn blocked_uuid() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let u = Uuid::new_v4();
+    s.d4_ok(&["sensor", "block", &u.to_string()]);
+    rejected(&s, &frame(u, 3, KEY.as_bytes(), b"x\n"));
+    s.wait_error(&u, "sensor UUID is blocklisted");
+    good.check(&s);
+}
+
+#[test]
+fn blocked_ip_and_cidr() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    s.d4_ok(&["sensor", "block-ip", "127.0.0.2"]);
+    s.d4_ok(&["sensor", "block-ip", "127.0.1.0/24"]);
+    for src in ["127.0.0.2", "127.0.1.9"] {
+        let mut raw = Raw::connect(&s, Some(src));
+        raw.write(&frame(Uuid::new_v4(), 3, KEY.as_bytes(), b"x\n"));
+        assert!(raw.closed_by_server());
+    }
+    // Recorded server-wide (no sensor was identified).
+    let rej = s.api_get("/rejections");
+    let reasons: Vec<&str> = rej
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("127.0.0.2 is blocklisted")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("127.0.1.9 is blocklisted")),
+        "{reasons:?}"
+    );
+    // Another loopback address is not blocked.
+    let mut ok = Raw::connect(&s, Some("127.0.0.3"));
+    let u = Uuid::new_v4();
+    assert!(ok.write(&frame(u, 3, KEY.as_bytes(), b"fine\n")));
+    ok.close();
+    wait_for(
+        "sensor from 127.0.0.3 seen",
+        Duration::from_secs(10),
+        || (s.sensor(&u)["last_seen"].as_i64()? > 0).then_some(()),
+    );
+    good.check(&s);
+}
+
+#[test]
+fn non_v4_uuid() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let u = Uuid::parse_str("9a7c4b56-1c1f-1b74-9b0e-3c1f2a1b7e01").unwrap(); // version 1
+    rejected(&s, &frame(u, 3, KEY.as_bytes(), b"x\n"));
+    let rej = s.api_get("/rejections");
+    let r = rej[0]["reason"].as_str().unwrap().to_string();
+    assert!(r.contains("is not a version 4 UUID"), "{r}");
+    good.check(&s);
+}
+
+#[test]
+fn garbage_bytes() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    rejected(&s, &garbage);
+    wait_for("a rejection", Duration::from_secs(10), || {
+        (!s.api_get("/rejections").as_array()?.is_empty()).then_some(())
+    });
+    good.check(&s);
+}
+
+#[test]
+fn truncated_frame_then_disconnect() {
+    let s = Server::start(&[]);
+    let good = GoodSensor::start(&s);
+    let u = Uuid::new_v4();
+    let q = s.create_queue("8", &[]);
+    let whole = frame(u, 8, KEY.as_bytes(), b"complete||line\n");
+    let cut = frame(u, 8, KEY.as_bytes(), b"this frame is cut short\n");
+    let mut raw = Raw::connect(&s, None);
+    raw.write(&[whole, cut[..70].to_vec()].concat());
+    raw.close();
+    s.wait_error(&u, "connection closed inside a frame");
+    // What came before the cut is kept.
+    s.wait_queue_len(&q, 1);
+    assert_eq!(s.drain("8", &q, &["-n"]), b"complete||line\n");
+    good.check(&s);
+}
+
+#[test]
+fn one_byte_per_second() {
+    let s = Server::start(&["--idle-timeout-secs", "3"]);
+    let good = GoodSensor::start(&s);
+    let u = Uuid::new_v4();
+    let f = frame(u, 3, KEY.as_bytes(), b"slow\n");
+    let mut raw = Raw::connect(&s, None);
+    let mut closed = false;
+    // One byte per 100 ms against a 3 s idle timeout: the same ratio as one
+    // byte per second against the default 30 s.
+    for b in &f {
+        if !raw.write(std::slice::from_ref(b)) {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed || raw.closed_by_server());
+    s.wait_error(&u, "no complete frame header within 3 s");
+    good.check(&s);
+}
+
+#[test]
+fn kick_closes_and_refuses_for_a_while() {
+    let s = Server::start(&[]);
+    let u = Uuid::new_v4();
+    let mut raw = Raw::connect(&s, None);
+    assert!(raw.write(&frame(u, 3, KEY.as_bytes(), b"a\n")));
+    wait_for("live session", Duration::from_secs(10), || {
+        s.sensor(&u)["connected"].as_bool()?.then_some(())
+    });
+    let out = String::from_utf8(s.d4(&["sensor", "kick", &u.to_string()]).stderr).unwrap();
+    assert!(out.contains("1 sessions closed"), "{out}");
+    assert!(raw.closed_by_server());
+    rejected(&s, &frame(u, 3, KEY.as_bytes(), b"again\n"));
+    s.wait_error(&u, "sensor was kicked");
+}

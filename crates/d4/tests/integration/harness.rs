@@ -1,0 +1,432 @@
+//! Test harness: the real `d4` binary as server, sensor and consumer, on loopback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+pub const D4: &str = env!("CARGO_BIN_EXE_d4");
+pub const KEY: &str = "private key to change";
+
+/// `../shared` next to the repository, if present.
+pub fn shared() -> Option<PathBuf> {
+    let p = std::env::var_os("D4_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    if p.join("data/pcap").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared not found (set D4_SHARED to run the tests on real captures)");
+        None
+    }
+}
+
+/// A running `d4 server` in a temporary data dir.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+    pub ingest: SocketAddr,
+    pub api: String,
+    pub token: String,
+    http: reqwest::blocking::Client,
+}
+
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > end {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Server {
+    /// Starts a server (shared-secret mode unless `extra` says otherwise).
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let control = dir.path().join("data/server.json");
+        let _ = std::fs::remove_file(&control);
+        let mut all: Vec<String> = vec![
+            "server".into(),
+            "--data-dir".into(),
+            dir.path().join("data").to_str().unwrap().into(),
+        ];
+        for (flag, default) in [
+            ("--listen", "127.0.0.1:0"),
+            ("--web", "127.0.0.1:0"),
+            ("--mode", "shared-secret"),
+        ] {
+            if !extra.contains(&flag) {
+                all.extend([flag.to_string(), default.to_string()]);
+            }
+        }
+        all.extend(extra.iter().map(|s| s.to_string()));
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(D4)
+            .args(&all)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c: Value = wait_for("server.json", Duration::from_secs(20), || {
+            let b = std::fs::read(&control).ok()?;
+            serde_json::from_slice(&b).ok()
+        });
+        let pem = std::fs::read(dir.path().join("data/tls/ca.crt")).unwrap();
+        let http = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        Server {
+            ingest: c["ingest"].as_str().unwrap().parse().unwrap(),
+            api: c["api"].as_str().unwrap().to_string(),
+            token: c["token"].as_str().unwrap().to_string(),
+            dir,
+            child,
+            http,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs `d4 ARGS` against this server (management commands).
+    pub fn d4(&self, args: &[&str]) -> Output {
+        let o = Command::new(D4)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .output()
+            .unwrap();
+        o
+    }
+
+    /// Runs `d4 ARGS`, demands success, returns stdout.
+    pub fn d4_ok(&self, args: &[&str]) -> Vec<u8> {
+        let o = self.d4(args);
+        assert!(
+            o.status.success(),
+            "d4 {args:?} failed: {}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        o.stdout
+    }
+
+    pub fn create_queue(&self, ty: &str, extra: &[&str]) -> String {
+        let mut a = vec!["queue", "create", "-t", ty];
+        a.extend_from_slice(extra);
+        let out = String::from_utf8(self.d4_ok(&a)).unwrap();
+        let q = out.trim().to_string();
+        Uuid::parse_str(&q).expect("queue create prints a UUID alone");
+        q
+    }
+
+    pub fn api_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v1{path}", self.api))
+            .header("Authorization", &self.token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    pub fn queue_len(&self, q: &str) -> u64 {
+        self.api_get(&format!("/queues/{q}"))["length"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub fn wait_queue_len(&self, q: &str, n: u64) {
+        wait_for(
+            &format!("{n} items in queue {q}"),
+            Duration::from_secs(30),
+            || (self.queue_len(q) >= n).then_some(()),
+        );
+    }
+
+    pub fn sensor(&self, u: &Uuid) -> Value {
+        self.api_get(&format!("/sensors/{u}"))
+    }
+
+    /// Waits until the sensor's last error contains `needle`.
+    pub fn wait_error(&self, u: &Uuid, needle: &str) -> String {
+        wait_for(
+            &format!("error {needle:?} for {u}"),
+            Duration::from_secs(20),
+            || {
+                let r = self.sensor(u)["last_error"]["reason"].as_str()?.to_string();
+                r.contains(needle).then_some(r)
+            },
+        )
+    }
+
+    /// Pops everything now in a queue with `d4 stdout --once`.
+    pub fn drain(&self, ty: &str, q: &str, flags: &[&str]) -> Vec<u8> {
+        let mut a = vec!["stdout", "-t", ty, "-u", q, "--once"];
+        a.extend_from_slice(flags);
+        self.d4_ok(&a)
+    }
+
+    pub fn stop(mut self) -> tempfile::TempDir {
+        unsafe_kill_term(self.child.id());
+        let _ = wait_child(&mut self.child, Duration::from_secs(30));
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        dir
+    }
+}
+
+fn wait_child(c: &mut Child, t: Duration) -> bool {
+    let end = Instant::now() + t;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = c.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    false
+}
+
+fn unsafe_kill_term(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sensor configuration directory (reference layout).
+pub struct Sensor {
+    pub dir: tempfile::TempDir,
+    pub uuid: Uuid,
+}
+
+impl Sensor {
+    pub fn new(server: &Server, ty: u8) -> Sensor {
+        let dir = tempfile::tempdir().unwrap();
+        let uuid = Uuid::new_v4();
+        let p = dir.path();
+        std::fs::write(p.join("uuid"), format!("{uuid}\n")).unwrap();
+        std::fs::write(p.join("key"), format!("{KEY}\n")).unwrap();
+        std::fs::write(p.join("type"), format!("{ty}\n")).unwrap();
+        std::fs::write(p.join("destination"), format!("{}\n", server.ingest)).unwrap();
+        std::fs::write(p.join("source"), "stdin\n").unwrap();
+        std::fs::copy(server.data_dir().join("tls/ca.crt"), p.join("rootCA.crt")).unwrap();
+        Sensor { dir, uuid }
+    }
+
+    pub fn set(&self, name: &str, value: &str) {
+        std::fs::write(self.dir.path().join(name), value).unwrap();
+    }
+
+    /// `d4 client -c DIR` with `input` on stdin; demands success.
+    pub fn send(&self, input: &[u8]) {
+        let o = self.run(input, &[]);
+        assert!(
+            o.status.success(),
+            "d4 client failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    pub fn run(&self, input: &[u8], extra: &[&str]) -> Output {
+        let retries: &[&str] = if extra.contains(&"--max-retries") {
+            &[]
+        } else {
+            &["--max-retries", "3"]
+        };
+        let mut c = Command::new(D4)
+            .args(["client", "-c", self.dir.path().to_str().unwrap()])
+            .args(retries)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = c.stdin.take().unwrap();
+        let data = input.to_vec();
+        let w = std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+        let o = c.wait_with_output().unwrap();
+        w.join().unwrap();
+        o
+    }
+
+    pub fn send_file(&self, path: &Path) {
+        let o = Command::new(D4)
+            .args([
+                "client",
+                "-c",
+                self.dir.path().to_str().unwrap(),
+                "--max-retries",
+                "3",
+                "--file",
+                path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "d4 client failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// Frames crafted by hand, for the bad-input tests.
+pub fn frame(uuid: Uuid, ty: u8, key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let enc = d4_proto::FrameEncoder::new(d4_proto::Signer::new(key), 1, ty, uuid);
+    let mut v = Vec::new();
+    enc.encode_into(1_704_067_200, payload, &mut v);
+    v
+}
+
+/// A raw TLS connection to the server, optionally from a given loopback source address.
+pub struct Raw {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl Raw {
+    pub fn connect(server: &Server, from: Option<&str>) -> Raw {
+        let tcp = match from {
+            None => TcpStream::connect(server.ingest).unwrap(),
+            Some(src) => {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .unwrap();
+                let bind: SocketAddr = format!("{src}:0").parse().unwrap();
+                s.bind(&bind.into()).unwrap();
+                s.connect(&server.ingest.into()).unwrap();
+                s.into()
+            }
+        };
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in d4_client::transport::load_certs(&server.data_dir().join("tls/ca.crt")).unwrap() {
+            roots.add(c).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let conn =
+            rustls::ClientConnection::new(Arc::new(cfg), "127.0.0.1".try_into().unwrap()).unwrap();
+        Raw {
+            tls: rustls::StreamOwned::new(conn, tcp),
+        }
+    }
+
+    /// Writes bytes; false if the server already closed.
+    pub fn write(&mut self, b: &[u8]) -> bool {
+        self.tls.write_all(b).is_ok() && self.tls.flush().is_ok()
+    }
+
+    /// Waits until the server closes the connection; true if it did.
+    pub fn closed_by_server(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.tls.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Ends our side cleanly.
+    pub fn close(mut self) {
+        self.tls.conn.send_close_notify();
+        let _ = self.tls.flush();
+        let _ = self.closed_by_server();
+    }
+}
+
+/// A pcap capture built by hand: `n` Ethernet/IPv4/UDP packets.
+pub fn synthetic_pcap(n: usize) -> Vec<u8> {
+    let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    v.extend_from_slice(&65535u32.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..n {
+        let payload_len = 20 + (i * 37) % 1400;
+        let mut pkt = vec![0u8; 14 + 20 + 8 + payload_len];
+        pkt[12] = 0x08; // IPv4
+        pkt[14] = 0x45;
+        let total = (20 + 8 + payload_len) as u16;
+        pkt[16..18].copy_from_slice(&total.to_be_bytes());
+        pkt[22] = 64;
+        pkt[23] = 17;
+        pkt[26..30].copy_from_slice(&[192, 0, 2, (i % 250) as u8]);
+        pkt[30..34].copy_from_slice(&[198, 51, 100, 1]);
+        pkt[34..36].copy_from_slice(&(1024 + i as u16).to_be_bytes());
+        pkt[36..38].copy_from_slice(&53u16.to_be_bytes());
+        for (j, b) in pkt[42..].iter_mut().enumerate() {
+            *b = (i + j) as u8;
+        }
+        v.extend_from_slice(&(1_700_000_000 + i as u32).to_le_bytes());
+        v.extend_from_slice(&((i * 1000) as u32).to_le_bytes());
+        v.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        v.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        v.extend_from_slice(&pkt);
+    }
+    v
+}
+
+/// The packets (timestamp, data) of a pcap file, read with pcap-parser.
+pub fn packets(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    use pcap_parser::traits::PcapReaderIterator;
+    let mut r = pcap_parser::LegacyPcapReader::new(65536, pcap).unwrap();
+    let mut out = Vec::new();
+    loop {
+        match r.next() {
+            Ok((off, block)) => {
+                if let pcap_parser::PcapBlockOwned::Legacy(b) = block {
+                    out.push((b.ts_sec, b.ts_usec, b.data.to_vec()));
+                }
+                r.consume(off);
+            }
+            Err(pcap_parser::PcapError::Eof) => break,
+            Err(pcap_parser::PcapError::Incomplete(_)) => {
+                r.refill().unwrap();
+            }
+            Err(e) => panic!("bad pcap: {e:?}"),
+        }
+    }
+    out
+}

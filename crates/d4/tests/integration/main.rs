@@ -1,0 +1,8 @@
+#![allow(unreachable_pub)]
+//! Integration tests: the real `d4` binary over real TLS on loopback.
+//! One test binary (links once); modules by area.
+
+mod bad_input;
+mod cli;
+mod e2e;
+mod harness;
