@@ -255,12 +255,12 @@ async fn pop_queue(
         body.extend_from_slice(i);
     }
     let left = s.queues.get(d.uuid).map(|d| d.len()).unwrap_or(0);
-    Ok(Response::builder()
+    Response::builder()
         .header(header::CONTENT_TYPE, ITEMS_CONTENT_TYPE)
         .header("x-d4-items", items.len())
         .header("x-d4-queue-length", left)
         .body(Body::from(body))
-        .map_err(|e| bad(e.to_string()))?)
+        .map_err(|e| bad(e.to_string()))
 }
 
 async fn peek_queue(

@@ -120,13 +120,16 @@ struct PushBatch {
     done: Option<std::sync::mpsc::Sender<()>>,
 }
 
+/// Queues by type, each with the sensor group it is restricted to.
+type Routes = HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>>;
+
 /// The queue registry and its writer.
 pub struct Queues {
     db: Arc<Db>,
     /// Definitions and counters (the store is updated in the same transaction).
     defs: Mutex<HashMap<Uuid, QueueDef>>,
     /// Routing table: type → (queue, group). Read on every push.
-    routes: RwLock<HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>>>,
+    routes: RwLock<Routes>,
     /// To the writer thread.
     tx: mpsc::Sender<PushBatch>,
 }
@@ -173,7 +176,7 @@ impl Queues {
     }
 
     fn rebuild_routes(&self) {
-        let mut routes: HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>> = HashMap::new();
+        let mut routes = Routes::new();
         for d in self.lock_defs().values() {
             routes
                 .entry(d.ty.clone())
@@ -300,7 +303,7 @@ impl Queues {
     /// Every queue.
     pub fn list(&self) -> Vec<QueueDef> {
         let mut v: Vec<_> = self.lock_defs().values().cloned().collect();
-        v.sort_by(|a, b| (a.created, a.uuid).cmp(&(b.created, b.uuid)));
+        v.sort_by_key(|d| (d.created, d.uuid));
         v
     }
 

@@ -86,7 +86,7 @@ impl Framing {
                     };
                     let ty = rd([h[0], h[1], h[2], h[3]]);
                     let len = rd([h[4], h[5], h[6], h[7]]) as usize;
-                    if len < 12 || len % 4 != 0 || len > MAX_PENDING {
+                    if len < 12 || !len.is_multiple_of(4) || len > MAX_PENDING {
                         return Err(format!(
                             "pcapng block of length {len}: the stream is corrupt"
                         ));

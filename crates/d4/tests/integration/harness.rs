@@ -112,13 +112,12 @@ impl Server {
 
     /// Runs `d4 ARGS` against this server (management commands).
     pub fn d4(&self, args: &[&str]) -> Output {
-        let o = Command::new(D4)
+        Command::new(D4)
             .args(args)
             .arg("--data-dir")
             .arg(self.data_dir())
             .output()
-            .unwrap();
-        o
+            .unwrap()
     }
 
     /// Runs `d4 ARGS`, demands success, returns stdout.
@@ -192,8 +191,7 @@ impl Server {
     pub fn stop(mut self) -> tempfile::TempDir {
         unsafe_kill_term(self.child.id());
         let _ = wait_child(&mut self.child, Duration::from_secs(30));
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 

@@ -1,4 +1,4 @@
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 //! Integration tests: the real `d4` binary over real TLS on loopback.
 //! One test binary (links once); modules by area.
 
