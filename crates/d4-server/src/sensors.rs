@@ -298,6 +298,12 @@ impl Sensors {
         lock(&self.rejections).iter().cloned().collect()
     }
 
+    /// Whether (UUID, type) already has a live session that excludes another
+    /// (types 2 and 254 never do).
+    pub fn is_live(&self, u: Uuid, ty: u8) -> bool {
+        !matches!(ty, 2 | 254) && lock(&self.live).values().any(|o| o.uuid == u && o.ty == ty)
+    }
+
     /// Registers a live session; refuses a second one for the same (UUID, type)
     /// unless the type is 2 or 254.
     pub fn register_live(&self, s: LiveSession) -> bool {

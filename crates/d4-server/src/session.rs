@@ -177,18 +177,11 @@ impl Session {
                 if h.ty == 254 {
                     return Err(Reject::ExtendedFirst);
                 }
-                let live = LiveSession {
-                    id: self.id,
-                    uuid: h.uuid,
-                    ty: h.ty,
-                    ip: self.ip,
-                    since: Utc::now().timestamp(),
-                    close: self.close.clone(),
-                };
-                if !self.shared.sensors.register_live(live) {
+                // The slot is taken only once the first frame's HMAC verifies
+                // (in `frame`), so a forged header cannot hold a sensor's slot.
+                if self.shared.sensors.is_live(h.uuid, h.ty) {
                     return Err(Reject::AlreadyConnected(h.ty));
                 }
-                self.live = true;
                 self.uuid = Some(h.uuid);
                 self.ty = Some(h.ty);
                 self.signer = Some(self.shared.policy.signer(h.uuid));
@@ -259,6 +252,20 @@ impl Session {
         };
         if !signer.verify(&f.header_bytes, &f.payload) {
             return Err(Reject::BadHmac);
+        }
+        if !self.live {
+            let live = LiveSession {
+                id: self.id,
+                uuid: f.header.uuid,
+                ty: f.header.ty,
+                ip: self.ip,
+                since: Utc::now().timestamp(),
+                close: self.close.clone(),
+            };
+            if !self.shared.sensors.register_live(live) {
+                return Err(Reject::AlreadyConnected(f.header.ty));
+            }
+            self.live = true;
         }
         self.traffic.frames += 1;
         self.traffic.bytes += f.payload.len() as u64;

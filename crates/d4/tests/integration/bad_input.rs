@@ -156,6 +156,10 @@ fn second_connection_for_same_uuid_and_type() {
     let s = Server::start(&[]);
     let good = GoodSensor::start(&s);
     let u = Uuid::new_v4();
+    // A squatter that sends only a (forged) header does not take the slot.
+    let mut squatter = Raw::connect(&s, None);
+    assert!(squatter.write(&frame(u, 3, b"forged", b"never sent\n")[..62]));
+    std::thread::sleep(Duration::from_millis(200));
     let mut first = Raw::connect(&s, None);
     assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"first\n")));
     std::thread::sleep(Duration::from_millis(300));
@@ -164,6 +168,7 @@ fn second_connection_for_same_uuid_and_type() {
     // The first connection is untouched; types 2/254 may have several.
     assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"still here\n")));
     first.close();
+    drop(squatter);
     good.check(&s);
 }
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite — what CI runs (.ci/run calls exactly this).
+# Installs what the tests need when it is missing (CI: root, no stdin).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "ci.sh: cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+# rustfmt and clippy come with the default rustup profile; add them if absent.
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+
+if [ ! -d ../shared/data/pcap ] && [ -z "${D4_SHARED:-}" ]; then
+  echo "ci.sh: ../shared not found: tests on the reference vectors and real captures will say 'skipped'"
+fi
+
+echo "== format"
+cargo fmt --all -- --check
+echo "== lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== tests"
+cargo test --workspace --locked
