@@ -297,3 +297,109 @@ impl Policy {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use d4_proto::header::HMAC_LEN;
+
+    fn header(u: Uuid, ty: u8, size: u32) -> Header {
+        Header {
+            version: 1,
+            ty,
+            uuid: u,
+            timestamp: 0,
+            hmac: [0; HMAC_LEN],
+            size,
+        }
+    }
+
+    fn policy(mode: Mode) -> (tempfile::TempDir, Policy) {
+        let d = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(d.path()).unwrap());
+        let cfg = ServerConfig {
+            mode,
+            accepted_types: vec![1, 2, 3, 254],
+            ..ServerConfig::default()
+        };
+        (d, Policy::load(&cfg, db).unwrap())
+    }
+
+    #[test]
+    fn checks_run_in_the_reference_order() {
+        let (_d, p) = policy(Mode::Registration);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let u = Uuid::new_v4();
+        // 4 before 5: an unknown sensor is "not approved" whatever its size.
+        assert_eq!(
+            p.check_header(&header(u, 3, u32::MAX), ip),
+            Err(Reject::NotApproved(u))
+        );
+        assert!(p.snapshot().pending.contains_key(&u));
+        p.update(|s| s.approved.insert(u)).unwrap();
+        assert_eq!(p.check_header(&header(u, 3, 10), ip), Ok(()));
+        // 5 before 6.
+        assert!(matches!(
+            p.check_header(&header(u, 0, 2_000_000), ip),
+            Err(Reject::TooLarge { .. })
+        ));
+        assert_eq!(p.check_header(&header(u, 0, 1), ip), Err(Reject::Type0));
+        assert_eq!(
+            p.check_header(&header(u, 8, 1), ip),
+            Err(Reject::TypeNotAccepted(8))
+        );
+        // 3: kicked, then blocked; 1 before everything.
+        p.kick(u);
+        assert!(matches!(
+            p.check_header(&header(u, 3, 1), ip),
+            Err(Reject::Kicked(_))
+        ));
+        p.update(|s| s.blocked_uuids.insert(u)).unwrap();
+        assert_eq!(
+            p.check_header(&header(u, 3, 1), ip),
+            Err(Reject::BlockedUuid)
+        );
+        p.update(|s| s.blocked_nets.insert("192.0.2.0/24".parse().unwrap()))
+            .unwrap();
+        assert_eq!(
+            p.check_header(&header(u, 3, 1), ip),
+            Err(Reject::BlockedIp(ip))
+        );
+    }
+
+    #[test]
+    fn block_ip_by_uuid_adds_the_address_and_persists() {
+        let (d, p) = policy(Mode::SharedSecret);
+        let ip: IpAddr = "2001:db8::5".parse().unwrap();
+        let u = Uuid::new_v4();
+        p.update(|s| s.block_ip_by_uuid.insert(u)).unwrap();
+        assert_eq!(
+            p.check_header(&header(u, 3, 1), ip),
+            Err(Reject::BlockIpByUuid(ip))
+        );
+        // Any sensor from that address is now refused.
+        assert_eq!(
+            p.check_header(&header(Uuid::new_v4(), 3, 1), ip),
+            Err(Reject::BlockedIp(ip))
+        );
+        drop(p);
+        let db = Arc::new(Db::open(d.path()).unwrap());
+        let p2 = Policy::load(&ServerConfig::default(), db).unwrap();
+        assert!(p2.check_ip(ip).is_err());
+    }
+
+    #[test]
+    fn shared_secret_accepts_any_v4_and_refuses_others() {
+        let (_d, p) = policy(Mode::SharedSecret);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(p.check_header(&header(Uuid::new_v4(), 1, 1), ip), Ok(()));
+        let v1 = Uuid::parse_str("9a7c4b56-1c1f-1b74-9b0e-3c1f2a1b7e01").unwrap();
+        assert_eq!(
+            p.check_header(&header(v1, 1, 1), ip),
+            Err(Reject::NotV4(v1))
+        );
+        let mut h = header(Uuid::new_v4(), 1, 1);
+        h.version = 2;
+        assert_eq!(p.check_header(&h, ip), Err(Reject::Version(2)));
+    }
+}

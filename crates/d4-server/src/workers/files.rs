@@ -177,3 +177,55 @@ impl FileWorker {
         Output::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(ty: u32, body: usize) -> Vec<u8> {
+        let len = (12 + body) as u32;
+        let mut b = ty.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        if ty == 0x0a0d_0d0a {
+            b.extend_from_slice(&[0x4d, 0x3c, 0x2b, 0x1a]);
+            b.extend(std::iter::repeat_n(0, body - 4));
+        } else {
+            b.extend(std::iter::repeat_n(7, body));
+        }
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn pcapng_cuts_between_blocks_and_keeps_the_preamble() {
+        let shb = block(0x0a0d_0d0a, 16);
+        let idb = block(1, 8);
+        let epb = block(6, 40);
+        let stream = [shb.clone(), idb.clone(), epb.clone(), epb.clone()].concat();
+        let mut f = Framing::pcapng();
+        // Cut inside the last block: only the whole ones count.
+        assert_eq!(
+            f.whole(&stream[..stream.len() - 3]).unwrap(),
+            stream.len() - epb.len()
+        );
+        let Framing::Pcapng { preamble, .. } = &f else {
+            unreachable!()
+        };
+        assert_eq!(preamble, &[shb, idb].concat());
+        assert!(Framing::pcapng().whole(b"GET / HTTP/1.1\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn ipfix_and_lines() {
+        let msg = |len: u16| {
+            let mut m = vec![0, 10];
+            m.extend_from_slice(&len.to_be_bytes());
+            m.resize(len as usize, 0);
+            m
+        };
+        let s = [msg(16), msg(40), msg(30)].concat();
+        assert_eq!(Framing::Ipfix.whole(&s[..s.len() - 1]).unwrap(), 56);
+        assert!(Framing::Ipfix.whole(&[0, 10, 0, 3]).is_err());
+        assert_eq!(Framing::Lines.whole(b"a\nb\nc").unwrap(), 4);
+    }
+}

@@ -305,3 +305,26 @@ fn client_resumes_after_server_restart() {
     // Nothing lost; the record cut by the restart is sent again whole.
     assert_eq!(got, want);
 }
+
+#[test]
+fn pcapng_streams_are_stored_whole_and_announced() {
+    let Some(shared) = shared() else { return };
+    let s = Server::start(&[]);
+    let q = s.create_queue("5", &[]);
+    for name in [
+        "pcapnggen__le_test100.pcapng",
+        "pcapnggen__le_test202.pcapng",
+        "pcapnggen__be_test001.pcapng",
+    ] {
+        let path = shared.join("data/pcap/pcapng").join(name);
+        let sensor = Sensor::new(&s, 5);
+        sensor.set("snaplen", "100\n"); // blocks split across frames
+        sensor.send_file(&path);
+        s.wait_queue_len(&q, 1);
+        assert_eq!(
+            s.drain("5", &q, &["-f"]),
+            std::fs::read(&path).unwrap(),
+            "{name}"
+        );
+    }
+}
