@@ -159,3 +159,31 @@ fn queue_commands() {
     let o = s.d4(&["queue", "show", &q]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("no queue"));
 }
+
+#[test]
+fn stdout_follows_until_interrupted_and_loses_nothing() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("3", &[]);
+    let mut follower = Command::new(D4)
+        .args(["stdout", "-t", "3", "-u", &q, "-n", "--data-dir"])
+        .arg(s.data_dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sensor = Sensor::new(&s, 3);
+    let input: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+    sensor.send(input.as_bytes());
+    // Once the queue is drained, interrupt the follower.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for("queue drained", std::time::Duration::from_secs(30), || {
+        (s.queue_len(&q) == 0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), input);
+}
