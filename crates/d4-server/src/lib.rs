@@ -145,6 +145,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         queues: queues.clone(),
         compressor: workers::Compressor::start(gzip, queues.clone()),
     });
+    if gzip > 0 {
+        let n = workers::recover(&ctx.data_root, &ctx.compressor);
+        if n > 0 {
+            tracing::warn!(
+                "{n} unfinished files from a previous run are being compressed and announced"
+            );
+        }
+    }
     let api_token = match db.get_doc::<String>("api_token")? {
         Some(t) => t,
         None => {

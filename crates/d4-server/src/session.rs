@@ -135,6 +135,9 @@ impl Session {
             if self.last_report.elapsed() >= REPORT_EVERY {
                 self.report();
             }
+            if let Some(w) = &mut self.worker {
+                w.flush().map_err(|e| (self.uuid, Reject::BadPayload(e)))?;
+            }
             let buf = dec.buffer_mut();
             buf.reserve(READ_CHUNK);
             tokio::select! {

@@ -120,6 +120,11 @@ pub struct FileWorker {
 }
 
 impl FileWorker {
+    /// The file rotator.
+    pub fn files_mut(&mut self) -> &mut Rotator {
+        &mut self.files
+    }
+
     /// A worker writing through `files`.
     pub fn new(files: Rotator, framing: Framing) -> FileWorker {
         FileWorker {

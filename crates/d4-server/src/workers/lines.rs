@@ -21,6 +21,11 @@ pub struct LineWorker {
 }
 
 impl LineWorker {
+    /// The file rotator.
+    pub fn files_mut(&mut self) -> &mut Rotator {
+        &mut self.files
+    }
+
     /// A worker writing through `files`, producing items for `queue`.
     pub fn new(files: Rotator, queue: QueueType, json: bool) -> LineWorker {
         LineWorker {

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::queues::{QueueType, Queues};
-pub use rotate::{Compressor, Rotator};
+pub use rotate::{recover, Compressor, Rotator};
 
 /// What every worker needs from the server.
 pub struct WorkerCtx {
@@ -127,6 +127,17 @@ impl Worker {
             Worker::Lines(w) => w.finish(now),
             Worker::Files(w) => w.finish(now),
         }
+    }
+
+    /// Pushes buffered file bytes to the OS (called before the session waits
+    /// for more input).
+    pub fn flush(&mut self) -> Result<(), String> {
+        let r = match self {
+            Worker::Pcap(w) => w.files_mut().flush(),
+            Worker::Lines(w) => w.files_mut().flush(),
+            Worker::Files(w) => w.files_mut().flush(),
+        };
+        r.map_err(|e| format!("cannot write stored data: {e}"))
     }
 
     /// The queue type that this worker's items go to.

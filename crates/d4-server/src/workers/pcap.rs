@@ -13,6 +13,11 @@ pub struct PcapWorker {
 }
 
 impl PcapWorker {
+    /// The file rotator.
+    pub fn files_mut(&mut self) -> &mut Rotator {
+        &mut self.files
+    }
+
     /// A worker writing through `files`.
     pub fn new(files: Rotator) -> PcapWorker {
         PcapWorker {

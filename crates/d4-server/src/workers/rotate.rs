@@ -87,6 +87,63 @@ impl Compressor {
     }
 }
 
+/// Finds files left unfinished by a crash (not compressed, never announced)
+/// and hands them to the compressor, announced as usual. Meta-headers of
+/// extended types (`254/.../*.json`) are left alone. Returns how many.
+pub fn recover(data_root: &Path, compressor: &Compressor) -> usize {
+    let mut found = Vec::new();
+    walk(data_root, &mut found);
+    let mut n = 0;
+    for path in found {
+        let Ok(rel) = path.strip_prefix(data_root) else {
+            continue;
+        };
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let name = parts.last().cloned().unwrap_or_default();
+        // <uuid>/<type>/YYYY/MM/DD/[<ext>/]file
+        let (Some(sensor), Some(ty)) = (parts.first(), parts.get(1)) else {
+            continue;
+        };
+        let Ok(sensor) = Uuid::try_parse(sensor) else {
+            continue;
+        };
+        if name.ends_with(".gz")
+            || name.ends_with(".gz.part")
+            || (ty == "254" && name.ends_with(".json"))
+        {
+            continue;
+        }
+        let announce = match ty.as_str() {
+            "1" | "4" | "5" | "7" => ty.parse().ok().map(|t| (QueueType::Type(t), sensor)),
+            _ => None,
+        };
+        tracing::warn!(
+            "{} was left unfinished (crash?): compressing it now",
+            path.display()
+        );
+        compressor.submit(Job { path, announce });
+        n += 1;
+    }
+    n
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&p, out),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => {}
+        }
+    }
+}
+
 /// `x.cap` → `x.cap.gz`, or `x.cap.1.gz`, `x.cap.2.gz`... if taken.
 fn gz_name(p: &Path) -> PathBuf {
     let base = p.as_os_str().to_string_lossy().into_owned();
@@ -221,6 +278,15 @@ impl Rotator {
         }
         match &mut self.current {
             Some(c) => c.file.write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    /// Pushes buffered bytes to the file (the OS has them; a crash of the
+    /// server loses nothing written so far).
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some(c) => c.file.flush(),
             None => Ok(()),
         }
     }

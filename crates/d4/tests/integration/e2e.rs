@@ -328,3 +328,43 @@ fn pcapng_streams_are_stored_whole_and_announced() {
         );
     }
 }
+
+#[test]
+fn files_left_by_a_crash_are_finished_on_restart() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    let sensor = Sensor::new(&s, 1);
+    let cap = synthetic_pcap(500);
+    let mut client = std::process::Command::new(D4)
+        .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &cap).unwrap();
+    std::io::Write::flush(&mut stdin).unwrap();
+    let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
+    let dir = s
+        .data_dir()
+        .join("data")
+        .join(sensor.uuid.simple().to_string())
+        .join("1")
+        .join(day);
+    wait_for("the capture on disk", Duration::from_secs(20), || {
+        let f = std::fs::read_dir(&dir).ok()?.next()?.ok()?.path();
+        (std::fs::metadata(&f).ok()?.len() as usize == cap.len()).then_some(())
+    });
+    // SIGKILL: no chance to finish the file.
+    let mut s = s;
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let _ = client.kill();
+    let _ = client.wait();
+    let s = Server::start_in(
+        std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap()),
+        &[],
+    );
+    s.wait_queue_len(&q, 1);
+    assert_eq!(packets(&s.drain("1", &q, &["-f"])), packets(&cap));
+}
