@@ -164,7 +164,7 @@ fn queue_commands() {
 fn stdout_follows_until_interrupted_and_loses_nothing() {
     let s = Server::start(&[]);
     let q = s.create_queue("3", &[]);
-    let mut follower = Command::new(D4)
+    let follower = Command::new(D4)
         .args(["stdout", "-t", "3", "-u", &q, "-n", "--data-dir"])
         .arg(s.data_dir())
         .stdout(std::process::Stdio::piped())
