@@ -14,6 +14,7 @@
 //! | POST | `/api/v1/sensors/{uuid}/key` | `{"key": "..."}` set the HMAC key (never shown back) |
 //! | POST | `/api/v1/blocklist/ip`, `/api/v1/blocklist/ip/remove` | `{"net": "192.0.2.0/24"}` |
 //! | GET | `/api/v1/rejections` | recent rejected sessions |
+//! | GET | `/api/v1/stats/daily` | bytes and frames per day, per type and per peer address |
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/blocklist/ip", post(block_ip))
         .route("/blocklist/ip/remove", post(unblock_ip))
         .route("/rejections", get(rejections))
+        .route("/stats/daily", get(daily_stats))
         .layer(middleware::from_fn_with_state(shared.clone(), auth));
     Router::new().nest("/api/v1", v1).with_state(shared)
 }
@@ -464,6 +466,10 @@ async fn unblock_ip(
         ));
     }
     Ok(Json(json!({"status": "ok", "net": n.to_string()})))
+}
+
+async fn daily_stats(State(s): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!(s.sensors.daily()))
 }
 
 async fn rejections(State(s): State<Arc<Shared>>) -> Json<Value> {

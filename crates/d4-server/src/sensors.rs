@@ -76,6 +76,19 @@ pub struct SensorMeta {
     pub description: String,
 }
 
+/// Server-wide counters of one day: per type and per peer address.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ServerDay {
+    /// By type key (`1`, `254:maltrail`).
+    pub types: BTreeMap<String, DayStats>,
+    /// By peer address (at most [`MAX_DAILY_IPS`] a day).
+    pub ips: BTreeMap<String, DayStats>,
+}
+
+/// Most peer addresses counted per day.
+pub const MAX_DAILY_IPS: usize = 10_000;
+
 /// A rejection, server-wide (also for connections with no usable UUID).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Rejection {
@@ -123,6 +136,8 @@ pub struct Sensors {
     meta: Mutex<HashMap<Uuid, SensorMeta>>,
     dirty: Mutex<Vec<Uuid>>,
     live: Mutex<HashMap<Uuid, LiveSession>>,
+    /// Server-wide daily counters by `YYYYMMDD` (store document `daily`).
+    daily: Mutex<BTreeMap<String, ServerDay>>,
     rejections: Mutex<VecDeque<Rejection>>,
 }
 
@@ -138,7 +153,9 @@ impl Sensors {
             .into_iter()
             .map(|(_, m)| (m.uuid, m))
             .collect();
+        let daily = db.get_doc("daily")?.unwrap_or_default();
         Ok(Sensors {
+            daily: Mutex::new(daily),
             db,
             meta: Mutex::new(meta),
             dirty: Mutex::new(Vec::new()),
@@ -160,6 +177,8 @@ impl Sensors {
         if ids.is_empty() {
             return Ok(());
         }
+        let daily = lock(&self.daily).clone();
+        self.db.put_docs(&[("daily".to_string(), daily)])?;
         let docs: Vec<(String, SensorMeta)> = {
             let m = lock(&self.meta);
             ids.iter()
@@ -203,11 +222,11 @@ impl Sensors {
             Some((last, when)) if *last == ip => *when = ts,
             _ => {
                 m.last_ips.retain(|(a, _)| *a != ip);
-                m.last_ips.push_front((ip, ts));
+                m.last_ips.push_front((ip.clone(), ts));
                 m.last_ips.truncate(LAST_IPS);
             }
         }
-        let d = m.daily.entry(day).or_default();
+        let d = m.daily.entry(day.clone()).or_default();
         d.bytes += t.bytes;
         d.frames += t.frames;
         while m.daily.len() > KEEP_DAYS {
@@ -215,6 +234,20 @@ impl Sensors {
         }
         m.last_error = None;
         drop(all);
+        let mut daily = lock(&self.daily);
+        let sd = daily.entry(day).or_default();
+        let add = |d: &mut DayStats| {
+            d.bytes += t.bytes;
+            d.frames += t.frames;
+        };
+        add(sd.types.entry(t.type_key.clone()).or_default());
+        if sd.ips.len() < MAX_DAILY_IPS || sd.ips.contains_key(&ip) {
+            add(sd.ips.entry(ip).or_default());
+        }
+        while daily.len() > KEEP_DAYS {
+            daily.pop_first();
+        }
+        drop(daily);
         self.touch(u);
     }
 
@@ -291,6 +324,11 @@ impl Sensors {
             })
             .description = text;
         self.touch(u);
+    }
+
+    /// Server-wide daily counters, oldest day first.
+    pub fn daily(&self) -> BTreeMap<String, ServerDay> {
+        lock(&self.daily).clone()
     }
 
     /// Recent rejections, newest first.
