@@ -313,6 +313,28 @@ mod tests {
     }
 
     #[test]
+    fn toml_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sensor.toml");
+        std::fs::write(d.path().join("meta.json"), r#"{"type": "maltrail"}"#).unwrap();
+        std::fs::write(
+            &p,
+            "destination = \"[::1]:4443\"\nuuid_file = \"uuid\"\nkey = \"k\"\ntype = 254\nmetaheader = \"meta.json\"\nroot_ca = \"ca.crt\"\nfile = \"in.log\"\n",
+        )
+        .unwrap();
+        let c = ClientConfig::from_toml(&p).unwrap();
+        assert_eq!(c.destination, Destination::Server("[::1]:4443".into()));
+        assert_eq!(c.ty, 254);
+        assert_eq!(c.key, b"k");
+        assert_eq!(c.source, Source::File(d.path().join("in.log")));
+        assert_eq!(c.root_ca, Some(d.path().join("ca.crt")));
+        assert!(d.path().join("uuid").is_file());
+        std::fs::write(&p, "destination = \"stdout\"\nuuid = \"x\"\nbogus = 1\n").unwrap();
+        let e = format!("{:#}", ClientConfig::from_toml(&p).unwrap_err());
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
     fn clear_errors() {
         let d = tempfile::tempdir().unwrap();
         let e = ClientConfig::from_dir(d.path()).unwrap_err().to_string();
