@@ -14,6 +14,17 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
+# tcpdump: tests check that every stored capture opens in it.
+if ! command -v tcpdump >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing tcpdump"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump) >/dev/null \
+      || echo "ci.sh: could not install tcpdump; the tcpdump checks will say 'skipped'"
+  else
+    echo "ci.sh: tcpdump not installed; the tcpdump checks will say 'skipped'"
+  fi
+fi
+
 if [ ! -d ../shared/data/pcap ] && [ -z "${D4_SHARED:-}" ]; then
   echo "ci.sh: ../shared not found: tests on the reference vectors and real captures will say 'skipped'"
 fi

@@ -308,3 +308,35 @@ fn kick_closes_and_refuses_for_a_while() {
     rejected(&s, &frame(u, 3, KEY.as_bytes(), b"again\n"));
     s.wait_error(&u, "sensor was kicked");
 }
+
+#[test]
+fn type1_stream_that_is_not_pcap() {
+    check_rejection(
+        &[],
+        |_, u| {
+            frame(
+                u,
+                1,
+                KEY.as_bytes(),
+                b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+            )
+        },
+        "not a pcap stream",
+    );
+}
+
+#[test]
+fn pcapng_sent_as_type1() {
+    check_rejection(
+        &[],
+        |_, u| {
+            frame(
+                u,
+                1,
+                KEY.as_bytes(),
+                &[0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a],
+            )
+        },
+        "send it as D4 type 5",
+    );
+}

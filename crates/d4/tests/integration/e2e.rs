@@ -14,6 +14,10 @@ fn synthetic_pcap_comes_back_with_identical_packets() {
     s.wait_queue_len(&q, 1);
     let out = s.drain("1", &q, &["-f"]);
     assert_eq!(packets(&out), packets(&cap));
+    match tcpdump_count(&out) {
+        Some(n) => assert_eq!(n, 3000),
+        None => eprintln!("skipped: tcpdump not installed (ci.sh installs it)"),
+    }
     // The stored file is a valid pcap on its own, under the documented path.
     let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
     let dir = s
@@ -111,7 +115,11 @@ fn rotation_cuts_on_record_boundaries_and_every_file_is_a_pcap() {
         let mut r = d4_packet::gz::open_maybe_gz(f).unwrap();
         let mut b = Vec::new();
         std::io::Read::read_to_end(&mut r, &mut b).unwrap();
+        let n = packets(&b).len();
         all.extend(packets(&b));
+        if let Some(t) = tcpdump_count(&b) {
+            assert_eq!(t, n, "tcpdump reads {f:?}");
+        }
     }
     assert_eq!(all, packets(&cap));
 }
@@ -367,4 +375,26 @@ fn files_left_by_a_crash_are_finished_on_restart() {
     );
     s.wait_queue_len(&q, 1);
     assert_eq!(packets(&s.drain("1", &q, &["-f"])), packets(&cap));
+}
+
+/// How many packets tcpdump reads from a capture, if tcpdump is installed.
+fn tcpdump_count(pcap: &[u8]) -> Option<usize> {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), pcap).unwrap();
+    let o = std::process::Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(tmp.path())
+        .output()
+        .ok()?;
+    assert!(
+        o.status.success(),
+        "tcpdump: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(
+        o.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+    )
 }
