@@ -398,3 +398,66 @@ fn tcpdump_count(pcap: &[u8]) -> Option<usize> {
             .count(),
     )
 }
+
+#[test]
+fn streams_of_the_reference_c_client_are_accepted() {
+    let Some(shared) = shared() else { return };
+    let root = shared.join("vectors/streams");
+    let s = Server::start(&[]);
+    let q1 = s.create_queue("1", &[]);
+    let q3 = s.create_queue("3", &[]);
+    let q8 = s.create_queue("8", &[]);
+    let u = uuid::Uuid::parse_str("9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01").unwrap();
+    let inputs = shared.join("vectors/inputs");
+    let lines = |f: &str| {
+        std::fs::read(inputs.join(f))
+            .unwrap()
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64
+    };
+    let mut want3 = 0;
+    let mut want8 = 0;
+    for (stream, ty) in [
+        ("frozen/t1-pcap.d4", 1),
+        ("frozen/t3-syslog.d4", 3),
+        ("frozen/t3-small.d4", 3),
+        ("frozen/t3-empty.d4", 3),
+        ("frozen/t8-passivedns.d4", 8),
+        ("edge/key-no-newline.d4", 3),
+        ("edge/snaplen-1000.d4", 3),
+        ("live/t8-passivedns.d4", 8),
+    ] {
+        let bytes = std::fs::read(root.join(stream)).unwrap();
+        let mut raw = Raw::connect(&s, None);
+        assert!(raw.write(&bytes), "{stream}");
+        raw.close();
+        // Sessions of one sensor and type must not overlap: wait until it is gone.
+        wait_for("session end", Duration::from_secs(10), || {
+            (!s.sensor(&u)["connected"].as_bool()?).then_some(())
+        });
+        assert!(
+            s.sensor(&u)["last_error"].is_null(),
+            "{stream}: {}",
+            s.sensor(&u)["last_error"]
+        );
+        match (ty, stream) {
+            (3, "frozen/t3-syslog.d4") => want3 += lines("syslog.log"),
+            (3, "frozen/t3-small.d4") => want3 += lines("small.bin"),
+            (3, "edge/key-no-newline.d4") => want3 += lines("small.bin"),
+            (3, "edge/snaplen-1000.d4") => want3 += lines("multi.bin"),
+            (8, _) => want8 += lines("passivedns.csv"),
+            _ => {}
+        }
+    }
+    s.wait_queue_len(&q1, 1);
+    let sample = std::fs::read(inputs.join("sample.pcap")).unwrap();
+    assert_eq!(s.drain("1", &q1, &["-f"]), sample);
+    s.wait_queue_len(&q3, want3);
+    s.wait_queue_len(&q8, want8);
+    // A stream signed with another key is refused.
+    let mut raw = Raw::connect(&s, None);
+    raw.write(&std::fs::read(root.join("edge/key-100-bytes.d4")).unwrap());
+    assert!(raw.closed_by_server());
+    s.wait_error(&u, "HMAC does not match");
+}
