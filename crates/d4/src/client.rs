@@ -44,6 +44,18 @@ pub(crate) struct Args {
     max_backoff: u64,
 }
 
+/// A file that ends early on Ctrl-C, so that what was read is still sent.
+struct StopOnInterrupt<R>(R);
+
+impl<R: Read> Read for StopOnInterrupt<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if crate::signals::interrupted() {
+            return Ok(0);
+        }
+        self.0.read(buf)
+    }
+}
+
 /// Standard input without std's 8 KiB buffer: one read(2) per frame, as the
 /// reference client does (so frame boundaries match it byte for byte).
 fn raw_stdin() -> Result<std::fs::File> {
@@ -86,12 +98,22 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.end_frame |= a.end_frame;
     cfg.max_retries = a.max_retries;
     cfg.max_backoff_secs = a.max_backoff;
+    // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
+    // producer end the input, then send everything and exit; a second one quits now.
+    crate::signals::catch(|n| {
+        if n == 1 {
+            eprintln!("d4 client: finishing (sending what was read); Ctrl-C again to quit now");
+        } else {
+            std::process::exit(130);
+        }
+    });
     let stats = match &cfg.source {
         Source::Stdin => d4_client::run(&cfg, raw_stdin()?)?,
         Source::File(p) => {
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let f = StopOnInterrupt(f);
             let input: Box<dyn Read> =
                 if std::io::stderr().is_terminal() && cfg.destination != Destination::Stdout {
                     let bar = indicatif::ProgressBar::new(len).with_style(

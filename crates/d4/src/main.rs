@@ -13,6 +13,7 @@ mod api;
 mod client;
 mod manage;
 mod server;
+mod signals;
 mod stdout;
 
 use clap::{Parser, Subcommand};

@@ -2,7 +2,6 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -72,44 +71,15 @@ impl FileStreamer {
     }
 }
 
-/// Set on Ctrl-C / SIGTERM: the current batch is written out, then we exit,
-/// so no popped item is lost.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-fn catch_signals() {
-    let _ = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(|| {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                #[cfg(unix)]
-                {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    if let Ok(mut term) = signal(SignalKind::terminate()) {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = term.recv() => {}
-                        }
-                    } else {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-                #[cfg(not(unix))]
-                let _ = tokio::signal::ctrl_c().await;
-            });
-            STOP.store(true, Ordering::SeqCst);
-        });
-}
-
 pub(crate) fn run(a: Args) -> Result<()> {
     let api = Api::connect(&a.conn)?;
     if !a.once {
-        catch_signals();
+        // The batch in hand is written out before exiting: no popped item is lost.
+        crate::signals::catch(|n| {
+            if n > 1 {
+                std::process::exit(130);
+            }
+        });
     }
     let q = api.get(&format!("/queues/{}", a.queue))?;
     let qtype = q["type"].as_str().unwrap_or_default();
@@ -121,7 +91,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let mut files = FileStreamer { pcap_header: None };
     let mut idle = Duration::from_millis(50);
     loop {
-        if STOP.load(Ordering::SeqCst) {
+        if crate::signals::interrupted() {
             return Ok(());
         }
         let items = match api.pop(&a.queue, a.batch.clamp(1, 10_000)) {

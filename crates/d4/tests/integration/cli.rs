@@ -187,3 +187,34 @@ fn stdout_follows_until_interrupted_and_loses_nothing() {
     assert!(out.status.success(), "{:?}", out.status);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), input);
 }
+
+#[test]
+fn client_interrupted_sends_what_it_read_and_exits_0() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let q = s.create_queue("3", &[]);
+    let sensor = Sensor::new(&s, 3);
+    let mut c = Command::new(D4)
+        .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"before ctrl-c\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Ctrl-C reaches the client (and, in a shell pipeline, the producer, which then ends the input).
+    Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stdin.write_all(b"last words\n").unwrap();
+    drop(stdin);
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("finishing"));
+    s.wait_queue_len(&q, 2);
+    assert_eq!(s.drain("3", &q, &["-n"]), b"before ctrl-c\nlast words\n");
+}
