@@ -57,6 +57,11 @@ pub struct ClientConfig {
     pub max_backoff_secs: u64,
     /// Give up after this many failed connection attempts in a row (0: never).
     pub max_retries: u32,
+    /// Bytes of frames already written that are sent again after a
+    /// reconnection (the protocol has no acknowledgement: what the server had
+    /// not read when the connection broke would be lost). Duplicates after a
+    /// reconnection are bounded by it.
+    pub replay_window: usize,
 }
 
 /// The TOML form (`d4 client --config FILE.toml`): the same settings as the directory.
@@ -178,6 +183,7 @@ impl ClientConfig {
             end_frame: false,
             max_backoff_secs: 30,
             max_retries: 0,
+            replay_window: 1024 * 1024,
         }
     }
 

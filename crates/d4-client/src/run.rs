@@ -1,7 +1,8 @@
 //! The send loop.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use d4_packet::PcapSplitter;
@@ -12,6 +13,8 @@ use crate::transport::{stdout_sink, Backoff, Connector, Sink};
 
 /// Flush once this many frame bytes are waiting.
 const FLUSH_AT: usize = 256 * 1024;
+/// A connection up this long is healthy: the failure count and backoff reset.
+const HEALTHY: Duration = Duration::from_secs(5);
 /// Longest partial line kept for re-sending after a reconnection.
 const MAX_RESUME_LINE: usize = 1024 * 1024;
 
@@ -87,6 +90,15 @@ impl Resume {
     }
 }
 
+/// Encoded frames and where their payloads are.
+#[derive(Default)]
+struct Batch {
+    /// Whole frames, back to back.
+    frames: Vec<u8>,
+    /// Payload ranges inside `frames`.
+    payloads: Vec<(usize, usize)>,
+}
+
 /// The frames of one stream, with what is needed to replay them.
 struct Stream<'a> {
     cfg: &'a ClientConfig,
@@ -97,13 +109,21 @@ struct Stream<'a> {
     /// `None` for stdout; otherwise the server connector.
     connector: Option<Connector>,
     sink: Option<Sink>,
-    /// Whole frames written since the last successful flush.
-    unflushed: Vec<u8>,
-    /// Payload ranges inside `unflushed`.
-    payloads: Vec<(usize, usize)>,
+    /// When the current connection was opened.
+    connected_at: Instant,
+    /// Frames not yet written.
+    unflushed: Batch,
+    /// Frames written on the current connection that the server may not have
+    /// read yet (the protocol has no acknowledgement): sent again after a
+    /// reconnection. At most `REPLAY_WINDOW` bytes (the newest batch always).
+    window: VecDeque<Batch>,
+    window_bytes: usize,
+    /// Record boundaries as of the start of `window`.
     resume: Resume,
-    /// Whether anything was flushed to the server on any connection yet.
-    started: bool,
+    /// Delay before the next connection attempt.
+    backoff: Backoff,
+    /// Connection failures in a row.
+    failures: u32,
     stats: RunStats,
 }
 
@@ -139,10 +159,16 @@ impl<'a> Stream<'a> {
             meta,
             sink: if to_server { None } else { Some(stdout_sink()) },
             connector,
-            unflushed: Vec::with_capacity(FLUSH_AT + 128 * 1024),
-            payloads: Vec::new(),
+            connected_at: Instant::now(),
+            unflushed: Batch {
+                frames: Vec::with_capacity(FLUSH_AT + 128 * 1024),
+                payloads: Vec::new(),
+            },
+            window: VecDeque::new(),
+            window_bytes: 0,
             resume: Resume::for_type(cfg.ty, to_server),
-            started: false,
+            backoff: Backoff::new(Duration::from_secs(cfg.max_backoff_secs.max(1))),
+            failures: 0,
             stats: RunStats::default(),
         })
     }
@@ -150,15 +176,16 @@ impl<'a> Stream<'a> {
     /// Appends one frame to the output buffer.
     fn push(&mut self, payload: &[u8]) {
         let h = self.data.header(now(self.cfg), payload);
-        self.unflushed.extend_from_slice(&h);
-        let start = self.unflushed.len();
-        self.unflushed.extend_from_slice(payload);
-        self.payloads.push((start, self.unflushed.len()));
+        let b = &mut self.unflushed;
+        b.frames.extend_from_slice(&h);
+        let start = b.frames.len();
+        b.frames.extend_from_slice(payload);
+        b.payloads.push((start, b.frames.len()));
         self.stats.frames += 1;
     }
 
-    /// Frames that open every connection: the meta-header (types 2/254), then
-    /// the bytes needed to resume on a record boundary.
+    /// Frames that open every connection: the meta-header (types 2/254), the
+    /// bytes needed to restart on a record boundary, then the replay window.
     fn opening_frames(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         let ts = now(self.cfg);
@@ -168,46 +195,52 @@ impl<'a> Stream<'a> {
                 self.stats.frames += 1;
             }
         }
-        if self.started {
-            for chunk in self.resume.prefix().chunks(self.cfg.snaplen) {
-                self.data.encode_into(ts, chunk, &mut out);
-                self.stats.frames += 1;
-            }
+        for chunk in self.resume.prefix().chunks(self.cfg.snaplen) {
+            self.data.encode_into(ts, chunk, &mut out);
+            self.stats.frames += 1;
+        }
+        for b in &self.window {
+            out.extend_from_slice(&b.frames);
         }
         out
     }
 
-    fn connect(&mut self) -> Result<Sink> {
-        let Some(connector) = &self.connector else {
-            unreachable!("stdout never reconnects")
-        };
-        let mut backoff = Backoff::new(Duration::from_secs(self.cfg.max_backoff_secs.max(1)));
-        let mut failures = 0u32;
+    /// Counts a failure; waits the backoff delay, or gives up after `max_retries`.
+    fn failed(&mut self, e: anyhow::Error) -> Result<()> {
+        self.failures += 1;
+        if self.cfg.max_retries > 0 && self.failures >= self.cfg.max_retries {
+            return Err(e.context(format!("giving up after {} attempts", self.failures)));
+        }
+        let d = self.backoff.delay();
+        tracing::warn!("{e:#}; retrying in {:.1} s", d.as_secs_f64());
+        std::thread::sleep(d);
+        Ok(())
+    }
+
+    fn connect(&mut self) -> Result<()> {
         loop {
+            let Some(connector) = &self.connector else {
+                unreachable!("stdout never reconnects")
+            };
             match connector.connect() {
-                Ok(s) => return Ok(s),
-                Err(e) => {
-                    failures += 1;
-                    if self.cfg.max_retries > 0 && failures >= self.cfg.max_retries {
-                        return Err(e.context(format!("giving up after {failures} attempts")));
-                    }
-                    let d = backoff.delay();
-                    tracing::warn!("{e:#}; retrying in {:.1} s", d.as_secs_f64());
-                    std::thread::sleep(d);
+                Ok(s) => {
+                    self.sink = Some(s);
+                    self.connected_at = Instant::now();
+                    return Ok(());
                 }
+                Err(e) => self.failed(e)?,
             }
         }
     }
 
     /// Sends what is buffered. On a server, a failed write or a server that
-    /// hung up leads to reconnection and re-sending of everything not yet
-    /// flushed, after the opening frames.
+    /// hung up leads to reconnection (with backoff) and re-sending of the
+    /// replay window and everything not yet flushed, after the opening frames.
     fn flush(&mut self) -> Result<()> {
         loop {
             let fresh = self.sink.is_none();
             if fresh {
-                let s = self.connect()?;
-                self.sink = Some(s);
+                self.connect()?;
             }
             let opening = if fresh {
                 self.opening_frames()
@@ -219,7 +252,7 @@ impl<'a> Stream<'a> {
             };
             let r = sink
                 .write_all(&opening)
-                .and_then(|_| sink.write_all(&self.unflushed))
+                .and_then(|_| sink.write_all(&self.unflushed.frames))
                 .and_then(|_| sink.flush());
             match r {
                 Ok(()) => break,
@@ -227,19 +260,58 @@ impl<'a> Stream<'a> {
                     return Err(e).context("cannot write to stdout");
                 }
                 Err(e) => {
-                    tracing::warn!("connection lost: {e}; reconnecting");
                     self.sink = None;
                     self.stats.reconnects += 1;
+                    self.failed(anyhow::Error::new(e).context("connection lost"))?;
                 }
             }
         }
-        for &(a, b) in &self.payloads {
-            self.resume.sent(&self.unflushed[a..b]);
+        if self.connected_at.elapsed() >= HEALTHY {
+            self.failures = 0;
+            self.backoff.reset();
         }
-        self.started = true;
-        self.unflushed.clear();
-        self.payloads.clear();
+        if self.connector.is_none() {
+            self.unflushed.frames.clear();
+            self.unflushed.payloads.clear();
+            return Ok(());
+        }
+        // Keep what was just written for replay; let the oldest batches go.
+        let fresh = Batch {
+            frames: Vec::with_capacity(self.unflushed.frames.capacity()),
+            payloads: Vec::new(),
+        };
+        let done = std::mem::replace(&mut self.unflushed, fresh);
+        self.window_bytes += done.frames.len();
+        self.window.push_back(done);
+        while self.window.len() > 1 && self.window_bytes > self.cfg.replay_window {
+            if let Some(old) = self.window.pop_front() {
+                self.window_bytes -= old.frames.len();
+                for &(a, b) in &old.payloads {
+                    self.resume.sent(&old.frames[a..b]);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Ends the stream: the server must confirm (TLS close_notify after it
+    /// has stored everything); otherwise reconnect and send the window again.
+    fn finish(&mut self) -> Result<()> {
+        loop {
+            self.flush()?;
+            let Some(sink) = self.sink.take() else {
+                return Ok(());
+            };
+            match sink.close() {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.stats.reconnects += 1;
+                    self.failed(anyhow::Error::new(e).context(
+                        "the server did not confirm the end of the stream (sensor refused? see `d4 sensor list` on the server)",
+                    ))?;
+                }
+            }
+        }
     }
 }
 
@@ -258,7 +330,7 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
         s.flush()?;
     } else if s.meta.is_some() {
         let opening = s.opening_frames();
-        s.unflushed.extend_from_slice(&opening);
+        s.unflushed.frames.extend_from_slice(&opening);
     }
     let mut buf = vec![0u8; cfg.snaplen];
     loop {
@@ -272,17 +344,13 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
         }
         s.stats.bytes += n as u64;
         s.push(&buf[..n]);
-        if s.unflushed.len() >= FLUSH_AT || n < cfg.snaplen {
+        if s.unflushed.frames.len() >= FLUSH_AT || n < cfg.snaplen {
             s.flush()?;
         }
     }
     if cfg.end_frame {
         s.push(&[]);
     }
-    s.flush()?;
-    let stats = s.stats;
-    if let Some(sink) = s.sink.take() {
-        sink.close().context("closing the connection")?;
-    }
-    Ok(stats)
+    s.finish()?;
+    Ok(s.stats)
 }

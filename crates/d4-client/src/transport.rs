@@ -50,8 +50,9 @@ impl Sink {
         }
     }
 
-    /// Ends the stream cleanly: flush, TLS close_notify, then wait (bounded) for
-    /// the server to close its side, which it does once it has read everything.
+    /// Ends the stream: flush, TLS close_notify, then wait (bounded) for the
+    /// server's close_notify, which it sends once it has stored everything.
+    /// A connection closed without it (a refused sensor) is an error.
     pub fn close(self) -> io::Result<()> {
         match self {
             Sink::Stdout(mut w) => w.flush(),
@@ -65,8 +66,6 @@ impl Sink {
                     match s.read(&mut buf) {
                         Ok(0) => return Ok(()),
                         Ok(_) => {}
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
                         Err(e) => return Err(e),
                     }
                 }

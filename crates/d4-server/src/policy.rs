@@ -160,15 +160,19 @@ impl Policy {
         self.read().clone()
     }
 
-    /// Changes the state and persists it.
+    /// Changes the state and persists it. Locks are never nested: the state
+    /// lock is released before the signer cache is touched.
     pub fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
-        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let out = f(&mut s);
-        self.db.put_docs(&[("policy".to_string(), &*s)])?;
+        let (out, doc) = {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let out = f(&mut s);
+            (out, s.clone())
+        };
         self.signers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.db.put_docs(&[("policy".to_string(), &doc)])?;
         Ok(out)
     }
 
@@ -282,14 +286,21 @@ impl Policy {
 
     /// The signer for a sensor: its own key, or the default key.
     pub fn signer(&self, u: Uuid) -> Signer {
-        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = cache.get(&u) {
+        if let Some(s) = self
+            .signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&u)
+        {
             return s.clone();
         }
-        let s = match self.read().keys.get(&u) {
+        // Read the key with no other lock held.
+        let key = self.read().keys.get(&u).cloned();
+        let s = match key {
             Some(k) => Signer::new(k.as_bytes()),
             None => self.default_signer.clone(),
         };
+        let mut cache = self.signers.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
         }

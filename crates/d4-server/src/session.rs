@@ -96,7 +96,22 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     };
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
-    s.end(result).await;
+    let confirm = matches!(result, Ok(End::Eof));
+    s.end(result.map(|_| ())).await;
+    if confirm {
+        // Everything the sensor sent is stored and queued: say so with a TLS
+        // close_notify (a refused or interrupted session gets none).
+        use tokio::io::AsyncWriteExt;
+        let _ = tokio::time::timeout(Duration::from_secs(5), tls.shutdown()).await;
+    }
+}
+
+/// How a session ended without error.
+enum End {
+    /// The sensor closed its side after its last frame.
+    Eof,
+    /// The server is stopping (what was not read yet is the sensor's to send again).
+    Shutdown,
 }
 
 impl Session {
@@ -104,7 +119,7 @@ impl Session {
         &mut self,
         io: &mut S,
         dec: &mut Decoder,
-    ) -> Result<(), (Option<Uuid>, Reject)> {
+    ) -> Result<End, (Option<Uuid>, Reject)> {
         let idle = Duration::from_secs(self.shared.cfg.idle_timeout_secs);
         let stall = Duration::from_secs(self.shared.cfg.stall_timeout_secs);
         let mut shutdown = self.shared.shutdown.clone();
@@ -150,7 +165,7 @@ impl Session {
                                 "connection closed inside a frame ({have} bytes received, {missing} missing)"
                             ))));
                         }
-                        return Ok(());
+                        return Ok(End::Eof);
                     }
                     Ok(_) => {}
                     Err(e) => return Err((self.uuid, Reject::BadPayload(format!("read error: {e}")))),
@@ -167,7 +182,7 @@ impl Session {
                 _ = self.close.notified() => {
                     return Err((self.uuid, Reject::Kicked(self.shared.cfg.kick_secs)));
                 }
-                _ = shutdown.changed() => return Ok(()),
+                _ = shutdown.changed() => return Ok(End::Shutdown),
             }
         }
     }
