@@ -11,6 +11,8 @@ use d4_proto::{FrameEncoder, Signer};
 use crate::config::{ClientConfig, Destination};
 use crate::transport::{stdout_sink, Backoff, Connector, Sink};
 
+/// Bytes read from the input at a time (then cut into snaplen frames).
+const READ_SIZE: usize = 256 * 1024;
 /// Flush once this many frame bytes are waiting.
 const FLUSH_AT: usize = 256 * 1024;
 /// A connection up this long is healthy: the failure count and backoff reset.
@@ -157,7 +159,11 @@ impl<'a> Stream<'a> {
             cfg,
             data: base,
             meta,
-            sink: if to_server { None } else { Some(stdout_sink()) },
+            sink: if to_server {
+                None
+            } else {
+                Some(stdout_sink().context("cannot use standard output")?)
+            },
             connector,
             connected_at: Instant::now(),
             unflushed: Batch {
@@ -332,7 +338,10 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
         let opening = s.opening_frames();
         s.unflushed.frames.extend_from_slice(&opening);
     }
-    let mut buf = vec![0u8; cfg.snaplen];
+    // Large reads cut into snaplen frames: for a regular file this gives the
+    // reference client's frames (each of its reads returns min(snaplen, rest))
+    // at a fraction of the system calls; a pipe gives frames of what is there.
+    let mut buf = vec![0u8; (READ_SIZE / cfg.snaplen).max(1) * cfg.snaplen];
     loop {
         let n = match input.read(&mut buf) {
             Ok(n) => n,
@@ -343,8 +352,10 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
             break;
         }
         s.stats.bytes += n as u64;
-        s.push(&buf[..n]);
-        if s.unflushed.frames.len() >= FLUSH_AT || n < cfg.snaplen {
+        for chunk in buf[..n].chunks(cfg.snaplen) {
+            s.push(chunk);
+        }
+        if s.unflushed.frames.len() >= FLUSH_AT || n < buf.len() {
             s.flush()?;
         }
     }

@@ -24,8 +24,9 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// An open destination.
 pub enum Sink {
-    /// Standard output.
-    Stdout(BufWriter<io::Stdout>),
+    /// Standard output (unbuffered: frames are batched by the caller; std's
+    /// stdout would scan every write for newlines).
+    Stdout(std::fs::File),
     /// A TLS connection.
     Tls(Box<BufWriter<TlsStream>>),
 }
@@ -201,8 +202,20 @@ impl Connector {
 }
 
 /// Standard output as a destination.
-pub fn stdout_sink() -> Sink {
-    Sink::Stdout(BufWriter::with_capacity(WRITE_BUFFER, io::stdout()))
+pub fn stdout_sink() -> io::Result<Sink> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = io::stdout().as_fd().try_clone_to_owned()?;
+        Ok(Sink::Stdout(std::fs::File::from(fd)))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "stdout output needs a Unix system",
+        ))
+    }
 }
 
 /// Capped exponential backoff with jitter.
