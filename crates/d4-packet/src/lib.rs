@@ -6,9 +6,11 @@
 //! - [`pcap`]: [`PcapSplitter`] checks a libpcap stream's global header and
 //!   returns only whole records, however the bytes were split in transit.
 //!   Record lengths are bounded before anything is buffered for them.
+//!   [`PcapScanner`] finds the same record boundaries without copying (the
+//!   server writes the bytes straight to files and cuts them there).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 
 pub mod gz;
 pub mod pcap;
 
-pub use pcap::{GlobalHeader, PcapError, PcapSplitter, MAX_RECORD_LEN};
+pub use pcap::{GlobalHeader, PcapError, PcapScanner, PcapSplitter, Scan, MAX_RECORD_LEN};

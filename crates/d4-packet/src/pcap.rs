@@ -209,6 +209,118 @@ impl PcapSplitter {
     }
 }
 
+/// Finds record boundaries in a pcap stream without copying it.
+///
+/// The caller keeps the bytes (writes them straight to a file); the scanner
+/// only remembers where it is inside the global header or a record, so that
+/// the caller can cut files at record boundaries. Lengths are bounded as in
+/// [`PcapSplitter`].
+#[derive(Debug, Default)]
+pub struct PcapScanner {
+    /// The global header, once complete.
+    header: Option<GlobalHeader>,
+    /// The global header while it arrives.
+    head: Vec<u8>,
+    /// A record header while it arrives.
+    rec: [u8; RECORD_HEADER_LEN],
+    /// How much of `rec` is filled.
+    rec_len: usize,
+    /// Bytes of the current record's data still to come.
+    remaining: usize,
+    /// Whole records seen.
+    records: u64,
+}
+
+/// What one [`PcapScanner::feed`] found in its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// The global header, when it completed inside these bytes.
+    pub new_header: Option<GlobalHeader>,
+    /// Where the records start in these bytes (after the global header).
+    pub records_start: usize,
+    /// The offset just after the last record that completed in these bytes.
+    pub last_boundary: Option<usize>,
+}
+
+impl PcapScanner {
+    /// A scanner awaiting the global header.
+    pub fn new() -> PcapScanner {
+        PcapScanner::default()
+    }
+
+    /// The global header, once received.
+    pub fn header(&self) -> Option<&GlobalHeader> {
+        self.header.as_ref()
+    }
+
+    /// Whole records seen so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Whether the stream stands exactly between two records.
+    pub fn at_boundary(&self) -> bool {
+        self.header.is_some() && self.rec_len == 0 && self.remaining == 0
+    }
+
+    /// Scans the next bytes of the stream.
+    pub fn feed(&mut self, data: &[u8]) -> Result<Scan, PcapError> {
+        let mut scan = Scan::default();
+        let mut pos = 0;
+        if self.header.is_none() {
+            let take = (GLOBAL_HEADER_LEN - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..take]);
+            pos = take;
+            if self.head.len() >= 4 {
+                check_magic([self.head[0], self.head[1], self.head[2], self.head[3]])?;
+            }
+            let Ok(raw) = <[u8; GLOBAL_HEADER_LEN]>::try_from(self.head.as_slice()) else {
+                // Everything went into the (incomplete) global header.
+                scan.records_start = pos;
+                return Ok(scan);
+            };
+            let h = GlobalHeader::parse(&raw)?;
+            self.header = Some(h);
+            scan.new_header = Some(h);
+            scan.records_start = pos;
+        }
+        let big_endian = self.header.map(|h| h.big_endian).unwrap_or(false);
+        while pos < data.len() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(data.len() - pos);
+                self.remaining -= take;
+                pos += take;
+                if self.remaining == 0 {
+                    self.records += 1;
+                    scan.last_boundary = Some(pos);
+                }
+                continue;
+            }
+            let take = (RECORD_HEADER_LEN - self.rec_len).min(data.len() - pos);
+            self.rec[self.rec_len..self.rec_len + take].copy_from_slice(&data[pos..pos + take]);
+            self.rec_len += take;
+            pos += take;
+            if self.rec_len < RECORD_HEADER_LEN {
+                break;
+            }
+            self.rec_len = 0;
+            let incl = read_u32(&self.rec[8..12], big_endian);
+            if incl > MAX_RECORD_LEN {
+                return Err(PcapError::RecordTooLong {
+                    index: self.records,
+                    len: incl,
+                });
+            }
+            self.remaining = incl as usize;
+            if self.remaining == 0 {
+                self.records += 1;
+                scan.last_boundary = Some(pos);
+            }
+        }
+        Ok(scan)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +360,46 @@ mod tests {
             assert_eq!(n, 50);
             assert_eq!(s.pending(), 0);
         }
+    }
+
+    #[test]
+    fn scanner_finds_the_same_boundaries_as_the_splitter() {
+        let cap = capture(60);
+        for step in [1, 7, 16, 24, 40, 333, 100_000] {
+            let mut sc = PcapScanner::new();
+            let mut sp = PcapSplitter::new();
+            let mut off = 0;
+            let mut sc_bounds = Vec::new();
+            let mut sp_bounds = Vec::new();
+            let mut sp_total = 0usize;
+            for c in cap.chunks(step) {
+                let s = sc.feed(c).unwrap();
+                if let Some(b) = s.last_boundary {
+                    sc_bounds.push(off + b);
+                }
+                let r = sp.push(c).unwrap();
+                if r.new_header.is_some() {
+                    sp_total += GLOBAL_HEADER_LEN;
+                }
+                sp_total += r.records.len();
+                if r.count > 0 {
+                    sp_bounds.push(sp_total);
+                }
+                off += c.len();
+            }
+            assert_eq!(sc_bounds, sp_bounds, "step {step}");
+            // Bytes after the global header, as a writer would take them.
+            let mut sc2 = PcapScanner::new();
+            let mut body = Vec::new();
+            for c in cap.chunks(step) {
+                let s = sc2.feed(c).unwrap();
+                body.extend_from_slice(&c[s.records_start..]);
+            }
+            assert_eq!(body, cap[GLOBAL_HEADER_LEN..], "step {step}");
+            assert_eq!(sc.records(), 60);
+            assert!(sc.at_boundary());
+        }
+        assert!(PcapScanner::new().feed(b"not a pcap").is_err());
     }
 
     #[test]

@@ -163,6 +163,10 @@ struct Current {
     path: PathBuf,
     opened: i64,
     day: NaiveDate,
+    /// Bytes written so far (prefix included).
+    written: u64,
+    /// Length of the file at its last record boundary.
+    boundary: u64,
 }
 
 /// Writes a stream into files rotated by time and day.
@@ -226,7 +230,7 @@ impl Rotator {
 
     /// Whether the current file should be closed before writing at `now`
     /// (call only at a record boundary).
-    fn due(&self, now: DateTime<Utc>) -> bool {
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
         match &self.current {
             None => false,
             Some(c) => {
@@ -254,13 +258,17 @@ impl Rotator {
                 Err(e) => return Err(e),
             }
         };
-        let mut file = BufWriter::with_capacity(256 * 1024, file);
+        // Writes of 32 KiB and more go straight to the file, smaller ones are batched.
+        let mut file = BufWriter::with_capacity(32 * 1024, file);
         file.write_all(&self.prefix)?;
+        let len = self.prefix.len() as u64;
         self.current = Some(Current {
             file,
             path,
             opened: now.timestamp(),
             day: now.date_naive(),
+            written: len,
+            boundary: len,
         });
         Ok(())
     }
@@ -270,16 +278,53 @@ impl Rotator {
         if data.is_empty() {
             return Ok(());
         }
-        if self.due(now) {
+        if self.is_due(now) {
             self.rotate();
+        }
+        self.write_raw(data, now)?;
+        self.mark_boundary(0);
+        Ok(())
+    }
+
+    /// Writes bytes with no rotation (the caller cuts at record boundaries).
+    pub fn write_raw(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
         }
         if self.current.is_none() {
             self.open(now)?;
         }
         match &mut self.current {
-            Some(c) => c.file.write_all(data),
+            Some(c) => {
+                c.file.write_all(data)?;
+                c.written += data.len() as u64;
+                Ok(())
+            }
             None => Ok(()),
         }
+    }
+
+    /// Records that a record boundary lies `back` bytes before the end of
+    /// what was written.
+    pub fn mark_boundary(&mut self, back: usize) {
+        if let Some(c) = &mut self.current {
+            c.boundary = c.written.saturating_sub(back as u64);
+        }
+    }
+
+    /// Cuts the current file back to its last record boundary (a stream
+    /// that ended inside a record), so that it stays a valid capture.
+    pub fn truncate_to_boundary(&mut self) -> io::Result<u64> {
+        let Some(c) = &mut self.current else {
+            return Ok(0);
+        };
+        let cut = c.written - c.boundary;
+        if cut > 0 {
+            c.file.flush()?;
+            c.file.get_ref().set_len(c.boundary)?;
+            c.written = c.boundary;
+        }
+        Ok(cut)
     }
 
     /// Pushes buffered bytes to the file (the OS has them; a crash of the
