@@ -135,7 +135,10 @@ impl Session {
             loop {
                 if !header_checked {
                     if let Some(h) = dec.pending_header() {
-                        self.check_header(&h).map_err(|r| (Some(h.uuid), r))?;
+                        // Errors are the session's sensor's (a later frame with another
+                        // UUID does not shift the blame to that UUID).
+                        let who = self.uuid.unwrap_or(h.uuid);
+                        self.check_header(&h).map_err(|r| (Some(who), r))?;
                         header_checked = true;
                         // A frame under way may take the stall time to arrive.
                         deadline = Instant::now() + stall;
@@ -145,8 +148,8 @@ impl Session {
                     Ok(Some(f)) => {
                         header_checked = false;
                         deadline = Instant::now() + idle;
-                        let u = f.header.uuid;
-                        self.frame(f).await.map_err(|r| (Some(u), r))?;
+                        let who = self.uuid.unwrap_or(f.header.uuid);
+                        self.frame(f).await.map_err(|r| (Some(who), r))?;
                     }
                     Ok(None) => break,
                     Err(e) => return Err((self.uuid, Reject::BadPayload(e.to_string()))),
@@ -354,7 +357,9 @@ impl Session {
     /// Finishes the worker (file closed, compressed, announced), reports, logs.
     async fn end(&mut self, result: Result<(), (Option<Uuid>, Reject)>) {
         if let Some(mut w) = self.worker.take() {
-            let out = w.finish(Utc::now());
+            // An unfinished last record is stored only when the sensor ended
+            // cleanly; otherwise the sensor sends it again, whole.
+            let out = w.finish(Utc::now(), result.is_ok());
             self.worker = Some(w);
             if let Err(r) = self.deliver(out).await {
                 tracing::error!(session = %self.id, "last items not queued: {r}");

@@ -6,13 +6,23 @@ use chrono::{DateTime, Utc};
 use super::{Output, Rotator};
 use crate::queues::QueueType;
 
-/// Bytes held back waiting for the end of a record, at most.
-const MAX_PENDING: usize = 16 * 1024 * 1024;
+/// Bytes held back waiting for the end of a record, at most (then written
+/// as they are: a file may then be cut inside an over-long record).
+const MAX_PENDING: usize = 1024 * 1024;
 
 /// Where records end.
 pub enum Framing {
+    /// Decided by the first bytes: a pcap stream (dnscap `-w -`) or text (`-g`).
+    Auto,
     /// Text: records end with `\n`.
     Lines,
+    /// A libpcap stream; new files start with its global header.
+    Pcap {
+        /// Byte order of the record headers.
+        big_endian: bool,
+        /// The global header, once seen.
+        preamble: Vec<u8>,
+    },
     /// pcapng blocks; the section header and interface blocks are kept to
     /// open every new file with them.
     Pcapng {
@@ -34,14 +44,58 @@ impl Framing {
         }
     }
 
-    /// Length of the whole records at the front of `b`; updates the preamble.
-    fn whole(&mut self, b: &[u8]) -> Result<usize, String> {
+    /// Length of the whole records at the front of `b`, of which the bytes
+    /// from `fresh` on are new (earlier ones hold no record end); updates the
+    /// preamble.
+    fn whole(&mut self, b: &[u8], fresh: usize) -> Result<usize, String> {
+        if let Framing::Auto = self {
+            let Some(m) = b.get(..4) else { return Ok(0) };
+            *self = match m {
+                [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => Framing::Pcap {
+                    big_endian: false,
+                    preamble: Vec::new(),
+                },
+                [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => Framing::Pcap {
+                    big_endian: true,
+                    preamble: Vec::new(),
+                },
+                _ => Framing::Lines,
+            };
+        }
         match self {
-            Framing::Lines => Ok(b
+            Framing::Auto => Ok(0),
+            Framing::Lines => Ok(b[fresh.min(b.len())..]
                 .iter()
                 .rposition(|&c| c == b'\n')
-                .map(|i| i + 1)
+                .map(|i| fresh + i + 1)
                 .unwrap_or(0)),
+            Framing::Pcap {
+                big_endian,
+                preamble,
+            } => {
+                let mut pos = 0;
+                if preamble.is_empty() {
+                    let Some(h) = b.get(..24) else { return Ok(0) };
+                    preamble.extend_from_slice(h);
+                    pos = 24;
+                }
+                while let Some(h) = b.get(pos..pos + 16) {
+                    let l = [h[8], h[9], h[10], h[11]];
+                    let len = if *big_endian {
+                        u32::from_be_bytes(l)
+                    } else {
+                        u32::from_le_bytes(l)
+                    } as usize;
+                    if len > d4_packet::MAX_RECORD_LEN as usize {
+                        return Err(format!("pcap record of {len} bytes: the stream is corrupt"));
+                    }
+                    if pos + 16 + len > b.len() {
+                        break;
+                    }
+                    pos += 16 + len;
+                }
+                Ok(pos)
+            }
             Framing::Ipfix => {
                 let mut pos = 0;
                 while let Some(h) = b.get(pos..pos + 4) {
@@ -137,7 +191,7 @@ impl FileWorker {
     /// The queue type (file paths are announced there).
     pub fn queue_type(&self) -> QueueType {
         match self.framing {
-            Framing::Lines => QueueType::Type(4),
+            Framing::Auto | Framing::Lines | Framing::Pcap { .. } => QueueType::Type(4),
             Framing::Pcapng { .. } => QueueType::Type(5),
             Framing::Ipfix => QueueType::Type(7),
         }
@@ -145,9 +199,10 @@ impl FileWorker {
 
     /// Handles one payload.
     pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+        let fresh = self.pending.len();
         self.pending.extend_from_slice(payload);
         // The preamble as of before these bytes opens a file rotated while writing them.
-        let n = self.framing.whole(&self.pending)?;
+        let n = self.framing.whole(&self.pending, fresh)?;
         let n = if n == 0 && self.pending.len() > MAX_PENDING {
             self.pending.len()
         } else {
@@ -170,12 +225,20 @@ impl FileWorker {
         Ok(Output::default())
     }
 
-    /// Stores what is left and closes the file.
-    pub fn finish(&mut self, now: DateTime<Utc>) -> Output {
+    /// Closes the file. An unfinished last record is stored only after a
+    /// clean end of text streams (binary records cut short are not records).
+    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
-            if let Err(e) = self.files.write(&rest, now) {
-                tracing::error!("{e}");
+            if clean && matches!(self.framing, Framing::Lines) {
+                if let Err(e) = self.files.write(&rest, now) {
+                    tracing::error!("{e}");
+                }
+            } else {
+                tracing::warn!(
+                    "session ended inside a record: {} bytes not stored",
+                    rest.len()
+                );
             }
         }
         self.files.rotate();
@@ -210,14 +273,16 @@ mod tests {
         let mut f = Framing::pcapng();
         // Cut inside the last block: only the whole ones count.
         assert_eq!(
-            f.whole(&stream[..stream.len() - 3]).unwrap(),
+            f.whole(&stream[..stream.len() - 3], 0).unwrap(),
             stream.len() - epb.len()
         );
         let Framing::Pcapng { preamble, .. } = &f else {
             unreachable!()
         };
         assert_eq!(preamble, &[shb, idb].concat());
-        assert!(Framing::pcapng().whole(b"GET / HTTP/1.1\r\n\r\n").is_err());
+        assert!(Framing::pcapng()
+            .whole(b"GET / HTTP/1.1\r\n\r\n", 0)
+            .is_err());
     }
 
     #[test]
@@ -229,8 +294,25 @@ mod tests {
             m
         };
         let s = [msg(16), msg(40), msg(30)].concat();
-        assert_eq!(Framing::Ipfix.whole(&s[..s.len() - 1]).unwrap(), 56);
-        assert!(Framing::Ipfix.whole(&[0, 10, 0, 3]).is_err());
-        assert_eq!(Framing::Lines.whole(b"a\nb\nc").unwrap(), 4);
+        assert_eq!(Framing::Ipfix.whole(&s[..s.len() - 1], 0).unwrap(), 56);
+        assert!(Framing::Ipfix.whole(&[0, 10, 0, 3], 0).is_err());
+        assert_eq!(Framing::Lines.whole(b"a\nb\nc", 0).unwrap(), 4);
+        assert_eq!(
+            Framing::Lines.whole(b"a\nbc", 2).unwrap(),
+            0,
+            "only new bytes are scanned"
+        );
+        let mut auto = Framing::Auto;
+        assert_eq!(auto.whole(b"text\nmore", 0).unwrap(), 5);
+        assert!(matches!(auto, Framing::Lines));
+        let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        pcap.resize(24, 0);
+        pcap.extend_from_slice(&[0; 8]);
+        pcap.extend_from_slice(&4u32.to_le_bytes());
+        pcap.extend_from_slice(&4u32.to_le_bytes());
+        pcap.extend_from_slice(b"abcd");
+        let mut auto = Framing::Auto;
+        assert_eq!(auto.whole(&pcap[..pcap.len() - 1], 0).unwrap(), 24);
+        assert!(matches!(auto, Framing::Pcap { .. }));
     }
 }

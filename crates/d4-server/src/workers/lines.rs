@@ -7,33 +7,59 @@ use chrono::{DateTime, Utc};
 use super::{Output, Rotator};
 use crate::queues::QueueType;
 
-/// A line longer than this is cut (as the reference does for extended types).
-pub const MAX_LINE: usize = 100 * 1024;
+/// How a line type treats its lines.
+#[derive(Clone, Copy, Debug)]
+pub struct LineRules {
+    /// A line longer than this is cut (text) or skipped whole (JSON).
+    pub max_line: usize,
+    /// Check each line as JSON; store and queue only valid ones.
+    pub json: bool,
+}
+
+impl LineRules {
+    /// Extended types: the reference cuts lines at 100 KB.
+    pub const EXTENDED: LineRules = LineRules {
+        max_line: 100 * 1024,
+        json: false,
+    };
+    /// Text types (3, 8...): cut at 1 MiB, a bound on memory.
+    pub const TEXT: LineRules = LineRules {
+        max_line: 1024 * 1024,
+        json: false,
+    };
+    /// NDJSON (6): a line over 1 MiB is skipped as one bad record.
+    pub const JSON: LineRules = LineRules {
+        max_line: 1024 * 1024,
+        json: true,
+    };
+}
 
 /// Re-joins lines across frames, stores them, produces queue items.
 pub struct LineWorker {
     files: Rotator,
     queue: QueueType,
-    /// Check each line as JSON (type 6).
-    json: bool,
+    rules: LineRules,
     /// The start of a line not yet ended.
     partial: BytesMut,
+    /// Skipping the rest of an oversized JSON line.
+    discarding: bool,
 }
 
 impl LineWorker {
-    /// The file rotator.
-    pub fn files_mut(&mut self) -> &mut Rotator {
-        &mut self.files
-    }
-
     /// A worker writing through `files`, producing items for `queue`.
-    pub fn new(files: Rotator, queue: QueueType, json: bool) -> LineWorker {
+    pub fn new(files: Rotator, queue: QueueType, rules: LineRules) -> LineWorker {
         LineWorker {
             files,
             queue,
-            json,
+            rules,
             partial: BytesMut::new(),
+            discarding: false,
         }
+    }
+
+    /// The file rotator.
+    pub fn files_mut(&mut self) -> &mut Rotator {
+        &mut self.files
     }
 
     /// The queue type of the items.
@@ -45,6 +71,15 @@ impl LineWorker {
     pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
         let mut out = Output::default();
         let mut rest = payload;
+        if self.discarding {
+            match memchr(rest) {
+                Some(i) => {
+                    self.discarding = false;
+                    rest = &rest[i + 1..];
+                }
+                None => return Ok(out),
+            }
+        }
         // Complete the pending line first.
         if !self.partial.is_empty() {
             match memchr(rest) {
@@ -56,7 +91,7 @@ impl LineWorker {
                 }
                 None => {
                     self.partial.extend_from_slice(rest);
-                    self.cut_long(now, &mut out)?;
+                    self.too_long(now, &mut out)?;
                     return Ok(out);
                 }
             }
@@ -72,14 +107,24 @@ impl LineWorker {
             self.lines(&whole, now, &mut out)?;
         }
         self.partial.extend_from_slice(&rest[end..]);
-        self.cut_long(now, &mut out)?;
+        self.too_long(now, &mut out)?;
         Ok(out)
     }
 
-    /// Forces a break in a line that grew past [`MAX_LINE`].
-    fn cut_long(&mut self, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
-        while self.partial.len() >= MAX_LINE {
-            let mut piece = self.partial.split_to(MAX_LINE);
+    /// A line that grew past the limit: text is cut there (the rest goes on
+    /// as a new line); a JSON line is skipped whole.
+    fn too_long(&mut self, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
+        if self.rules.json {
+            if self.partial.len() > self.rules.max_line {
+                out.skipped
+                    .push(format!("line longer than {} bytes", self.rules.max_line));
+                self.partial = BytesMut::new();
+                self.discarding = true;
+            }
+            return Ok(());
+        }
+        while self.partial.len() >= self.rules.max_line {
+            let mut piece = self.partial.split_to(self.rules.max_line);
             piece.extend_from_slice(b"\n");
             self.lines(&piece.freeze(), now, out)?;
         }
@@ -93,38 +138,48 @@ impl LineWorker {
                 .write(b, now)
                 .map_err(|e| format!("cannot store lines: {e}"))
         };
-        if !self.json {
+        if !self.rules.json {
             store(&mut self.files, block)?;
         }
         let mut start = 0;
         while start < block.len() {
             let end = start + memchr(&block[start..]).unwrap_or(block.len() - start - 1);
             let line = block.slice(start..end);
+            let with_newline = &block[start..end + 1];
             start = end + 1;
             if line.is_empty() {
                 continue;
             }
-            if self.json {
+            if self.rules.json {
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&line) {
                     out.skipped
                         .push(format!("line is not JSON ({e}): {}", preview(&line)));
                     continue;
                 }
-                store(&mut self.files, &block[start - line.len() - 1..start])?;
+                store(&mut self.files, with_newline)?;
             }
             out.items.push(line);
         }
         Ok(())
     }
 
-    /// Stores the unfinished last line as a line, then closes the file.
-    pub fn finish(&mut self, now: DateTime<Utc>) -> Output {
+    /// Closes the file. The unfinished last line is stored as a line if the
+    /// session ended cleanly (`echo -n` has no newline); after an error it is
+    /// dropped, because the sensor sends it again on its next connection.
+    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         let mut out = Output::default();
         if !self.partial.is_empty() {
             let mut last = std::mem::take(&mut self.partial);
-            last.extend_from_slice(b"\n");
-            if let Err(e) = self.lines(&last.freeze(), now, &mut out) {
-                tracing::error!("{e}");
+            if clean {
+                last.extend_from_slice(b"\n");
+                if let Err(e) = self.lines(&last.freeze(), now, &mut out) {
+                    tracing::error!("{e}");
+                }
+            } else {
+                tracing::warn!(
+                    "session ended inside a line: {} bytes not stored",
+                    last.len()
+                );
             }
         }
         self.files.rotate();

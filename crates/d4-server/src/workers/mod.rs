@@ -8,7 +8,7 @@
 //! | 3 log, 8 passivedns | [`lines::LineWorker`] | each non-empty line |
 //! | 6 NDJSON | [`lines::LineWorker`], every line checked as JSON | each valid line |
 //! | 2 + 254 | [`lines::LineWorker`] under `254/.../<extended type>/` | each non-empty line |
-//! | 4 dnscap, 5 pcapng, 7 YAF | [`files::FileWorker`] | path of each finished file |
+//! | 4 dnscap (pcap or text), 5 pcapng, 7 YAF | [`files::FileWorker`] | path of each finished file |
 //!
 //! Files rotate every `rotation_secs` and at day change, always on a record
 //! boundary; a finished file is gzipped in the background and then announced.
@@ -76,16 +76,16 @@ impl Worker {
             (254, Some(name)) => Worker::Lines(lines::LineWorker::new(
                 r("254".into(), Some(name.to_string()), "txt", None),
                 QueueType::Extended(name.to_string()),
-                false,
+                lines::LineRules::EXTENDED,
             )),
             (6, _) => Worker::Lines(lines::LineWorker::new(
                 r("6".into(), None, "json", None),
                 QueueType::Type(6),
-                true,
+                lines::LineRules::JSON,
             )),
             (4, _) => Worker::Files(files::FileWorker::new(
                 r("4".into(), None, "dnscap", Some(QueueType::Type(4))),
-                files::Framing::Lines,
+                files::Framing::Auto,
             )),
             (5, _) => Worker::Files(files::FileWorker::new(
                 r("5".into(), None, "pcapng", Some(QueueType::Type(5))),
@@ -104,7 +104,7 @@ impl Worker {
                 Worker::Lines(lines::LineWorker::new(
                     r(ty.to_string(), None, ext, None),
                     QueueType::Type(ty),
-                    false,
+                    lines::LineRules::TEXT,
                 ))
             }
         }
@@ -119,13 +119,14 @@ impl Worker {
         }
     }
 
-    /// Ends the session: stores what is left, closes, compresses and announces
-    /// the current file. Returns the last queue items.
-    pub fn finish(&mut self, now: DateTime<Utc>) -> Output {
+    /// Ends the session: closes, compresses and announces the current file.
+    /// An unfinished last record (a line without its newline...) is stored
+    /// only if the session ended `clean`ly. Returns the last queue items.
+    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         match self {
             Worker::Pcap(w) => w.finish(),
-            Worker::Lines(w) => w.finish(now),
-            Worker::Files(w) => w.finish(now),
+            Worker::Lines(w) => w.finish(now, clean),
+            Worker::Files(w) => w.finish(now, clean),
         }
     }
 

@@ -157,6 +157,25 @@ fn gz_name(p: &Path) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// Creates `<stem>.<ext>` in `dir`, or `<stem>-1.<ext>`, `-2`... if taken;
+/// never overwrites.
+pub fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(File, PathBuf)> {
+    let mut n = 0;
+    loop {
+        let name = if n == 0 {
+            format!("{stem}.{ext}")
+        } else {
+            format!("{stem}-{n}.{ext}")
+        };
+        let path = dir.join(name);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The file being written.
 struct Current {
     file: BufWriter<File>,
@@ -244,20 +263,7 @@ impl Rotator {
         let dir = self.folder(now);
         std::fs::create_dir_all(&dir)?;
         let stem = format!("{}-{}", self.sensor.simple(), now.format("%Y-%m-%d-%H%M%S"));
-        let mut n = 0;
-        let (file, path) = loop {
-            let name = if n == 0 {
-                format!("{stem}.{}", self.ext)
-            } else {
-                format!("{stem}-{n}.{}", self.ext)
-            };
-            let path = dir.join(name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(f) => break (f, path),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-                Err(e) => return Err(e),
-            }
-        };
+        let (file, path) = create_unique(&dir, &stem, &self.ext)?;
         // Writes of 32 KiB and more go straight to the file, smaller ones are batched.
         let mut file = BufWriter::with_capacity(32 * 1024, file);
         file.write_all(&self.prefix)?;

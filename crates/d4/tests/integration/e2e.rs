@@ -519,3 +519,20 @@ fn a_waiting_sensor_delivers_once_approved() {
     // Everything, once: the refused attempts stored nothing.
     assert_eq!(String::from_utf8(s.drain("8", &q, &["-n"])).unwrap(), input);
 }
+
+#[test]
+fn dnscap_type4_pcap_or_text_is_stored_and_announced() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("4", &[]);
+    let cap = synthetic_pcap(300);
+    let pcap_sensor = Sensor::new(&s, 4);
+    pcap_sensor.set("snaplen", "777\n");
+    pcap_sensor.send(&cap);
+    s.wait_queue_len(&q, 1);
+    assert_eq!(packets(&s.drain("4", &q, &["-f"])), packets(&cap));
+    let text_sensor = Sensor::new(&s, 4);
+    let text = b"[56] 2026-11-21 10:00:00.000000 [#0 eth0 0] 192.0.2.1.53 198.51.100.7.5353 dns QUERY,NOERROR,1234,qr|rd\n".repeat(50);
+    text_sensor.send(&text);
+    s.wait_queue_len(&q, 1);
+    assert_eq!(s.drain("4", &q, &["-f"]), text);
+}
