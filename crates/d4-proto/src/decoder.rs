@@ -128,8 +128,8 @@ impl Decoder {
         }
         let total = HEADER_LEN + header.size as usize;
         if self.buf.len() < total {
-            // Make room for the rest of this frame only (bounded by max_size).
-            self.buf.reserve(total - self.buf.len());
+            // The buffer grows with the bytes that actually arrive, not with
+            // the announced size.
             return Ok(None);
         }
         let mut header_bytes = [0u8; HEADER_LEN];

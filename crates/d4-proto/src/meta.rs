@@ -29,14 +29,17 @@ pub enum MetaError {
     #[error("meta-header has no string field \"type\"")]
     NoType,
     /// A `type` that cannot name a queue or a folder.
-    #[error("meta-header type {0:?} is not 1-64 characters of [A-Za-z0-9._-]")]
+    #[error("meta-header type {0:?} is not 1-64 characters of [A-Za-z0-9._-] (not all digits)")]
     BadType(String),
 }
 
-/// Whether `name` may be used as an extended type name (and as a path component).
+/// Whether `name` may be used as an extended type name (and as a path
+/// component, and in `analyzer:<type>:<queue>` keys: never all digits, which
+/// would collide with type numbers).
 pub fn valid_extended_type(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('.')
+        && !name.bytes().all(|b| b.is_ascii_digit())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -114,6 +117,10 @@ mod tests {
         assert_eq!(MetaHeader::parse(br#"{"type":3}"#), Err(MetaError::NoType));
         assert!(matches!(
             MetaHeader::parse(br#"{"type":"../etc"}"#),
+            Err(MetaError::BadType(_))
+        ));
+        assert!(matches!(
+            MetaHeader::parse(br#"{"type":"1"}"#),
             Err(MetaError::BadType(_))
         ));
         assert!(matches!(

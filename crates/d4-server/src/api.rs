@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
+use crate::policy::Reject;
 use crate::queues::{QueueDef, QueueType};
 use crate::sensors::SensorMeta;
 use crate::Shared;
@@ -63,6 +64,18 @@ type ApiResult<T> = Result<T, ApiError>;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// Changes the policy (a disk commit) off the async threads.
+async fn policy_update<T: Send + 'static>(
+    s: &Arc<Shared>,
+    f: impl FnOnce(&mut crate::policy::PolicyState) -> T + Send + 'static,
+) -> ApiResult<T> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || s.policy.update(f))
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .map_err(ApiError::from)
 }
 
 fn parse_uuid(s: &str) -> ApiResult<Uuid> {
@@ -307,15 +320,13 @@ struct SensorView {
     live_types: Vec<u8>,
 }
 
-fn sensor_view(s: &Shared, u: Uuid) -> SensorView {
-    let p = s.policy.snapshot();
-    let live: Vec<u8> = s
-        .sensors
-        .live()
-        .iter()
-        .filter(|l| l.uuid == u)
-        .map(|l| l.ty)
-        .collect();
+fn sensor_view(
+    s: &Shared,
+    u: Uuid,
+    p: &crate::policy::PolicyState,
+    live: &[crate::sensors::LiveSession],
+) -> SensorView {
+    let live: Vec<u8> = live.iter().filter(|l| l.uuid == u).map(|l| l.ty).collect();
     let blocked = p.blocked_uuids.contains(&u);
     let approved = p.approved.contains(&u);
     let status = if blocked {
@@ -354,14 +365,24 @@ async fn list_sensors(State(s): State<Arc<Shared>>) -> Json<Vec<SensorView>> {
             ids.push(*u);
         }
     }
-    Json(ids.into_iter().map(|u| sensor_view(&s, u)).collect())
+    let live = s.sensors.live();
+    Json(
+        ids.into_iter()
+            .map(|u| sensor_view(&s, u, &p, &live))
+            .collect(),
+    )
 }
 
 async fn show_sensor(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SensorView>> {
-    Ok(Json(sensor_view(&s, parse_uuid(&id)?)))
+    Ok(Json(sensor_view(
+        &s,
+        parse_uuid(&id)?,
+        &s.policy.snapshot(),
+        &s.sensors.live(),
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -382,10 +403,11 @@ async fn sensor_action(
                     "{u} is not a version 4 UUID; D4 sensors must use one"
                 )));
             }
-            s.policy.update(|p| {
+            policy_update(&s, move |p| {
                 p.pending.remove(&u);
                 p.approved.insert(u)
-            })?;
+            })
+            .await?;
             tracing::info!("sensor {} approved", u.simple());
         }
         "key" => {
@@ -395,23 +417,26 @@ async fn sensor_action(
             if key.is_empty() {
                 return Err(bad("the key must not be empty"));
             }
-            s.policy.update(|p| p.keys.insert(u, key))?;
+            policy_update(&s, move |p| p.keys.insert(u, key)).await?;
             tracing::info!("sensor {} has a new HMAC key", u.simple());
         }
         "block" => {
-            s.policy.update(|p| {
+            policy_update(&s, move |p| {
                 p.approved.remove(&u);
                 p.blocked_uuids.insert(u)
-            })?;
-            s.sensors.close_sessions_of(u);
+            })
+            .await?;
+            s.sensors.close_sessions_of(u, Reject::BlockedUuid);
             tracing::info!("sensor {} blocked", u.simple());
         }
         "unblock" => {
-            s.policy.update(|p| p.blocked_uuids.remove(&u))?;
+            policy_update(&s, move |p| p.blocked_uuids.remove(&u)).await?;
         }
         "kick" => {
             s.policy.kick(u);
-            let n = s.sensors.close_sessions_of(u);
+            let n = s
+                .sensors
+                .close_sessions_of(u, Reject::Kicked(s.cfg.kick_secs));
             tracing::info!("sensor {} kicked ({n} sessions)", u.simple());
             return Ok(Json(json!({"status": "ok", "sessions_closed": n})));
         }
@@ -443,11 +468,11 @@ fn parse_net(s: &str) -> ApiResult<IpNet> {
 
 async fn block_ip(State(s): State<Arc<Shared>>, Json(b): Json<NetBody>) -> ApiResult<Json<Value>> {
     let n = parse_net(&b.net)?;
-    s.policy.update(|p| p.blocked_nets.insert(n))?;
+    policy_update(&s, move |p| p.blocked_nets.insert(n)).await?;
     // Close live sessions from the range.
     for l in s.sensors.live() {
         if n.contains(&l.ip) {
-            l.close.notify_one();
+            l.close.close(Reject::BlockedIp(l.ip));
         }
     }
     Ok(Json(json!({"status": "ok", "net": n.to_string()})))
@@ -458,7 +483,7 @@ async fn unblock_ip(
     Json(b): Json<NetBody>,
 ) -> ApiResult<Json<Value>> {
     let n = parse_net(&b.net)?;
-    let removed = s.policy.update(|p| p.blocked_nets.remove(&n))?;
+    let removed = policy_update(&s, move |p| p.blocked_nets.remove(&n)).await?;
     if !removed {
         return Err(ApiError(
             StatusCode::NOT_FOUND,

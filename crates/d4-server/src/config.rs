@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub kick_secs: u64,
     /// Most simultaneous sensor connections. Default 1024.
     pub max_connections: usize,
+    /// Most simultaneous connections from one address. Default 64.
+    pub max_connections_per_ip: usize,
     /// Default max size of a new analyzer queue. Default 10,000.
     pub default_queue_size: u64,
     /// gzip level for rotated files, 1-9, or 0 to leave them uncompressed. Default 6.
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             stall_timeout_secs: 120,
             kick_secs: 30,
             max_connections: 1024,
+            max_connections_per_ip: 64,
             default_queue_size: 10_000,
             gzip_level: 6,
         }

@@ -26,7 +26,8 @@ pub mod store;
 pub mod tls;
 pub mod workers;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         data_root: data_dir.join("data"),
         rotation: Duration::from_secs(cfg.rotation_secs),
         queues: queues.clone(),
-        compressor: workers::Compressor::start(gzip, queues.clone()),
+        compressor: workers::Compressor::start(cfg.gzip_level, queues.clone()),
     });
     if gzip > 0 {
         let n = workers::recover(&ctx.data_root, &ctx.compressor);
@@ -224,7 +225,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 _ = sd.changed() => return,
             }
             let s3 = s2.clone();
-            let r = tokio::task::spawn_blocking(move || s3.sensors.persist()).await;
+            let r = tokio::task::spawn_blocking(move || {
+                s3.policy.persist_if_changed()?;
+                s3.sensors.persist()
+            })
+            .await;
             if let Ok(Err(e)) = r {
                 tracing::error!("cannot persist sensor metadata: {e:#}");
             }
@@ -246,6 +251,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
     let limit = Arc::new(Semaphore::new(shared.cfg.max_connections));
+    let per_ip_count: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let mut sd = shared.shutdown.clone();
     let mut sessions = JoinSet::new();
     loop {
@@ -264,9 +270,26 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAc
             },
             _ = sd.changed() => break,
         };
-        let (s, a) = (shared.clone(), acceptor.clone());
+        let ip = peer.ip().to_canonical();
+        let per_ip = {
+            let mut m = per_ip_count.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(ip).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if per_ip > shared.cfg.max_connections_per_ip {
+            release(&per_ip_count, ip);
+            let r = policy::Reject::Timeout(format!(
+                "too many connections from {ip} (max_connections_per_ip = {})",
+                shared.cfg.max_connections_per_ip
+            ));
+            session::reject_connection(&shared, ip, &r);
+            continue;
+        }
+        let (s, a, counts) = (shared.clone(), acceptor.clone(), per_ip_count.clone());
         sessions.spawn(async move {
             session::serve(s, tcp, peer, a).await;
+            release(&counts, ip);
             drop(permit);
         });
         while sessions.try_join_next().is_some() {}
@@ -276,6 +299,17 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAc
         while sessions.join_next().await.is_some() {}
     })
     .await;
+}
+
+/// One connection from `ip` ended.
+fn release(counts: &std::sync::Mutex<HashMap<IpAddr, usize>>, ip: IpAddr) {
+    let mut m = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = m.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(&ip);
+        }
+    }
 }
 
 impl RunningServer {
@@ -291,6 +325,7 @@ impl RunningServer {
         tokio::task::spawn_blocking(move || {
             shared.ctx.compressor.shutdown();
             shared.queues.flush_blocking();
+            shared.policy.persist_if_changed()?;
             shared.sensors.persist()
         })
         .await??;

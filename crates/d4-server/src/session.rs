@@ -15,20 +15,21 @@ use chrono::Utc;
 use d4_proto::{Decoder, Frame, Header, MetaHeaderBuilder, Signer};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::policy::Reject;
-use crate::sensors::{LiveSession, Traffic};
+use crate::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::workers::{Output, Worker};
 use crate::Shared;
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 256 * 1024;
+/// Room made in the frame buffer before each read.
+const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read from the socket per system call.
-const SOCKET_READ: usize = 256 * 1024;
+const SOCKET_READ: usize = 128 * 1024;
+/// Longest TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often accepted traffic is reported to the sensor registry.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -49,7 +50,7 @@ struct Session {
     extended: Option<String>,
     traffic: Traffic,
     last_report: Instant,
-    close: Arc<Notify>,
+    close: Arc<CloseSignal>,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -60,12 +61,11 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
         reject(&shared, id, ip, None, &r);
         return;
     }
-    let idle = Duration::from_secs(shared.cfg.idle_timeout_secs);
     let _ = tcp.set_nodelay(true);
     // rustls reads the socket 4 KiB at a time; a buffer in front of it turns
     // that into one system call per 256 KiB.
     let tcp = tokio::io::BufReader::with_capacity(SOCKET_READ, tcp);
-    let mut tls = match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let r = Reject::BadPayload(format!("TLS handshake failed: {e}"));
@@ -97,7 +97,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
         extended: None,
         traffic: Traffic::default(),
         last_report: Instant::now(),
-        close: Arc::new(Notify::new()),
+        close: Arc::new(CloseSignal::default()),
     };
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
@@ -187,9 +187,7 @@ impl Session {
                     let u = self.uuid.or_else(|| partial_uuid(dec));
                     return Err((u, Reject::Timeout(what)));
                 }
-                _ = self.close.notified() => {
-                    return Err((self.uuid, Reject::Kicked(self.shared.cfg.kick_secs)));
-                }
+                why = self.close.closed() => return Err((self.uuid, why)),
                 _ = shutdown.changed() => return Ok(End::Shutdown),
             }
         }
@@ -383,6 +381,11 @@ impl Session {
 fn partial_uuid(dec: &Decoder) -> Option<Uuid> {
     let b = dec.buffered_bytes().get(2..18)?;
     Uuid::from_slice(b).ok().filter(d4_proto::is_v4)
+}
+
+/// Refuses a connection before its session starts.
+pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
+    reject(shared, Uuid::nil(), ip, None, r);
 }
 
 /// Logs and records a rejection. Only this session is affected.

@@ -98,6 +98,14 @@ impl Db {
         })
     }
 
+    /// Removes a `kv` document.
+    pub fn delete_doc(&self, key: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.open_table(KV)?.remove(key)?;
+            Ok(())
+        })
+    }
+
     /// Every queue definition (raw JSON).
     pub fn queue_rows(&self) -> Result<Vec<Vec<u8>>> {
         let tx = self.db.begin_read()?;

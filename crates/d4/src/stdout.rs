@@ -40,10 +40,26 @@ pub(crate) struct Args {
 /// every file after the first when it is the same, so the output is one pcap.
 struct FileStreamer {
     pcap_header: Option<[u8; 24]>,
+    /// The server's `<data-dir>/data`: items must name regular files below it.
+    root: Option<std::path::PathBuf>,
 }
 
 impl FileStreamer {
     fn stream(&mut self, path: &Path, out: &mut impl Write) -> Result<()> {
+        let meta = std::fs::symlink_metadata(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a regular file; skipped", path.display());
+        }
+        if let Some(root) = &self.root {
+            let real = path.canonicalize()?;
+            if !real.starts_with(root.canonicalize().unwrap_or_else(|_| root.clone())) {
+                bail!(
+                    "{} is outside the server's data directory; skipped",
+                    path.display()
+                );
+            }
+        }
         let mut r = d4_packet::gz::open_maybe_gz(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let mut head = [0u8; 24];
@@ -86,9 +102,21 @@ pub(crate) fn run(a: Args) -> Result<()> {
     if qtype != a.ty.trim() {
         bail!("queue {} is of type {qtype}, not {}", a.queue, a.ty);
     }
+    // Only queues whose items the server writes as paths of its own files may
+    // be read with -f: a line from a sensor must never name a file to open.
+    if a.files && !matches!(qtype, "1" | "4" | "5" | "7") {
+        bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
+    }
+    let data_root = api
+        .get("/server")
+        .ok()
+        .and_then(|v| v["data_dir"].as_str().map(|d| Path::new(d).join("data")));
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let mut files = FileStreamer { pcap_header: None };
+    let mut files = FileStreamer {
+        pcap_header: None,
+        root: data_root,
+    };
     let mut idle = Duration::from_millis(50);
     loop {
         if crate::signals::interrupted() {

@@ -153,6 +153,11 @@ fn queue_commands() {
     let o = s.d4(&["stdout", "-t", "3", "-u", &q, "--once"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is of type maltrail"));
+    // -f only for queues whose items are the server's file paths.
+    let lines = s.create_queue("3", &[]);
+    let o = s.d4(&["stdout", "-t", "3", "-u", &lines, "-f", "--once"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only queues of types 1, 4, 5 and 7"));
     let o = s.d4(&["queue", "create", "-t", "../etc"]);
     assert_eq!(o.status.code(), Some(1));
     s.d4_ok(&["queue", "delete", &q]);
