@@ -42,6 +42,10 @@ pub(crate) struct Args {
     /// Longest wait between reconnection attempts, seconds.
     #[arg(long, default_value_t = 30)]
     max_backoff: u64,
+    /// Bytes already sent that are sent again after a reconnection (D4 has no
+    /// acknowledgement; duplicates after a drop are bounded by this).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    replay_window: usize,
 }
 
 /// A file that ends early on Ctrl-C, so that what was read is still sent.
@@ -98,6 +102,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.end_frame |= a.end_frame;
     cfg.max_retries = a.max_retries;
     cfg.max_backoff_secs = a.max_backoff;
+    cfg.replay_window = a.replay_window;
     // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
     // producer end the input, then send everything and exit; a second one quits now.
     crate::signals::catch(|n| {
