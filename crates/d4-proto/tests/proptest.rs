@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Property tests: encode → decode round trips in any split, and the decoder
 //! never panics or over-allocates on arbitrary bytes.
 

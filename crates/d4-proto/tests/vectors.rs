@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Conformance against the streams written by the reference C client
 //! (`../shared/vectors`): every stream decodes and verifies; frozen and edge
 //! streams re-encode byte for byte from their inputs.
