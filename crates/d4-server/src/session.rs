@@ -370,7 +370,7 @@ impl Session {
         }
         match result {
             Ok(()) => {
-                tracing::info!(session = %self.id, ip = %self.ip, sensor = ?self.uuid.map(|u| u.simple().to_string()), "session closed")
+                tracing::info!(session = %self.id, ip = %self.ip, sensor = %show(self.uuid), "session closed")
             }
             Err((u, r)) => reject(&self.shared, self.id, self.ip, u, &r),
         }
@@ -383,6 +383,12 @@ fn partial_uuid(dec: &Decoder) -> Option<Uuid> {
     Uuid::from_slice(b).ok().filter(d4_proto::is_v4)
 }
 
+/// A sensor UUID for logs (`-` when none was read).
+fn show(u: Option<Uuid>) -> String {
+    u.map(|u| u.simple().to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Refuses a connection before its session starts.
 pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
     reject(shared, Uuid::nil(), ip, None, r);
@@ -391,6 +397,6 @@ pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
 /// Logs and records a rejection. Only this session is affected.
 fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject) {
     shared.stats.rejects.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(session = %id, %ip, sensor = ?uuid.map(|u| u.simple().to_string()), "session closed: {r}");
+    tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, &r.to_string());
 }

@@ -178,9 +178,9 @@ pub(crate) fn queue(c: QueueCmd) -> Result<()> {
                     "{:<36}  {:<10} {:>9} {:>9} {:>9}  {:<10} {}{}",
                     q["uuid"].as_str().unwrap_or(""),
                     q["type"].as_str().unwrap_or(""),
-                    q["length"],
-                    q["max_size"],
-                    q["dropped"],
+                    q["length"].as_u64().unwrap_or(0),
+                    q["max_size"].as_u64().unwrap_or(0),
+                    q["dropped"].as_u64().unwrap_or(0),
                     ago(q["last_updated"].as_i64().unwrap_or(0)),
                     q["description"].as_str().unwrap_or(""),
                     match q["sensors"].as_array() {
