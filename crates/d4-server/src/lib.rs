@@ -108,7 +108,8 @@ fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes a file only its owner can read (keys, tokens).
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);

@@ -17,19 +17,6 @@ const CA_KEY: &str = "ca.key";
 const SERVER_CERT: &str = "server.crt";
 const SERVER_KEY: &str = "server.key";
 
-fn write_private(path: &Path, data: &str) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(data.as_bytes())?;
-    Ok(())
-}
-
 /// Creates the CA and server certificate if `dir` has none.
 pub fn ensure_material(dir: &Path) -> Result<()> {
     if dir.join(SERVER_CERT).is_file() && dir.join(SERVER_KEY).is_file() {
@@ -73,12 +60,12 @@ pub fn ensure_material(dir: &Path) -> Result<()> {
         .context("signing the server certificate")?;
 
     std::fs::write(dir.join(CA_CERT), ca_cert.pem())?;
-    write_private(&dir.join(CA_KEY), &issuer.key().serialize_pem())?;
+    crate::write_private(&dir.join(CA_KEY), issuer.key().serialize_pem().as_bytes())?;
     std::fs::write(
         dir.join(SERVER_CERT),
         format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
     )?;
-    write_private(&dir.join(SERVER_KEY), &leaf_key.serialize_pem())?;
+    crate::write_private(&dir.join(SERVER_KEY), leaf_key.serialize_pem().as_bytes())?;
     tracing::info!(
         "generated a TLS CA and server certificate in {}; give {} to sensors as rootCA.crt",
         dir.display(),

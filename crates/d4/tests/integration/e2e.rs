@@ -19,13 +19,7 @@ fn synthetic_pcap_comes_back_with_identical_packets() {
         None => eprintln!("skipped: tcpdump not installed (ci.sh installs it)"),
     }
     // The stored file is a valid pcap on its own, under the documented path.
-    let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
-    let dir = s
-        .data_dir()
-        .join("data")
-        .join(sensor.uuid.simple().to_string())
-        .join("1")
-        .join(day);
+    let dir = s.day_dir(&sensor.uuid, "1");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -81,13 +75,7 @@ fn rotation_cuts_on_record_boundaries_and_every_file_is_a_pcap() {
         }
     }
     assert!(child.wait().unwrap().success());
-    let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
-    let dir = s
-        .data_dir()
-        .join("data")
-        .join(sensor.uuid.simple().to_string())
-        .join("1")
-        .join(day);
+    let dir = s.day_dir(&sensor.uuid, "1");
     // Wait until every file is finished (compressed) and announced.
     let files = wait_for("all files compressed", Duration::from_secs(30), || {
         let mut f: Vec<_> = std::fs::read_dir(&dir)
@@ -185,14 +173,7 @@ fn extended_type_session_lands_lines_in_its_queue() {
     assert_eq!(out, input);
     assert_eq!(s.queue_len(&other), 0);
     // The meta-header is stored beside the data.
-    let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
-    let dir = s
-        .data_dir()
-        .join("data")
-        .join(sensor.uuid.simple().to_string())
-        .join("254")
-        .join(day)
-        .join("maltrail");
+    let dir = s.day_dir(&sensor.uuid, "254").join("maltrail");
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -376,13 +357,7 @@ fn files_left_by_a_crash_are_finished_on_restart() {
     let mut stdin = client.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, &cap).unwrap();
     std::io::Write::flush(&mut stdin).unwrap();
-    let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
-    let dir = s
-        .data_dir()
-        .join("data")
-        .join(sensor.uuid.simple().to_string())
-        .join("1")
-        .join(day);
+    let dir = s.day_dir(&sensor.uuid, "1");
     wait_for("the capture on disk", Duration::from_secs(20), || {
         let f = std::fs::read_dir(&dir).ok()?.next()?.ok()?.path();
         (std::fs::metadata(&f).ok()?.len() as usize == cap.len()).then_some(())

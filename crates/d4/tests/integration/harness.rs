@@ -106,6 +106,16 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// Today's folder of a sensor's stored files of type `ty`.
+    pub fn day_dir(&self, sensor: &Uuid, ty: &str) -> PathBuf {
+        let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
+        self.data_dir()
+            .join("data")
+            .join(sensor.simple().to_string())
+            .join(ty)
+            .join(day)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
