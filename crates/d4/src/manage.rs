@@ -29,6 +29,9 @@ pub(crate) enum QueueCmd {
         conn: Conn,
     },
     /// List queues.
+    #[command(
+        after_help = "Examples:\n  d4 queue list\n  d4 queue list --json | jq '.[] | select(.dropped > 0)'"
+    )]
     List {
         /// Print JSON.
         #[arg(long)]
@@ -37,6 +40,7 @@ pub(crate) enum QueueCmd {
         conn: Conn,
     },
     /// Show one queue (JSON), with a preview of its first items.
+    #[command(after_help = "Example:\n  d4 queue show 3f0c6f8e-6c4b-4b8e-9a57-2d1f5a0b7c11")]
     Show {
         /// Queue UUID.
         uuid: String,
@@ -44,6 +48,7 @@ pub(crate) enum QueueCmd {
         conn: Conn,
     },
     /// Delete a queue and its items.
+    #[command(after_help = "Example:\n  d4 queue delete 3f0c6f8e-6c4b-4b8e-9a57-2d1f5a0b7c11")]
     Delete {
         /// Queue UUID.
         uuid: String,
@@ -56,6 +61,9 @@ pub(crate) enum QueueCmd {
 #[derive(clap::Subcommand)]
 pub(crate) enum SensorCmd {
     /// List sensors: status, types, last seen, last error.
+    #[command(
+        after_help = "Examples:\n  d4 sensor list\n  d4 sensor list --json | jq '.[] | select(.status == \"pending\")'"
+    )]
     List {
         /// Print JSON.
         #[arg(long)]
@@ -64,6 +72,7 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Show one sensor (JSON).
+    #[command(after_help = "Example:\n  d4 sensor show 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01")]
     Show {
         /// Sensor UUID.
         uuid: String,
@@ -84,6 +93,9 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Set a sensor's HMAC key (never shown back).
+    #[command(
+        after_help = "Example:\n  d4 sensor key 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01 \"$(head -c 24 /dev/urandom | base64)\""
+    )]
     Key {
         /// Sensor UUID.
         uuid: String,
@@ -93,6 +105,7 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Block a sensor (closes its sessions).
+    #[command(after_help = "Example:\n  d4 sensor block 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01")]
     Block {
         /// Sensor UUID.
         uuid: String,
@@ -100,6 +113,7 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Unblock a sensor.
+    #[command(after_help = "Example:\n  d4 sensor unblock 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01")]
     Unblock {
         /// Sensor UUID.
         uuid: String,
@@ -107,6 +121,7 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Close a sensor's sessions and refuse it for 30 s.
+    #[command(after_help = "Example:\n  d4 sensor kick 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01")]
     Kick {
         /// Sensor UUID.
         uuid: String,
@@ -114,6 +129,9 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Block an IP address or CIDR range (closes its sessions).
+    #[command(
+        after_help = "Examples:\n  d4 sensor block-ip 192.0.2.7\n  d4 sensor block-ip 2001:db8::/32"
+    )]
     BlockIp {
         /// Address or range, e.g. 192.0.2.7 or 2001:db8::/32.
         net: String,
@@ -121,6 +139,7 @@ pub(crate) enum SensorCmd {
         conn: Conn,
     },
     /// Remove an IP address or range from the blocklist.
+    #[command(after_help = "Example:\n  d4 sensor unblock-ip 192.0.2.7")]
     UnblockIp {
         /// Address or range.
         net: String,

@@ -342,3 +342,22 @@ fn pcapng_sent_as_type1() {
         "send it as D4 type 5",
     );
 }
+
+#[test]
+fn a_slow_frame_is_not_cut_by_the_idle_timeout() {
+    // The idle timeout is for a missing header; a frame whose header arrived
+    // may take longer (the reference drops such a partial frame).
+    let s = Server::start(&["--idle-timeout-secs", "2"]);
+    let q = s.create_queue("3", &[]);
+    let u = Uuid::new_v4();
+    let f = frame(u, 3, KEY.as_bytes(), &b"a slow but honest line\n".repeat(8));
+    let mut raw = Raw::connect(&s, None);
+    assert!(raw.write(&f[..62]));
+    for chunk in f[62..].chunks(40) {
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(raw.write(chunk), "closed while the frame was arriving");
+    }
+    raw.close();
+    s.wait_queue_len(&q, 8);
+    assert!(s.sensor(&u)["last_error"].is_null());
+}
