@@ -62,6 +62,10 @@ pub struct ClientConfig {
     /// not read when the connection broke would be lost). Duplicates after a
     /// reconnection are bounded by it.
     pub replay_window: usize,
+    /// Require the server's TLS close_notify at the end of the stream as the
+    /// confirmation that it stored everything (d4 servers send it; turn off
+    /// for a server that closes without it).
+    pub confirm: bool,
 }
 
 /// The TOML form (`d4 client --config FILE.toml`): the same settings as the directory.
@@ -184,6 +188,7 @@ impl ClientConfig {
             max_backoff_secs: 30,
             max_retries: 0,
             replay_window: 1024 * 1024,
+            confirm: true,
         }
     }
 

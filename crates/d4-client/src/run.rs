@@ -308,7 +308,7 @@ impl<'a> Stream<'a> {
             let Some(sink) = self.sink.take() else {
                 return Ok(());
             };
-            match sink.close() {
+            match sink.close(self.cfg.confirm) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.stats.reconnects += 1;

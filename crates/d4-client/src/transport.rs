@@ -54,7 +54,7 @@ impl Sink {
     /// Ends the stream: flush, TLS close_notify, then wait (bounded) for the
     /// server's close_notify, which it sends once it has stored everything.
     /// A connection closed without it (a refused sensor) is an error.
-    pub fn close(self) -> io::Result<()> {
+    pub fn close(self, confirm: bool) -> io::Result<()> {
         match self {
             Sink::Stdout(mut w) => w.flush(),
             Sink::Tls(w) => {
@@ -67,6 +67,15 @@ impl Sink {
                     match s.read(&mut buf) {
                         Ok(0) => return Ok(()),
                         Ok(_) => {}
+                        Err(e)
+                            if !confirm
+                                && matches!(
+                                    e.kind(),
+                                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                                ) =>
+                        {
+                            return Ok(())
+                        }
                         Err(e) => return Err(e),
                     }
                 }

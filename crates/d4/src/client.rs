@@ -46,6 +46,10 @@ pub(crate) struct Args {
     /// acknowledgement; duplicates after a drop are bounded by this).
     #[arg(long, default_value_t = 1024 * 1024)]
     replay_window: usize,
+    /// Do not wait for the server's confirmation (TLS close_notify) at the end
+    /// of the stream; for servers that close without it.
+    #[arg(long)]
+    no_confirm: bool,
 }
 
 /// A file that ends early on Ctrl-C, so that what was read is still sent.
@@ -103,6 +107,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.max_retries = a.max_retries;
     cfg.max_backoff_secs = a.max_backoff;
     cfg.replay_window = a.replay_window;
+    cfg.confirm = !a.no_confirm;
     // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
     // producer end the input, then send everything and exit; a second one quits now.
     crate::signals::catch(|n| {
