@@ -66,6 +66,9 @@ pub struct ClientConfig {
     /// confirmation that it stored everything (d4 servers send it; turn off
     /// for a server that closes without it).
     pub confirm: bool,
+    /// Seconds without input after which an empty frame keeps the
+    /// connection alive (the server closes silent sessions after 30 s).
+    pub keepalive_secs: u64,
 }
 
 /// The TOML form (`d4 client --config FILE.toml`): the same settings as the directory.
@@ -187,8 +190,9 @@ impl ClientConfig {
             end_frame: false,
             max_backoff_secs: 30,
             max_retries: 0,
-            replay_window: 1024 * 1024,
+            replay_window: 4 * 1024 * 1024,
             confirm: true,
+            keepalive_secs: 10,
         }
     }
 

@@ -17,8 +17,8 @@ const READ_SIZE: usize = 256 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 /// A connection up this long is healthy: the failure count and backoff reset.
 const HEALTHY: Duration = Duration::from_secs(5);
-/// Longest partial line kept for re-sending after a reconnection.
-const MAX_RESUME_LINE: usize = 1024 * 1024;
+/// Longest partial record (line, block) kept for re-sending after a reconnection.
+const MAX_RESUME_RECORD: usize = 16 * 1024 * 1024;
 
 /// What a run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,16 +31,87 @@ pub struct RunStats {
     pub reconnects: u64,
 }
 
-/// Remembers where the last whole record ends in what the server already has,
-/// so that a new connection can restart the stream on a record boundary:
-/// pcap needs its global header again, text its partial line.
+/// Remembers where the last whole record ends in what the server already
+/// has, so that a new connection can restart the stream on a record
+/// boundary: pcap needs its global header again, pcapng its section and
+/// interface blocks, text its partial line, IPFIX its partial message.
 enum Resume {
-    /// Nothing to restore (stdout, or a type with no known framing).
+    /// Nothing to restore (stdout, YAF-less types, or a stream we could not follow).
     Nothing,
-    /// A pcap stream (type 1).
+    /// Type 4 until its first bytes say pcap or text.
+    Undecided(Vec<u8>),
+    /// A pcap stream (type 1, or type 4 from `dnscap -w -`).
     Pcap(PcapSplitter),
     /// A line-oriented stream: the bytes after the last newline.
     Lines(Vec<u8>),
+    /// pcapng (type 5) or IPFIX (type 7): whole blocks or messages.
+    Blocks(Blocks),
+}
+
+/// Block-structured streams: the bytes of the block being cut, and for
+/// pcapng the blocks every new connection must start with.
+struct Blocks {
+    pcapng: bool,
+    big_endian: bool,
+    /// pcapng: the current section header and interface description blocks.
+    preamble: Vec<u8>,
+    /// The start of the block not yet complete.
+    partial: Vec<u8>,
+}
+
+impl Blocks {
+    /// Consumes whole blocks from `partial`; false if the stream cannot be followed.
+    fn advance(&mut self) -> bool {
+        loop {
+            let (need, len) = if self.pcapng {
+                let Some(h) = self.partial.get(..12) else {
+                    return true;
+                };
+                if h[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+                    self.big_endian = match h[8..12] {
+                        [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                        [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                        _ => return false,
+                    };
+                }
+                let l = [h[4], h[5], h[6], h[7]];
+                let len = if self.big_endian {
+                    u32::from_be_bytes(l)
+                } else {
+                    u32::from_le_bytes(l)
+                } as usize;
+                (12, len)
+            } else {
+                let Some(h) = self.partial.get(..4) else {
+                    return true;
+                };
+                (16, u16::from_be_bytes([h[2], h[3]]) as usize)
+            };
+            if len < need || len > MAX_RESUME_RECORD {
+                return false;
+            }
+            if self.partial.len() < len {
+                return true;
+            }
+            let block: Vec<u8> = self.partial.drain(..len).collect();
+            if self.pcapng {
+                match &block[..4] {
+                    [0x0a, 0x0d, 0x0d, 0x0a] => self.preamble = block,
+                    _ if self.block_type(&block) == 1 => self.preamble.extend_from_slice(&block),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn block_type(&self, b: &[u8]) -> u32 {
+        let t = [b[0], b[1], b[2], b[3]];
+        if self.big_endian {
+            u32::from_be_bytes(t)
+        } else {
+            u32::from_le_bytes(t)
+        }
+    }
 }
 
 impl Resume {
@@ -48,7 +119,14 @@ impl Resume {
         match (to_server, ty) {
             (false, _) => Resume::Nothing,
             (true, 1) => Resume::Pcap(PcapSplitter::new()),
-            (true, 2 | 3 | 4 | 6 | 8 | 254) => Resume::Lines(Vec::new()),
+            (true, 4) => Resume::Undecided(Vec::new()),
+            (true, 5 | 7) => Resume::Blocks(Blocks {
+                pcapng: ty == 5,
+                big_endian: false,
+                preamble: Vec::new(),
+                partial: Vec::new(),
+            }),
+            (true, 2 | 3 | 6 | 8 | 254) => Resume::Lines(Vec::new()),
             _ => Resume::Nothing,
         }
     }
@@ -57,6 +135,25 @@ impl Resume {
     fn sent(&mut self, data: &[u8]) {
         match self {
             Resume::Nothing => {}
+            Resume::Undecided(head) => {
+                head.extend_from_slice(data);
+                if head.len() >= 4 {
+                    let head = std::mem::take(head);
+                    let pcap = matches!(
+                        head[..4],
+                        [0xd4, 0xc3, 0xb2, 0xa1]
+                            | [0xa1, 0xb2, 0xc3, 0xd4]
+                            | [0x4d, 0x3c, 0xb2, 0xa1]
+                            | [0xa1, 0xb2, 0x3c, 0x4d]
+                    );
+                    *self = if pcap {
+                        Resume::Pcap(PcapSplitter::new())
+                    } else {
+                        Resume::Lines(Vec::new())
+                    };
+                    self.sent(&head);
+                }
+            }
             Resume::Pcap(s) => {
                 if let Err(e) = s.push(data) {
                     tracing::warn!(
@@ -70,11 +167,18 @@ impl Resume {
                     partial.clear();
                     partial.extend_from_slice(&data[i + 1..]);
                 }
-                None if partial.len() + data.len() <= MAX_RESUME_LINE => {
+                None if partial.len() + data.len() <= MAX_RESUME_RECORD => {
                     partial.extend_from_slice(data)
                 }
                 None => partial.clear(),
             },
+            Resume::Blocks(b) => {
+                b.partial.extend_from_slice(data);
+                if !b.advance() {
+                    tracing::warn!("cannot follow the record structure of the input; a reconnection may start mid-record");
+                    *self = Resume::Nothing;
+                }
+            }
         }
     }
 
@@ -82,12 +186,14 @@ impl Resume {
     fn prefix(&self) -> Vec<u8> {
         match self {
             Resume::Nothing => Vec::new(),
+            Resume::Undecided(head) => head.clone(),
             Resume::Pcap(s) => {
                 let mut v = s.header().map(|h| h.raw.to_vec()).unwrap_or_default();
                 v.extend_from_slice(s.pending_bytes());
                 v
             }
             Resume::Lines(p) => p.clone(),
+            Resume::Blocks(b) => [b.preamble.as_slice(), b.partial.as_slice()].concat(),
         }
     }
 }
@@ -268,6 +374,11 @@ impl<'a> Stream<'a> {
                 Err(e) => {
                     self.sink = None;
                     self.stats.reconnects += 1;
+                    if self.connected_at.elapsed() >= HEALTHY {
+                        // A connection that worked for a while: a new incident.
+                        self.failures = 0;
+                        self.backoff.reset();
+                    }
                     self.failed(anyhow::Error::new(e).context("connection lost"))?;
                 }
             }
@@ -286,10 +397,30 @@ impl<'a> Stream<'a> {
             frames: Vec::with_capacity(self.unflushed.frames.capacity()),
             payloads: Vec::new(),
         };
-        let done = std::mem::replace(&mut self.unflushed, fresh);
+        let mut done = std::mem::replace(&mut self.unflushed, fresh);
         self.window_bytes += done.frames.len();
-        self.window.push_back(done);
-        while self.window.len() > 1 && self.window_bytes > self.cfg.replay_window {
+        match self.window.back_mut() {
+            // Small batches (a slow source) are merged, not kept one per flush.
+            Some(last) if last.frames.len() + done.frames.len() <= FLUSH_AT => {
+                let base = last.frames.len();
+                last.frames.extend_from_slice(&done.frames);
+                last.payloads
+                    .extend(done.payloads.iter().map(|&(a, b)| (a + base, b + base)));
+            }
+            _ => {
+                done.frames.shrink_to_fit();
+                self.window.push_back(done);
+            }
+        }
+        // While a connection is unproven (young, or after failures) the server
+        // may be refusing it: keep what it may not have stored, up to a hard cap.
+        let proven = self.failures == 0 && self.connected_at.elapsed() >= HEALTHY;
+        let limit = if proven {
+            self.cfg.replay_window
+        } else {
+            self.cfg.replay_window.saturating_mul(8)
+        };
+        while self.window.len() > 1 && self.window_bytes > limit {
             if let Some(old) = self.window.pop_front() {
                 self.window_bytes -= old.frames.len();
                 for &(a, b) in &old.payloads {
@@ -322,7 +453,7 @@ impl<'a> Stream<'a> {
 }
 
 /// Reads `input` to its end and sends it as D4 frames to the configured destination.
-pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
+pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<RunStats> {
     if cfg.snaplen == 0 || cfg.snaplen > d4_proto::MAX_SNAPLEN {
         bail!(
             "snaplen {} is outside 1..={}",
@@ -341,21 +472,49 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
     // Large reads cut into snaplen frames: for a regular file this gives the
     // reference client's frames (each of its reads returns min(snaplen, rest))
     // at a fraction of the system calls; a pipe gives frames of what is there.
-    let mut buf = vec![0u8; (READ_SIZE / cfg.snaplen).max(1) * cfg.snaplen];
+    // A reader thread lets the sender send keepalives while the input is quiet.
+    let read_size = (READ_SIZE / cfg.snaplen).max(1) * cfg.snaplen;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    std::thread::Builder::new()
+        .name("d4-client-input".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; read_size];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .context("starting the input reader")?;
+    let to_server = s.connector.is_some();
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("cannot read the input"),
+        let chunk = match rx.recv_timeout(Duration::from_secs(cfg.keepalive_secs.max(1))) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(e).context("cannot read the input"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if to_server {
+                    s.push(&[]);
+                    s.flush()?;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        if n == 0 {
-            break;
+        s.stats.bytes += chunk.len() as u64;
+        for piece in chunk.chunks(cfg.snaplen) {
+            s.push(piece);
         }
-        s.stats.bytes += n as u64;
-        for chunk in buf[..n].chunks(cfg.snaplen) {
-            s.push(chunk);
-        }
-        if s.unflushed.frames.len() >= FLUSH_AT || n < buf.len() {
+        if s.unflushed.frames.len() >= FLUSH_AT || chunk.len() < read_size {
             s.flush()?;
         }
     }
@@ -364,4 +523,64 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read) -> Result<RunStats> {
     }
     s.finish()?;
     Ok(s.stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcapng_block(ty: u32, body: usize) -> Vec<u8> {
+        let len = (12 + body) as u32;
+        let mut b = ty.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        if ty == 0x0a0d_0d0a {
+            b.extend_from_slice(&[0x4d, 0x3c, 0x2b, 0x1a]);
+            b.resize(8 + body, 0);
+        } else {
+            b.resize(8 + body, 7);
+        }
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn resume_restarts_pcapng_with_its_preamble_and_the_cut_block() {
+        let shb = pcapng_block(0x0a0d_0d0a, 16);
+        let idb = pcapng_block(1, 8);
+        let epb = pcapng_block(6, 40);
+        let stream = [shb.clone(), idb.clone(), epb.clone(), epb.clone()].concat();
+        let mut r = Resume::for_type(5, true);
+        let cut = stream.len() - 10;
+        for c in stream[..cut].chunks(7) {
+            r.sent(c);
+        }
+        let want = [shb, idb, epb[..epb.len() - 10].to_vec()].concat();
+        assert_eq!(r.prefix(), want);
+    }
+
+    #[test]
+    fn resume_ipfix_lines_and_type4() {
+        let msg = |len: u16| {
+            let mut m = vec![0, 10];
+            m.extend_from_slice(&len.to_be_bytes());
+            m.resize(len as usize, 1);
+            m
+        };
+        let mut r = Resume::for_type(7, true);
+        r.sent(&[msg(20), msg(30)[..12].to_vec()].concat());
+        assert_eq!(r.prefix(), msg(30)[..12].to_vec());
+        let mut r = Resume::for_type(3, true);
+        r.sent(b"one\ntw");
+        assert_eq!(r.prefix(), b"tw");
+        let mut r = Resume::for_type(4, true);
+        r.sent(&[0xd4, 0xc3]);
+        assert_eq!(r.prefix(), vec![0xd4, 0xc3]);
+        let mut hdr = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        hdr.resize(24, 0);
+        r.sent(&hdr[2..]);
+        r.sent(&[1, 2, 3]);
+        assert!(matches!(r, Resume::Pcap(_)));
+        assert_eq!(r.prefix(), [hdr, vec![1, 2, 3]].concat());
+        assert!(matches!(Resume::for_type(3, false), Resume::Nothing));
+    }
 }

@@ -61,7 +61,8 @@ impl Sink {
                 let mut s = w.into_inner().map_err(|e| e.into_error())?;
                 s.conn.send_close_notify();
                 s.flush()?;
-                s.sock.set_read_timeout(Some(Duration::from_secs(30)))?;
+                // Longer than the server may take to store the last frames (its stall timeout).
+                s.sock.set_read_timeout(Some(Duration::from_secs(150)))?;
                 let mut buf = [0u8; 512];
                 loop {
                     match s.read(&mut buf) {

@@ -125,6 +125,9 @@ pub struct Policy {
     kicked: Mutex<HashMap<Uuid, Instant>>,
     default_signer: Signer,
     signers: Mutex<HashMap<Uuid, Signer>>,
+    /// Bumped on every change of keys, so that a key read before a change is
+    /// never cached after it.
+    generation: std::sync::atomic::AtomicU64,
     /// Set by lazy updates not yet written.
     dirty: std::sync::atomic::AtomicBool,
     db: Arc<Db>,
@@ -144,6 +147,7 @@ impl Policy {
             kicked: Mutex::new(HashMap::new()),
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             dirty: std::sync::atomic::AtomicBool::new(false),
             db,
         })
@@ -278,16 +282,11 @@ impl Policy {
         if known.as_deref() == Some(&ip.to_string()) {
             return;
         }
-        let r = self.update(|s| {
-            if s.pending.len() >= MAX_PENDING {
-                if let Some(oldest) = s
-                    .pending
-                    .iter()
-                    .min_by_key(|(_, p)| p.last_seen)
-                    .map(|(k, _)| *k)
-                {
-                    s.pending.remove(&oldest);
-                }
+        self.update_lazily(|s| {
+            // A full list keeps its entries (an operator may be about to
+            // approve one); newcomers wait until it is cleared.
+            if s.pending.len() >= MAX_PENDING && !s.pending.contains_key(&u) {
+                return;
             }
             let e = s.pending.entry(u).or_insert(PendingSensor {
                 first_seen: t,
@@ -297,7 +296,6 @@ impl Policy {
             e.last_seen = t;
             e.ip = ip.to_string();
         });
-        let _ = r;
     }
 
     /// The signer for a sensor: its own key, or the default key.
@@ -311,6 +309,7 @@ impl Policy {
             return s.clone();
         }
         // Read the key with no other lock held.
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let key = self.read().keys.get(&u).cloned();
         let s = match key {
             Some(k) => Signer::new(k.as_bytes()),
@@ -320,7 +319,11 @@ impl Policy {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache.insert(u, s.clone());
+        // Only if no key changed meanwhile (the update clears the cache after
+        // bumping the generation, under the state lock).
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            cache.insert(u, s.clone());
+        }
         s
     }
 }

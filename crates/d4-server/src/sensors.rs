@@ -162,6 +162,8 @@ pub struct Sensors {
     db: Arc<Db>,
     meta: Mutex<HashMap<Uuid, SensorMeta>>,
     dirty: Mutex<HashSet<Uuid>>,
+    /// Sensors dropped from the registry, to delete from the store.
+    forgotten: Mutex<HashSet<Uuid>>,
     live: Mutex<HashMap<Uuid, LiveSession>>,
     /// Server-wide daily counters by `YYYYMMDD` (store document `daily`).
     daily: Mutex<BTreeMap<String, ServerDay>>,
@@ -186,6 +188,7 @@ impl Sensors {
             db,
             meta: Mutex::new(meta),
             dirty: Mutex::new(HashSet::new()),
+            forgotten: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
         })
@@ -197,6 +200,12 @@ impl Sensors {
 
     /// Writes changed metadata to the store (called periodically and at shutdown).
     pub fn persist(&self) -> Result<()> {
+        let gone: Vec<Uuid> = std::mem::take(&mut *lock(&self.forgotten))
+            .into_iter()
+            .collect();
+        for u in gone {
+            self.db.delete_doc(&format!("sensor:{}", u.simple()))?;
+        }
         let ids: Vec<Uuid> = std::mem::take(&mut *lock(&self.dirty))
             .into_iter()
             .collect();
@@ -299,7 +308,8 @@ impl Sensors {
                     if let Some((_, oldest)) = unverified.iter().min() {
                         all.remove(oldest);
                         lock(&self.dirty).remove(oldest);
-                        let _ = self.db.delete_doc(&format!("sensor:{}", oldest.simple()));
+                        // Deleted from the store by `persist`, off the async threads.
+                        lock(&self.forgotten).insert(*oldest);
                     }
                 }
             }

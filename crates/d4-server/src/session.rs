@@ -102,7 +102,10 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
     let confirm = matches!(result, Ok(End::Eof));
-    s.end(result.map(|_| ())).await;
+    // A quiet sensor that timed out between frames ended cleanly too (its
+    // last unfinished line is kept), but gets no confirmation.
+    let clean = matches!(result, Ok(End::Eof | End::Idle));
+    s.end(result.map(|_| ()), clean).await;
     if confirm {
         // Everything the sensor sent is stored and queued: say so with a TLS
         // close_notify (a refused or interrupted session gets none).
@@ -117,6 +120,8 @@ enum End {
     Eof,
     /// The server is stopping (what was not read yet is the sensor's to send again).
     Shutdown,
+    /// No frame for the idle timeout, and none under way.
+    Idle,
 }
 
 impl Session {
@@ -179,6 +184,11 @@ impl Session {
                     Err(e) => return Err((self.uuid, Reject::BadPayload(format!("read error: {e}")))),
                 },
                 _ = sleep_until(deadline) => {
+                    // A known sensor that is merely quiet is not an error.
+                    if self.uuid.is_some() && !dec.has_partial() {
+                        tracing::info!(session = %self.id, sensor = %show(self.uuid), "no frame for {} s: closing", idle.as_secs());
+                        return Ok(End::Idle);
+                    }
                     let what = if header_checked {
                         format!("frame not completed within {} s", stall.as_secs())
                     } else {
@@ -353,11 +363,11 @@ impl Session {
     }
 
     /// Finishes the worker (file closed, compressed, announced), reports, logs.
-    async fn end(&mut self, result: Result<(), (Option<Uuid>, Reject)>) {
+    async fn end(&mut self, result: Result<(), (Option<Uuid>, Reject)>, clean: bool) {
         if let Some(mut w) = self.worker.take() {
             // An unfinished last record is stored only when the sensor ended
             // cleanly; otherwise the sensor sends it again, whole.
-            let out = w.finish(Utc::now(), result.is_ok());
+            let out = w.finish(Utc::now(), clean);
             self.worker = Some(w);
             if let Err(r) = self.deliver(out).await {
                 tracing::error!(session = %self.id, "last items not queued: {r}");

@@ -44,12 +44,15 @@ pub(crate) struct Args {
     max_backoff: u64,
     /// Bytes already sent that are sent again after a reconnection (D4 has no
     /// acknowledgement; duplicates after a drop are bounded by this).
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
     replay_window: usize,
     /// Do not wait for the server's confirmation (TLS close_notify) at the end
     /// of the stream; for servers that close without it.
     #[arg(long)]
     no_confirm: bool,
+    /// Seconds without input before an empty frame keeps the connection alive.
+    #[arg(long, default_value_t = 10)]
+    keepalive: u64,
 }
 
 /// A file that ends early on Ctrl-C, so that what was read is still sent.
@@ -108,6 +111,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.max_backoff_secs = a.max_backoff;
     cfg.replay_window = a.replay_window;
     cfg.confirm = !a.no_confirm;
+    cfg.keepalive_secs = a.keepalive;
     // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
     // producer end the input, then send everything and exit; a second one quits now.
     crate::signals::catch(|n| {
@@ -124,7 +128,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let f = StopOnInterrupt(f);
-            let input: Box<dyn Read> =
+            let input: Box<dyn Read + Send> =
                 if std::io::stderr().is_terminal() && cfg.destination != Destination::Stdout {
                     let bar = indicatif::ProgressBar::new(len).with_style(
                         indicatif::ProgressStyle::with_template(

@@ -210,14 +210,15 @@ impl FileWorker {
         };
         if n > 0 {
             // A new pcapng file must not repeat a preamble it starts with.
-            if matches!(self.framing, Framing::Pcapng { .. }) && self.files.current_path().is_none()
-            {
+            // A new file must not repeat a preamble it starts with.
+            if self.files.current_path().is_none() {
                 self.files.set_prefix(Vec::new());
             }
             self.files
                 .write(&self.pending[..n], now)
                 .map_err(|e| format!("cannot store data: {e}"))?;
-            if let Framing::Pcapng { preamble, .. } = &self.framing {
+            if let Framing::Pcapng { preamble, .. } | Framing::Pcap { preamble, .. } = &self.framing
+            {
                 self.files.set_prefix(preamble.clone());
             }
             self.pending.drain(..n);

@@ -111,27 +111,33 @@ impl LineWorker {
         Ok(out)
     }
 
-    /// A line that grew past the limit: text is cut there (the rest goes on
-    /// as a new line); a JSON line is skipped whole.
+    /// A line still open that grew past the limit: text is stored as it is
+    /// and queued in pieces of the limit; a JSON line is skipped whole.
     fn too_long(&mut self, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
-        if self.rules.json {
-            if self.partial.len() > self.rules.max_line {
-                out.skipped
-                    .push(format!("line longer than {} bytes", self.rules.max_line));
-                self.partial = BytesMut::new();
-                self.discarding = true;
-            }
+        if self.partial.len() <= self.rules.max_line {
             return Ok(());
         }
-        while self.partial.len() >= self.rules.max_line {
-            let mut piece = self.partial.split_to(self.rules.max_line);
-            piece.extend_from_slice(b"\n");
-            self.lines(&piece.freeze(), now, out)?;
+        if self.rules.json {
+            out.skipped
+                .push(format!("line longer than {} bytes", self.rules.max_line));
+            self.partial = BytesMut::new();
+            self.discarding = true;
+            return Ok(());
+        }
+        let whole = self.partial.len() / self.rules.max_line * self.rules.max_line;
+        let head = self.partial.split_to(whole).freeze();
+        self.files
+            .write_raw(&head, now)
+            .map_err(|e| format!("cannot store lines: {e}"))?;
+        for piece in head.chunks(self.rules.max_line) {
+            out.items.push(head.slice_ref(piece));
         }
         Ok(())
     }
 
     /// Stores and queues `block`, which holds whole lines, each ended by `\n`.
+    /// Text lines longer than the limit are queued in pieces; JSON lines
+    /// longer than the limit, or not JSON, are skipped.
     fn lines(&mut self, block: &Bytes, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
         let store = |files: &mut Rotator, b: &[u8]| {
             files
@@ -141,6 +147,7 @@ impl LineWorker {
         if !self.rules.json {
             store(&mut self.files, block)?;
         }
+        let max = self.rules.max_line;
         let mut start = 0;
         while start < block.len() {
             let end = start + memchr(&block[start..]).unwrap_or(block.len() - start - 1);
@@ -151,14 +158,24 @@ impl LineWorker {
                 continue;
             }
             if self.rules.json {
+                if line.len() > max {
+                    out.skipped.push(format!("line longer than {max} bytes"));
+                    continue;
+                }
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&line) {
                     out.skipped
                         .push(format!("line is not JSON ({e}): {}", preview(&line)));
                     continue;
                 }
                 store(&mut self.files, with_newline)?;
+                out.items.push(line);
+            } else if line.len() > max {
+                for piece in line.chunks(max) {
+                    out.items.push(line.slice_ref(piece));
+                }
+            } else {
+                out.items.push(line);
             }
-            out.items.push(line);
         }
         Ok(())
     }

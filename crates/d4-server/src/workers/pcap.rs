@@ -58,13 +58,14 @@ impl PcapWorker {
     /// Closes the current file. A last record cut short is not a record: it
     /// is removed from the file (which stays a valid pcap) and logged.
     pub fn finish(&mut self) -> Output {
-        if self.scanner.header().is_some() && !self.scanner.at_boundary() {
-            match self.files.truncate_to_boundary() {
-                Ok(n) => tracing::warn!(
-                    "session ended inside a pcap record: {n} trailing bytes not stored"
-                ),
-                Err(e) => tracing::error!("cannot cut the capture back to its last record: {e}"),
+        // The file's own boundary is exact (the scanner may have stopped on
+        // a corrupt record header after part of a record was written).
+        match self.files.truncate_to_boundary() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!("session ended inside a pcap record: {n} trailing bytes not stored")
             }
+            Err(e) => tracing::error!("cannot cut the capture back to its last record: {e}"),
         }
         self.files.rotate();
         Output::default()

@@ -298,7 +298,7 @@ fn client_resumes_after_server_restart() {
     let got = packets(&out);
     let want = packets(&cap);
     // Nothing lost: the stream resumes on a record boundary, replaying what
-    // the old server may not have read (at most the 1 MiB replay window).
+    // the old server may not have read (at most the 4 MiB replay window).
     assert!(got.len() >= want.len());
     let dup = got.len() - want.len();
     let i = got
@@ -314,7 +314,7 @@ fn client_resumes_after_server_restart() {
     );
     let dup_bytes: usize = want[i - dup..i].iter().map(|p| p.2.len() + 16).sum();
     assert!(
-        dup_bytes <= 1024 * 1024 + 65_536,
+        dup_bytes <= 4 * 1024 * 1024 + 65_536,
         "{dup_bytes} bytes replayed"
     );
 }
@@ -510,4 +510,35 @@ fn dnscap_type4_pcap_or_text_is_stored_and_announced() {
     text_sensor.send(&text);
     s.wait_queue_len(&q, 1);
     assert_eq!(s.drain("4", &q, &["-f"]), text);
+}
+
+#[test]
+fn a_quiet_sensor_stays_connected_and_sends_each_line_once() {
+    let s = Server::start(&["--idle-timeout-secs", "3"]);
+    let q = s.create_queue("3", &[]);
+    let sensor = Sensor::new(&s, 3);
+    let mut c = std::process::Command::new(D4)
+        .args([
+            "client",
+            "-c",
+            sensor.dir.path().to_str().unwrap(),
+            "--keepalive",
+            "1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"first line\n").unwrap();
+    std::thread::sleep(Duration::from_secs(7)); // more than twice the idle timeout
+    std::io::Write::write_all(&mut stdin, b"second line\n").unwrap();
+    drop(stdin);
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("(0 reconnections)"), "{log}");
+    s.wait_queue_len(&q, 2);
+    assert_eq!(s.drain("3", &q, &["-n"]), b"first line\nsecond line\n");
+    assert!(s.sensor(&sensor.uuid)["last_error"].is_null());
 }
