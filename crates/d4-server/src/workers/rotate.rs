@@ -120,6 +120,15 @@ pub fn recover(data_root: &Path, compressor: &Compressor) -> usize {
             "1" | "4" | "5" | "7" => ty.parse().ok().map(|t| (QueueType::Type(t), sensor)),
             _ => None,
         };
+        // A crash leaves files that may end inside a record.
+        match cut_to_last_record(&path, ty) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "{}: {n} bytes of an unfinished last record removed",
+                path.display()
+            ),
+            Err(e) => tracing::warn!("{}: cannot check its last record: {e}", path.display()),
+        }
         tracing::warn!(
             "{} was left unfinished (crash?): compressing it now",
             path.display()
@@ -128,6 +137,64 @@ pub fn recover(data_root: &Path, compressor: &Compressor) -> usize {
         n += 1;
     }
     n
+}
+
+/// Cuts a file left by a crash back to its last whole record (pcap for type
+/// 1, lines for the line types); returns how many bytes were removed.
+fn cut_to_last_record(path: &Path, ty: &str) -> io::Result<u64> {
+    use std::io::Read;
+    let len = std::fs::metadata(path)?.len();
+    let keep = match ty {
+        "1" => {
+            let mut f = File::open(path)?;
+            let mut scanner = d4_packet::PcapScanner::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let (mut off, mut last) = (0u64, 0u64);
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                match scanner.feed(&buf[..n]) {
+                    Ok(scan) => {
+                        if scan.new_header.is_some() {
+                            last = off + scan.records_start as u64;
+                        }
+                        if let Some(b) = scan.last_boundary {
+                            last = off + b as u64;
+                        }
+                    }
+                    Err(_) => break,
+                }
+                off += n as u64;
+            }
+            last
+        }
+        "3" | "6" | "8" | "254" => {
+            // Find the last newline, reading backwards in blocks.
+            let mut f = File::open(path)?;
+            let mut end = len;
+            let mut keep = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            'outer: while end > 0 {
+                let start = end.saturating_sub(buf.len() as u64);
+                let n = (end - start) as usize;
+                std::io::Seek::seek(&mut f, io::SeekFrom::Start(start))?;
+                f.read_exact(&mut buf[..n])?;
+                if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+                    keep = start + i as u64 + 1;
+                    break 'outer;
+                }
+                end = start;
+            }
+            keep
+        }
+        _ => len,
+    };
+    if keep < len {
+        OpenOptions::new().write(true).open(path)?.set_len(keep)?;
+    }
+    Ok(len - keep)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
