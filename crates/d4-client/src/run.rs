@@ -474,55 +474,94 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<
     // at a fraction of the system calls; a pipe gives frames of what is there.
     // A reader thread lets the sender send keepalives while the input is quiet.
     let read_size = (READ_SIZE / cfg.snaplen).max(1) * cfg.snaplen;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
-    std::thread::Builder::new()
-        .name("d4-client-input".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; read_size];
-            loop {
-                match input.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
+    if s.connector.is_none() || cfg.keepalive_secs == 0 {
+        // No keepalive needed (stdout, or a file that is never quiet): read
+        // inline, the data stays in this core's cache.
+        let mut buf = vec![0u8; read_size];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("cannot read the input"),
+            };
+            s.stats.bytes += n as u64;
+            for piece in buf[..n].chunks(cfg.snaplen) {
+                s.push(piece);
             }
-        })
-        .context("starting the input reader")?;
-    let to_server = s.connector.is_some();
-    loop {
-        let chunk = match rx.recv_timeout(Duration::from_secs(cfg.keepalive_secs.max(1))) {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(e).context("cannot read the input"),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if to_server {
-                    s.push(&[]);
-                    s.flush()?;
-                }
-                continue;
+            if s.unflushed.frames.len() >= FLUSH_AT || n < read_size {
+                s.flush()?;
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        s.stats.bytes += chunk.len() as u64;
-        for piece in chunk.chunks(cfg.snaplen) {
-            s.push(piece);
         }
-        if s.unflushed.frames.len() >= FLUSH_AT || chunk.len() < read_size {
-            s.flush()?;
-        }
+    } else {
+        send_with_keepalive(&mut s, cfg, input, read_size)?;
     }
     if cfg.end_frame {
         s.push(&[]);
     }
     s.finish()?;
     Ok(s.stats)
+}
+
+/// The send loop with a reader thread, so that an empty frame goes out after
+/// `keepalive_secs` without input (a quiet pipe keeps its connection).
+fn send_with_keepalive(
+    s: &mut Stream<'_>,
+    cfg: &ClientConfig,
+    mut input: impl Read + Send + 'static,
+    read_size: usize,
+) -> Result<()> {
+    // Buffers go back and forth between the reader and the sender (no
+    // allocation per read).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(4);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..4 {
+        let _ = free_tx.send(vec![0u8; read_size]);
+    }
+    std::thread::Builder::new()
+        .name("d4-client-input".into())
+        .spawn(move || {
+            while let Ok(mut buf) = free_rx.recv() {
+                loop {
+                    match input.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if tx.send(Ok((buf, n))).is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .context("starting the input reader")?;
+    loop {
+        let (buf, n) = match rx.recv_timeout(Duration::from_secs(cfg.keepalive_secs.max(1))) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(e).context("cannot read the input"),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                s.push(&[]);
+                s.flush()?;
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        s.stats.bytes += n as u64;
+        for piece in buf[..n].chunks(cfg.snaplen) {
+            s.push(piece);
+        }
+        let _ = free_tx.send(buf);
+        if s.unflushed.frames.len() >= FLUSH_AT || n < read_size {
+            s.flush()?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

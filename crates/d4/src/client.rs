@@ -122,11 +122,21 @@ pub(crate) fn run(a: Args) -> Result<()> {
         }
     });
     let stats = match &cfg.source {
-        Source::Stdin => d4_client::run(&cfg, raw_stdin()?)?,
+        Source::Stdin => {
+            let stdin = raw_stdin()?;
+            if stdin.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                cfg.keepalive_secs = 0; // a file is never quiet: no reader thread
+            }
+            d4_client::run(&cfg, stdin)?
+        }
         Source::File(p) => {
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let meta = f.metadata().ok();
+            let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+            if meta.is_some_and(|m| m.is_file()) {
+                cfg.keepalive_secs = 0; // a file is never quiet: no reader thread
+            }
             let f = StopOnInterrupt(f);
             let input: Box<dyn Read + Send> =
                 if std::io::stderr().is_terminal() && cfg.destination != Destination::Stdout {
