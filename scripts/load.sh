@@ -13,7 +13,7 @@ ROUNDS=${4:-3}
 SNAPLEN=${5:-65535}
 cargo build --release -q -p d4
 D4=$PWD/target/release/d4
-W=$(mktemp -d)
+W=$(mktemp -d -p "${WORK_DIR:-/tmp}")
 SPID=
 cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
@@ -45,7 +45,7 @@ for round in $(seq "$ROUNDS"); do
   t0=$(date +%s.%N)
   pids=()
   for i in $(seq "$SENSORS"); do
-    "$D4" client -c "$W/conf$i" --file "$W/data.pcap" 2>"$W/client$i.log" &
+    "$D4" client -c "$W/conf$i" --file "$W/data.pcap" ${CLIENT_ARGS:-} 2>"$W/client$i.log" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use d4_packet::PcapSplitter;
+use d4_packet::PcapScanner;
 use d4_proto::{FrameEncoder, Signer};
 
 use crate::config::{ClientConfig, Destination};
@@ -40,8 +40,13 @@ enum Resume {
     Nothing,
     /// Type 4 until its first bytes say pcap or text.
     Undecided(Vec<u8>),
-    /// A pcap stream (type 1, or type 4 from `dnscap -w -`).
-    Pcap(PcapSplitter),
+    /// A pcap stream (type 1, or type 4 from `dnscap -w -`): record
+    /// boundaries found without copying; only the cut record is kept.
+    Pcap {
+        scanner: PcapScanner,
+        /// The bytes of the record not yet complete.
+        partial: Vec<u8>,
+    },
     /// A line-oriented stream: the bytes after the last newline.
     Lines(Vec<u8>),
     /// pcapng (type 5) or IPFIX (type 7): whole blocks or messages.
@@ -115,10 +120,17 @@ impl Blocks {
 }
 
 impl Resume {
+    fn pcap() -> Resume {
+        Resume::Pcap {
+            scanner: PcapScanner::new(),
+            partial: Vec::new(),
+        }
+    }
+
     fn for_type(ty: u8, to_server: bool) -> Resume {
         match (to_server, ty) {
             (false, _) => Resume::Nothing,
-            (true, 1) => Resume::Pcap(PcapSplitter::new()),
+            (true, 1) => Resume::pcap(),
             (true, 4) => Resume::Undecided(Vec::new()),
             (true, 5 | 7) => Resume::Blocks(Blocks {
                 pcapng: ty == 5,
@@ -147,21 +159,28 @@ impl Resume {
                             | [0xa1, 0xb2, 0x3c, 0x4d]
                     );
                     *self = if pcap {
-                        Resume::Pcap(PcapSplitter::new())
+                        Resume::pcap()
                     } else {
                         Resume::Lines(Vec::new())
                     };
                     self.sent(&head);
                 }
             }
-            Resume::Pcap(s) => {
-                if let Err(e) = s.push(data) {
+            Resume::Pcap { scanner, partial } => match scanner.feed(data) {
+                Ok(scan) => match scan.last_boundary {
+                    Some(b) => {
+                        partial.clear();
+                        partial.extend_from_slice(&data[b..]);
+                    }
+                    None => partial.extend_from_slice(&data[scan.records_start..]),
+                },
+                Err(e) => {
                     tracing::warn!(
                         "input is not a valid pcap stream ({e}); the server will refuse it"
                     );
                     *self = Resume::Nothing;
                 }
-            }
+            },
             Resume::Lines(partial) => match data.iter().rposition(|&b| b == b'\n') {
                 Some(i) => {
                     partial.clear();
@@ -187,10 +206,8 @@ impl Resume {
         match self {
             Resume::Nothing => Vec::new(),
             Resume::Undecided(head) => head.clone(),
-            Resume::Pcap(s) => {
-                let mut v = s.header().map(|h| h.raw.to_vec()).unwrap_or_default();
-                v.extend_from_slice(s.pending_bytes());
-                v
+            Resume::Pcap { scanner, partial } => {
+                [scanner.header_bytes(), partial.as_slice()].concat()
             }
             Resume::Lines(p) => p.clone(),
             Resume::Blocks(b) => [b.preamble.as_slice(), b.partial.as_slice()].concat(),
@@ -226,6 +243,8 @@ struct Stream<'a> {
     /// reconnection. At most `REPLAY_WINDOW` bytes (the newest batch always).
     window: VecDeque<Batch>,
     window_bytes: usize,
+    /// Buffers of batches that left the window, for the next ones.
+    spare: Vec<Batch>,
     /// Record boundaries as of the start of `window`.
     resume: Resume,
     /// Delay before the next connection attempt.
@@ -278,6 +297,7 @@ impl<'a> Stream<'a> {
             },
             window: VecDeque::new(),
             window_bytes: 0,
+            spare: Vec::new(),
             resume: Resume::for_type(cfg.ty, to_server),
             backoff: Backoff::new(Duration::from_secs(cfg.max_backoff_secs.max(1))),
             failures: 0,
@@ -392,12 +412,13 @@ impl<'a> Stream<'a> {
             self.unflushed.payloads.clear();
             return Ok(());
         }
-        // Keep what was just written for replay; let the oldest batches go.
-        let fresh = Batch {
-            frames: Vec::with_capacity(self.unflushed.frames.capacity()),
+        // Keep what was just written for replay; let the oldest batches go
+        // (their buffers are reused: no fresh memory per flush).
+        let fresh = self.spare.pop().unwrap_or_else(|| Batch {
+            frames: Vec::with_capacity(FLUSH_AT + 128 * 1024),
             payloads: Vec::new(),
-        };
-        let mut done = std::mem::replace(&mut self.unflushed, fresh);
+        });
+        let done = std::mem::replace(&mut self.unflushed, fresh);
         self.window_bytes += done.frames.len();
         match self.window.back_mut() {
             // Small batches (a slow source) are merged, not kept one per flush.
@@ -407,10 +428,7 @@ impl<'a> Stream<'a> {
                 last.payloads
                     .extend(done.payloads.iter().map(|&(a, b)| (a + base, b + base)));
             }
-            _ => {
-                done.frames.shrink_to_fit();
-                self.window.push_back(done);
-            }
+            _ => self.window.push_back(done),
         }
         // While a connection is unproven (young, or after failures) the server
         // may be refusing it: keep what it may not have stored, up to a hard cap.
@@ -421,10 +439,15 @@ impl<'a> Stream<'a> {
             self.cfg.replay_window.saturating_mul(8)
         };
         while self.window.len() > 1 && self.window_bytes > limit {
-            if let Some(old) = self.window.pop_front() {
+            if let Some(mut old) = self.window.pop_front() {
                 self.window_bytes -= old.frames.len();
                 for &(a, b) in &old.payloads {
                     self.resume.sent(&old.frames[a..b]);
+                }
+                if self.spare.len() < 2 && old.frames.capacity() >= FLUSH_AT {
+                    old.frames.clear();
+                    old.payloads.clear();
+                    self.spare.push(old);
                 }
             }
         }
@@ -618,7 +641,7 @@ mod tests {
         hdr.resize(24, 0);
         r.sent(&hdr[2..]);
         r.sent(&[1, 2, 3]);
-        assert!(matches!(r, Resume::Pcap(_)));
+        assert!(matches!(r, Resume::Pcap { .. }));
         assert_eq!(r.prefix(), [hdr, vec![1, 2, 3]].concat());
         assert!(matches!(Resume::for_type(3, false), Resume::Nothing));
     }

@@ -258,6 +258,11 @@ impl PcapScanner {
         self.records
     }
 
+    /// The global header's bytes received so far (all 24 once complete).
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.head
+    }
+
     /// Whether the stream stands exactly between two records.
     pub fn at_boundary(&self) -> bool {
         self.header.is_some() && self.rec_len == 0 && self.remaining == 0
