@@ -9,7 +9,9 @@
 //!   [`PcapScanner`] finds the same record boundaries without copying (the
 //!   server writes the bytes straight to files and cuts them there).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
+//! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 
+pub mod anon;
 pub mod gz;
 pub mod pcap;
 
