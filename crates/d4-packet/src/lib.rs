@@ -10,9 +10,12 @@
 //!   server writes the bytes straight to files and cuts them there).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
+//! - [`rewrite`]: rewriting the addresses inside a captured frame with its
+//!   checksums kept correct.
 
 pub mod anon;
 pub mod gz;
 pub mod pcap;
+pub mod rewrite;
 
 pub use pcap::{GlobalHeader, PcapError, PcapScanner, PcapSplitter, Scan, MAX_RECORD_LEN};
