@@ -9,11 +9,13 @@
 //!   [`PcapScanner`] finds the same record boundaries without copying (the
 //!   server writes the bytes straight to files and cuts them there).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
+//! - [`capture`]: reading pcap and pcapng files as a stream of packets.
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
 
 pub mod anon;
+pub mod capture;
 pub mod gz;
 pub mod pcap;
 pub mod rewrite;

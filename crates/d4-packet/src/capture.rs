@@ -1,0 +1,450 @@
+//! Reading captures as a stream of packets: pcap (either byte order,
+//! micro- or nanosecond) and pcapng (sections of either byte order, several
+//! interfaces), from any reader (gunzip first with [`crate::gz`]).
+//! Lengths are bounded before anything is allocated for them; a corrupt or
+//! cut file yields its good packets, then an error that says where.
+
+use std::io::{self, Read};
+
+use crate::pcap::{GlobalHeader, GLOBAL_HEADER_LEN, MAX_RECORD_LEN};
+
+/// Largest pcapng block accepted.
+const MAX_BLOCK: usize = 16 * 1024 * 1024;
+
+/// One packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Link type of the interface it was captured on.
+    pub linktype: u32,
+    /// Seconds.
+    pub ts_sec: u32,
+    /// Fraction: microseconds, or nanoseconds for nanosecond pcap input.
+    pub ts_frac: u32,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Captured bytes.
+    pub data: Vec<u8>,
+}
+
+/// Why a capture cannot be read (further).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// Neither pcap nor pcapng.
+    #[error("not a pcap or pcapng capture (first bytes {0:02x?})")]
+    Format([u8; 4]),
+    /// A length field that cannot be right.
+    #[error("corrupt capture after {packets} packets: {what}")]
+    Corrupt {
+        /// Packets read before.
+        packets: u64,
+        /// What was wrong.
+        what: String,
+    },
+    /// The file ends inside a record.
+    #[error("capture cut short after {packets} packets (inside a record)")]
+    Truncated {
+        /// Packets read before.
+        packets: u64,
+    },
+    /// A read error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+enum Kind {
+    Pcap(GlobalHeader),
+    Pcapng {
+        big_endian: bool,
+        /// Per interface: link type and timestamp units per second.
+        interfaces: Vec<(u32, u64)>,
+    },
+}
+
+/// A streaming capture reader.
+pub struct CaptureReader<R: Read> {
+    r: R,
+    kind: Kind,
+    packets: u64,
+}
+
+/// Reads exactly `buf.len()` bytes; Ok(false) at a clean end before the first byte.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) if n == 0 => return Ok(false),
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short")),
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn u32_at(b: &[u8], big: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if big {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+impl<R: Read> CaptureReader<R> {
+    /// Reads the file header and recognises the format.
+    pub fn new(mut r: R) -> Result<CaptureReader<R>, CaptureError> {
+        let mut magic = [0u8; 4];
+        if !read_full(&mut r, &mut magic)? {
+            return Err(CaptureError::Format([0; 4]));
+        }
+        if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+            let mut c = CaptureReader {
+                r,
+                kind: Kind::Pcapng {
+                    big_endian: false,
+                    interfaces: Vec::new(),
+                },
+                packets: 0,
+            };
+            c.section()?;
+            return Ok(c);
+        }
+        let mut raw = [0u8; GLOBAL_HEADER_LEN];
+        raw[..4].copy_from_slice(&magic);
+        if !read_full(&mut r, &mut raw[4..]).map_err(|_| CaptureError::Truncated { packets: 0 })? {
+            return Err(CaptureError::Truncated { packets: 0 });
+        }
+        let h = GlobalHeader::parse(&raw).map_err(|_| CaptureError::Format(magic))?;
+        Ok(CaptureReader {
+            r,
+            kind: Kind::Pcap(h),
+            packets: 0,
+        })
+    }
+
+    /// The pcap global header, for pcap input.
+    pub fn pcap_header(&self) -> Option<&GlobalHeader> {
+        match &self.kind {
+            Kind::Pcap(h) => Some(h),
+            Kind::Pcapng { .. } => None,
+        }
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> CaptureError {
+        CaptureError::Corrupt {
+            packets: self.packets,
+            what: what.into(),
+        }
+    }
+
+    fn cut(&self, e: io::Error) -> CaptureError {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            CaptureError::Truncated {
+                packets: self.packets,
+            }
+        } else {
+            CaptureError::Io(e)
+        }
+    }
+
+    /// Reads the rest of the first section header block (its type is read).
+    fn section(&mut self) -> Result<(), CaptureError> {
+        let mut h = [0u8; 8];
+        read_full(&mut self.r, &mut h).map_err(|e| self.cut(e))?;
+        let big = match h[4..8] {
+            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+            _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
+        };
+        let len = u32_at(&h[..4], big) as usize;
+        if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+            return Err(self.corrupt(format!("pcapng section header of length {len}")));
+        }
+        let mut rest = vec![0u8; len - 12];
+        read_full(&mut self.r, &mut rest).map_err(|e| self.cut(e))?;
+        self.kind = Kind::Pcapng {
+            big_endian: big,
+            interfaces: Vec::new(),
+        };
+        Ok(())
+    }
+
+    /// The next packet, `Ok(None)` at the end.
+    pub fn next_packet(&mut self) -> Result<Option<Packet>, CaptureError> {
+        loop {
+            match &self.kind {
+                Kind::Pcap(h) => {
+                    let h = *h;
+                    let mut rh = [0u8; 16];
+                    match read_full(&mut self.r, &mut rh) {
+                        Ok(false) => return Ok(None),
+                        Ok(true) => {}
+                        Err(e) => return Err(self.cut(e)),
+                    }
+                    let incl = u32_at(&rh[8..12], h.big_endian);
+                    if incl > MAX_RECORD_LEN {
+                        return Err(self.corrupt(format!("record of {incl} bytes")));
+                    }
+                    let mut data = vec![0u8; incl as usize];
+                    read_full(&mut self.r, &mut data).map_err(|e| self.cut(e))?;
+                    self.packets += 1;
+                    return Ok(Some(Packet {
+                        linktype: h.linktype,
+                        ts_sec: u32_at(&rh[0..4], h.big_endian),
+                        ts_frac: u32_at(&rh[4..8], h.big_endian),
+                        orig_len: u32_at(&rh[12..16], h.big_endian),
+                        data,
+                    }));
+                }
+                Kind::Pcapng { big_endian, .. } => {
+                    let big = *big_endian;
+                    let mut bh = [0u8; 8];
+                    match read_full(&mut self.r, &mut bh) {
+                        Ok(false) => return Ok(None),
+                        Ok(true) => {}
+                        Err(e) => return Err(self.cut(e)),
+                    }
+                    if bh[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+                        // A new section: re-read its header (length is in bh[4..8]).
+                        let mut m = [0u8; 4];
+                        read_full(&mut self.r, &mut m).map_err(|e| self.cut(e))?;
+                        let big = match m {
+                            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                            _ => {
+                                return Err(self
+                                    .corrupt("pcapng section header with a bad byte-order magic"))
+                            }
+                        };
+                        let len = u32_at(&bh[4..8], big) as usize;
+                        if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+                            return Err(
+                                self.corrupt(format!("pcapng section header of length {len}"))
+                            );
+                        }
+                        let mut rest = vec![0u8; len - 12];
+                        read_full(&mut self.r, &mut rest).map_err(|e| self.cut(e))?;
+                        self.kind = Kind::Pcapng {
+                            big_endian: big,
+                            interfaces: Vec::new(),
+                        };
+                        continue;
+                    }
+                    let ty = u32_at(&bh[..4], big);
+                    let len = u32_at(&bh[4..8], big) as usize;
+                    if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+                        return Err(self.corrupt(format!("pcapng block of length {len}")));
+                    }
+                    let mut body = vec![0u8; len - 8];
+                    read_full(&mut self.r, &mut body).map_err(|e| self.cut(e))?;
+                    let body = &body[..len - 12]; // without the trailing length
+                    match ty {
+                        1 => {
+                            if body.len() < 8 {
+                                return Err(self.corrupt("short interface description block"));
+                            }
+                            let lt = u32::from(if big {
+                                u16::from_be_bytes([body[0], body[1]])
+                            } else {
+                                u16::from_le_bytes([body[0], body[1]])
+                            });
+                            let res = tsresol(&body[8..], big);
+                            if let Kind::Pcapng { interfaces, .. } = &mut self.kind {
+                                interfaces.push((lt, res));
+                            }
+                        }
+                        6 => {
+                            if body.len() < 20 {
+                                return Err(self.corrupt("short enhanced packet block"));
+                            }
+                            let iface = u32_at(&body[0..4], big) as usize;
+                            let ts = (u64::from(u32_at(&body[4..8], big)) << 32)
+                                | u64::from(u32_at(&body[8..12], big));
+                            let cap = u32_at(&body[12..16], big) as usize;
+                            let orig = u32_at(&body[16..20], big);
+                            let Some(data) = body.get(20..20 + cap) else {
+                                return Err(self.corrupt(
+                                    "enhanced packet block shorter than its captured length",
+                                ));
+                            };
+                            let Kind::Pcapng { interfaces, .. } = &self.kind else {
+                                unreachable!()
+                            };
+                            let Some(&(lt, res)) = interfaces.get(iface) else {
+                                return Err(
+                                    self.corrupt(format!("packet on undeclared interface {iface}"))
+                                );
+                            };
+                            self.packets += 1;
+                            let (sec, usec) = (ts / res, (ts % res) * 1_000_000 / res);
+                            return Ok(Some(Packet {
+                                linktype: lt,
+                                ts_sec: sec as u32,
+                                ts_frac: usec as u32,
+                                orig_len: orig,
+                                data: data.to_vec(),
+                            }));
+                        }
+                        3 => {
+                            if body.len() < 4 {
+                                return Err(self.corrupt("short simple packet block"));
+                            }
+                            let orig = u32_at(&body[0..4], big);
+                            let Kind::Pcapng { interfaces, .. } = &self.kind else {
+                                unreachable!()
+                            };
+                            let Some(&(lt, _)) = interfaces.first() else {
+                                return Err(
+                                    self.corrupt("simple packet block before any interface")
+                                );
+                            };
+                            let cap = (orig as usize).min(body.len() - 4);
+                            self.packets += 1;
+                            return Ok(Some(Packet {
+                                linktype: lt,
+                                ts_sec: 0,
+                                ts_frac: 0,
+                                orig_len: orig,
+                                data: body[4..4 + cap].to_vec(),
+                            }));
+                        }
+                        _ => {} // statistics, name resolution, custom...: skipped
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Timestamp units per second from an interface block's options.
+fn tsresol(mut opts: &[u8], big: bool) -> u64 {
+    let rd16 = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    while opts.len() >= 4 {
+        let code = rd16(&opts[0..2]);
+        let len = usize::from(rd16(&opts[2..4]));
+        let Some(v) = opts.get(4..4 + len) else { break };
+        if code == 9 && len >= 1 {
+            let r = v[0];
+            let e = u32::from(r & 0x7f);
+            let units = if r & 0x80 == 0 {
+                10u64.checked_pow(e)
+            } else {
+                2u64.checked_pow(e)
+            };
+            return units.filter(|u| *u > 0).unwrap_or(1_000_000);
+        }
+        if code == 0 {
+            break;
+        }
+        opts = &opts[(4 + len).div_ceil(4) * 4..];
+    }
+    1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap(n: usize, big: bool) -> Vec<u8> {
+        let w32 = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut v = w32(0xa1b2_c3d4).to_vec();
+        v.extend_from_slice(&if big {
+            2u16.to_be_bytes()
+        } else {
+            2u16.to_le_bytes()
+        });
+        v.extend_from_slice(&if big {
+            4u16.to_be_bytes()
+        } else {
+            4u16.to_le_bytes()
+        });
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&w32(65535));
+        v.extend_from_slice(&w32(1));
+        for i in 0..n {
+            v.extend_from_slice(&w32(i as u32));
+            v.extend_from_slice(&w32(7));
+            v.extend_from_slice(&w32(3));
+            v.extend_from_slice(&w32(60));
+            v.extend_from_slice(&[i as u8; 3]);
+        }
+        v
+    }
+
+    #[test]
+    fn pcap_both_orders_and_a_cut_file() {
+        for big in [false, true] {
+            let p = pcap(5, big);
+            let mut r = CaptureReader::new(&p[..]).unwrap();
+            let mut n = 0;
+            while let Some(pk) = r.next_packet().unwrap() {
+                assert_eq!(pk.data, vec![n as u8; 3]);
+                assert_eq!(
+                    (pk.ts_sec, pk.ts_frac, pk.orig_len, pk.linktype),
+                    (n, 7, 60, 1)
+                );
+                n += 1;
+            }
+            assert_eq!(n, 5);
+            let mut r = CaptureReader::new(&p[..p.len() - 1]).unwrap();
+            let mut got = 0;
+            let err = loop {
+                match r.next_packet() {
+                    Ok(Some(_)) => got += 1,
+                    Ok(None) => panic!("cut file read to the end"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(got, 4);
+            assert!(
+                matches!(err, CaptureError::Truncated { packets: 4 }),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            CaptureReader::new(&b"hello world, not a capture"[..]),
+            Err(CaptureError::Format(_))
+        ));
+    }
+
+    #[test]
+    fn shared_pcapng_samples_read_whole() {
+        let root =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pcap");
+        if !root.is_dir() {
+            eprintln!("skipped: ../shared not found");
+            return;
+        }
+        for (name, want) in [
+            ("pcapng/pcapnggen__be_test001.pcapng", 4),
+            ("pcapng/pcapnggen__le_test100.pcapng", 5),
+            ("pcapng/pcapnggen__le_test202.pcapng", 8),
+            ("pcapng/tcpdump__empty.pcapng", 0),
+            ("tls/ja4__tls-handshake.pcapng", 193),
+            ("dns/dnscap__dns.pcap", 133),
+            ("mixed/tcpdump__pptp.pcap", 23),
+        ] {
+            let f = std::fs::read(root.join(name)).unwrap();
+            let mut r = CaptureReader::new(&f[..]).unwrap();
+            let mut n = 0;
+            while let Some(_p) = r.next_packet().unwrap() {
+                n += 1;
+            }
+            assert_eq!(n, want, "{name}");
+        }
+    }
+}
