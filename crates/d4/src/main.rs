@@ -8,7 +8,9 @@
 //! - `api`: the management API client used by `queue`, `sensor` and `stdout`.
 //! - `manage`: `d4 queue ...` and `d4 sensor ...`.
 //! - `stdout`: `d4 stdout`, a queue consumer.
+//! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
 
+mod anonymize;
 mod api;
 mod client;
 mod manage;
@@ -46,6 +48,8 @@ enum Cmd {
     Sensor(manage::SensorCmd),
     /// Pop an analyzer queue to stdout.
     Stdout(stdout::Args),
+    /// Pseudonymise the addresses of a capture (--pnat or Crypto-PAn), checksums kept right.
+    Anonymize(anonymize::Args),
 }
 
 fn init_logging(verbose: u8, default: &str) {
@@ -76,6 +80,7 @@ fn main() {
         Cmd::Queue(c) => manage::queue(c),
         Cmd::Sensor(c) => manage::sensor(c),
         Cmd::Stdout(a) => stdout::run(a),
+        Cmd::Anonymize(a) => anonymize::run(a),
     };
     if let Err(e) = r {
         eprintln!("d4: error: {e:#}");

@@ -223,3 +223,130 @@ fn client_interrupted_sends_what_it_read_and_exits_0() {
     s.wait_queue_len(&q, 2);
     assert_eq!(s.drain("3", &q, &["-n"]), b"before ctrl-c\nlast words\n");
 }
+
+/// Ones'-complement sum over `b`, folded (0 when a checksum inside `b` is right).
+fn ones_sum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Checks the IPv4 header and UDP checksums of an Ethernet/IPv4/UDP frame,
+/// computed from scratch.
+fn checksums_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 15) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let udp = &ip[ihl..total];
+    let mut pseudo = ip[12..20].to_vec();
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(udp);
+    ones_sum(&ip[..ihl]) == 0 && (udp[6..8] == [0, 0] || ones_sum(&pseudo) == 0)
+}
+
+fn with_udp_checksums(mut cap: Vec<u8>) -> Vec<u8> {
+    // synthetic_pcap leaves checksums at zero: fill them in, from scratch.
+    let mut off = 24;
+    while off + 16 <= cap.len() {
+        let len = u32::from_le_bytes(cap[off + 8..off + 12].try_into().unwrap()) as usize;
+        let f = &mut cap[off + 16..off + 16 + len];
+        let ip = 14;
+        let c = ones_sum(&f[ip..ip + 20]);
+        f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
+        let udp_len = (total - 20) as u16;
+        f[ip + 24..ip + 26].copy_from_slice(&udp_len.to_be_bytes());
+        let mut pseudo = f[ip + 12..ip + 20].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        pseudo.extend_from_slice(&f[ip + 20..ip + total]);
+        let c = ones_sum(&pseudo);
+        f[ip + 26..ip + 28].copy_from_slice(&c.to_be_bytes());
+        off += 16 + len;
+    }
+    cap
+}
+
+#[test]
+fn anonymize_pnat_keeps_every_packet_and_its_checksums() {
+    let cap = with_udp_checksums(synthetic_pcap(500));
+    for (_, _, f) in packets(&cap) {
+        assert!(checksums_ok(&f));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    std::fs::write(&input, &cap).unwrap();
+    let out = dir.path().join("out.pcap");
+    let o = Command::new(D4)
+        .args([
+            "anonymize",
+            "--pnat",
+            "192.0.2.0/24:10.1.0.0/16,198.51.100.0/24:172.16.0.0/24",
+            "-r",
+        ])
+        .arg(&input)
+        .arg("-w")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("500 packets: 500 rewritten"));
+    let before = packets(&cap);
+    let after = packets(&std::fs::read(&out).unwrap());
+    assert_eq!(after.len(), before.len());
+    for ((_, _, a), (_, _, b)) in after.iter().zip(&before) {
+        assert!(checksums_ok(a), "checksums after rewriting");
+        assert_eq!(&a[26..28], &[10, 1], "source 192.0.2.x -> 10.1.x.y");
+        assert_eq!(a[29], b[29], "host bits kept");
+        assert_eq!(&a[30..34], &[172, 16, 0, 1]);
+        assert_eq!(a[34..40], b[34..40], "ports and length untouched");
+        assert_eq!(a[42..], b[42..], "payload untouched");
+    }
+}
+
+#[test]
+fn anonymize_cryptopan_real_capture_from_gzip_on_stdin() {
+    let Some(shared) = shared() else { return };
+    let original = std::fs::read(shared.join("data/pcap/dns/dnscap__dns.pcap")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &original).unwrap();
+    let gz = gz.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(
+        &key,
+        "15178d8d33a4cf80130a5b16499071d8988f837979652762574c2d2a84220200\n",
+    )
+    .unwrap();
+    let mut c = Command::new(D4)
+        .args(["anonymize", "--cryptopan-key"])
+        .arg(&key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let w = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &gz).unwrap());
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = packets(&original);
+    let after = packets(&o.stdout);
+    assert_eq!(after.len(), before.len());
+    // No IPv4 header keeps the original private or resolver addresses.
+    for (_, _, f) in &after {
+        if f.len() >= 34 && f[12..14] == [8, 0] {
+            for a in [&f[26..30], &f[30..34]] {
+                assert_ne!(a, &[172, 17, 0, 10]);
+                assert_ne!(a, &[8, 8, 8, 8]);
+            }
+        }
+    }
+}
