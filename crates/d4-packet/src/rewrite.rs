@@ -148,10 +148,13 @@ pub fn rewrite_frame(
         Ok(x) => x,
         Err(why) => return Outcome::Unparsed(why),
     };
+    let Some(p) = f.get_mut(off..) else {
+        return Outcome::Unparsed("frame shorter than its link-layer header");
+    };
     match proto {
-        0x0800 => ipv4(&mut f[off..], scope, map),
-        0x86dd => ipv6(&mut f[off..], scope, map),
-        0x0806 if scope.arp => arp(&mut f[off..], map),
+        0x0800 => ipv4(p, scope, map),
+        0x86dd => ipv6(p, scope, map),
+        0x0806 if scope.arp => arp(p, map),
         _ => Outcome::NotIp,
     }
 }
