@@ -10,12 +10,14 @@
 //!   server writes the bytes straight to files and cuts them there).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 //! - [`capture`]: reading pcap and pcapng files as a stream of packets.
+//! - [`decode`]: the TCP facts of a frame (addresses, ports, flags, TTL).
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
 
 pub mod anon;
 pub mod capture;
+pub mod decode;
 pub mod gz;
 pub mod pcap;
 pub mod rewrite;

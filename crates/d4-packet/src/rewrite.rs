@@ -75,7 +75,7 @@ fn checksum(b: &[u8]) -> u16 {
 }
 
 /// Finds the network layer in a frame: (ethertype-like protocol, offset).
-fn network(linktype: u32, f: &[u8]) -> Result<(u16, usize), &'static str> {
+pub(crate) fn network(linktype: u32, f: &[u8]) -> Result<(u16, usize), &'static str> {
     let by_version = |off: usize| -> Result<(u16, usize), &'static str> {
         match f.get(off).map(|b| b >> 4) {
             Some(4) => Ok((0x0800, off)),

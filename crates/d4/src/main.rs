@@ -9,9 +9,11 @@
 //! - `manage`: `d4 queue ...` and `d4 sensor ...`.
 //! - `stdout`: `d4 stdout`, a queue consumer.
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
+//! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
 
 mod anonymize;
 mod api;
+mod backscatter;
 mod client;
 mod manage;
 mod server;
@@ -50,6 +52,8 @@ enum Cmd {
     Stdout(stdout::Args),
     /// Pseudonymise the addresses of a capture (--pnat or Crypto-PAn), checksums kept right.
     Anonymize(anonymize::Args),
+    /// Find DDoS backscatter in captures (answers from victims of spoofed SYN floods).
+    Backscatter(backscatter::Args),
 }
 
 fn init_logging(verbose: u8, default: &str) {
@@ -81,6 +85,7 @@ fn main() {
         Cmd::Sensor(c) => manage::sensor(c),
         Cmd::Stdout(a) => stdout::run(a),
         Cmd::Anonymize(a) => anonymize::run(a),
+        Cmd::Backscatter(a) => backscatter::run(a),
     };
     if let Err(e) = r {
         eprintln!("d4: error: {e:#}");

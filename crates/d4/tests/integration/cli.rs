@@ -350,3 +350,98 @@ fn anonymize_cryptopan_real_capture_from_gzip_on_stdin() {
         }
     }
 }
+
+fn flag_counts(csv: &[u8]) -> std::collections::BTreeMap<u8, usize> {
+    let text = String::from_utf8(csv.to_vec()).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("#timestamp, source IP, TCP flags, source port")
+    );
+    let mut m = std::collections::BTreeMap::new();
+    for l in lines {
+        let f: u8 = l.split(',').nth(2).unwrap().parse().unwrap();
+        *m.entry(f).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn backscatter_on_real_ddos_captures() {
+    let Some(shared) = shared() else { return };
+    let dir = shared.join("data/pcap/backscatter");
+    let o = Command::new(D4)
+        .args(["backscatter", "-b", "-r"])
+        .arg(dir.join("stopddos__amp.TCP.reflection.SYNACK.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = flag_counts(&o.stdout);
+    // SYN-ACK, RST and RST-ACK answers of the reflectors (counts from the capture's README).
+    assert_eq!((c[&0x12], c[&0x04], c[&0x14]), (6651, 813, 205), "{c:?}");
+    // In the SYN+ECE+CWR flood the SYNs are SYNs; RSTs are judged like any other packet.
+    let o = Command::new(D4)
+        .args(["backscatter", "-b", "-s", "-r"])
+        .arg(dir.join("stopddos__pkt.TCP.DOMINATE.syn.ecn.cwr.pcapng"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let c = flag_counts(&o.stdout);
+    assert!(!c.contains_key(&0xc2), "an ECN SYN was reported: {c:?}");
+    assert!(c.keys().all(|f| f & 0x04 != 0), "{c:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("9639 SYNs"));
+}
+
+#[test]
+fn backscatter_on_a_built_capture_and_a_damaged_one() {
+    // Ethernet/IPv4/TCP frames built by hand: 192.0.2.1 sends a SYN then a RST
+    // (an initiator), 203.0.113.9 answers with SYN-ACK (a victim).
+    let frame = |src: [u8; 4], fl: u8| {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 8;
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&[198, 51, 100, 1]);
+        f[34..36].copy_from_slice(&443u16.to_be_bytes());
+        f[47] = fl;
+        f
+    };
+    let mut cap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    cap.extend_from_slice(&65535u32.to_le_bytes());
+    cap.extend_from_slice(&1u32.to_le_bytes());
+    for (t, f) in [
+        (1u32, frame([192, 0, 2, 1], 0x02)),
+        (2, frame([203, 0, 113, 9], 0x12)),
+        (3, frame([192, 0, 2, 1], 0x04)),
+    ] {
+        cap.extend_from_slice(&t.to_le_bytes());
+        cap.extend_from_slice(&0u32.to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&f);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.pcap");
+    std::fs::write(&p, &cap).unwrap();
+    let o = Command::new(D4)
+        .args(["backscatter", "-b", "-r"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "#timestamp, source IP, TCP flags, source port\n2,203.0.113.9,18,443\n"
+    );
+    // A file cut short: its good packets are reported, the file is named, exit 1.
+    std::fs::write(&p, &cap[..cap.len() - 3]).unwrap();
+    let o = Command::new(D4)
+        .args(["backscatter", "-b", "-r"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2,203.0.113.9,18,443"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("c.pcap"));
+}
