@@ -173,13 +173,25 @@ impl<R: Read> CaptureReader<R> {
 
     /// The next packet, `Ok(None)` at the end.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, CaptureError> {
+        let mut p = Packet {
+            linktype: 0,
+            ts_sec: 0,
+            ts_frac: 0,
+            orig_len: 0,
+            data: Vec::new(),
+        };
+        Ok(self.next_into(&mut p)?.then_some(p))
+    }
+
+    /// Reads the next packet into `p`, reusing its buffer; false at the end.
+    pub fn next_into(&mut self, p: &mut Packet) -> Result<bool, CaptureError> {
         loop {
             match &self.kind {
                 Kind::Pcap(h) => {
                     let h = *h;
                     let mut rh = [0u8; 16];
                     match read_full(&mut self.r, &mut rh) {
-                        Ok(false) => return Ok(None),
+                        Ok(false) => return Ok(false),
                         Ok(true) => {}
                         Err(e) => return Err(self.cut(e)),
                     }
@@ -187,22 +199,20 @@ impl<R: Read> CaptureReader<R> {
                     if incl > MAX_RECORD_LEN {
                         return Err(self.corrupt(format!("record of {incl} bytes")));
                     }
-                    let mut data = vec![0u8; incl as usize];
-                    read_full(&mut self.r, &mut data).map_err(|e| self.cut(e))?;
+                    p.data.resize(incl as usize, 0);
+                    read_full(&mut self.r, &mut p.data).map_err(|e| self.cut(e))?;
                     self.packets += 1;
-                    return Ok(Some(Packet {
-                        linktype: h.linktype,
-                        ts_sec: u32_at(&rh[0..4], h.big_endian),
-                        ts_frac: u32_at(&rh[4..8], h.big_endian),
-                        orig_len: u32_at(&rh[12..16], h.big_endian),
-                        data,
-                    }));
+                    p.linktype = h.linktype;
+                    p.ts_sec = u32_at(&rh[0..4], h.big_endian);
+                    p.ts_frac = u32_at(&rh[4..8], h.big_endian);
+                    p.orig_len = u32_at(&rh[12..16], h.big_endian);
+                    return Ok(true);
                 }
                 Kind::Pcapng { big_endian, .. } => {
                     let big = *big_endian;
                     let mut bh = [0u8; 8];
                     match read_full(&mut self.r, &mut bh) {
-                        Ok(false) => return Ok(None),
+                        Ok(false) => return Ok(false),
                         Ok(true) => {}
                         Err(e) => return Err(self.cut(e)),
                     }
@@ -279,13 +289,13 @@ impl<R: Read> CaptureReader<R> {
                             };
                             self.packets += 1;
                             let (sec, usec) = (ts / res, (ts % res) * 1_000_000 / res);
-                            return Ok(Some(Packet {
-                                linktype: lt,
-                                ts_sec: sec as u32,
-                                ts_frac: usec as u32,
-                                orig_len: orig,
-                                data: data.to_vec(),
-                            }));
+                            p.linktype = lt;
+                            p.ts_sec = sec as u32;
+                            p.ts_frac = usec as u32;
+                            p.orig_len = orig;
+                            p.data.clear();
+                            p.data.extend_from_slice(data);
+                            return Ok(true);
                         }
                         3 => {
                             if body.len() < 4 {
@@ -302,13 +312,13 @@ impl<R: Read> CaptureReader<R> {
                             };
                             let cap = (orig as usize).min(body.len() - 4);
                             self.packets += 1;
-                            return Ok(Some(Packet {
-                                linktype: lt,
-                                ts_sec: 0,
-                                ts_frac: 0,
-                                orig_len: orig,
-                                data: body[4..4 + cap].to_vec(),
-                            }));
+                            p.linktype = lt;
+                            p.ts_sec = 0;
+                            p.ts_frac = 0;
+                            p.orig_len = orig;
+                            p.data.clear();
+                            p.data.extend_from_slice(&body[4..4 + cap]);
+                            return Ok(true);
                         }
                         _ => {} // statistics, name resolution, custom...: skipped
                     }

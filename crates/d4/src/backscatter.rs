@@ -32,11 +32,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let mut d = Detector::new(a.table_size);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut write = |line: &str| -> io::Result<()> {
-        out.write_all(line.as_bytes())?;
-        out.write_all(b"\n")
-    };
-    write(CSV_HEADER)?;
+    writeln!(out, "{CSV_HEADER}")?;
     let mut failed = Vec::new();
     let mut packets = 0u64;
     for path in &a.inputs {
@@ -51,17 +47,24 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 continue;
             }
         };
+        let mut p = d4_packet::capture::Packet {
+            linktype: 0,
+            ts_sec: 0,
+            ts_frac: 0,
+            orig_len: 0,
+            data: Vec::with_capacity(65_536),
+        };
         loop {
-            match reader.next_packet() {
-                Ok(Some(p)) => {
+            match reader.next_into(&mut p) {
+                Ok(true) => {
                     packets += 1;
                     if let Some(t) = d4_packet::decode::tcp(p.linktype, &p.data) {
                         if let Some(hit) = d.packet(p.ts_sec, &t) {
-                            write(&hit.csv())?;
+                            writeln!(out, "{},{},{},{}", hit.secs, hit.src, hit.flags, hit.sport)?;
                         }
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 Err(e) => {
                     // The packets before the damage count; the file is reported.
                     eprintln!("d4 backscatter: {}: {e}", path.display());
