@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use crate::pcap::{GlobalHeader, GLOBAL_HEADER_LEN, MAX_RECORD_LEN};
+use crate::pcap::{read_u32 as u32_at, GlobalHeader, GLOBAL_HEADER_LEN, MAX_RECORD_LEN};
 
 /// Largest pcapng block accepted.
 const MAX_BLOCK: usize = 16 * 1024 * 1024;
@@ -83,15 +83,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-fn u32_at(b: &[u8], big: bool) -> u32 {
-    let a = [b[0], b[1], b[2], b[3]];
-    if big {
-        u32::from_be_bytes(a)
-    } else {
-        u32::from_le_bytes(a)
-    }
-}
-
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header and recognises the format.
     pub fn new(mut r: R) -> Result<CaptureReader<R>, CaptureError> {
@@ -151,14 +142,22 @@ impl<R: Read> CaptureReader<R> {
 
     /// Reads the rest of the first section header block (its type is read).
     fn section(&mut self) -> Result<(), CaptureError> {
-        let mut h = [0u8; 8];
-        read_full(&mut self.r, &mut h).map_err(|e| self.cut(e))?;
-        let big = match h[4..8] {
+        let mut len = [0u8; 4];
+        read_full(&mut self.r, &mut len).map_err(|e| self.cut(e))?;
+        self.section_rest(len)
+    }
+
+    /// Reads a section header block after its type and length fields: the
+    /// byte-order magic decides how `len` reads; interfaces start anew.
+    fn section_rest(&mut self, len: [u8; 4]) -> Result<(), CaptureError> {
+        let mut m = [0u8; 4];
+        read_full(&mut self.r, &mut m).map_err(|e| self.cut(e))?;
+        let big = match m {
             [0x1a, 0x2b, 0x3c, 0x4d] => true,
             [0x4d, 0x3c, 0x2b, 0x1a] => false,
             _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
         };
-        let len = u32_at(&h[..4], big) as usize;
+        let len = u32_at(&len, big) as usize;
         if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt(format!("pcapng section header of length {len}")));
         }
@@ -217,29 +216,8 @@ impl<R: Read> CaptureReader<R> {
                         Err(e) => return Err(self.cut(e)),
                     }
                     if bh[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-                        // A new section: re-read its header (length is in bh[4..8]).
-                        let mut m = [0u8; 4];
-                        read_full(&mut self.r, &mut m).map_err(|e| self.cut(e))?;
-                        let big = match m {
-                            [0x1a, 0x2b, 0x3c, 0x4d] => true,
-                            [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                            _ => {
-                                return Err(self
-                                    .corrupt("pcapng section header with a bad byte-order magic"))
-                            }
-                        };
-                        let len = u32_at(&bh[4..8], big) as usize;
-                        if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
-                            return Err(
-                                self.corrupt(format!("pcapng section header of length {len}"))
-                            );
-                        }
-                        let mut rest = vec![0u8; len - 12];
-                        read_full(&mut self.r, &mut rest).map_err(|e| self.cut(e))?;
-                        self.kind = Kind::Pcapng {
-                            big_endian: big,
-                            interfaces: Vec::new(),
-                        };
+                        // A new section, maybe of the other byte order.
+                        self.section_rest([bh[4], bh[5], bh[6], bh[7]])?;
                         continue;
                     }
                     let ty = u32_at(&bh[..4], big);

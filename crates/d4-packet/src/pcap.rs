@@ -61,7 +61,8 @@ fn check_magic(magic: [u8; 4]) -> Result<(bool, bool), PcapError> {
     }
 }
 
-fn read_u32(b: &[u8], big_endian: bool) -> u32 {
+/// A u32 in the given byte order from the first 4 bytes of `b`.
+pub(crate) fn read_u32(b: &[u8], big_endian: bool) -> u32 {
     let a = [b[0], b[1], b[2], b[3]];
     if big_endian {
         u32::from_be_bytes(a)

@@ -1,7 +1,7 @@
 //! `d4 anonymize`: pseudonymise the addresses of a capture (pcap or pcapng,
 //! gzip or not) into a pcap, streaming.
 
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -64,7 +64,7 @@ fn read_key(path: &PathBuf) -> Result<Vec<u8>> {
 }
 
 /// Any reader, gunzipped when it starts with the gzip magic.
-fn maybe_gunzip(mut r: Box<dyn Read>) -> Result<Box<dyn Read>> {
+fn maybe_gunzip(mut r: Box<dyn Read + Send>) -> Result<Box<dyn Read>> {
     let mut head = [0u8; 2];
     let mut n = 0;
     while n < 2 {
@@ -118,24 +118,14 @@ pub(crate) fn run(a: Args) -> Result<()> {
         .filter(|p| p.as_os_str() != "-")
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "stdin".into());
-    let input: Box<dyn Read> = match a.input.as_ref().filter(|p| p.as_os_str() != "-") {
+    let input: Box<dyn Read + Send> = match a.input.as_ref().filter(|p| p.as_os_str() != "-") {
         Some(p) => {
             let f =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            if io::stderr().is_terminal() {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-                let bar = indicatif::ProgressBar::new(len).with_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                Box::new(bar.wrap_read(f))
-            } else {
-                Box::new(f)
-            }
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            crate::with_progress(f, len)
         }
-        None => Box::new(io::stdin().lock()),
+        None => Box::new(io::stdin()),
     };
     let mut reader = CaptureReader::new(io::BufReader::with_capacity(
         256 * 1024,
@@ -197,13 +187,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         out.write_all(&w32(p.orig_len))?;
         out.write_all(&p.data)?;
     };
-    out.flush().or_else(|e| {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+    crate::flush_output(&mut out)?;
     eprintln!("d4 anonymize: {total} packets: {rewritten} rewritten, {not_ip} without IP addresses, {unparsed} left unchanged (not parsed)");
     if let Err(e) = result {
         bail!("{name}: {e} (the packets before it were written)");

@@ -74,13 +74,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
             }
         }
     }
-    out.flush().or_else(|e| {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+    crate::flush_output(&mut out)?;
     if a.stats {
         let s = d.stats;
         eprintln!(

@@ -1,6 +1,6 @@
 //! `d4 client`.
 
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -138,18 +138,11 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 cfg.keepalive_secs = 0; // a file is never quiet: no reader thread
             }
             let f = StopOnInterrupt(f);
-            let input: Box<dyn Read + Send> =
-                if std::io::stderr().is_terminal() && cfg.destination != Destination::Stdout {
-                    let bar = indicatif::ProgressBar::new(len).with_style(
-                        indicatif::ProgressStyle::with_template(
-                            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                        )
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                    );
-                    Box::new(bar.wrap_read(f))
-                } else {
-                    Box::new(f)
-                };
+            let input: Box<dyn Read + Send> = if cfg.destination == Destination::Stdout {
+                Box::new(f)
+            } else {
+                crate::with_progress(f, len)
+            };
             d4_client::run(&cfg, input)?
         }
     };

@@ -56,6 +56,37 @@ enum Cmd {
     Backscatter(backscatter::Args),
 }
 
+/// A file read with a progress bar on a terminal (nothing extra when piped).
+fn with_progress<R: std::io::Read + Send + 'static>(
+    r: R,
+    len: u64,
+) -> Box<dyn std::io::Read + Send> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Box::new(r);
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    Box::new(
+        indicatif::ProgressBar::new(len)
+            .with_style(style)
+            .wrap_read(r),
+    )
+}
+
+/// Flushes output; a reader that went away (`| head`) is not an error.
+fn flush_output(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+}
+
 fn init_logging(verbose: u8, default: &str) {
     let level = match verbose {
         0 => default,
