@@ -70,31 +70,9 @@ pub fn tcp(linktype: u32, f: &[u8]) -> Option<TcpFacts> {
                 )))
             };
             let (src, dst) = (a(8)?, a(24)?);
-            let mut next = p[6];
-            let mut o = 40;
-            loop {
-                match next {
-                    0 | 43 | 60 => {
-                        let h = p.get(o..o + 2)?;
-                        next = h[0];
-                        o += (usize::from(h[1]) + 1) * 8;
-                    }
-                    51 => {
-                        let h = p.get(o..o + 2)?;
-                        next = h[0];
-                        o += (usize::from(h[1]) + 2) * 4;
-                    }
-                    44 => {
-                        let h = p.get(o..o + 4)?;
-                        if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
-                            return None;
-                        }
-                        next = h[0];
-                        o += 8;
-                    }
-                    6 => break,
-                    _ => return None,
-                }
+            let (next, o) = crate::rewrite::ipv6_upper_layer(p)?;
+            if next != 6 {
+                return None;
             }
             (src, dst, p[7], p.get(o..)?)
         }

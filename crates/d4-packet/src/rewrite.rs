@@ -241,42 +241,45 @@ fn ipv6(p: &mut [u8], scope: Scope, map: &impl Fn(IpAddr) -> IpAddr) -> Outcome 
     }
     let mut new = [0u8; 32];
     new.copy_from_slice(&p[8..40]);
-    // Walk the extension headers to the upper layer.
-    let mut next = p[6];
-    let mut off = 40;
-    loop {
-        match next {
-            0 | 43 | 60 => {
-                let Some(h) = p.get(off..off + 2) else {
-                    return Outcome::Rewritten;
-                };
-                next = h[0];
-                off += (usize::from(h[1]) + 1) * 8;
-            }
-            51 => {
-                let Some(h) = p.get(off..off + 2) else {
-                    return Outcome::Rewritten;
-                };
-                next = h[0];
-                off += (usize::from(h[1]) + 2) * 4;
-            }
-            44 => {
-                let Some(h) = p.get(off..off + 4) else {
-                    return Outcome::Rewritten;
-                };
-                next = h[0];
-                if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
-                    return Outcome::Rewritten; // not the first fragment: no upper header
-                }
-                off += 8;
-            }
-            _ => break,
-        }
-    }
+    let Some((next, off)) = ipv6_upper_layer(p) else {
+        return Outcome::Rewritten; // a later fragment, or cut inside the extension headers
+    };
     if let Some(l4) = p.get_mut(off..) {
         transport(l4, next, &old, &new, true);
     }
     Outcome::Rewritten
+}
+
+/// Walks an IPv6 packet's extension headers (hop-by-hop, routing,
+/// destination options, AH, fragment) to the upper layer: its protocol
+/// number and offset. `None` for a fragment other than the first (no upper
+/// header) or a packet cut inside its extension headers.
+pub(crate) fn ipv6_upper_layer(p: &[u8]) -> Option<(u8, usize)> {
+    let mut next = *p.get(6)?;
+    let mut off = 40;
+    loop {
+        match next {
+            0 | 43 | 60 => {
+                let h = p.get(off..off + 2)?;
+                next = h[0];
+                off += (usize::from(h[1]) + 1) * 8;
+            }
+            51 => {
+                let h = p.get(off..off + 2)?;
+                next = h[0];
+                off += (usize::from(h[1]) + 2) * 4;
+            }
+            44 => {
+                let h = p.get(off..off + 4)?;
+                if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
+                    return None;
+                }
+                next = h[0];
+                off += 8;
+            }
+            _ => return Some((next, off)),
+        }
+    }
 }
 
 fn arp(p: &mut [u8], map: &impl Fn(IpAddr) -> IpAddr) -> Outcome {
