@@ -6,8 +6,8 @@
 //! - [`pcap`]: [`PcapSplitter`] checks a libpcap stream's global header and
 //!   returns only whole records, however the bytes were split in transit.
 //!   Record lengths are bounded before anything is buffered for them.
-//!   [`PcapScanner`] finds the same record boundaries without copying (the
-//!   server writes the bytes straight to files and cuts them there).
+//!   [`PcapScanner`] finds the same record boundaries without copying; the
+//!   sensor and the server use it (the splitter is its test oracle).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 //! - [`capture`]: reading pcap and pcapng files as a stream of packets.
 //! - [`decode`]: the TCP facts of a frame (addresses, ports, flags, TTL).

@@ -149,12 +149,6 @@ impl PcapSplitter {
         self.buf.len() - self.consumed
     }
 
-    /// The held-back bytes themselves: a partial global header, or the start
-    /// of the record not yet complete.
-    pub fn pending_bytes(&self) -> &[u8] {
-        &self.buf[self.consumed..]
-    }
-
     /// Adds bytes; returns what became complete.
     pub fn push(&mut self, data: &[u8]) -> Result<Split<'_>, PcapError> {
         if self.consumed > 0 {

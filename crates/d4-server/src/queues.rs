@@ -199,14 +199,6 @@ impl Queues {
         }
     }
 
-    /// Whether any queue takes `ty` (a cheap check before building items).
-    pub fn wants(&self, ty: &QueueType) -> bool {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(ty)
-    }
-
     /// Hands items to the writer. Waits (back-pressure) while the writer is
     /// behind, at most `stall`; an error means the items were not taken.
     pub async fn push(&self, queues: Vec<Uuid>, items: Vec<Bytes>, stall: Duration) -> Result<()> {

@@ -362,18 +362,6 @@ impl Sensors {
         v
     }
 
-    /// Sets a sensor's description.
-    pub fn set_description(&self, u: Uuid, text: String) {
-        lock(&self.meta)
-            .entry(u)
-            .or_insert_with(|| SensorMeta {
-                uuid: u,
-                ..SensorMeta::default()
-            })
-            .description = text;
-        self.touch(u);
-    }
-
     /// Server-wide daily counters, oldest day first.
     pub fn daily(&self) -> BTreeMap<String, ServerDay> {
         lock(&self.daily).clone()
