@@ -123,6 +123,11 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Whether packets' `ts_frac` is in nanoseconds (nanosecond pcap input).
+    pub fn nanos(&self) -> bool {
+        matches!(&self.kind, Kind::Pcap(h) if h.nanos)
+    }
+
     fn corrupt(&self, what: impl Into<String>) -> CaptureError {
         CaptureError::Corrupt {
             packets: self.packets,

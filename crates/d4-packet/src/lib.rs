@@ -14,6 +14,7 @@
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
+//! - [`write`]: packets from any input written as one pcap stream.
 
 pub mod anon;
 pub mod capture;
@@ -21,5 +22,6 @@ pub mod decode;
 pub mod gz;
 pub mod pcap;
 pub mod rewrite;
+pub mod write;
 
 pub use pcap::{GlobalHeader, PcapError, PcapScanner, PcapSplitter, Scan, MAX_RECORD_LEN};

@@ -90,6 +90,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/queues/{id}", get(show_queue).delete(delete_queue))
         .route("/queues/{id}/pop", post(pop_queue))
         .route("/queues/{id}/peek", get(peek_queue))
+        .route("/queues/{id}/read", post(read_queue))
+        .route("/queues/{id}/ack", post(ack_queue))
         .route("/queues/{id}/resize", post(resize_queue))
         .route("/sensors", get(list_sensors))
         .route("/sensors/{id}", get(show_sensor))
@@ -264,11 +266,7 @@ async fn pop_queue(
     let items = tokio::task::spawn_blocking(move || sq.queues.pop(d.uuid, n))
         .await
         .map_err(|e| bad(e.to_string()))??;
-    let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 4).sum());
-    for i in &items {
-        body.extend_from_slice(&(i.len() as u32).to_le_bytes());
-        body.extend_from_slice(i);
-    }
+    let body = items_body(&items);
     let left = s.queues.get(d.uuid).map(|d| d.len()).unwrap_or(0);
     Response::builder()
         .header(header::CONTENT_TYPE, ITEMS_CONTENT_TYPE)
@@ -276,6 +274,58 @@ async fn pop_queue(
         .header("x-d4-queue-length", left)
         .body(Body::from(body))
         .map_err(|e| bad(e.to_string()))
+}
+
+/// Items in the binary batch format: u32 LE length, then the bytes.
+fn items_body(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(items.iter().map(|i| i.len() + 4).sum());
+    for i in items {
+        body.extend_from_slice(&(i.len() as u32).to_le_bytes());
+        body.extend_from_slice(i);
+    }
+    body
+}
+
+/// Like pop, but the items stay until acknowledged (`/ack?upto=`): the
+/// reply's `x-d4-first` header numbers the first item, the others follow.
+async fn read_queue(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<Count>,
+) -> ApiResult<Response> {
+    let d = find_queue(&s, &id)?;
+    let n = q.count.unwrap_or(1).clamp(1, 10_000);
+    let sq = s.clone();
+    let items = tokio::task::spawn_blocking(move || sq.queues.read(d.uuid, n))
+        .await
+        .map_err(|e| bad(e.to_string()))??;
+    let first = items.first().map(|(seq, _)| *seq).unwrap_or(d.head);
+    let items: Vec<Vec<u8>> = items.into_iter().map(|(_, v)| v).collect();
+    Response::builder()
+        .header(header::CONTENT_TYPE, ITEMS_CONTENT_TYPE)
+        .header("x-d4-items", items.len())
+        .header("x-d4-first", first)
+        .body(Body::from(items_body(&items)))
+        .map_err(|e| bad(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct Upto {
+    upto: u64,
+}
+
+/// Removes the items numbered below `upto` (acknowledges a `read`).
+async fn ack_queue(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<Upto>,
+) -> ApiResult<Json<Value>> {
+    let d = find_queue(&s, &id)?;
+    let sq = s.clone();
+    let n = tokio::task::spawn_blocking(move || sq.queues.ack(d.uuid, q.upto))
+        .await
+        .map_err(|e| bad(e.to_string()))??;
+    Ok(Json(json!({"status": "ok", "removed": n})))
 }
 
 async fn peek_queue(

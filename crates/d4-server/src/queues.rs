@@ -351,17 +351,28 @@ impl Queues {
 
     /// Removes and returns up to `n` items, oldest first.
     pub fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        self.remove_head(id, n, u64::MAX)
+    }
+
+    /// Removes the items numbered below `upto` (see [`Queues::read`]): a
+    /// consumer acknowledges what it has processed. Returns how many went.
+    pub fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
+        Ok(self.remove_head(id, usize::MAX, upto)?.len())
+    }
+
+    /// Removes up to `n` items from the head, stopping before item `upto`.
+    fn remove_head(&self, id: Uuid, n: usize, upto: u64) -> Result<Vec<Vec<u8>>> {
         let mut defs = self.lock_defs();
         let Some(mut d) = defs.get(&id).cloned() else {
             bail!("no queue {id}")
         };
-        if d.is_empty() || n == 0 {
+        if d.is_empty() || n == 0 || d.head >= upto {
             return Ok(Vec::new());
         }
         let out = self.db.write(|tx| {
             let mut items = tx.open_table(ITEMS)?;
             let mut out = Vec::new();
-            while out.len() < n && d.head < d.tail {
+            while out.len() < n && d.head < d.tail && d.head < upto {
                 if let Some(v) = items.remove(item_key(id.as_bytes(), d.head).as_slice())? {
                     out.push(v.value().to_vec());
                 }
@@ -381,6 +392,12 @@ impl Queues {
 
     /// The first `n` items, left in place.
     pub fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(self.read(id, n)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// The first `n` items with their numbers, left in place until
+    /// [`Queues::ack`]: a consumer that dies before acknowledging loses nothing.
+    pub fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let Some(d) = self.get(id) else {
             bail!("no queue {id}")
         };

@@ -118,14 +118,17 @@ impl Db {
     }
 
     /// Up to `n` items of a queue from sequence `from` on, without removing them.
-    pub fn peek_items(&self, queue: &[u8; 16], from: u64, n: usize) -> Result<Vec<Vec<u8>>> {
+    pub fn peek_items(&self, queue: &[u8; 16], from: u64, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(ITEMS)?;
         let lo = item_key(queue, from);
         let hi = item_key(queue, u64::MAX);
         let mut out = Vec::new();
         for e in t.range(lo.as_slice()..=hi.as_slice())?.take(n) {
-            out.push(e?.1.value().to_vec());
+            let (k, v) = e?;
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&k.value()[16..24]);
+            out.push((u64::from_be_bytes(seq), v.value().to_vec()));
         }
         Ok(out)
     }

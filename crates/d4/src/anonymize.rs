@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use d4_packet::anon::{pnat, CryptoPan, PnatRule};
-use d4_packet::capture::CaptureReader;
+use d4_packet::capture::{CaptureReader, Packet};
 use d4_packet::rewrite::{rewrite_frame, Outcome, Scope};
+use d4_packet::write::PcapWriter;
 
 /// Pseudonymise a capture.
 #[derive(clap::Args)]
@@ -22,12 +23,15 @@ pub(crate) struct Args {
     /// Output pcap; `-` or absent: stdout.
     #[arg(short = 'w', long = "write")]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    anon: AnonOpts,
+}
+
+/// How to pseudonymise (shared by `d4 anonymize` and `d4 forward`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct AnonOpts {
     /// Prefix rewriting rules, first match wins: from/len:to/len[,...] (IPv6: [v6/len]:[v6/len]).
-    #[arg(
-        long,
-        required_unless_present = "cryptopan_key",
-        conflicts_with = "cryptopan_key"
-    )]
+    #[arg(long, conflicts_with = "cryptopan_key")]
     pnat: Option<String>,
     /// Crypto-PAn key file: 32 raw bytes or 64 hex digits.
     #[arg(long)]
@@ -41,6 +45,113 @@ pub(crate) struct Args {
     /// Leave addresses inside ARP packets alone.
     #[arg(long)]
     no_arp: bool,
+}
+
+impl AnonOpts {
+    /// The anonymizer, or None when no rewriting was asked for. Keys and
+    /// rules are checked here, before any data moves.
+    pub(crate) fn build(&self) -> Result<Option<Anonymizer>> {
+        let map: Box<dyn Fn(IpAddr) -> IpAddr + Send> = match (&self.pnat, &self.cryptopan_key) {
+            (Some(rules), _) => {
+                let rules = PnatRule::parse_list(rules)?;
+                Box::new(move |ip| pnat(&rules, ip))
+            }
+            (None, Some(k)) => {
+                let c = CryptoPan::new(&read_key(k)?)?;
+                // Crypto-PAn costs one AES block per address bit: remember the
+                // addresses already seen (traffic repeats them), within a bound.
+                let cache =
+                    std::cell::RefCell::new(std::collections::HashMap::<IpAddr, IpAddr>::new());
+                Box::new(move |ip| {
+                    let mut m = cache.borrow_mut();
+                    if let Some(v) = m.get(&ip) {
+                        return *v;
+                    }
+                    if m.len() >= 1 << 20 {
+                        m.clear();
+                    }
+                    let v = c.ip(ip);
+                    m.insert(ip, v);
+                    v
+                })
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Anonymizer {
+            map,
+            scope: Scope {
+                src: !self.dst_only,
+                dst: !self.src_only,
+                arp: !self.no_arp,
+            },
+            counts: Counts::default(),
+        }))
+    }
+}
+
+/// What the anonymizer did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counts {
+    pub(crate) total: u64,
+    pub(crate) rewritten: u64,
+    pub(crate) not_ip: u64,
+    pub(crate) unparsed: u64,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} packets: {} rewritten, {} without IP addresses, {} left unchanged (not parsed)",
+            self.total, self.rewritten, self.not_ip, self.unparsed
+        )
+    }
+}
+
+/// Rewrites the addresses of frames.
+pub(crate) struct Anonymizer {
+    map: Box<dyn Fn(IpAddr) -> IpAddr + Send>,
+    scope: Scope,
+    pub(crate) counts: Counts,
+}
+
+impl Anonymizer {
+    /// Rewrites one frame in place (checksums kept right); unparsed frames are counted.
+    pub(crate) fn frame(&mut self, p: &mut Packet) {
+        self.counts.total += 1;
+        match rewrite_frame(p.linktype, &mut p.data, self.scope, &self.map) {
+            Outcome::Rewritten => self.counts.rewritten += 1,
+            Outcome::NotIp => self.counts.not_ip += 1,
+            Outcome::Unparsed(_) => self.counts.unparsed += 1,
+        }
+    }
+}
+
+/// Copies a capture's packets to a pcap stream, rewritten when an
+/// anonymizer is given. On error, the packets before it were written.
+pub(crate) fn copy_packets<R: Read, W: Write>(
+    reader: &mut CaptureReader<R>,
+    w: &mut PcapWriter<W>,
+    mut anon: Option<&mut Anonymizer>,
+) -> Result<()> {
+    if let Some(h) = reader.pcap_header() {
+        w.offer_header(h)?;
+    }
+    let nanos = reader.nanos();
+    let mut p = Packet {
+        linktype: 0,
+        ts_sec: 0,
+        ts_frac: 0,
+        orig_len: 0,
+        data: Vec::with_capacity(65_536),
+    };
+    while reader.next_into(&mut p)? {
+        if let Some(a) = anon.as_deref_mut() {
+            a.frame(&mut p);
+        }
+        w.write(&p, nanos)?;
+    }
+    Ok(())
 }
 
 fn read_key(path: &PathBuf) -> Result<Vec<u8>> {
@@ -82,35 +193,8 @@ fn maybe_gunzip(mut r: Box<dyn Read + Send>) -> Result<Box<dyn Read>> {
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
-    let map: Box<dyn Fn(IpAddr) -> IpAddr> = match (&a.pnat, &a.cryptopan_key) {
-        (Some(rules), _) => {
-            let rules = PnatRule::parse_list(rules)?;
-            Box::new(move |ip| pnat(&rules, ip))
-        }
-        (None, Some(k)) => {
-            let c = CryptoPan::new(&read_key(k)?)?;
-            // Crypto-PAn costs one AES block per address bit: remember the
-            // addresses already seen (traffic repeats them), within a bound.
-            let cache = std::cell::RefCell::new(std::collections::HashMap::<IpAddr, IpAddr>::new());
-            Box::new(move |ip| {
-                let mut m = cache.borrow_mut();
-                if let Some(v) = m.get(&ip) {
-                    return *v;
-                }
-                if m.len() >= 1 << 20 {
-                    m.clear();
-                }
-                let v = c.ip(ip);
-                m.insert(ip, v);
-                v
-            })
-        }
-        (None, None) => bail!("give --pnat RULES or --cryptopan-key FILE"),
-    };
-    let scope = Scope {
-        src: !a.dst_only,
-        dst: !a.src_only,
-        arp: !a.no_arp,
+    let Some(mut anon) = a.anon.build()? else {
+        bail!("give --pnat RULES or --cryptopan-key FILE");
     };
     let name = a
         .input
@@ -138,59 +222,14 @@ pub(crate) fn run(a: Args) -> Result<()> {
         ),
         None => Box::new(io::stdout().lock()),
     };
-    let mut out = BufWriter::with_capacity(256 * 1024, out);
     // pcap input keeps its header (byte order, time resolution); pcapng input
     // becomes a little-endian microsecond pcap with the first packet's link type.
-    let pcap_in = reader.pcap_header().copied();
-    let big = pcap_in.map(|h| h.big_endian).unwrap_or(false);
-    let w32 = |v: u32| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let mut linktype = None;
-    if let Some(h) = &pcap_in {
-        out.write_all(&h.raw)?;
-        linktype = Some(h.linktype);
-    }
-    let (mut total, mut rewritten, mut not_ip, mut unparsed) = (0u64, 0u64, 0u64, 0u64);
-    let result = loop {
-        let mut p = match reader.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-        match linktype {
-            None => {
-                let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-                h.extend_from_slice(&262_144u32.to_le_bytes());
-                h.extend_from_slice(&p.linktype.to_le_bytes());
-                out.write_all(&h)?;
-                linktype = Some(p.linktype);
-            }
-            Some(l) if l != p.linktype => {
-                bail!("{name}: packets of link types {l} and {} mixed: a pcap holds one (split the capture by interface first)", p.linktype)
-            }
-            Some(_) => {}
-        }
-        total += 1;
-        match rewrite_frame(p.linktype, &mut p.data, scope, &map) {
-            Outcome::Rewritten => rewritten += 1,
-            Outcome::NotIp => not_ip += 1,
-            Outcome::Unparsed(_) => unparsed += 1,
-        }
-        out.write_all(&w32(p.ts_sec))?;
-        out.write_all(&w32(p.ts_frac))?;
-        out.write_all(&w32(p.data.len() as u32))?;
-        out.write_all(&w32(p.orig_len))?;
-        out.write_all(&p.data)?;
-    };
-    crate::flush_output(&mut out)?;
-    eprintln!("d4 anonymize: {total} packets: {rewritten} rewritten, {not_ip} without IP addresses, {unparsed} left unchanged (not parsed)");
+    let mut w = PcapWriter::new(BufWriter::with_capacity(256 * 1024, out));
+    let result = copy_packets(&mut reader, &mut w, Some(&mut anon));
+    crate::flush_output(w.get_mut())?;
+    eprintln!("d4 anonymize: {}", anon.counts);
     if let Err(e) = result {
-        bail!("{name}: {e} (the packets before it were written)");
+        bail!("{name}: {e:#} (the packets before it were written)");
     }
     Ok(())
 }

@@ -127,20 +127,51 @@ impl Api {
             self.http
                 .post(self.url(&format!("/queues/{queue}/pop?count={n}"))),
         )?;
-        let body = r.bytes()?;
-        let mut items = Vec::new();
-        let mut rest = &body[..];
-        while !rest.is_empty() {
-            let Some(len) = rest.get(..4) else {
-                bail!("truncated reply from the server")
-            };
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            let Some(item) = rest.get(4..4 + len) else {
-                bail!("truncated reply from the server")
-            };
-            items.push(item.to_vec());
-            rest = &rest[4 + len..];
-        }
-        Ok(items)
+        parse_items(&r.bytes()?)
     }
+
+    /// Reads up to `n` items of a queue without removing them: the number of
+    /// the first, and the items. [`Api::ack`] removes them once processed.
+    pub(crate) fn read(&self, queue: &str, n: usize) -> Result<(u64, Vec<Vec<u8>>)> {
+        let r = self.send(
+            self.http
+                .post(self.url(&format!("/queues/{queue}/read?count={n}"))),
+        )?;
+        let first = r
+            .headers()
+            .get("x-d4-first")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .context(
+                "the server does not support reading a queue without popping it (update it)",
+            )?;
+        Ok((first, parse_items(&r.bytes()?)?))
+    }
+
+    /// Removes the items numbered below `upto`.
+    pub(crate) fn ack(&self, queue: &str, upto: u64) -> Result<()> {
+        self.send(
+            self.http
+                .post(self.url(&format!("/queues/{queue}/ack?upto={upto}"))),
+        )?;
+        Ok(())
+    }
+}
+
+/// Parses the binary batch format: (u32 LE length, bytes)*.
+fn parse_items(body: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut items = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let Some(len) = rest.get(..4) else {
+            bail!("truncated reply from the server")
+        };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let Some(item) = rest.get(4..4 + len) else {
+            bail!("truncated reply from the server")
+        };
+        items.push(item.to_vec());
+        rest = &rest[4 + len..];
+    }
+    Ok(items)
 }

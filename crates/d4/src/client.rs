@@ -85,14 +85,22 @@ fn raw_stdin() -> Result<std::fs::File> {
     }
 }
 
-pub(crate) fn run(a: Args) -> Result<()> {
-    let mut cfg = match (&a.conf_dir, &a.config) {
-        (Some(d), _) => ClientConfig::from_dir(d)?,
-        (None, Some(f)) => ClientConfig::from_toml(f)?,
+/// A sensor configuration from `-c DIR` or `--config FILE.toml`.
+pub(crate) fn load_config(
+    conf_dir: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+) -> Result<ClientConfig> {
+    match (conf_dir, config) {
+        (Some(d), _) => ClientConfig::from_dir(d),
+        (None, Some(f)) => ClientConfig::from_toml(f),
         (None, None) => {
             bail!("give a configuration: -c DIR (reference layout) or --config FILE.toml")
         }
-    };
+    }
+}
+
+pub(crate) fn run(a: Args) -> Result<()> {
+    let mut cfg = load_config(a.conf_dir.as_deref(), a.config.as_deref())?;
     if let Some(f) = a.file {
         cfg.source = Source::File(f);
     }

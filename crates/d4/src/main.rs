@@ -10,11 +10,13 @@
 //! - `stdout`: `d4 stdout`, a queue consumer.
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
 //! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
+//! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
 
 mod anonymize;
 mod api;
 mod backscatter;
 mod client;
+mod forward;
 mod manage;
 mod server;
 mod signals;
@@ -54,6 +56,8 @@ enum Cmd {
     Anonymize(anonymize::Args),
     /// Find DDoS backscatter in captures (answers from victims of spoofed SYN floods).
     Backscatter(backscatter::Args),
+    /// Send a queue's captures or lines on to another D4 server, pseudonymised on the way.
+    Forward(forward::Args),
 }
 
 /// A file read with a progress bar on a terminal (nothing extra when piped).
@@ -105,7 +109,7 @@ fn init_logging(verbose: u8, default: &str) {
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
-        Cmd::Server(_) | Cmd::Client(_) => "info",
+        Cmd::Server(_) | Cmd::Client(_) | Cmd::Forward(_) => "info",
         _ => "warn",
     };
     init_logging(cli.verbose, default_level);
@@ -117,6 +121,7 @@ fn main() {
         Cmd::Stdout(a) => stdout::run(a),
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
+        Cmd::Forward(a) => forward::run(a),
     };
     if let Err(e) = r {
         eprintln!("d4: error: {e:#}");

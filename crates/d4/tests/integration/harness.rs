@@ -438,3 +438,53 @@ pub fn packets(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
     }
     out
 }
+
+/// Ones'-complement sum over `b`, folded (0 when a checksum inside `b` is right).
+pub fn ones_sum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// Checks the IPv4 header and UDP checksums of an Ethernet/IPv4/UDP frame,
+/// computed from scratch.
+pub fn checksums_ok(frame: &[u8]) -> bool {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 15) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let udp = &ip[ihl..total];
+    let mut pseudo = ip[12..20].to_vec();
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(udp);
+    ones_sum(&ip[..ihl]) == 0 && (udp[6..8] == [0, 0] || ones_sum(&pseudo) == 0)
+}
+
+/// A capture with its IPv4 and UDP checksums computed (synthetic_pcap leaves them at zero).
+pub fn with_udp_checksums(mut cap: Vec<u8>) -> Vec<u8> {
+    // synthetic_pcap leaves checksums at zero: fill them in, from scratch.
+    let mut off = 24;
+    while off + 16 <= cap.len() {
+        let len = u32::from_le_bytes(cap[off + 8..off + 12].try_into().unwrap()) as usize;
+        let f = &mut cap[off + 16..off + 16 + len];
+        let ip = 14;
+        let c = ones_sum(&f[ip..ip + 20]);
+        f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
+        let udp_len = (total - 20) as u16;
+        f[ip + 24..ip + 26].copy_from_slice(&udp_len.to_be_bytes());
+        let mut pseudo = f[ip + 12..ip + 20].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&udp_len.to_be_bytes());
+        pseudo.extend_from_slice(&f[ip + 20..ip + total]);
+        let c = ones_sum(&pseudo);
+        f[ip + 26..ip + 28].copy_from_slice(&c.to_be_bytes());
+        off += 16 + len;
+    }
+    cap
+}
