@@ -201,10 +201,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
         "4" | "5" | "7" => Items::Files,
         _ => Items::Lines,
     };
-    let expected = match qtype.parse::<u8>() {
-        Ok(t) => t,
-        Err(_) => 254, // an extended type travels as 254
-    };
+    // An extended type travels as 254.
+    let expected = qtype.parse::<u8>().unwrap_or(254);
     if cfg.ty != expected && !(expected == 254 && cfg.ty == 2) {
         bail!(
             "queue {} carries type {qtype} but the configuration sends type {}: they must match",
