@@ -161,4 +161,103 @@ mod tests {
             "remembered"
         );
     }
+
+    /// An IPv4 or IPv6 packet carrying a TCP segment (IPv4 with 8 bytes of
+    /// options, IPv6 with a hop-by-hop extension header).
+    fn ip_tcp(v6: bool, src_last: u8, fl: u8) -> Vec<u8> {
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&443u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = fl;
+        if v6 {
+            let mut p = vec![0u8; 40];
+            p[0] = 0x60;
+            p[4..6].copy_from_slice(&28u16.to_be_bytes());
+            p[6] = 0; // hop-by-hop options first
+            p[7] = 61;
+            p[8..10].copy_from_slice(&[0x20, 0x01]);
+            p[10..12].copy_from_slice(&[0x0d, 0xb8]);
+            p[23] = src_last;
+            p[24..26].copy_from_slice(&[0x20, 0x01]);
+            p[39] = 1;
+            p.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // next: TCP, 8 bytes
+            p.extend_from_slice(&tcp);
+            p
+        } else {
+            let mut p = vec![0u8; 28];
+            p[0] = 0x47; // 28-byte header: 8 bytes of options
+            p[2..4].copy_from_slice(&48u16.to_be_bytes());
+            p[8] = 57;
+            p[9] = 6;
+            p[12..16].copy_from_slice(&[203, 0, 113, src_last]);
+            p[16..20].copy_from_slice(&[198, 51, 100, 7]);
+            p[20..28].copy_from_slice(&[1, 1, 1, 1, 1, 1, 1, 0]); // NOPs, end
+            p.extend_from_slice(&tcp);
+            p
+        }
+    }
+
+    /// The packet framed for `linktype`.
+    fn framed(linktype: u32, ip: &[u8], v6: bool) -> Vec<u8> {
+        let et: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+        let mut f = Vec::new();
+        match linktype {
+            1 => {
+                f.extend_from_slice(&[0u8; 12]);
+                f.extend_from_slice(&et);
+            }
+            // Ethernet with QinQ (802.1ad outer tag, 802.1Q inner tag).
+            1001 => {
+                f.extend_from_slice(&[0u8; 12]);
+                f.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0, 0, 20]);
+                f.extend_from_slice(&et);
+            }
+            113 => {
+                f.extend_from_slice(&[0u8; 14]);
+                f.extend_from_slice(&et);
+            }
+            0 => f.extend_from_slice(&(if v6 { 30u32 } else { 2 }).to_le_bytes()),
+            101 | 228 | 229 => {}
+            _ => unreachable!(),
+        }
+        f.extend_from_slice(ip);
+        f
+    }
+
+    #[test]
+    fn every_link_type_ipv4_with_options_and_ipv6_with_extension_headers() {
+        let cases: &[(u32, bool)] = &[
+            (1, false),
+            (1, true),
+            (1001, false),
+            (1001, true),
+            (113, false),
+            (113, true),
+            (0, false),
+            (0, true),
+            (101, false),
+            (101, true),
+            (228, false),
+            (229, true),
+        ];
+        for &(lt, v6) in cases {
+            let real_lt = if lt == 1001 { 1 } else { lt };
+            let mut d = Detector::new(100);
+            let syn = framed(lt, &ip_tcp(v6, 1, flags::SYN | flags::ECE | flags::CWR), v6);
+            let answer = framed(lt, &ip_tcp(v6, 2, flags::SYN | flags::ACK), v6);
+            let initiator_rst = framed(lt, &ip_tcp(v6, 1, flags::RST), v6);
+            let mut hits = Vec::new();
+            for f in [&syn, &answer, &initiator_rst] {
+                let t = d4_packet::decode::tcp(real_lt, f)
+                    .unwrap_or_else(|| panic!("link type {lt} v6={v6}: not decoded"));
+                assert_eq!((t.sport, t.dport), (443, 40000), "link type {lt} v6={v6}");
+                hits.extend(d.packet(5, &t));
+            }
+            assert_eq!(hits.len(), 1, "link type {lt} v6={v6}");
+            let want = if v6 { "2001:db8::2" } else { "203.0.113.2" };
+            assert_eq!(hits[0].src.to_string(), want, "link type {lt} v6={v6}");
+            assert_eq!(hits[0].flags, flags::SYN | flags::ACK);
+        }
+    }
 }

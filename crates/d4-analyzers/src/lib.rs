@@ -5,5 +5,7 @@
 //!
 //! - [`backscatter`]: DDoS backscatter — TCP answers from hosts that never
 //!   sent a SYN are the replies of a spoofed-source flood's victims.
+//! - [`victims`]: per-victim summaries of backscatter over time windows.
 
 pub mod backscatter;
+pub mod victims;

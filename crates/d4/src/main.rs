@@ -91,6 +91,15 @@ fn flush_output(out: &mut impl std::io::Write) -> std::io::Result<()> {
     })
 }
 
+/// Whether an error is a closed output (`| head`): the reader has what it
+/// wanted, so the command stops quietly.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn init_logging(verbose: u8, default: &str) {
     let level = match verbose {
         0 => default,
@@ -124,6 +133,9 @@ fn main() {
         Cmd::Forward(a) => forward::run(a),
     };
     if let Err(e) = r {
+        if is_broken_pipe(&e) {
+            return;
+        }
         eprintln!("d4: error: {e:#}");
         std::process::exit(1);
     }

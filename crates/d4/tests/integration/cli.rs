@@ -396,3 +396,150 @@ fn backscatter_on_a_built_capture_and_a_damaged_one() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("2,203.0.113.9,18,443"));
     assert!(String::from_utf8_lossy(&o.stderr).contains("c.pcap"));
 }
+
+#[test]
+fn backscatter_victims_windows_and_matched_frames_on_the_reflection_capture() {
+    let Some(shared) = shared() else { return };
+    let dir = shared.join("data/pcap/backscatter");
+    let tmp = tempfile::tempdir().unwrap();
+    let matched = tmp.path().join("matched.pcap");
+    let o = Command::new(D4)
+        .args(["backscatter", "--victims", "--window", "1h", "-w"])
+        .arg(&matched)
+        .arg("-r")
+        .arg(dir.join("stopddos__amp.TCP.reflection.SYNACK.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // One 0.15 s attack: one window; the README's 6919 distinct TCP sources
+    // are victims, and every TCP packet but the capture's one SYN is an answer.
+    assert_eq!(rows.len(), 6919);
+    let total: u64 = rows.iter().map(|r| r["packets"].as_u64().unwrap()).sum();
+    assert_eq!(total, 7678, "every TCP packet but the one SYN");
+    let flag = |name: &str| -> u64 { rows.iter().filter_map(|r| r["flags"][name].as_u64()).sum() };
+    assert_eq!(
+        (flag("SYN+ACK"), flag("RST"), flag("RST+ACK")),
+        (6651, 813, 205)
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["window_start"] == rows[0]["window_start"]));
+    assert!(rows
+        .iter()
+        .all(|r| r["distinct_destinations"] == 1 && r["partial"] == false));
+    // The matched frames: exactly the reported packets, a pcap tcpdump reads.
+    assert_eq!(packets(&std::fs::read(&matched).unwrap()).len(), 7678);
+    // --min-packets keeps the victims that answered at least that often.
+    let o = Command::new(D4)
+        .args(["backscatter", "--victims", "--min-packets", "3", "-r"])
+        .arg(dir.join("stopddos__amp.TCP.reflection.SYNACK.pcap"))
+        .output()
+        .unwrap();
+    let n3 = String::from_utf8(o.stdout).unwrap().lines().count();
+    let want = rows
+        .iter()
+        .filter(|r| r["packets"].as_u64().unwrap() >= 3)
+        .count();
+    assert!(n3 > 0 && n3 == want, "{n3} vs {want}");
+    // A directory is read whole, in name order: the same as its files one by one.
+    let by_dir = Command::new(D4)
+        .args(["backscatter", "-b", "-r"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let mut by_files = Command::new(D4);
+    by_files.args(["backscatter", "-b"]);
+    for n in &names {
+        by_files.arg("-r").arg(n);
+    }
+    let by_files = by_files.output().unwrap();
+    assert!(by_dir.status.success());
+    assert_eq!(by_dir.stdout, by_files.stdout);
+}
+
+#[test]
+fn backscatter_consumes_a_type1_queue_each_file_once() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    // Answers from 203.0.113.9 (SYN-ACK) and 2001:db8::9 (RST) to a darknet.
+    let mut cap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    cap.extend_from_slice(&65535u32.to_le_bytes());
+    cap.extend_from_slice(&1u32.to_le_bytes());
+    let v4 = |fl: u8, port: u16| {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 8;
+        f[14] = 0x45;
+        f[22] = 50;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[203, 0, 113, 9]);
+        f[30..34].copy_from_slice(&[198, 51, 100, 1]);
+        f[34..36].copy_from_slice(&port.to_be_bytes());
+        f[47] = fl;
+        f
+    };
+    let v6 = {
+        let mut f = vec![0u8; 14 + 40 + 20];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[20] = 6;
+        f[21] = 60;
+        f[22..24].copy_from_slice(&[0x20, 0x01]);
+        f[24..26].copy_from_slice(&[0x0d, 0xb8]);
+        f[37] = 9;
+        f[54..56].copy_from_slice(&25u16.to_be_bytes());
+        f[67] = 0x04;
+        f
+    };
+    for (t, f) in [(10u32, v4(0x12, 80)), (11, v4(0x12, 443)), (12, v6.clone())] {
+        cap.extend_from_slice(&(1_700_000_000 + t).to_le_bytes());
+        cap.extend_from_slice(&0u32.to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&f);
+    }
+    Sensor::new(&s, 1).send(&cap);
+    Sensor::new(&s, 1).send(&cap);
+    s.wait_queue_len(&q, 2);
+    let out = s.d4_ok(&[
+        "backscatter",
+        "-u",
+        &q,
+        "--once",
+        "--victims",
+        "--window",
+        "1d",
+    ]);
+    let rows: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let v4row = rows.iter().find(|r| r["victim"] == "203.0.113.9").unwrap();
+    assert_eq!(v4row["packets"], 4, "two files, two answers each");
+    assert_eq!(v4row["distinct_ports"], 2);
+    assert_eq!(v4row["flags"]["SYN+ACK"], 4);
+    assert_eq!(
+        (v4row["ttl_min"].clone(), v4row["ttl_max"].clone()),
+        (50.into(), 50.into())
+    );
+    let v6row = rows.iter().find(|r| r["victim"] == "2001:db8::9").unwrap();
+    assert_eq!(v6row["flags"]["RST"], 2);
+    assert_eq!(v6row["services"][0]["port"], 25);
+    assert_eq!(s.queue_len(&q), 0, "each file read once, then removed");
+    // A queue of another type is refused with the reason.
+    let q8 = s.create_queue("8", &[]);
+    let o = s.d4(&["backscatter", "-u", &q8, "--once"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("type-1"));
+}
