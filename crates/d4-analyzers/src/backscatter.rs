@@ -9,6 +9,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
+
 use d4_packet::decode::{flags, TcpFacts};
 
 /// A reported packet.
@@ -50,7 +52,8 @@ pub struct Stats {
 /// The detector.
 #[derive(Debug)]
 pub struct Detector {
-    initiators: HashSet<IpAddr>,
+    /// Seeded per process: addresses are chosen by attackers (spoofed).
+    initiators: HashSet<IpAddr, RandomState>,
     order: VecDeque<IpAddr>,
     capacity: usize,
     /// Counters so far.
@@ -66,7 +69,7 @@ impl Detector {
     /// A detector remembering at most `capacity` initiators.
     pub fn new(capacity: usize) -> Detector {
         Detector {
-            initiators: HashSet::new(),
+            initiators: HashSet::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
             stats: Stats::default(),

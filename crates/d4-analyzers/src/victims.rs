@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
+use foldhash::fast::RandomState;
 use serde::Serialize;
 
 use d4_packet::decode::{flags, TcpFacts};
@@ -97,10 +98,11 @@ struct Entry {
     packets: u64,
     first: f64,
     last: f64,
-    ports: HashMap<u16, u64>,
+    ports: HashMap<u16, u64, RandomState>,
     ports_capped: bool,
-    flags: [u64; 256],
-    dsts: HashSet<IpAddr>,
+    /// (flag byte, packets): a few combinations per victim, searched linearly.
+    flags: Vec<(u8, u64)>,
+    dsts: HashSet<IpAddr, RandomState>,
     dsts_capped: bool,
     ttl_min: u8,
     ttl_max: u8,
@@ -126,7 +128,8 @@ pub struct Victims {
     window: u64,
     min_packets: u64,
     capacity: usize,
-    table: HashMap<Key, Entry>,
+    /// Seeded per process: addresses are chosen by attackers (spoofed).
+    table: HashMap<Key, Entry, RandomState>,
     /// (key, touch number): the least recently touched entry is found by
     /// skipping stale pairs at the front.
     lru: VecDeque<(Key, u64)>,
@@ -144,7 +147,7 @@ impl Victims {
             window: window_secs.max(1),
             min_packets,
             capacity: capacity.max(1),
-            table: HashMap::new(),
+            table: HashMap::default(),
             lru: VecDeque::new(),
             clock: 0,
             newest_window: 0,
@@ -177,10 +180,10 @@ impl Victims {
             packets: 0,
             first: ts,
             last: ts,
-            ports: HashMap::new(),
+            ports: HashMap::default(),
             ports_capped: false,
-            flags: [0; 256],
-            dsts: HashSet::new(),
+            flags: Vec::new(),
+            dsts: HashSet::default(),
             dsts_capped: false,
             ttl_min: t.ttl,
             ttl_max: t.ttl,
@@ -197,7 +200,10 @@ impl Victims {
             }
             None => e.ports_capped = true,
         }
-        e.flags[usize::from(t.flags)] += 1;
+        match e.flags.iter_mut().find(|(f, _)| *f == t.flags) {
+            Some((_, n)) => *n += 1,
+            None => e.flags.push((t.flags, 1)),
+        }
         if !e.dsts.contains(&t.dst) {
             if e.dsts.len() < SET_CAP {
                 e.dsts.insert(t.dst);
@@ -271,13 +277,7 @@ impl Victims {
             distinct_ports: e.ports.len(),
             ports_capped: e.ports_capped,
             services,
-            flags: e
-                .flags
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n > 0)
-                .map(|(f, n)| (flag_names(f as u8), *n))
-                .collect(),
+            flags: e.flags.iter().map(|&(f, n)| (flag_names(f), n)).collect(),
             distinct_destinations: e.dsts.len(),
             destinations_capped: e.dsts_capped,
             ttl_min: e.ttl_min,
