@@ -156,5 +156,32 @@ fn forward_refuses_a_type_mismatch_and_rewriting_lines() {
     );
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("pcap (type 1) queues"));
-    let _ = Command::new(D4).arg("--version").output();
+}
+
+#[test]
+fn the_old_pipe_still_works_with_d4_in_it() {
+    let private = Server::start(&[]);
+    let public = Server::start(&[]);
+    let q_private = private.create_queue("1", &[]);
+    let q_public = public.create_queue("1", &[]);
+    let cap = private_capture(300);
+    Sensor::new(&private, 1).send(&cap);
+    private.wait_queue_len(&q_private, 1);
+    let to_public = Sensor::new(&public, 1);
+    // stdout -f | zcat -f | anonymize | client: the tutorial's shape.
+    let pipe = format!(
+        "{d4} stdout --data-dir {dd} -t 1 -u {q} -f --once | zcat -f | {d4} anonymize --pnat 10.1.0.0/16:192.168.0.0/16,172.16.0.0/12:10.1.0.0/24 | {d4} client -c {conf} --max-retries 3",
+        d4 = D4,
+        dd = private.data_dir().display(),
+        q = q_private,
+        conf = to_public.dir.path().display()
+    );
+    let o = Command::new("sh").arg("-c").arg(&pipe).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    public.wait_queue_len(&q_public, 1);
+    let after = packets(&public.drain("1", &q_public, &["-f"]));
+    assert_eq!(after.len(), 300);
+    assert!(after
+        .iter()
+        .all(|(_, _, p)| p[26..28] == [192, 168] && p[30..34] == [10, 1, 0, 9] && checksums_ok(p)));
 }
