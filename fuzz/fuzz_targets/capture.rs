@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
         std::net::IpAddr::V6(v) => std::net::IpAddr::V6((!u128::from(v)).into()),
     };
     while let Ok(Some(mut p)) = r.next_packet() {
-        let _ = rewrite_frame(p.linktype, &mut p.data, Scope::default(), &flip);
+        let scope = Scope {
+            dns: true,
+            ..Scope::default()
+        };
+        let _ = rewrite_frame(p.linktype, &mut p.data, scope, &flip);
     }
 });

@@ -4,7 +4,8 @@
 //! cooked v1/v2, raw IP, raw IPv4/IPv6, BSD loopback (NULL). Network: IPv4
 //! (header checksum recomputed; TCP/UDP checksums adjusted for the pseudo
 //! header), IPv6 (extension headers walked; TCP/UDP/ICMPv6 checksums
-//! adjusted), ARP (sender and target addresses, optional). Checksums are
+//! adjusted), ARP (sender and target addresses, optional), and optionally
+//! the A/AAAA addresses inside DNS messages over UDP. Checksums are
 //! updated incrementally (RFC 1624), so snaplen-truncated packets keep
 //! checksums that are right for the original packet. A frame that cannot be
 //! parsed is left unchanged and reported, never dropped.
@@ -31,6 +32,9 @@ pub struct Scope {
     pub dst: bool,
     /// Addresses inside ARP packets.
     pub arp: bool,
+    /// Addresses in the A and AAAA records of DNS messages (UDP port 53 or
+    /// 5353, any section).
+    pub dns: bool,
 }
 
 impl Default for Scope {
@@ -39,6 +43,7 @@ impl Default for Scope {
             src: true,
             dst: true,
             arp: true,
+            dns: false,
         }
     }
 }
@@ -192,6 +197,9 @@ fn ipv4(p: &mut [u8], scope: Scope, map: &impl Fn(IpAddr) -> IpAddr) -> Outcome 
     if frag_offset == 0 {
         let proto = p[9];
         transport(&mut p[ihl..], proto, &old, &new, false);
+        if scope.dns && proto == 17 {
+            dns_in_udp(&mut p[ihl..], false, map);
+        }
     }
     Outcome::Rewritten
 }
@@ -246,6 +254,9 @@ fn ipv6(p: &mut [u8], scope: Scope, map: &impl Fn(IpAddr) -> IpAddr) -> Outcome 
     };
     if let Some(l4) = p.get_mut(off..) {
         transport(l4, next, &old, &new, true);
+        if scope.dns && next == 17 {
+            dns_in_udp(l4, true, map);
+        }
     }
     Outcome::Rewritten
 }
@@ -279,6 +290,108 @@ pub(crate) fn ipv6_upper_layer(p: &[u8]) -> Option<(u8, usize)> {
             }
             _ => return Some((next, off)),
         }
+    }
+}
+
+/// Skips a DNS name at `o` without following compression pointers: the
+/// offset after it. `None` if it runs off the message or is malformed.
+fn skip_name(m: &[u8], mut o: usize) -> Option<usize> {
+    // A name has at most 127 labels; a pointer ends it.
+    for _ in 0..128 {
+        let l = *m.get(o)?;
+        match l >> 6 {
+            0 if l == 0 => return Some(o + 1),
+            0 => o += 1 + usize::from(l),
+            3 => return (o + 2 <= m.len()).then_some(o + 2),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The (offset, length) of every A/AAAA address in a DNS message, as far
+/// as the message goes (a truncated one gives what it holds).
+fn dns_addresses(m: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let Some(h) = m.get(..12) else { return out };
+    let count = |i: usize| usize::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    let mut o = 12;
+    for _ in 0..count(4) {
+        match skip_name(m, o) {
+            Some(e) if e + 4 <= m.len() => o = e + 4,
+            _ => return out,
+        }
+    }
+    // Each record takes at least 11 bytes: the loop is bounded by the message.
+    for _ in 0..count(6) + count(8) + count(10) {
+        let Some(e) = skip_name(m, o) else { return out };
+        let Some(f) = m.get(e..e + 10) else {
+            return out;
+        };
+        let ty = u16::from_be_bytes([f[0], f[1]]);
+        let class = u16::from_be_bytes([f[2], f[3]]) & 0x7fff; // mDNS cache-flush bit
+        let len = usize::from(u16::from_be_bytes([f[8], f[9]]));
+        let rdata = e + 10;
+        if rdata + len > m.len() {
+            return out;
+        }
+        if class == 1 && ((ty == 1 && len == 4) || (ty == 28 && len == 16)) {
+            out.push((rdata, len));
+        }
+        o = rdata + len;
+    }
+    out
+}
+
+/// Rewrites the A/AAAA addresses of a DNS message over UDP (port 53 or
+/// 5353), adjusting the UDP checksum.
+fn dns_in_udp(udp: &mut [u8], v6: bool, map: &impl Fn(IpAddr) -> IpAddr) {
+    let Some(h) = udp.get(..8) else { return };
+    let (sport, dport) = (
+        u16::from_be_bytes([h[0], h[1]]),
+        u16::from_be_bytes([h[2], h[3]]),
+    );
+    if ![sport, dport].iter().any(|p| *p == 53 || *p == 5353) {
+        return;
+    }
+    let checked = v6 || h[6..8] != [0, 0];
+    for (off, len) in dns_addresses(&udp[8..]) {
+        let at = 8 + off;
+        // The checksum runs over 16-bit words from the UDP header: adjust
+        // over the even-aligned window around the address (zero-padded).
+        let (start, end) = (at & !1, (at + len + 1) & !1);
+        let window = |b: &[u8]| -> Vec<u8> {
+            let mut w = b[start..end.min(b.len())].to_vec();
+            w.resize(end - start, 0);
+            w
+        };
+        let old = window(udp);
+        let new_addr: Vec<u8> = match (len, map(addr_at(&udp[at..at + len]))) {
+            (4, IpAddr::V4(n)) => n.octets().to_vec(),
+            (16, IpAddr::V6(n)) => n.octets().to_vec(),
+            _ => continue, // a mapping to the other family: left as it is
+        };
+        udp[at..at + len].copy_from_slice(&new_addr);
+        if checked {
+            let new = window(udp);
+            let sum = u16::from_be_bytes([udp[6], udp[7]]);
+            let mut n = adjust(sum, &old, &new);
+            if n == 0 {
+                n = 0xffff;
+            }
+            udp[6..8].copy_from_slice(&n.to_be_bytes());
+        }
+    }
+}
+
+/// The address in 4 or 16 bytes.
+fn addr_at(b: &[u8]) -> IpAddr {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        IpAddr::V4(Ipv4Addr::from(a))
+    } else {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[..16.min(b.len())]);
+        IpAddr::V6(Ipv6Addr::from(a))
     }
 }
 
@@ -487,5 +600,95 @@ mod tests {
             rewrite_frame(999, &mut [0u8; 40], Scope::default(), &pnat),
             Outcome::Unparsed(_)
         ));
+    }
+
+    /// A DNS response: question `a.example.` A, then answers whose owners
+    /// are compression pointers: A 10.1.2.3, a CNAME, AAAA fd00::7, and in
+    /// the additional section an mDNS-style A with the cache-flush bit; the
+    /// question name has an odd length so the addresses sit at odd offsets.
+    fn dns_response() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 1];
+        m.extend_from_slice(b"\x01a\x07example\x00");
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        let rr = |m: &mut Vec<u8>, ty: u16, class: u16, rdata: &[u8]| {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&ty.to_be_bytes());
+            m.extend_from_slice(&class.to_be_bytes());
+            m.extend_from_slice(&300u32.to_be_bytes());
+            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            m.extend_from_slice(rdata);
+        };
+        rr(&mut m, 1, 1, &[10, 1, 2, 3]);
+        rr(&mut m, 5, 1, b"\x01b\xc0\x0e");
+        rr(
+            &mut m,
+            28,
+            1,
+            &"fd00::7".parse::<Ipv6Addr>().unwrap().octets(),
+        );
+        rr(&mut m, 1, 0x8001, &[10, 1, 9, 9]);
+        m
+    }
+
+    #[test]
+    fn dns_answers_rewritten_with_the_udp_checksum_right() {
+        let msg = dns_response();
+        for (sport, dns, want) in [
+            (53u16, true, true),
+            (5353, true, true),
+            (53, false, false),
+            (8053, true, false),
+        ] {
+            let mut f = eth_ipv4(17, [10, 1, 0, 53], [10, 1, 0, 1], 8 + msg.len());
+            f[42..].copy_from_slice(&msg);
+            f[34..36].copy_from_slice(&sport.to_be_bytes());
+            f[40] = 0;
+            f[41] = 0;
+            let c = l4_sum(&f[26..30], &f[30..34], 17, &f[34..]);
+            f[40..42].copy_from_slice(&c.to_be_bytes());
+            verify_ipv4(&f, 17);
+            let scope = Scope {
+                dns,
+                ..Scope::default()
+            };
+            assert_eq!(rewrite_frame(1, &mut f, scope, &pnat), Outcome::Rewritten);
+            verify_ipv4(&f, 17);
+            let out = &f[42..];
+            let addrs = dns_addresses(out);
+            assert_eq!(addrs.len(), 3, "A, AAAA and the cache-flush A");
+            assert!(addrs.iter().any(|(o, _)| o % 2 == 1), "odd offsets covered");
+            let a = |i: usize| addr_at(&out[addrs[i].0..addrs[i].0 + addrs[i].1]).to_string();
+            if want {
+                assert_eq!(a(0), "192.168.2.3");
+                assert_eq!(a(1), "2001:db8::7");
+                assert_eq!(a(2), "192.168.9.9");
+            } else {
+                assert_eq!(
+                    (a(0), a(1), a(2)),
+                    ("10.1.2.3".into(), "fd00::7".into(), "10.1.9.9".into())
+                );
+            }
+            // The CNAME's rdata (a pointer) is untouched.
+            assert_eq!(out[..addrs[0].0], msg[..addrs[0].0]);
+        }
+    }
+
+    #[test]
+    fn dns_walker_stops_on_truncated_and_hostile_messages() {
+        let msg = dns_response();
+        for cut in 0..msg.len() {
+            let found = dns_addresses(&msg[..cut]);
+            assert!(found.len() <= 3);
+            assert!(found.iter().all(|(o, l)| o + l <= cut));
+        }
+        // Absurd counts, a label running off the end, reserved label types.
+        let mut m = vec![
+            0, 0, 0x81, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        m.extend_from_slice(&[63, b'a']);
+        assert!(dns_addresses(&m).is_empty());
+        m[12] = 0x80;
+        assert!(dns_addresses(&m).is_empty());
+        assert!(dns_addresses(&[0u8; 12]).is_empty());
     }
 }

@@ -14,7 +14,7 @@ use d4_packet::write::PcapWriter;
 /// Pseudonymise a capture.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  d4 anonymize --pnat 10.1.0.0/16:192.168.0.0/16 -r in.pcap -w out.pcap\n  d4 anonymize --cryptopan-key key.bin < in.pcap.gz > out.pcap\n  d4 stdout -t 1 -u QUEUE -f | d4 anonymize --pnat '[2001:db8::/32]:[fd00::/32]' | d4 client -c conf\n\nChecksums (IPv4 header, TCP, UDP, ICMPv6) stay correct. Frames that cannot be parsed are\npassed through unchanged and counted. The output is pcap; pcap input keeps its header."
+    after_help = "Examples:\n  d4 anonymize --pnat 10.1.0.0/16:192.168.0.0/16 -r in.pcap -w out.pcap\n  d4 anonymize --cryptopan-key key.bin --dns < in.pcap.gz > out.pcap\n  d4 stdout -t 1 -u QUEUE -f | d4 anonymize --pnat '[2001:db8::/32]:[fd00::/32]' | d4 client -c conf\n\nChecksums (IPv4 header, TCP, UDP, ICMPv6) stay correct. Frames that cannot be parsed are\npassed through unchanged and counted. The output is pcap; pcap input keeps its header."
 )]
 pub(crate) struct Args {
     /// Input capture (pcap, pcapng, or gzip of either); `-` or absent: stdin.
@@ -45,6 +45,10 @@ pub(crate) struct AnonOpts {
     /// Leave addresses inside ARP packets alone.
     #[arg(long)]
     no_arp: bool,
+    /// Also rewrite the addresses in DNS answers (A and AAAA records of DNS
+    /// over UDP port 53 or 5353, every section), UDP checksum kept right.
+    #[arg(long)]
+    dns: bool,
 }
 
 impl AnonOpts {
@@ -83,6 +87,7 @@ impl AnonOpts {
                 src: !self.dst_only,
                 dst: !self.src_only,
                 arp: !self.no_arp,
+                dns: self.dns,
             },
             counts: Counts::default(),
         }))

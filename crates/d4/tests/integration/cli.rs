@@ -543,3 +543,57 @@ fn backscatter_consumes_a_type1_queue_each_file_once() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("type-1"));
 }
+
+#[test]
+fn anonymize_dns_answers_on_a_real_capture() {
+    let Some(shared) = shared() else { return };
+    let input = shared.join("data/pcap/dns/dnscap__dns.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    let run = |dns: bool| {
+        let out = dir.path().join(format!("out-{dns}.pcap"));
+        let mut c = Command::new(D4);
+        c.args(["anonymize", "--cryptopan-key"]).arg(&key);
+        if dns {
+            c.arg("--dns");
+        }
+        let o = c
+            .arg("-r")
+            .arg(&input)
+            .arg("-w")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        packets(&std::fs::read(&out).unwrap())
+    };
+    let before = packets(&std::fs::read(&input).unwrap());
+    let (plain, with_dns) = (run(false), run(true));
+    assert_eq!(with_dns.len(), before.len());
+    let udp = |f: &[u8]| f.len() > 42 && f[12..14] == [8, 0] && f[23] == 17;
+    let mut changed = 0;
+    for ((b, p), d) in before.iter().zip(&plain).zip(&with_dns) {
+        let (b, p, d) = (&b.2, &p.2, &d.2);
+        if !udp(b) {
+            continue;
+        }
+        assert_eq!(
+            b[42..],
+            p[42..],
+            "without --dns the DNS payload is untouched"
+        );
+        if checksums_ok(b) {
+            assert!(
+                checksums_ok(d),
+                "checksums right after rewriting the answers"
+            );
+        }
+        if b[42..] != d[42..] {
+            changed += 1;
+            assert_eq!(b[34..36], [0, 53], "only responses carry answers");
+        }
+    }
+    // 41 responses: 24 with A records for google.com, 17 PTR answers with glue A records.
+    assert!(changed >= 24, "{changed} responses rewritten");
+}
