@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! `extract` on the shared DNS captures, against tables written from an
 //! independent reading of the bytes (tcpdump -tt -vv, and a 20-line Python
 //! walker for the TTLs), and on frames built here.
