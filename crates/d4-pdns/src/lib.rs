@@ -17,6 +17,14 @@
 //! - [`queue`]: popping a D4 server's analyzer queue over its API.
 //! - [`cli`]: the `d4 pdns` subcommands ([`PdnsCmd`], [`run`]).
 
+pub mod cli;
+pub mod cof;
 pub mod extract;
+pub mod ingest;
+pub mod queue;
 pub mod reassembly;
 pub mod record;
+pub mod serve;
+pub mod store;
+
+pub use cli::{run, PdnsCmd};

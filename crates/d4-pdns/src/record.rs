@@ -443,7 +443,7 @@ pub struct Rec<'a> {
 impl Rec<'_> {
     /// Writes the gamelinux passivedns line (default fields, count 1),
     /// newline included.
-    pub fn write_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    pub fn write_line<W: std::io::Write + ?Sized>(&self, out: &mut W) -> std::io::Result<()> {
         writeln!(
             out,
             "{}.{:06}||{}||{}||{}||{}||{}||{}||{}||1",
