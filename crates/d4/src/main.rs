@@ -54,6 +54,9 @@ enum Cmd {
     Anonymize(anonymize::Args),
     /// Find DDoS backscatter in captures (answers from victims of spoofed SYN floods).
     Backscatter(backscatter::Args),
+    /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
+    #[command(subcommand)]
+    Pdns(d4_pdns::PdnsCmd),
 }
 
 /// A file read with a progress bar on a terminal (nothing extra when piped).
@@ -105,7 +108,7 @@ fn init_logging(verbose: u8, default: &str) {
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
-        Cmd::Server(_) | Cmd::Client(_) => "info",
+        Cmd::Server(_) | Cmd::Client(_) | Cmd::Pdns(d4_pdns::PdnsCmd::Serve(_)) => "info",
         _ => "warn",
     };
     init_logging(cli.verbose, default_level);
@@ -117,6 +120,7 @@ fn main() {
         Cmd::Stdout(a) => stdout::run(a),
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
+        Cmd::Pdns(c) => d4_pdns::run(c),
     };
     if let Err(e) = r {
         eprintln!("d4: error: {e:#}");
