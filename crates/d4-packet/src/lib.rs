@@ -10,7 +10,11 @@
 //!   sensor and the server use it (the splitter is its test oracle).
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 //! - [`capture`]: reading pcap and pcapng files as a stream of packets.
-//! - [`decode`]: the TCP facts of a frame (addresses, ports, flags, TTL).
+//! - [`decode`]: the TCP facts of a frame (addresses, ports, flags, TTL);
+//!   the IP layer (addresses, protocol, IPv4 fragment fields, payload), UDP
+//!   and TCP segments.
+//! - [`dns`]: a zero-copy, bounded DNS message walker (records with the
+//!   byte range of their rdata).
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
@@ -19,6 +23,7 @@
 pub mod anon;
 pub mod capture;
 pub mod decode;
+pub mod dns;
 pub mod gz;
 pub mod pcap;
 pub mod rewrite;

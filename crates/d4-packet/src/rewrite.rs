@@ -80,7 +80,10 @@ fn checksum(b: &[u8]) -> u16 {
 }
 
 /// Finds the network layer in a frame: (ethertype-like protocol, offset).
-pub(crate) fn network(linktype: u32, f: &[u8]) -> Result<(u16, usize), &'static str> {
+/// Ethernet (any number of 802.1Q/QinQ tags, MPLS), Linux cooked v1/v2,
+/// raw IP, raw IPv4/IPv6 and BSD loopback; protocol 0 when the version is
+/// neither 4 nor 6.
+pub fn network(linktype: u32, f: &[u8]) -> Result<(u16, usize), &'static str> {
     let by_version = |off: usize| -> Result<(u16, usize), &'static str> {
         match f.get(off).map(|b| b >> 4) {
             Some(4) => Ok((0x0800, off)),
@@ -265,7 +268,7 @@ fn ipv6(p: &mut [u8], scope: Scope, map: &impl Fn(IpAddr) -> IpAddr) -> Outcome 
 /// destination options, AH, fragment) to the upper layer: its protocol
 /// number and offset. `None` for a fragment other than the first (no upper
 /// header) or a packet cut inside its extension headers.
-pub(crate) fn ipv6_upper_layer(p: &[u8]) -> Option<(u8, usize)> {
+pub fn ipv6_upper_layer(p: &[u8]) -> Option<(u8, usize)> {
     let mut next = *p.get(6)?;
     let mut off = 40;
     loop {

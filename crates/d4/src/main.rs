@@ -58,6 +58,9 @@ enum Cmd {
     Backscatter(backscatter::Args),
     /// Send a queue's captures or lines on to another D4 server, pseudonymised on the way.
     Forward(forward::Args),
+    /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
+    #[command(subcommand)]
+    Pdns(d4_pdns::PdnsCmd),
 }
 
 /// A file read with a progress bar on a terminal (nothing extra when piped).
@@ -121,7 +124,10 @@ fn init_logging(verbose: u8, default: &str) {
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
-        Cmd::Server(_) | Cmd::Client(_) | Cmd::Forward(_) => "info",
+        Cmd::Server(_)
+        | Cmd::Client(_)
+        | Cmd::Forward(_)
+        | Cmd::Pdns(d4_pdns::PdnsCmd::Serve(_)) => "info",
         _ => "warn",
     };
     init_logging(cli.verbose, default_level);
@@ -134,6 +140,7 @@ fn main() {
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
+        Cmd::Pdns(c) => d4_pdns::run(c),
     };
     if let Err(e) = r {
         if is_broken_pipe(&e) {

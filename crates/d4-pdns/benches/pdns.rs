@@ -1,0 +1,2 @@
+//! Benchmarks of extract and ingest (filled in below).
+fn main() {}

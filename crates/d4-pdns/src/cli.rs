@@ -1,0 +1,501 @@
+//! `d4 pdns extract | ingest | serve`.
+
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use d4_packet::capture::{CaptureReader, Packet};
+
+use crate::extract::{ExtractConfig, Extractor};
+use crate::ingest::{Format, Ingester};
+use crate::queue::{Conn, Queue};
+use crate::record::{canonical_type, normalize_name, type_name};
+use crate::store::{Policy, Store};
+
+/// Passive DNS: extract records from captures, store them, serve lookups.
+#[derive(clap::Subcommand, Debug)]
+pub enum PdnsCmd {
+    /// DNS answers from captures, as passivedns lines or COF NDJSON.
+    Extract(ExtractArgs),
+    /// Store records from passivedns lines, COF NDJSON, captures or D4 queues.
+    Ingest(IngestArgs),
+    /// Answer lookups over HTTP (COF), optionally ingesting D4 queues meanwhile.
+    Serve(ServeArgs),
+}
+
+/// `d4 pdns extract`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  d4 pdns extract -r dns.pcap                   # passivedns lines on stdout\n  d4 pdns extract -r day.pcap.gz --cof -s       # COF NDJSON, statistics on stderr\n  tcpdump -w - port 53 | d4 pdns extract        # stdin\n  d4 pdns extract -u QUEUE --once               # the captures of a type-1 queue\n\nOne line per answer record: ts||client||server||class||query||type||answer||ttl||count\n(gamelinux passivedns default fields; names with a trailing dot; count 1). An error\nresponse (NXDOMAIN, SERVFAIL...) gives one line with the rcode name as answer, the\nquestion's type and TTL 0. UDP and TCP on port 53 (TCP reassembled), IPv4 fragments\nreassembled, IPv6, VLAN/QinQ/MPLS, Linux cooked, raw IP, loopback. Malformed messages\n(compression loops, forward pointers, cut records) are counted (-s) and skipped."
+)]
+pub struct ExtractArgs {
+    /// Capture to read (pcap, pcapng, gzip of either; `-` for stdin); repeat for several.
+    #[arg(short = 'r', long = "read")]
+    inputs: Vec<PathBuf>,
+    /// Type-1 queue whose items (capture files) to read; needs the D4 server (see --data-dir).
+    #[arg(short = 'u', long = "queue")]
+    queue: Option<String>,
+    /// With -u: exit when the queue is empty instead of waiting for more.
+    #[arg(long)]
+    once: bool,
+    /// Write COF NDJSON (rrname, rrtype, rdata, time_first, time_last, count) instead.
+    #[arg(long)]
+    cof: bool,
+    /// Print statistics to stderr at the end.
+    #[arg(short = 's', long)]
+    stats: bool,
+    /// TCP flow directions tracked at once (the stalest is dropped beyond).
+    #[arg(long, default_value_t = 65_536)]
+    max_flows: usize,
+    /// IPv4 datagrams in reassembly at once.
+    #[arg(long, default_value_t = 4096)]
+    max_fragmented: usize,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Store options shared by ingest and serve.
+#[derive(clap::Args, Debug)]
+pub struct StoreArgs {
+    /// The store file (created if absent). One process writes it at a time.
+    #[arg(long, default_value = "pdns.redb")]
+    store: PathBuf,
+    /// Drop records of TYPE not seen for SECONDS, e.g. `--expire A=2592000`; repeatable.
+    #[arg(long, value_name = "TYPE=SECONDS")]
+    expire: Vec<String>,
+    /// Never store names equal to or under SUFFIX, e.g. `--exclude in-addr.arpa`; repeatable.
+    #[arg(long, value_name = "SUFFIX")]
+    exclude: Vec<String>,
+    /// Sensor id recorded with every record ingested here (queue items carry none).
+    #[arg(long)]
+    sensor_id: Option<String>,
+    /// Observations per store transaction.
+    #[arg(long, default_value_t = 50_000)]
+    batch: usize,
+}
+
+impl StoreArgs {
+    fn policy(&self) -> Result<Policy> {
+        let mut expiry = HashMap::new();
+        for e in &self.expire {
+            let Some((t, s)) = e.split_once('=') else {
+                bail!("--expire {e}: expected TYPE=SECONDS, e.g. A=2592000");
+            };
+            let secs: u64 = s
+                .parse()
+                .with_context(|| format!("--expire {e}: {s} is not a number of seconds"))?;
+            expiry.insert(canonical_type(t), secs);
+        }
+        Ok(Policy {
+            expiry,
+            excluded: self.exclude.iter().map(|s| normalize_name(s)).collect(),
+        })
+    }
+
+    fn open(&self) -> Result<Arc<Store>> {
+        Ok(Arc::new(Store::open(&self.store)?))
+    }
+}
+
+/// `d4 pdns ingest`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  d4 pdns ingest -r passivedns.log --store pdns.redb\n  d4 pdns ingest -r export.ndjson --format cof\n  d4 pdns ingest -r dns.pcap.gz                 # captures are extracted first\n  d4 pdns ingest -u QUEUE8 -u QUEUE1 --sensor-id paris --expire A=2592000 --exclude local\n  d4 pdns ingest -u QUEUE --once                # drain what is queued, then exit\n\nStores per (rrname, rrtype, rdata): time_first, time_last, count, sensors. Names and\nrdata are normalised (lower case, no trailing dot). Queue items of type 8 are passivedns\nlines; of type 1, capture files of the D4 server. Bad lines are counted and skipped.\nThe store has one writer at a time: to serve while ingesting queues, use\n`d4 pdns serve --ingest-queue QUEUE`."
+)]
+pub struct IngestArgs {
+    /// File to read (gzip or plain; `-` for stdin); repeat for several.
+    #[arg(short = 'r', long = "read")]
+    inputs: Vec<PathBuf>,
+    /// Format of the -r inputs.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    format: Format,
+    /// Queue to consume (type 8: passivedns lines; type 1: captures); repeatable.
+    #[arg(short = 'u', long = "queue")]
+    queues: Vec<String>,
+    /// With -u: exit when the queues are empty instead of following them.
+    #[arg(long)]
+    once: bool,
+    /// Print statistics to stderr at the end.
+    #[arg(short = 's', long)]
+    stats: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// `d4 pdns serve`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  d4 pdns serve --store pdns.redb\n  d4 pdns serve --ingest-queue QUEUE8 --sensor-id paris      # ingest and serve\n  curl http://127.0.0.1:8400/query/www.example.com\n  curl 'http://127.0.0.1:8400/query/*.example.com?rrtype=A&limit=100'\n  curl http://127.0.0.1:8400/query/192.0.2.1                 # names pointing at it\n  curl http://127.0.0.1:8400/fquery/www.example.com          # one JSON array\n  curl http://127.0.0.1:8400/info\n\nAnswers are COF NDJSON (application/x-ndjson) sorted by time_last, newest first.\nParameters: limit (1..10000, default 1000), cursor (the x-pdns-cursor header of the\nprevious page; absent on the last page), rrtype, time_first_after, time_last_before,\nformat=json. Clients beyond --rate-limit requests/s get 429."
+)]
+pub struct ServeArgs {
+    /// Address to listen on (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:8400")]
+    listen: SocketAddr,
+    /// Requests per second per client address (bursts of twice that); 0: no limit.
+    #[arg(long, default_value_t = 100.0)]
+    rate_limit: f64,
+    /// Queue to ingest while serving (type 8 or 1); repeatable.
+    #[arg(long = "ingest-queue")]
+    queues: Vec<String>,
+    /// Seconds between expiry sweeps (with --expire).
+    #[arg(long, default_value_t = 3600)]
+    expire_every: u64,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Runs a `d4 pdns` subcommand.
+pub fn run(cmd: PdnsCmd) -> Result<()> {
+    match cmd {
+        PdnsCmd::Extract(a) => extract(a),
+        PdnsCmd::Ingest(a) => ingest(a),
+        PdnsCmd::Serve(a) => serve(a),
+    }
+}
+
+fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
+    if p == Path::new("-") {
+        // stdin may be gzip too.
+        let mut r = io::BufReader::new(io::stdin());
+        let head = io::BufRead::fill_buf(&mut r)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
+        }
+        return Ok(Box::new(r));
+    }
+    d4_packet::gz::open_maybe_gz(p).with_context(|| format!("cannot open {}", p.display()))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Sets the returned flag on Ctrl-C / SIGTERM (second one exits at once).
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+            s.store(true, Ordering::Relaxed);
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::exit(130);
+        });
+    });
+    stop
+}
+
+fn extract(a: ExtractArgs) -> Result<()> {
+    let mut x = Extractor::new(ExtractConfig {
+        trailing_dot: !a.cof,
+        max_flows: a.max_flows,
+        max_fragmented: a.max_fragmented,
+        ..ExtractConfig::default()
+    });
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut failed = Vec::new();
+    let mut werr: Option<io::Error> = None;
+    let cof = a.cof;
+    let mut one =
+        |x: &mut Extractor, r: Box<dyn Read + Send>, name: &str, out: &mut dyn Write| -> bool {
+            let mut reader = match CaptureReader::new(io::BufReader::with_capacity(256 * 1024, r)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("d4 pdns extract: {name}: {e}");
+                    return false;
+                }
+            };
+            let nanos = reader.pcap_header().is_some_and(|h| h.nanos);
+            let mut p = Packet {
+                linktype: 0,
+                ts_sec: 0,
+                ts_frac: 0,
+                orig_len: 0,
+                data: Vec::with_capacity(65_536),
+            };
+            loop {
+                match reader.next_into(&mut p) {
+                    Ok(true) => x.packet(&p, nanos, &mut |r| {
+                        if werr.is_some() {
+                            return;
+                        }
+                        let res = if cof {
+                            let v = serde_json::json!({
+                                "rrname": if r.rrname.is_empty() { "." } else { r.rrname },
+                                "rrtype": type_name(r.rrtype),
+                                "rdata": r.rdata,
+                                "time_first": r.ts_sec,
+                                "time_last": r.ts_sec,
+                                "count": 1,
+                            });
+                            serde_json::to_writer(&mut *out, &v)
+                                .map_err(io::Error::other)
+                                .and_then(|_| out.write_all(b"\n"))
+                        } else {
+                            r.write_line(&mut *out)
+                        };
+                        if let Err(e) = res {
+                            werr = Some(e);
+                        }
+                    }),
+                    Ok(false) => return true,
+                    Err(e) => {
+                        eprintln!("d4 pdns extract: {name}: {e}");
+                        return false;
+                    }
+                }
+                if werr.is_some() {
+                    return true;
+                }
+            }
+        };
+    let mut inputs = a.inputs.clone();
+    if inputs.is_empty() && a.queue.is_none() {
+        inputs.push(PathBuf::from("-"));
+    }
+    for path in &inputs {
+        let name = path.display().to_string();
+        match open_input(path) {
+            Ok(r) => {
+                if !one(&mut x, r, &name, &mut out) {
+                    failed.push(name);
+                }
+            }
+            Err(e) => {
+                eprintln!("d4 pdns extract: {e:#}");
+                failed.push(name);
+            }
+        }
+    }
+    if let Some(u) = &a.queue {
+        let q = Queue::connect(&a.conn, u)?;
+        if q.qtype != "1" {
+            bail!(
+                "extract reads captures: queue {u} is of type {}, not 1",
+                q.qtype
+            );
+        }
+        let stop = if a.once {
+            Arc::new(AtomicBool::new(false))
+        } else {
+            stop_flag()
+        };
+        let mut idle = Duration::from_millis(20);
+        while !stop.load(Ordering::Relaxed) {
+            let items = q.pop(64)?;
+            if items.is_empty() {
+                out.flush()?;
+                if a.once {
+                    break;
+                }
+                std::thread::sleep(idle);
+                idle = (idle * 2).min(Duration::from_millis(500));
+                continue;
+            }
+            idle = Duration::from_millis(20);
+            for it in items {
+                let path = match q.file_item(&it) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("d4 pdns extract: {e:#}");
+                        continue;
+                    }
+                };
+                match open_input(&path) {
+                    Ok(r) => {
+                        if !one(&mut x, r, &path.display().to_string(), &mut out) {
+                            failed.push(path.display().to_string());
+                        }
+                    }
+                    Err(e) => eprintln!("d4 pdns extract: {e:#}"),
+                }
+            }
+        }
+    }
+    match werr {
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        Some(e) => return Err(e.into()),
+        None => {}
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    if a.stats {
+        let s = x.stats;
+        let r = s.reassembly;
+        eprintln!(
+            "d4 pdns extract: {} packets, {} DNS messages ({} responses), {} records, {} malformed messages skipped; {} IPv4 fragments -> {} datagrams ({} given up); {} TCP messages ({} flows dropped)",
+            s.packets, s.messages, s.responses, s.records, s.malformed,
+            r.fragments, r.datagrams, r.datagrams_dropped, r.tcp_messages, r.flows_dropped
+        );
+    }
+    if !failed.is_empty() {
+        bail!("damaged or unreadable: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn ingest(a: IngestArgs) -> Result<()> {
+    if a.inputs.is_empty() && a.queues.is_empty() {
+        bail!("nothing to ingest: give -r FILE (or -r - for stdin) or -u QUEUE");
+    }
+    let policy = a.store.policy()?;
+    let store = a.store.open()?;
+    let mut ing = Ingester::new(
+        store.clone(),
+        policy.clone(),
+        a.store.batch,
+        a.store.sensor_id.clone(),
+    );
+    let mut failed = Vec::new();
+    for p in &a.inputs {
+        let r = open_input(p).and_then(|r| ing.reader(r, a.format));
+        if let Err(e) = r {
+            eprintln!("d4 pdns ingest: {}: {e:#}", p.display());
+            failed.push(p.display().to_string());
+        }
+    }
+    ing.flush()?;
+    if !a.queues.is_empty() {
+        let stop = if a.once {
+            Arc::new(AtomicBool::new(false))
+        } else {
+            stop_flag()
+        };
+        let queues: Vec<Queue> = a
+            .queues
+            .iter()
+            .map(|u| Queue::connect(&a.conn, u))
+            .collect::<Result<_>>()?;
+        for q in &queues {
+            if q.qtype != "1" && q.qtype != "8" {
+                bail!(
+                    "queue of type {}: pdns ingests types 8 (passivedns) and 1 (captures)",
+                    q.qtype
+                );
+            }
+        }
+        if a.once {
+            for q in &queues {
+                ing.queue(q, false, 1000, &stop)?;
+            }
+        } else {
+            // Several queues: round-robin in one thread (one writer).
+            while !stop.load(Ordering::Relaxed) {
+                for q in &queues {
+                    ing.queue(q, false, 1000, &stop)?;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    ing.flush()?;
+    let expired = store.expire(&policy, now())?;
+    if a.stats {
+        let s = ing.stats;
+        eprintln!(
+            "d4 pdns ingest: {} observations ({} created, {} updated), {} excluded, {} bad lines, {} malformed DNS messages, {} expired; {} records stored",
+            s.observations, s.created, s.updated, s.excluded, s.bad_lines, s.malformed_messages, expired, store.len()?
+        );
+    }
+    if !failed.is_empty() {
+        bail!("damaged or unreadable: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let policy = a.store.policy()?;
+    let store = a.store.open()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    if !a.queues.is_empty() {
+        let queues: Vec<Queue> = a
+            .queues
+            .iter()
+            .map(|u| Queue::connect(&a.conn, u))
+            .collect::<Result<_>>()?;
+        let mut ing = Ingester::new(
+            store.clone(),
+            policy.clone(),
+            a.store.batch,
+            a.store.sensor_id.clone(),
+        );
+        let s = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for q in &queues {
+                    if let Err(e) = ing.queue(q, false, 1000, &s) {
+                        tracing::warn!("ingest: {e:#}");
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = ing.flush();
+        }));
+    }
+    if !policy.expiry.is_empty() {
+        let (s, st, p, every) = (
+            stop.clone(),
+            store.clone(),
+            policy.clone(),
+            a.expire_every.max(1),
+        );
+        threads.push(std::thread::spawn(move || {
+            let mut waited = every;
+            while !s.load(Ordering::Relaxed) {
+                if waited >= every {
+                    match st.expire(&p, now()) {
+                        Ok(n) if n > 0 => tracing::info!("expired {n} records"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("expiry: {e:#}"),
+                    }
+                    waited = 0;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                waited += 1;
+            }
+        }));
+    }
+    let r = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        println!("d4 pdns serve: listening on http://{addr}");
+        let _ = io::stdout().flush();
+        crate::serve::serve(listener, store.clone(), a.rate_limit, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    r
+}

@@ -1,0 +1,30 @@
+//! `d4-pdns`: passive DNS — turn DNS traffic (captures, or gamelinux
+//! passivedns lines from sensors) into a store of (rrname, rrtype, rdata)
+//! with first/last seen and counts, and answer lookups in the Passive DNS
+//! Common Output Format.
+//!
+//! # Layout
+//!
+//! - [`record`]: type/rcode mnemonics, rdata presentation, normalisation,
+//!   the passivedns line format.
+//! - [`reassembly`]: bounded IPv4 fragment and DNS-over-TCP reassembly.
+//! - [`extract`]: captured packets → records (`d4 pdns extract`).
+//! - [`cof`]: the Common Output Format (NDJSON) records.
+//! - [`store`]: the embedded store (redb): upserts, indexes by name,
+//!   name suffix and rdata, expiry.
+//! - [`ingest`]: sources (files, stdin, D4 queues) → store (`d4 pdns ingest`).
+//! - [`serve`]: the HTTP lookup server (`d4 pdns serve`).
+//! - [`queue`]: popping a D4 server's analyzer queue over its API.
+//! - [`cli`]: the `d4 pdns` subcommands ([`PdnsCmd`], [`run`]).
+
+pub mod cli;
+pub mod cof;
+pub mod extract;
+pub mod ingest;
+pub mod queue;
+pub mod reassembly;
+pub mod record;
+pub mod serve;
+pub mod store;
+
+pub use cli::{run, PdnsCmd};

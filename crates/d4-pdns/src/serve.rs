@@ -1,0 +1,463 @@
+//! The lookup server: HTTP, the reference endpoints of analyzer-d4-passivedns.
+//!
+//! - `GET /query/<q>`: COF NDJSON (`application/x-ndjson`). `q` is a name
+//!   (records of that name), `*.suffix` (records of every name under it) or
+//!   an IP address (records whose rdata is that address).
+//! - `GET /fquery/<q>`: the same records as one JSON array (for browsers);
+//!   also `/query/<q>?format=json`.
+//! - `GET /info`: `{"version","software","stats","sensors"}`.
+//!
+//! Records are sorted by `time_last` (newest first, then name, type, rdata).
+//! Parameters: `limit` (default 1000, at most 10000), `cursor` (from the
+//! `x-pdns-cursor` header of the previous page; absent on the last page),
+//! `rrtype`, `time_first_after`, `time_last_before`. Each client address
+//! gets a token bucket (`--rate-limit` requests/s, burst twice that);
+//! beyond it, 429.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use crate::cof::Cof;
+use crate::record::{canonical_type, normalize_name};
+use crate::store::{Store, Stored};
+
+/// Most records a query reads from the store before sorting.
+pub const MAX_SCAN: usize = 1_000_000;
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 1000;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Server state.
+pub struct Server {
+    store: Arc<Store>,
+    limiter: Option<Mutex<Limiter>>,
+}
+
+/// Per-client token buckets.
+pub struct Limiter {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<IpAddr, (f64, Instant)>,
+}
+
+impl Limiter {
+    /// `rate` requests per second, bursts of `2 × rate`.
+    pub fn new(rate: f64) -> Limiter {
+        Limiter {
+            rate,
+            burst: (rate * 2.0).max(1.0),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Whether `who` may make a request now.
+    pub fn allow(&mut self, who: IpAddr, now: Instant) -> bool {
+        if self.buckets.len() > 100_000 {
+            // Forget clients whose bucket has refilled (they lose nothing).
+            let (rate, burst) = (self.rate, self.burst);
+            self.buckets.retain(|_, (t, at)| {
+                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, at) = self.buckets.entry(who).or_insert((self.burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
+            .min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Query-string parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Page size.
+    pub limit: Option<usize>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Only this type.
+    pub rrtype: Option<String>,
+    /// Only records first seen after this time (seconds).
+    pub time_first_after: Option<u64>,
+    /// Only records last seen before this time.
+    pub time_last_before: Option<u64>,
+    /// `json` for a JSON array.
+    pub format: Option<String>,
+}
+
+/// A page of answers.
+#[derive(Debug)]
+pub struct Page {
+    /// The records.
+    pub records: Vec<Stored>,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<String>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The sort key: newest first, then name, type, rdata.
+fn order(a: &Stored, b: &Stored) -> std::cmp::Ordering {
+    b.time_last
+        .cmp(&a.time_last)
+        .then_with(|| a.rrname.cmp(&b.rrname))
+        .then_with(|| a.rrtype.cmp(&b.rrtype))
+        .then_with(|| a.rdata.cmp(&b.rdata))
+}
+
+fn cursor_of(s: &Stored) -> String {
+    let mut k = Vec::new();
+    k.extend_from_slice(s.rrname.as_bytes());
+    k.push(0);
+    k.extend_from_slice(s.rrtype.as_bytes());
+    k.push(0);
+    k.extend_from_slice(s.rdata.as_bytes());
+    format!("{}-{}", s.time_last, hex(&k))
+}
+
+fn parse_cursor(c: &str) -> Option<Stored> {
+    let (t, k) = c.split_once('-')?;
+    let k = unhex(k)?;
+    let mut p = k.splitn(3, |&b| b == 0);
+    let s = |b: Option<&[u8]>| String::from_utf8(b?.to_vec()).ok();
+    Some(Stored {
+        rrname: s(p.next())?,
+        rrtype: s(p.next())?,
+        rdata: s(p.next())?,
+        time_first: 0,
+        time_last: t.parse().ok()?,
+        count: 0,
+        sensors: vec![],
+    })
+}
+
+/// Why a query is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A parameter is wrong.
+    #[error("{0}")]
+    Bad(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// Answers a query (blocking: reads the store).
+pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
+    let q = q.trim();
+    if q.is_empty() || q.len() > 1024 {
+        return Err(QueryError::Bad(
+            "query must be a name, *.suffix or an IP address".into(),
+        ));
+    }
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(QueryError::Bad(format!("limit must be 1..={MAX_LIMIT}")));
+    }
+    let after = match &p.cursor {
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
+        None => None,
+    };
+    let rrtype = p.rrtype.as_deref().map(canonical_type);
+    let mut records = if let Ok(ip) = q.parse::<IpAddr>() {
+        store.by_rdata(&ip.to_string(), MAX_SCAN)?
+    } else if let Some(suffix) = q.strip_prefix("*.") {
+        store.by_name(&normalize_name(suffix), true, MAX_SCAN)?
+    } else {
+        store.by_name(&normalize_name(q), false, MAX_SCAN)?
+    };
+    records.retain(|r| {
+        rrtype.as_ref().is_none_or(|t| &r.rrtype == t)
+            && p.time_first_after.is_none_or(|t| r.time_first > t)
+            && p.time_last_before.is_none_or(|t| r.time_last < t)
+            && after
+                .as_ref()
+                .is_none_or(|a| order(a, r) == std::cmp::Ordering::Less)
+    });
+    records.sort_unstable_by(order);
+    let next = (records.len() > limit).then(|| cursor_of(&records[limit - 1]));
+    records.truncate(limit);
+    Ok(Page { records, next })
+}
+
+fn ndjson(records: Vec<Stored>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 128);
+    for r in records {
+        if serde_json::to_writer(&mut out, &Cof::from(r)).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+fn json_array(records: Vec<Stored>) -> Vec<u8> {
+    let v: Vec<Cof> = records.into_iter().map(Cof::from).collect();
+    serde_json::to_vec(&v).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "error": msg }).to_string(),
+    )
+        .into_response()
+}
+
+async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: bool) -> Response {
+    if let Some(l) = &st.limiter {
+        let ok = l
+            .lock()
+            .map(|mut l| l.allow(who.ip(), Instant::now()))
+            .unwrap_or(true);
+        if !ok {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded; slow down",
+            );
+        }
+    }
+    let array = array || p.format.as_deref() == Some("json");
+    let store = st.store.clone();
+    let r = tokio::task::spawn_blocking(move || lookup(&store, &q, &p)).await;
+    let page = match r {
+        Ok(Ok(p)) => p,
+        Ok(Err(QueryError::Bad(m))) => return error(StatusCode::BAD_REQUEST, &m),
+        Ok(Err(QueryError::Store(e))) => {
+            tracing::error!("store: {e:#}");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "store error");
+        }
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "query failed"),
+    };
+    let mut h = HeaderMap::new();
+    if let Some(c) = page
+        .next
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        h.insert("x-pdns-cursor", c);
+    }
+    let (ct, body) = if array {
+        ("application/json", json_array(page.records))
+    } else {
+        ("application/x-ndjson", ndjson(page.records))
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    (StatusCode::OK, h, body).into_response()
+}
+
+async fn query(
+    State(st): State<Arc<Server>>,
+    ConnectInfo(who): ConnectInfo<SocketAddr>,
+    Path(q): Path<String>,
+    p: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match p {
+        Ok(Query(p)) => answer(st, who, q, p, false).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.body_text()),
+    }
+}
+
+async fn fquery(
+    State(st): State<Arc<Server>>,
+    ConnectInfo(who): ConnectInfo<SocketAddr>,
+    Path(q): Path<String>,
+    p: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match p {
+        Ok(Query(p)) => answer(st, who, q, p, true).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.body_text()),
+    }
+}
+
+async fn info(State(st): State<Arc<Server>>) -> Response {
+    let store = st.store.clone();
+    let r = tokio::task::spawn_blocking(move || -> Result<(u64, Vec<String>)> {
+        Ok((store.len()?, store.sensors()?))
+    })
+    .await;
+    match r {
+        Ok(Ok((n, sensors))) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "software": "d4-pdns",
+                "stats": { "records": n },
+                "sensors": sensors,
+            })
+            .to_string(),
+        )
+            .into_response(),
+        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "store error"),
+    }
+}
+
+/// The router.
+pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
+    let st = Arc::new(Server {
+        store,
+        limiter: (rate_limit > 0.0).then(|| Mutex::new(Limiter::new(rate_limit))),
+    });
+    Router::new()
+        .route("/query/{*q}", get(query))
+        .route("/fquery/{*q}", get(fquery))
+        .route("/info", get(info))
+        .with_state(st)
+}
+
+/// Serves until the future `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<Store>,
+    rate_limit: f64,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(
+        listener,
+        router(store, rate_limit).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Observation;
+
+    #[test]
+    fn pages_through_everything_in_order_with_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.redb")).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..1000u64 {
+            // Several records share a time_last: the tie-break keeps pages exact.
+            batch.push(Observation::new(
+                "many.example",
+                if i % 3 == 0 { "AAAA" } else { "A" },
+                &if i % 3 == 0 {
+                    format!("2001:db8::{i:x}")
+                } else {
+                    format!("10.0.{}.{}", i / 256, i % 256)
+                },
+                i / 7,
+                1,
+            ));
+        }
+        s.upsert(&batch).unwrap();
+        let mut seen = Vec::new();
+        let mut p = Params {
+            limit: Some(64),
+            ..Params::default()
+        };
+        loop {
+            let page = lookup(&s, "many.example", &p).unwrap();
+            assert!(page.records.len() <= 64);
+            seen.extend(page.records);
+            match page.next {
+                Some(c) => p.cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        assert!(seen.windows(2).all(|w| order(&w[0], &w[1]).is_lt()));
+        let aaaa = lookup(
+            &s,
+            "MANY.example.",
+            &Params {
+                rrtype: Some("aaaa".into()),
+                ..Params::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(aaaa.records.len(), 334);
+        let old = lookup(
+            &s,
+            "many.example",
+            &Params {
+                time_last_before: Some(10),
+                time_first_after: Some(4),
+                ..Params::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(old.records.len(), 35); // times 5..=9, 7 each
+        assert!(matches!(
+            lookup(
+                &s,
+                "many.example",
+                &Params {
+                    limit: Some(0),
+                    ..Params::default()
+                }
+            ),
+            Err(QueryError::Bad(_))
+        ));
+        assert!(matches!(
+            lookup(
+                &s,
+                "x",
+                &Params {
+                    cursor: Some("zz".into()),
+                    ..Params::default()
+                }
+            ),
+            Err(QueryError::Bad(_))
+        ));
+        // By IP and by suffix.
+        assert_eq!(
+            lookup(&s, "10.0.0.1", &Params::default())
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
+        assert_eq!(
+            lookup(&s, "*.example", &Params::default())
+                .unwrap()
+                .records
+                .len(),
+            1000
+        );
+    }
+
+    #[test]
+    fn token_bucket() {
+        let mut l = Limiter::new(2.0);
+        let t = Instant::now();
+        let who: IpAddr = "192.0.2.1".parse().unwrap();
+        let allowed = (0..10).filter(|_| l.allow(who, t)).count();
+        assert_eq!(allowed, 4);
+        assert!(l.allow(who, t + std::time::Duration::from_millis(600)));
+        assert!(l.allow("192.0.2.2".parse().unwrap(), t));
+    }
+}

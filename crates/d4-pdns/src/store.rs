@@ -1,0 +1,519 @@
+//! The embedded passive DNS store (redb, one file).
+//!
+//! # Layout
+//!
+//! - table `rr`: key `revname 0x00 rrtype 0x00 rdata` → value
+//!   `time_first u64 BE | time_last u64 BE | count u64 BE | sensors`, where
+//!   `revname` is the owner name with its labels reversed
+//!   (`www.example.com` → `com.example.www`), so that one prefix scan finds a
+//!   name (`com.example.www 0x00`) or every name under a suffix
+//!   (`com.example.`), and `sensors` is up to [`MAX_SENSORS`] ids, each
+//!   `len u8 | bytes`.
+//! - table `rdata`: key `rdata 0x00 revname 0x00 rrtype` → `()`: the reverse
+//!   index (which names point at this address or name).
+//! - table `sensors`: every sensor id seen (for `/info`).
+//!
+//! Names and rdata are stored normalised ([`crate::record::normalize_name`],
+//! [`crate::record::normalize_rdata`]); types as upper-case mnemonics, so an
+//! unknown type is kept as whatever `TYPE<n>` or mnemonic it came with.
+//! Writes come in batches ([`Store::upsert`]): one transaction per batch.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::record::Observation;
+
+const RR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rr");
+const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
+const SENSORS: TableDefinition<&str, ()> = TableDefinition::new("sensors");
+
+/// Most sensor ids remembered per record.
+pub const MAX_SENSORS: usize = 16;
+
+/// A stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Owner name.
+    pub rrname: String,
+    /// Type mnemonic.
+    pub rrtype: String,
+    /// Rdata.
+    pub rdata: String,
+    /// First seen (seconds since the epoch).
+    pub time_first: u64,
+    /// Last seen.
+    pub time_last: u64,
+    /// Times seen.
+    pub count: u64,
+    /// Sensors that reported it.
+    pub sensors: Vec<String>,
+}
+
+/// `www.example.com` → `com.example.www`.
+pub fn reverse_name(n: &str) -> String {
+    if n == "." {
+        return String::new();
+    }
+    let mut out = String::with_capacity(n.len());
+    for (i, l) in n.rsplit('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(l);
+    }
+    out
+}
+
+fn rr_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
+    k.clear();
+    k.extend_from_slice(revname.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rrtype.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rdata.as_bytes());
+}
+
+fn rdata_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
+    k.clear();
+    k.extend_from_slice(rdata.as_bytes());
+    k.push(0);
+    k.extend_from_slice(revname.as_bytes());
+    k.push(0);
+    k.extend_from_slice(rrtype.as_bytes());
+}
+
+/// The aggregate kept per record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Agg {
+    first: u64,
+    last: u64,
+    count: u64,
+    sensors: Vec<String>,
+}
+
+impl Agg {
+    fn decode(v: &[u8]) -> Option<Agg> {
+        let n = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(v.get(i..i + 8)?.try_into().ok()?))
+        };
+        let mut a = Agg {
+            first: n(0)?,
+            last: n(8)?,
+            count: n(16)?,
+            sensors: Vec::new(),
+        };
+        let mut rest = v.get(24..)?;
+        while let Some((&l, r)) = rest.split_first() {
+            let s = r.get(..usize::from(l))?;
+            a.sensors.push(String::from_utf8_lossy(s).into_owned());
+            rest = &r[usize::from(l)..];
+        }
+        Some(a)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.first.to_be_bytes());
+        out.extend_from_slice(&self.last.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        for s in &self.sensors {
+            let b = &s.as_bytes()[..s.len().min(255)];
+            out.push(b.len() as u8);
+            out.extend_from_slice(b);
+        }
+    }
+
+    fn merge(&mut self, o: &Agg) {
+        if self.count == 0 {
+            *self = o.clone();
+            return;
+        }
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        self.count = self.count.saturating_add(o.count);
+        for s in &o.sensors {
+            if self.sensors.len() < MAX_SENSORS && !self.sensors.contains(s) {
+                self.sensors.push(s.clone());
+            }
+        }
+    }
+}
+
+/// Per-type retention and excluded names.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Seconds after `time_last` a record of this type is dropped; types
+    /// absent here are kept forever.
+    pub expiry: HashMap<String, u64>,
+    /// Name suffixes never stored (normalised, e.g. `in-addr.arpa`).
+    pub excluded: Vec<String>,
+}
+
+impl Policy {
+    /// Whether a name is excluded: equal to or under an excluded suffix.
+    pub fn excluded(&self, name: &str) -> bool {
+        self.excluded.iter().any(|s| {
+            name == s
+                || (name.len() > s.len()
+                    && name.ends_with(s.as_str())
+                    && name.as_bytes()[name.len() - s.len() - 1] == b'.')
+        })
+    }
+}
+
+/// A batch entry: store key, reversed name, (name, type, rdata), aggregate.
+type Keyed<'a> = (Vec<u8>, String, (&'a str, &'a str, &'a str), Agg);
+
+/// The store.
+pub struct Store {
+    db: Database,
+}
+
+/// What a batch changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpsertStats {
+    /// Records created.
+    pub created: u64,
+    /// Records updated.
+    pub updated: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        let db = Database::create(path)
+            .with_context(|| format!("cannot open the pdns store {}", path.display()))?;
+        let tx = db.begin_write()?;
+        tx.open_table(RR)?;
+        tx.open_table(RDATA)?;
+        tx.open_table(SENSORS)?;
+        tx.commit()?;
+        Ok(Store { db })
+    }
+
+    /// Adds observations in one transaction (duplicates within the batch
+    /// are merged first).
+    pub fn upsert(&self, batch: &[Observation]) -> Result<UpsertStats> {
+        let mut merged: HashMap<(&str, &str, &str), Agg> = HashMap::with_capacity(batch.len());
+        for o in batch {
+            merged
+                .entry((&o.rrname, &o.rrtype, &o.rdata))
+                .or_default()
+                .merge(&Agg {
+                    first: o.time_first,
+                    last: o.time_last,
+                    count: o.count,
+                    sensors: o.sensors.clone(),
+                });
+        }
+        let mut entries: Vec<_> = merged.into_iter().collect();
+        // Key order makes the B-tree inserts local.
+        let mut keyed: Vec<Keyed<'_>> = entries
+            .drain(..)
+            .map(|(k, a)| {
+                let rev = reverse_name(k.0);
+                let mut key = Vec::new();
+                rr_key(&rev, k.1, k.2, &mut key);
+                (key, rev, k, a)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut st = UpsertStats::default();
+        let tx = self.db.begin_write()?;
+        {
+            let mut sensors: Vec<&str> = batch
+                .iter()
+                .flat_map(|o| o.sensors.iter().map(String::as_str))
+                .collect();
+            sensors.sort_unstable();
+            sensors.dedup();
+            if !sensors.is_empty() {
+                let mut t = tx.open_table(SENSORS)?;
+                for s in sensors {
+                    t.insert(s, ())?;
+                }
+            }
+        }
+        {
+            let mut rr = tx.open_table(RR)?;
+            let mut rd = tx.open_table(RDATA)?;
+            let mut val = Vec::with_capacity(64);
+            let mut rkey = Vec::with_capacity(64);
+            for (key, rev, (_, t, d), agg) in &keyed {
+                let old = rr.get(key.as_slice())?.and_then(|v| Agg::decode(v.value()));
+                let mut a = match old {
+                    Some(a) => {
+                        st.updated += 1;
+                        a
+                    }
+                    None => {
+                        st.created += 1;
+                        rdata_key(rev, t, d, &mut rkey);
+                        rd.insert(rkey.as_slice(), ())?;
+                        Agg::default()
+                    }
+                };
+                a.merge(agg);
+                a.encode(&mut val);
+                rr.insert(key.as_slice(), val.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(st)
+    }
+
+    fn decode_rr(k: &[u8], v: &[u8]) -> Option<Stored> {
+        let mut parts = k.splitn(3, |&b| b == 0);
+        let rev = std::str::from_utf8(parts.next()?).ok()?;
+        let t = std::str::from_utf8(parts.next()?).ok()?;
+        let d = std::str::from_utf8(parts.next()?).ok()?;
+        let a = Agg::decode(v)?;
+        let name = if rev.is_empty() {
+            ".".to_string()
+        } else {
+            reverse_name(rev)
+        };
+        Some(Stored {
+            rrname: name,
+            rrtype: t.to_string(),
+            rdata: d.to_string(),
+            time_first: a.first,
+            time_last: a.last,
+            count: a.count,
+            sensors: a.sensors,
+        })
+    }
+
+    /// Records of a name (`wildcard`: also every name under it), at most
+    /// `max` of them.
+    pub fn by_name(&self, name: &str, wildcard: bool, max: usize) -> Result<Vec<Stored>> {
+        let rev = reverse_name(name);
+        let mut prefix = rev.into_bytes();
+        prefix.push(if wildcard { b'.' } else { 0 });
+        let tx = self.db.begin_read()?;
+        let rr = tx.open_table(RR)?;
+        let mut out = Vec::new();
+        for e in rr.range(prefix.as_slice()..)? {
+            let (k, v) = e?;
+            if !k.value().starts_with(&prefix) || out.len() >= max {
+                break;
+            }
+            if let Some(s) = Self::decode_rr(k.value(), v.value()) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records whose rdata is `rdata` (the reverse index), at most `max`.
+    pub fn by_rdata(&self, rdata: &str, max: usize) -> Result<Vec<Stored>> {
+        let mut prefix = rdata.as_bytes().to_vec();
+        prefix.push(0);
+        let tx = self.db.begin_read()?;
+        let idx = tx.open_table(RDATA)?;
+        let rr = tx.open_table(RR)?;
+        let mut out = Vec::new();
+        let mut key = Vec::new();
+        for e in idx.range(prefix.as_slice()..)? {
+            let (k, _) = e?;
+            let k = k.value();
+            if !k.starts_with(&prefix) || out.len() >= max {
+                break;
+            }
+            let mut p = k[prefix.len()..].splitn(2, |&b| b == 0);
+            let (Some(rev), Some(t)) = (p.next(), p.next()) else {
+                continue;
+            };
+            key.clear();
+            key.extend_from_slice(rev);
+            key.push(0);
+            key.extend_from_slice(t);
+            key.push(0);
+            key.extend_from_slice(rdata.as_bytes());
+            if let Some(v) = rr.get(key.as_slice())? {
+                if let Some(s) = Self::decode_rr(&key, v.value()) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sensor ids seen (at most 10,000 listed).
+    pub fn sensors(&self) -> Result<Vec<String>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SENSORS)?;
+        let mut out = Vec::new();
+        for e in t.iter()?.take(10_000) {
+            out.push(e?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(RR)?.len()?)
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Drops the records whose type has an expiry and whose `time_last` is
+    /// older than it at `now`; returns how many.
+    pub fn expire(&self, policy: &Policy, now: u64) -> Result<u64> {
+        if policy.expiry.is_empty() {
+            return Ok(0);
+        }
+        let mut doomed = Vec::new();
+        {
+            let tx = self.db.begin_read()?;
+            let rr = tx.open_table(RR)?;
+            for e in rr.iter()? {
+                let (k, v) = e?;
+                let k = k.value();
+                let mut p = k.splitn(3, |&b| b == 0);
+                let (Some(_), Some(t)) = (p.next(), p.next()) else {
+                    continue;
+                };
+                let Some(&ttl) = std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|t| policy.expiry.get(t))
+                else {
+                    continue;
+                };
+                if let Some(a) = Agg::decode(v.value()) {
+                    if a.last.saturating_add(ttl) < now {
+                        doomed.push(k.to_vec());
+                    }
+                }
+            }
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut rr = tx.open_table(RR)?;
+            let mut rd = tx.open_table(RDATA)?;
+            let mut rk = Vec::new();
+            for k in &doomed {
+                rr.remove(k.as_slice())?;
+                let mut p = k.splitn(3, |&b| b == 0);
+                if let (Some(rev), Some(t), Some(d)) = (p.next(), p.next(), p.next()) {
+                    rk.clear();
+                    rk.extend_from_slice(d);
+                    rk.push(0);
+                    rk.extend_from_slice(rev);
+                    rk.push(0);
+                    rk.extend_from_slice(t);
+                    rd.remove(rk.as_slice())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(doomed.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(n: &str, t: &str, d: &str, time: u64, sensor: &str) -> Observation {
+        let mut o = Observation::new(n, t, d, time, 1);
+        o.sensors.push(sensor.into());
+        o
+    }
+
+    #[test]
+    fn upserts_merge_per_name_type_rdata() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("pdns.redb")).unwrap();
+        let st = s
+            .upsert(&[
+                obs("WWW.example.com.", "A", "192.0.2.1", 100, "s1"),
+                obs("www.example.com", "A", "192.0.2.1", 50, "s2"),
+                obs("www.example.com", "AAAA", "2001:db8::1", 70, "s1"),
+                obs("mail.example.com", "A", "192.0.2.1", 10, "s1"),
+                obs("example.com", "NS", "ns.example.net.", 10, "s1"),
+                obs("wwwx.example.com", "A", "192.0.2.9", 10, "s1"),
+            ])
+            .unwrap();
+        assert_eq!(
+            st,
+            UpsertStats {
+                created: 5,
+                updated: 0
+            }
+        );
+        s.upsert(&[obs("www.example.com", "A", "192.0.2.1", 200, "s1")])
+            .unwrap();
+        let r = s.by_name("www.example.com", false, 100).unwrap();
+        assert_eq!(r.len(), 2);
+        let a = r.iter().find(|r| r.rrtype == "A").unwrap();
+        assert_eq!((a.time_first, a.time_last, a.count), (50, 200, 3));
+        assert_eq!(a.sensors, ["s1", "s2"]);
+        let aaaa = r.iter().find(|r| r.rrtype == "AAAA").unwrap();
+        assert_eq!((aaaa.time_first, aaaa.time_last, aaaa.count), (70, 70, 1));
+        // Suffix: every name under example.com, not example.com itself.
+        let mut w: Vec<_> = s
+            .by_name("example.com", true, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.rrname)
+            .collect();
+        w.sort();
+        w.dedup();
+        assert_eq!(
+            w,
+            ["mail.example.com", "www.example.com", "wwwx.example.com"]
+        );
+        // Reverse index.
+        let mut ip: Vec<_> = s
+            .by_rdata("192.0.2.1", 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.rrname, r.count))
+            .collect();
+        ip.sort();
+        assert_eq!(
+            ip,
+            [
+                ("mail.example.com".into(), 1),
+                ("www.example.com".into(), 3)
+            ]
+        );
+        assert_eq!(
+            s.by_rdata("ns.example.net", 10).unwrap()[0].rrname,
+            "example.com"
+        );
+        assert_eq!(s.len().unwrap(), 5);
+        // Expiry of A records older than 100 s at t=205.
+        let p = Policy {
+            expiry: HashMap::from([("A".to_string(), 100)]),
+            excluded: vec![],
+        };
+        assert_eq!(s.expire(&p, 205).unwrap(), 2);
+        assert!(s.by_rdata("192.0.2.9", 10).unwrap().is_empty());
+        assert_eq!(s.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn exclusions_match_whole_labels() {
+        let p = Policy {
+            expiry: HashMap::new(),
+            excluded: vec!["in-addr.arpa".into()],
+        };
+        assert!(p.excluded("1.2.3.4.in-addr.arpa"));
+        assert!(p.excluded("in-addr.arpa"));
+        assert!(!p.excluded("xin-addr.arpa"));
+        assert_eq!(reverse_name("www.example.com"), "com.example.www");
+        assert_eq!(reverse_name(&reverse_name("a.b.c")), "a.b.c");
+    }
+}

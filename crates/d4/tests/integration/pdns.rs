@@ -1,0 +1,285 @@
+//! Passive DNS end to end: a type-8 sensor streams passivedns lines through
+//! the real server; `d4 pdns serve --ingest-queue` ingests them and answers
+//! `/query` in COF; a name with 1,000 records pages through completely.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{shared, wait_for, Sensor, Server, D4};
+
+struct Pdns {
+    child: Child,
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Drop for Pdns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pdns {
+    fn start(args: &[&str]) -> Pdns {
+        let mut child = Command::new(D4)
+            .args([
+                "pdns",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--rate-limit",
+                "0",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("d4 pdns serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Pdns {
+            child,
+            base,
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// GET returning (content type, NDJSON records, next cursor).
+    fn query(&self, path: &str) -> (String, Vec<Value>, Option<String>) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let cursor = r
+            .headers()
+            .get("x-pdns-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = r.text().unwrap();
+        let recs = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (ct, recs, cursor)
+    }
+
+    fn info(&self) -> Value {
+        self.http
+            .get(format!("{}/info", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+}
+
+#[test]
+fn type8_stream_to_cof_lookups_with_pages() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("8", &[]);
+    let sensor = Sensor::new(&s, 8);
+    let mut input = String::new();
+    // One (name, type, rdata) seen three times, out of order, counts 2+1+4.
+    for (t, n) in [
+        (1_700_000_300u64, 2),
+        (1_700_000_100, 1),
+        (1_700_000_200, 4),
+    ] {
+        input.push_str(&format!(
+            "{t}.000001||10.0.0.1||192.0.2.53||IN||Mixed.Example.||A||192.0.2.10||60||{n}\n"
+        ));
+    }
+    // The same name with other types and times: never mixed with the A record.
+    input.push_str(
+        "1_700_000_900.5||10.0.0.1||192.0.2.53||IN||mixed.example.||A||192.0.2.99||60||1\n",
+    ); // bad timestamp: skipped
+    input.push_str(
+        "1700000050.000000||10.0.0.1||192.0.2.53||IN||mixed.example.||AAAA||2001:db8::10||60||1\n",
+    );
+    input.push_str(
+        "1700000500.000000||10.0.0.1||192.0.2.53||IN||mixed.example.||AAAA||2001:DB8::10||60||3\n",
+    );
+    input.push_str("1700000400.000000||10.0.0.1||192.0.2.53||IN||mixed.example.||TYPE65534||\\# 2 0102||60||1\n");
+    input
+        .push_str("1700000450.000000||10.0.0.1||192.0.2.53||IN||bad.example.||A||NXDOMAIN||0||1\n");
+    // 1,000 distinct records of one name.
+    for i in 0..1000u32 {
+        input.push_str(&format!(
+            "{}.000000||10.0.0.2||192.0.2.53||IN||many.example.||A||10.1.{}.{}||300||1\n",
+            1_700_001_000 + i / 10,
+            i / 256,
+            i % 256
+        ));
+    }
+    let lines = input.lines().count() as u64;
+    sensor.send(input.as_bytes());
+    s.wait_queue_len(&q, lines);
+
+    let store = s.dir.path().join("pdns.redb");
+    let data_dir = s.data_dir();
+    let p = Pdns::start(&[
+        "--store",
+        store.to_str().unwrap(),
+        "--ingest-queue",
+        &q,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--sensor-id",
+        "sensor-a",
+    ]);
+    // 1 + 1 + 1 + 1 + 1000 records once everything is ingested.
+    wait_for("the queue ingested", Duration::from_secs(30), || {
+        (p.info()["stats"]["records"].as_u64() == Some(1004)).then_some(())
+    });
+    assert_eq!(s.queue_len(&q), 0);
+    let info = p.info();
+    assert_eq!(info["software"], "d4-pdns");
+    assert_eq!(info["sensors"], serde_json::json!(["sensor-a"]));
+
+    let (ct, recs, cursor) = p.query("/query/mixed.example");
+    assert_eq!(ct, "application/x-ndjson");
+    assert_eq!(cursor, None);
+    let got: Vec<(String, String, u64, u64, u64)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["rrtype"].as_str().unwrap().to_string(),
+                r["rdata"].as_str().unwrap().to_string(),
+                r["time_first"].as_u64().unwrap(),
+                r["time_last"].as_u64().unwrap(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Sorted by time_last, newest first; per (rrname, rrtype, rdata).
+    assert_eq!(
+        got,
+        [
+            (
+                "AAAA".into(),
+                "2001:db8::10".into(),
+                1_700_000_050,
+                1_700_000_500,
+                4
+            ),
+            (
+                "TYPE65534".into(),
+                "\\# 2 0102".into(),
+                1_700_000_400,
+                1_700_000_400,
+                1
+            ),
+            (
+                "A".into(),
+                "192.0.2.10".into(),
+                1_700_000_100,
+                1_700_000_300,
+                7
+            ),
+        ]
+    );
+    for r in &recs {
+        assert_eq!(r["rrname"], "mixed.example");
+        assert_eq!(r["sensor_id"], serde_json::json!(["sensor-a"]));
+    }
+    // Filters, reverse lookup, NXDOMAIN kept.
+    let (_, a, _) = p.query("/query/mixed.example?rrtype=a");
+    assert_eq!(a.len(), 1);
+    let (_, by_ip, _) = p.query("/query/192.0.2.10");
+    assert_eq!(by_ip[0]["rrname"], "mixed.example");
+    let (_, nx, _) = p.query("/query/bad.example");
+    assert_eq!(nx[0]["rdata"], "NXDOMAIN");
+    let (_, old, _) = p.query("/query/mixed.example?time_last_before=1700000450");
+    assert_eq!(old.len(), 2);
+
+    // The 1,000 records of many.example, 128 at a time, each exactly once.
+    let mut seen = BTreeSet::new();
+    let mut last = u64::MAX;
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/query/many.example?limit=128&cursor={c}"),
+            None => "/query/many.example?limit=128".to_string(),
+        };
+        let (_, recs, next) = p.query(&path);
+        pages += 1;
+        for r in recs {
+            let t = r["time_last"].as_u64().unwrap();
+            assert!(t <= last, "not sorted by time_last");
+            last = t;
+            assert!(seen.insert(r["rdata"].as_str().unwrap().to_string()));
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 1000);
+    assert_eq!(pages, 8);
+    // The browser form: one JSON array.
+    let arr: Value = p
+        .http
+        .get(format!("{}/fquery/mixed.example", p.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(arr.as_array().unwrap().len(), 3);
+    // The shared passivedns vectors ingest without a bad line.
+    if let Some(sh) = shared() {
+        let path = sh.join("vectors/inputs/passivedns.csv");
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new(D4)
+            .args(["pdns", "ingest", "-s", "-r"])
+            .arg(&path)
+            .arg("--store")
+            .arg(dir.path().join("v.redb"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(" 0 bad lines"), "{err}");
+    }
+}
+
+#[test]
+fn extract_cli_on_a_capture_and_a_damaged_file() {
+    let Some(sh) = shared() else { return };
+    let o = Command::new(D4)
+        .args(["pdns", "extract", "-s", "-r"])
+        .arg(sh.join("data/pcap/dns/sv__dns-eve-type-filtering.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 12);
+    assert!(out.starts_with(
+        "1573665066.852509||10.16.1.11||8.8.8.8||IN||www.suricata-ids.org.||CNAME||suricata-ids.org.||3513||1\n"
+    ));
+    let o = Command::new(D4)
+        .args(["pdns", "extract", "--cof", "-r"])
+        .arg(sh.join("data/pcap/malformed/derived__dnscap_dns_truncated.pcap"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "a cut file is reported");
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 7, "records before the cut are kept");
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["rrname"], "google.com");
+    assert_eq!(first["rrtype"], "A");
+}
