@@ -3,7 +3,6 @@
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use d4_analyzers::backscatter::{Detector, CSV_HEADER};
@@ -11,7 +10,7 @@ use d4_analyzers::victims::{parse_window, VictimRow, Victims};
 use d4_packet::capture::{CaptureReader, Packet};
 use d4_packet::write::PcapWriter;
 
-use crate::api::{Api, Conn};
+use crate::api::{Api, Conn, Poller};
 
 /// Find DDoS backscatter.
 #[derive(clap::Args)]
@@ -260,27 +259,12 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
             }
         });
     }
-    let mut idle = Duration::from_millis(100);
-    while !crate::signals::interrupted() {
-        let (first, items) = match api.read(queue, 16) {
-            Ok(r) => r,
-            Err(e) if !a.once => {
-                tracing::warn!("{e:#}; retrying");
-                std::thread::sleep(Duration::from_secs(2));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if items.is_empty() {
-            if a.once {
-                break;
-            }
-            run.flush()?;
-            std::thread::sleep(idle);
-            idle = (idle * 2).min(Duration::from_secs(2));
-            continue;
-        }
-        idle = Duration::from_millis(100);
+    let mut poller = Poller::new(a.once);
+    while let Some((first, items)) = poller.next(
+        || api.read(queue, 16),
+        |(_, items)| items.is_empty(),
+        || run.flush(),
+    )? {
         let n = items.len() as u64;
         for item in items {
             let path = String::from_utf8_lossy(&item).into_owned();

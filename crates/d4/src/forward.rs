@@ -12,7 +12,6 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use d4_client::{ClientConfig, Destination};
@@ -20,7 +19,7 @@ use d4_packet::capture::CaptureReader;
 use d4_packet::write::PcapWriter;
 
 use crate::anonymize::{copy_packets, AnonOpts, Anonymizer};
-use crate::api::{Api, Conn};
+use crate::api::{Api, Conn, Poller};
 
 /// Forward a queue to another D4 server.
 #[derive(clap::Args)]
@@ -223,27 +222,13 @@ pub(crate) fn run(a: Args) -> Result<()> {
         }
     });
     let batch = a.batch.clamp(1, 10_000);
-    let mut idle = Duration::from_millis(100);
     let (mut items_sent, mut bytes_sent) = (0u64, 0u64);
-    while !crate::signals::interrupted() {
-        let (first, items) = match api.read(&a.queue, batch) {
-            Ok(r) => r,
-            Err(e) if !a.once => {
-                tracing::warn!("{e:#}; retrying");
-                std::thread::sleep(Duration::from_secs(2));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if items.is_empty() {
-            if a.once {
-                break;
-            }
-            std::thread::sleep(idle);
-            idle = (idle * 2).min(Duration::from_secs(2));
-            continue;
-        }
-        idle = Duration::from_millis(100);
+    let mut poller = Poller::new(a.once);
+    while let Some((first, items)) = poller.next(
+        || api.read(&a.queue, batch),
+        |(_, items)| items.is_empty(),
+        || Ok(()),
+    )? {
         let n = items.len() as u64;
         let (tx, rx) = sync_channel(8);
         let writer = ChannelWriter {

@@ -2,11 +2,10 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::api::{Api, Conn};
+use crate::api::{Api, Conn, Poller};
 
 /// Pop a queue to stdout.
 #[derive(clap::Args)]
@@ -126,29 +125,12 @@ pub(crate) fn run(a: Args) -> Result<()> {
         pcap_header: None,
         root: data_root,
     };
-    let mut idle = Duration::from_millis(50);
-    loop {
-        if crate::signals::interrupted() {
-            return Ok(());
-        }
-        let items = match api.pop(&a.queue, a.batch.clamp(1, 10_000)) {
-            Ok(i) => i,
-            Err(e) if !a.once => {
-                tracing::warn!("{e:#}; retrying");
-                std::thread::sleep(Duration::from_secs(2));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if items.is_empty() {
-            if a.once {
-                return Ok(());
-            }
-            std::thread::sleep(idle);
-            idle = (idle * 2).min(Duration::from_secs(1));
-            continue;
-        }
-        idle = Duration::from_millis(50);
+    let mut poller = Poller::new(a.once);
+    while let Some(items) = poller.next(
+        || api.pop(&a.queue, a.batch.clamp(1, 10_000)),
+        |items| items.is_empty(),
+        || Ok(()),
+    )? {
         for item in items {
             let r = if a.files {
                 let p = String::from_utf8_lossy(&item).into_owned();
@@ -180,4 +162,5 @@ pub(crate) fn run(a: Args) -> Result<()> {
             })?;
         }
     }
+    Ok(())
 }
