@@ -14,16 +14,23 @@ if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi
 
-# tcpdump: tests check that every stored capture opens in it.
-if ! command -v tcpdump >/dev/null 2>&1; then
+# Tools the tests run for real: tcpdump (every stored capture must open in
+# it), redis-server and redis-cli (the Redis backend and the reference
+# analyzers' RPOP contract). Installed when missing; otherwise those checks
+# print "skipped".
+install() { # COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing tcpdump"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump) >/dev/null \
-      || echo "ci.sh: could not install tcpdump; the tcpdump checks will say 'skipped'"
+    echo "== installing $2"
+    if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq >/dev/null || true; APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null \
+      || echo "ci.sh: could not install $2; the checks that need it will say 'skipped'"
   else
-    echo "ci.sh: tcpdump not installed; the tcpdump checks will say 'skipped'"
+    echo "ci.sh: $1 not installed; the checks that need it will say 'skipped'"
   fi
-fi
+}
+install tcpdump tcpdump
+install redis-server redis-server
 
 if [ ! -d ../shared/data/pcap ] && [ -z "${D4_SHARED:-}" ]; then
   echo "ci.sh: ../shared not found: tests on the reference vectors and real captures will say 'skipped'"

@@ -12,6 +12,8 @@
 //! - [`session`]: one connection: decode, check, verify, hand over.
 //! - [`workers`]: per-type reconstruction, rotated files, gzip, announcements.
 //! - [`queues`]: analyzer queues (FIFO, max size with drop counts, groups).
+//! - [`redis_queues`]: the same queues in Redis, in the reference key schema
+//!   (not used by the server yet: Redis mode is being built).
 //! - [`api`]: the HTTPS management API (`/api/v1/...`).
 //!
 //! [`start`] brings it all up and returns a handle with the bound addresses.
@@ -20,6 +22,7 @@ pub mod api;
 pub mod config;
 pub mod policy;
 pub mod queues;
+pub mod redis_queues;
 pub mod sensors;
 pub mod session;
 pub mod store;

@@ -1,0 +1,342 @@
+//! Analyzer queues in Redis, in the reference (d4-core) key schema, so that
+//! the D4 ecosystem's analyzers keep reading them with `RPOP` (issue 4,
+//! first part: the backend itself; the server does not use it yet).
+//!
+//! Keys (metadata instance / queue instance, DB 2 of the same server by
+//! default, as the reference):
+//!
+//! | key | instance | what |
+//! |-----|----------|------|
+//! | `analyzer:<type-or-name>:<queue>` | queues | the list: producers `LPUSH` + `LTRIM`, consumers `RPOP` (FIFO) |
+//! | `analyzer:<queue>` | metadata | hash `type` (254 for extended types), `metatype`, `description`, `max_size`, `last_updated`; ours add `created`, `d4_pushed`, `d4_dropped` |
+//! | `analyzer:<type>`, `analyzer:254:<name>` | metadata | set of the queues of a type (all sensors) |
+//! | `analyzer_uuid_group:<type>`, `analyzer_uuid_group:254:<name>` | metadata | set of the group queues of a type |
+//! | `analyzer_sensor_group:<queue>` | metadata | set of the sensors (32 hex) of a group queue |
+//! | `sensor:queues:<type-or-name>:<sensor>` | metadata | set of the group queues a sensor feeds |
+//! | `all_analyzer_queues` | metadata | set of every queue |
+//! | `d4:processing:<queue>` | queues | ours: the batch a reliable consumer holds until it acknowledges |
+//!
+//! Queues are routed from these sets on every push, so a queue created or
+//! deleted by a reference tool takes effect at once. Unlike the reference,
+//! group queues of extended types receive data (the reference registers them
+//! under `254` and looks them up under the name).
+
+use anyhow::{bail, Context, Result};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use crate::queues::{QueueDef, QueueType};
+
+/// Queues in Redis.
+#[derive(Clone)]
+pub struct RedisQueues {
+    meta: ConnectionManager,
+    lists: ConnectionManager,
+    default_max: u64,
+}
+
+/// The list key of a queue.
+pub fn list_key(ty: &QueueType, id: Uuid) -> String {
+    format!("analyzer:{ty}:{id}")
+}
+
+fn meta_key(id: Uuid) -> String {
+    format!("analyzer:{id}")
+}
+
+fn processing_key(id: Uuid) -> String {
+    format!("d4:processing:{id}")
+}
+
+/// The set of the queues of a type (all sensors, or groups).
+fn type_set(ty: &QueueType, group: bool) -> String {
+    let prefix = if group {
+        "analyzer_uuid_group"
+    } else {
+        "analyzer"
+    };
+    match ty {
+        QueueType::Type(n) => format!("{prefix}:{n}"),
+        QueueType::Extended(s) => format!("{prefix}:254:{s}"),
+    }
+}
+
+fn sensor_set(ty: &QueueType, sensor: Uuid) -> String {
+    format!("sensor:queues:{ty}:{}", sensor.simple())
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Moves up to ARGV[1] items from the tail of KEYS[1] to KEYS[2] (unless
+/// KEYS[2] already holds a batch) and returns KEYS[2], newest first.
+const READ_SCRIPT: &str = r"
+if redis.call('LLEN', KEYS[2]) == 0 then
+  for i = 1, tonumber(ARGV[1]) do
+    if not redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') then break end
+  end
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+";
+
+impl RedisQueues {
+    /// Connects to the metadata and queue instances (`redis://host:port/db`).
+    /// The connections reconnect by themselves.
+    pub async fn connect(meta_url: &str, lists_url: &str, default_max: u64) -> Result<RedisQueues> {
+        let open = |url: &str| -> Result<redis::Client> {
+            redis::Client::open(url).with_context(|| format!("bad Redis URL {url:?}"))
+        };
+        let meta = ConnectionManager::new(open(meta_url)?)
+            .await
+            .with_context(|| format!("cannot reach Redis at {meta_url}"))?;
+        let lists = ConnectionManager::new(open(lists_url)?)
+            .await
+            .with_context(|| format!("cannot reach Redis at {lists_url}"))?;
+        Ok(RedisQueues {
+            meta,
+            lists,
+            default_max: default_max.max(1),
+        })
+    }
+
+    /// Creates a queue (for a group of sensors when `sensors` is not empty).
+    pub async fn create(
+        &self,
+        ty: QueueType,
+        description: String,
+        max_size: u64,
+        sensors: Vec<Uuid>,
+    ) -> Result<QueueDef> {
+        if max_size == 0 {
+            bail!("max size must be at least 1");
+        }
+        let id = Uuid::new_v4();
+        let t = now();
+        let (type_field, metatype) = match &ty {
+            QueueType::Type(n) => (n.to_string(), None),
+            QueueType::Extended(s) => ("254".to_string(), Some(s.clone())),
+        };
+        let mut p = redis::pipe();
+        p.atomic();
+        let mk = meta_key(id);
+        p.hset(&mk, "type", &type_field)
+            .hset(&mk, "description", &description)
+            .hset(&mk, "max_size", max_size)
+            .hset(&mk, "last_updated", t)
+            .hset(&mk, "created", t as i64)
+            .hset(&mk, "d4_pushed", 0)
+            .hset(&mk, "d4_dropped", 0);
+        if let Some(m) = &metatype {
+            p.hset(&mk, "metatype", m);
+        }
+        p.sadd(type_set(&ty, !sensors.is_empty()), id.to_string());
+        for s in &sensors {
+            p.sadd(
+                format!("analyzer_sensor_group:{id}"),
+                s.simple().to_string(),
+            );
+            p.sadd(sensor_set(&ty, *s), id.to_string());
+        }
+        p.sadd("all_analyzer_queues", id.to_string());
+        let mut c = self.meta.clone();
+        let _: () = p.query_async(&mut c).await?;
+        self.get(id)
+            .await?
+            .context("the queue vanished right after its creation")
+    }
+
+    /// A queue, or None.
+    pub async fn get(&self, id: Uuid) -> Result<Option<QueueDef>> {
+        let mut c = self.meta.clone();
+        let h: std::collections::HashMap<String, String> = c.hgetall(meta_key(id)).await?;
+        let Some(type_field) = h.get("type") else {
+            return Ok(None);
+        };
+        let ty = match (type_field.as_str(), h.get("metatype")) {
+            ("254" | "2", Some(m)) => QueueType::Extended(m.clone()),
+            (t, _) => {
+                QueueType::parse(t).with_context(|| format!("queue {id} has the type {t:?}"))?
+            }
+        };
+        let num = |k: &str| -> f64 { h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+        let sensors: Vec<String> = c.smembers(format!("analyzer_sensor_group:{id}")).await?;
+        let mut sensors: Vec<Uuid> = sensors
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect();
+        sensors.sort();
+        let mut l = self.lists.clone();
+        let len: u64 = l.llen(list_key(&ty, id)).await?;
+        let held: u64 = l.llen(processing_key(id)).await?;
+        let max_size = h
+            .get("max_size")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.default_max);
+        Ok(Some(QueueDef {
+            uuid: id,
+            ty,
+            description: h.get("description").cloned().unwrap_or_default(),
+            max_size,
+            sensors,
+            created: num("created") as i64,
+            last_updated: num("last_updated") as i64,
+            head: 0,
+            tail: len + held,
+            dropped: num("d4_dropped") as u64,
+            pushed: num("d4_pushed") as u64,
+        }))
+    }
+
+    /// Every queue (also those a reference tool created).
+    pub async fn list(&self) -> Result<Vec<QueueDef>> {
+        let mut c = self.meta.clone();
+        let ids: Vec<String> = c.smembers("all_analyzer_queues").await?;
+        let mut out = Vec::new();
+        for id in ids.iter().filter_map(|s| Uuid::parse_str(s).ok()) {
+            if let Some(d) = self.get(id).await? {
+                out.push(d);
+            }
+        }
+        out.sort_by_key(|d| (d.created, d.uuid));
+        Ok(out)
+    }
+
+    /// The queues a sensor's data of type `ty` goes to.
+    pub async fn route(&self, ty: &QueueType, sensor: Uuid) -> Result<Vec<Uuid>> {
+        let mut c = self.meta.clone();
+        let mut ids: Vec<String> = c.smembers(type_set(ty, false)).await?;
+        let group: Vec<String> = c.smembers(sensor_set(ty, sensor)).await?;
+        ids.extend(group);
+        let mut ids: Vec<Uuid> = ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Pushes items from a sensor to every queue of their type it feeds.
+    /// Each queue keeps its newest `max_size` items; the others are counted
+    /// in `d4_dropped`.
+    pub async fn push(
+        &self,
+        ty: &QueueType,
+        sensor: Uuid,
+        items: &[impl AsRef<[u8]>],
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let queues = self.route(ty, sensor).await?;
+        let mut m = self.meta.clone();
+        let mut l = self.lists.clone();
+        let t = now();
+        for q in queues {
+            let mk = meta_key(q);
+            let max: Option<u64> = m.hget(&mk, "max_size").await?;
+            let max = max.unwrap_or(self.default_max).max(1);
+            let key = list_key(ty, q);
+            let mut p = redis::pipe();
+            p.atomic();
+            for i in items {
+                p.lpush(&key, i.as_ref()).ignore();
+            }
+            p.llen(&key);
+            p.ltrim(&key, 0, max as isize - 1).ignore();
+            let (len,): (u64,) = p.query_async(&mut l).await?;
+            let dropped = len.saturating_sub(max);
+            let mut p = redis::pipe();
+            p.hset(&mk, "last_updated", t)
+                .ignore()
+                .hincr(&mk, "d4_pushed", items.len() as u64)
+                .ignore()
+                .hincr(&mk, "d4_dropped", dropped)
+                .ignore();
+            let _: () = p.query_async(&mut m).await?;
+        }
+        Ok(())
+    }
+
+    async fn def(&self, id: Uuid) -> Result<QueueDef> {
+        match self.get(id).await? {
+            Some(d) => Ok(d),
+            None => bail!("no queue {id}"),
+        }
+    }
+
+    /// Removes and returns up to `n` items, oldest first (`RPOP key n`).
+    pub async fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        let d = self.def(id).await?;
+        let mut l = self.lists.clone();
+        let Some(count) = std::num::NonZeroUsize::new(n) else {
+            return Ok(Vec::new());
+        };
+        let v: Option<Vec<Vec<u8>>> = l.rpop(list_key(&d.ty, id), Some(count)).await?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// Up to `n` items, oldest first, held for this consumer until
+    /// [`RedisQueues::ack`]; a consumer that died before acknowledging gets
+    /// the same batch again.
+    pub async fn read(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        let d = self.def(id).await?;
+        let mut l = self.lists.clone();
+        let mut v: Vec<Vec<u8>> = redis::Script::new(READ_SCRIPT)
+            .key(list_key(&d.ty, id))
+            .key(processing_key(id))
+            .arg(n.max(1))
+            .invoke_async(&mut l)
+            .await?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Drops the batch held by [`RedisQueues::read`].
+    pub async fn ack(&self, id: Uuid) -> Result<()> {
+        let mut l = self.lists.clone();
+        let _: () = l.del(processing_key(id)).await?;
+        Ok(())
+    }
+
+    /// Changes the max size (trimming the oldest items at once).
+    pub async fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
+        if max_size == 0 {
+            bail!("max size must be at least 1");
+        }
+        let d = self.def(id).await?;
+        let mut m = self.meta.clone();
+        let _: () = m.hset(meta_key(id), "max_size", max_size).await?;
+        let mut l = self.lists.clone();
+        let key = list_key(&d.ty, id);
+        let len: u64 = l.llen(&key).await?;
+        let _: () = l.ltrim(&key, 0, max_size as isize - 1).await?;
+        let dropped = len.saturating_sub(max_size);
+        if dropped > 0 {
+            let _: () = m.hincr(meta_key(id), "d4_dropped", dropped).await?;
+        }
+        self.def(id).await
+    }
+
+    /// Deletes a queue and its items (as the reference's `remove_queues`).
+    pub async fn delete(&self, id: Uuid) -> Result<QueueDef> {
+        let d = self.def(id).await?;
+        let mut p = redis::pipe();
+        p.atomic();
+        p.del(meta_key(id)).ignore();
+        p.del(format!("analyzer_sensor_group:{id}")).ignore();
+        for s in &d.sensors {
+            p.srem(sensor_set(&d.ty, *s), id.to_string()).ignore();
+        }
+        p.srem(type_set(&d.ty, !d.sensors.is_empty()), id.to_string())
+            .ignore();
+        p.srem("all_analyzer_queues", id.to_string()).ignore();
+        let mut m = self.meta.clone();
+        let _: () = p.query_async(&mut m).await?;
+        let mut l = self.lists.clone();
+        let _: () = l.del(&[list_key(&d.ty, id), processing_key(id)]).await?;
+        Ok(d)
+    }
+}
