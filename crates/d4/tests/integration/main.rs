@@ -6,3 +6,4 @@ mod bad_input;
 mod cli;
 mod e2e;
 mod harness;
+mod web_api;
