@@ -25,6 +25,17 @@ if ! command -v tcpdump >/dev/null 2>&1; then
   fi
 fi
 
+# Chromium + chromedriver: the web UI is tested in a real headless browser.
+if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium chromium-driver"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null \
+      || echo "ci.sh: could not install chromium; the browser test will say 'skipped'"
+  else
+    echo "ci.sh: chromium/chromedriver not installed; the browser test will say 'skipped'"
+  fi
+fi
+
 if [ ! -d ../shared/data/pcap ] && [ -z "${D4_SHARED:-}" ]; then
   echo "ci.sh: ../shared not found: tests on the reference vectors and real captures will say 'skipped'"
 fi

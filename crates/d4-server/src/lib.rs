@@ -88,6 +88,8 @@ pub struct Shared {
     pub monitor: monitor::Monitor,
     /// Unix seconds when the server started.
     pub started: i64,
+    /// The bound ingest address.
+    pub ingest_addr: SocketAddr,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -212,6 +214,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         accounts,
         monitor: monitor::Monitor::default(),
         started: chrono::Utc::now().timestamp(),
+        ingest_addr,
     });
 
     let api_host = if api_addr.ip().is_unspecified() {

@@ -920,7 +920,7 @@ async fn server_page(State(s): State<Arc<Shared>>, c: Ctx, Query(f): Query<Flash
             crate::Mode::Registration => "registration".into(),
             crate::Mode::SharedSecret => "shared-secret".into(),
         },
-        listen: s.cfg.listen.to_string(),
+        listen: s.ingest_addr.to_string(),
         sessions: s.sensors.live().len(),
         started: ts(s.started),
         types: d4_proto::D4Type::DEFINED

@@ -6,4 +6,5 @@ mod bad_input;
 mod cli;
 mod e2e;
 mod harness;
+mod web;
 mod web_api;
