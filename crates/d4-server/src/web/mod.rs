@@ -41,6 +41,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/password", get(password_page).post(password_change))
+        .route("/account/api-key", post(own_api_key))
         .route("/", get(dashboard))
         .route("/sensors", get(sensors_page))
         .route("/sensors/{id}", get(sensor_page))
@@ -390,12 +391,29 @@ async fn logout(State(s): State<Arc<Shared>>, c: Ctx, Form(f): Form<Fields>) -> 
 #[template(path = "password.html")]
 struct PasswordPage {
     l: Layout,
+    new_key: String,
 }
 
 async fn password_page(State(s): State<Arc<Shared>>, c: Ctx, Query(f): Query<Flash>) -> Response {
     html(&PasswordPage {
         l: layout(&s, &c, &f, "password"),
+        new_key: String::new(),
     })
+}
+
+/// Any account makes itself a new API key (shown on this answer only).
+async fn own_api_key(State(s): State<Arc<Shared>>, c: Ctx, Form(f): Form<Fields>) -> Response {
+    if let Some(r) = guard(&c, &f, Role::User) {
+        return r;
+    }
+    let (a, name) = (s.accounts.clone(), c.user.name.clone());
+    match api::blocking(move || a.reset_api_key(&name)).await {
+        Ok(key) => html(&PasswordPage {
+            l: layout(&s, &c, &Flash::default(), "password"),
+            new_key: key,
+        }),
+        Err(e) => back("/password", Err(e)),
+    }
 }
 
 async fn password_change(State(s): State<Arc<Shared>>, c: Ctx, Form(f): Form<Fields>) -> Response {

@@ -100,7 +100,7 @@ fn reason(v: &Value) -> &str {
 #[test]
 fn first_login_forced_password_change_csrf_and_cookies() {
     let s = Server::start(&[]);
-    let (pw, _) = s.admin_credentials();
+    let (pw, admin_key) = s.admin_credentials();
     let mut b = Browser::new(&s);
     // Pages need a session.
     let (code, loc, _) = b.get("/sensors");
@@ -201,6 +201,14 @@ fn first_login_forced_password_change_csrf_and_cookies() {
         s.call("GET", "/queues", Some(&s.token), None).1[0]["description"],
         "from the form"
     );
+    // Any account can make itself a new API key, shown once; the old one stops working.
+    let old_key = admin_key;
+    let (code, _, page, _) = b.post("/account/api-key", &[("csrf", &t)]);
+    assert_eq!(code, 200);
+    let i = page.find("shown this once: <code>").unwrap() + 23;
+    let new_key = &page[i..i + 32];
+    assert_eq!(s.call("GET", "/sensors", Some(new_key), None).0, 200);
+    assert_eq!(s.call("GET", "/sensors", Some(&old_key), None).0, 401);
     // Logging out ends the session.
     let (code, loc, ..) = b.post("/logout", &[("csrf", &t)]);
     assert_eq!((code, loc.as_str()), (303, "/login"));
@@ -879,4 +887,30 @@ fn monitoring_fires_alerts_and_webhook_and_metrics_parse() {
     let m = parse_metrics(s.call("GET", "/metrics", k, None).1.as_str().unwrap());
     assert!(m.get(&("d4_rejects_total".into(), "reason=\"bad_hmac\"".into())) >= Some(&1.0));
     assert_eq!(s.call("GET", "/metrics", None, None).0, 401);
+}
+
+#[test]
+fn cli_queue_empty_and_sensor_reject() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, k) = s.admin_credentials();
+    let u = Uuid::new_v4();
+    let (code, _) = s.call(
+        "POST",
+        "/add/sensor/register",
+        Some(&k),
+        Some(json!({"uuid": u.to_string(), "hmac_key": "k"})),
+    );
+    assert_eq!(code, 200);
+    s.d4_ok(&["sensor", "reject", &u.to_string()]);
+    assert_eq!(s.sensor(&u)["status"], "unknown");
+    let o = s.d4(&["sensor", "reject", &u.to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not pending"));
+    let q = s.create_queue("3", &[]);
+    let sensor = Sensor::new(&s, 3);
+    s.d4_ok(&["sensor", "approve", &sensor.uuid.to_string()]);
+    sensor.send(b"a\nb\n");
+    s.wait_queue_len(&q, 2);
+    s.d4_ok(&["queue", "empty", &q]);
+    assert_eq!(s.queue_len(&q), 0);
 }
