@@ -34,6 +34,7 @@ use crate::Shared;
 const STYLE: &str = include_str!("style.css");
 const SESSION_COOKIE: &str = "d4_session";
 const LOGIN_COOKIE: &str = "d4_login";
+const FLASH_COOKIE: &str = "d4_flash";
 
 /// The whole HTTPS application: UI pages, `/api/v1`, `/metrics`.
 pub fn app(shared: Arc<Shared>) -> Router {
@@ -57,6 +58,7 @@ pub fn app(shared: Arc<Shared>) -> Router {
         .route("/api", get(api_page))
         .route("/static/style.css", get(style))
         .merge(api::router(shared.clone()))
+        .layer(middleware::from_fn(clear_flash))
         .layer(middleware::from_fn(security_headers))
         .with_state(shared)
 }
@@ -155,6 +157,8 @@ struct Ctx {
     user: User,
     csrf: String,
     cookie: String,
+    /// The message the previous action left (message, error).
+    flash: (String, String),
 }
 
 impl FromRequestParts<Arc<Shared>> for Ctx {
@@ -175,6 +179,7 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
             user,
             csrf: ws.csrf,
             cookie: c,
+            flash: read_flash(&parts.headers),
         })
     }
 }
@@ -233,14 +238,66 @@ fn guard(c: &Ctx, f: &Fields, needed: Role) -> Option<Response> {
     None
 }
 
-/// Back to `to` with a message (or the error) shown at the top.
+/// Back to `to` with a message (or the error) shown at the top of the next
+/// page. The message travels in a short-lived cookie, not in the URL, so a
+/// link from elsewhere cannot put words on our pages.
 fn back(to: &str, r: Result<String, ApiError>) -> Response {
-    let sep = if to.contains('?') { '&' } else { '?' };
-    let url = match r {
-        Ok(m) => format!("{to}{sep}msg={}", enc(&m)),
-        Err(e) => format!("{to}{sep}err={}", enc(&e.1)),
+    let value = match r {
+        Ok(m) => format!("ok.{}", enc(&m)),
+        Err(e) => format!("err.{}", enc(&e.1)),
     };
-    Redirect::to(&url).into_response()
+    let (k, v) = set_cookie(FLASH_COOKIE, &value, "/", 60);
+    (
+        StatusCode::SEE_OTHER,
+        [(k, v), (header::LOCATION, to.to_string())],
+    )
+        .into_response()
+}
+
+/// Decodes `%XX` escapes.
+fn dec(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |x: u8| (x as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The message of the flash cookie: (message, error).
+fn read_flash(headers: &HeaderMap) -> (String, String) {
+    let Some(v) = cookie(headers, FLASH_COOKIE) else {
+        return Default::default();
+    };
+    let text = |m: &str| dec(m).chars().take(500).collect::<String>();
+    match v.split_once('.') {
+        Some(("ok", m)) => (text(m), String::new()),
+        Some(("err", m)) => (String::new(), text(m)),
+        _ => Default::default(),
+    }
+}
+
+/// Clears the flash cookie once a page has shown it.
+async fn clear_flash(req: Request, next: Next) -> Response {
+    let had = cookie(req.headers(), FLASH_COOKIE).is_some_and(|v| !v.is_empty());
+    let mut r = next.run(req).await;
+    if had && !r.status().is_redirection() {
+        let (k, v) = set_cookie(FLASH_COOKIE, "", "/", 0);
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
 }
 
 /// What the page frame shows.
@@ -257,11 +314,12 @@ struct Layout {
     version: &'static str,
 }
 
+/// Query parameters of pages (filters), and a message set by the handler.
 #[derive(Deserialize, Default)]
 struct Flash {
-    #[serde(default)]
+    #[serde(skip)]
     msg: String,
-    #[serde(default)]
+    #[serde(skip)]
     err: String,
     #[serde(default)]
     show: String,
@@ -275,8 +333,16 @@ fn layout(s: &Shared, c: &Ctx, f: &Flash, active: &'static str) -> Layout {
         role: c.user.role.as_str(),
         admin: c.user.role == Role::Admin,
         csrf: c.csrf.clone(),
-        msg: f.msg.chars().take(500).collect(),
-        err: f.err.chars().take(500).collect(),
+        msg: if f.msg.is_empty() {
+            c.flash.0.clone()
+        } else {
+            f.msg.clone()
+        },
+        err: if f.err.is_empty() {
+            c.flash.1.clone()
+        } else {
+            f.err.clone()
+        },
         alerts: s.monitor.alerts().len(),
         active,
         restricted: c.user.must_change_password,
@@ -293,13 +359,13 @@ struct LoginPage {
     err: String,
 }
 
-async fn login_page(headers: HeaderMap, Query(f): Query<Flash>) -> Response {
+async fn login_page(headers: HeaderMap) -> Response {
     let token = cookie(&headers, LOGIN_COOKIE)
         .filter(|t| t.len() == 32 && t.chars().all(|c| c.is_ascii_alphanumeric()))
         .unwrap_or_else(crate::accounts::random_secret);
     let mut r = html(&LoginPage {
         csrf: token.clone(),
-        err: f.err,
+        err: String::new(),
     });
     let (k, v) = set_cookie(LOGIN_COOKIE, &token, "/login", 3600);
     if let Ok(v) = HeaderValue::from_str(&v) {
@@ -1344,4 +1410,24 @@ fn message(s: &Shared, c: &Ctx, code: StatusCode, heading: &str, text: &str) -> 
     });
     *r.status_mut() = code;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_round_trip_and_cookie_parsing() {
+        let m = "Queue 1 created; 50% \"done\" é";
+        assert_eq!(dec(&enc(m)), m);
+        assert_eq!(dec("%zz%4"), "%zz%4");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; {FLASH_COOKIE}=err.{}", enc(m))).unwrap(),
+        );
+        assert_eq!(read_flash(&h), (String::new(), m.to_string()));
+        assert_eq!(cookie(&h, "a").as_deref(), Some("b"));
+        assert_eq!(cookie(&h, "nope"), None);
+    }
 }

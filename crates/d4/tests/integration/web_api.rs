@@ -150,7 +150,16 @@ fn first_login_forced_password_change_csrf_and_cookies() {
     let f = change(&token);
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (code, loc, ..) = b.post("/password", &f);
-    assert_eq!((code, loc.as_str()), (303, "/?msg=Password%20changed."));
+    assert_eq!((code, loc.as_str()), (303, "/"));
+    let (_, _, page) = b.get("/");
+    assert!(page.contains("Password changed."));
+    // Messages come from the server's own cookie, never from the URL.
+    let (_, _, page) = b.get("/?msg=Call+us+at+555&err=injected");
+    assert!(
+        !page.contains("Call us")
+            && !page.contains("injected")
+            && !page.contains("Password changed.")
+    );
     assert!(
         !s.data_dir().join("DEFAULT_PASSWORD").exists(),
         "DEFAULT_PASSWORD is removed once the password is changed"
@@ -195,8 +204,9 @@ fn first_login_forced_password_change_csrf_and_cookies() {
             ("description", "from the form"),
         ],
     );
-    assert_eq!(code, 303);
-    assert!(loc.contains("msg="), "{loc}");
+    assert_eq!((code, loc.as_str()), (303, "/server"));
+    let (_, _, page) = b.get("/server");
+    assert!(page.contains("created for type 3"), "{page}");
     assert_eq!(
         s.call("GET", "/queues", Some(&s.token), None).1[0]["description"],
         "from the form"
