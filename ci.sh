@@ -16,7 +16,7 @@ fi
 
 # Tools the tests run for real: tcpdump (every stored capture must open in
 # it), redis-server and redis-cli (the Redis backend and the reference
-# analyzers' RPOP contract). Installed when missing; otherwise those checks
+# analyzers' RPOP contract), Chromium and chromedriver (the web UI). Installed when missing; otherwise those checks
 # print "skipped".
 install() { # COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -31,6 +31,10 @@ install() { # COMMAND PACKAGE
 }
 install tcpdump tcpdump
 install redis-server redis-server
+
+# Chromium + chromedriver: the web UI is tested in a real headless browser.
+install chromium chromium
+install chromedriver chromium-driver
 
 if [ ! -d ../shared/data/pcap ] && [ -z "${D4_SHARED:-}" ]; then
   echo "ci.sh: ../shared not found: tests on the reference vectors and real captures will say 'skipped'"

@@ -58,6 +58,15 @@ pub struct ServerConfig {
     pub default_queue_size: u64,
     /// gzip level for rotated files, 1-9, or 0 to leave them uncompressed. Default 6.
     pub gzip_level: u32,
+    /// Seconds between monitoring checks (silent sensors, full or unconsumed
+    /// queues). Default 30.
+    pub monitor_interval_secs: u64,
+    /// Seconds a non-empty queue may go without a consumer before it is
+    /// reported. Default 600.
+    pub queue_stale_secs: u64,
+    /// URL that monitoring alerts are POSTed to as JSON (fired and resolved).
+    /// Default none.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +88,9 @@ impl Default for ServerConfig {
             max_connections_per_ip: 64,
             default_queue_size: 10_000,
             gzip_level: 6,
+            monitor_interval_secs: 30,
+            queue_stale_secs: 600,
+            webhook_url: None,
         }
     }
 }
@@ -102,6 +114,16 @@ impl ServerConfig {
             "idle_timeout_secs must be at least 1"
         );
         anyhow::ensure!(self.gzip_level <= 9, "gzip_level must be 0 (off) to 9");
+        anyhow::ensure!(
+            self.monitor_interval_secs >= 1,
+            "monitor_interval_secs must be at least 1"
+        );
+        if let Some(u) = &self.webhook_url {
+            anyhow::ensure!(
+                u.starts_with("http://") || u.starts_with("https://"),
+                "webhook_url must be an http:// or https:// URL, not {u:?}"
+            );
+        }
         anyhow::ensure!(
             !self.accepted_types.contains(&0),
             "type 0 is reserved and cannot be accepted"

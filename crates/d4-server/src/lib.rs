@@ -14,12 +14,17 @@
 //! - [`queues`]: analyzer queues (FIFO, max size with drop counts, groups).
 //! - [`redis_queues`]: the same queues in Redis, in the reference key schema
 //!   (not used by the server yet: Redis mode is being built).
-//! - [`api`]: the HTTPS management API (`/api/v1/...`).
+//! - [`api`]: the HTTPS management API (`/api/v1/...`) and `/metrics`.
+//! - [`accounts`]: users, roles, API keys, browser sessions, login throttling.
+//! - [`web`]: the server-rendered admin UI, on the same HTTPS port as the API.
+//! - [`monitor`]: alerts (silent sensors, full or unconsumed queues), webhook.
 //!
 //! [`start`] brings it all up and returns a handle with the bound addresses.
 
+pub mod accounts;
 pub mod api;
 pub mod config;
+pub mod monitor;
 pub mod policy;
 pub mod queues;
 pub mod redis_queues;
@@ -27,6 +32,7 @@ pub mod sensors;
 pub mod session;
 pub mod store;
 pub mod tls;
+pub mod web;
 pub mod workers;
 
 use std::collections::HashMap;
@@ -56,6 +62,8 @@ pub struct Stats {
     pub rejects: AtomicU64,
     /// Records skipped (e.g. NDJSON lines that are not JSON).
     pub skipped: AtomicU64,
+    /// Rejections by reason ([`policy::Reject::kind`]).
+    pub rejects_by_reason: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// State shared by every session and the API.
@@ -74,8 +82,17 @@ pub struct Shared {
     pub stats: Stats,
     /// Flips to `true` when the server stops.
     pub shutdown: watch::Receiver<bool>,
-    /// The management API token.
+    /// The local management token (server.json), an admin credential for
+    /// the CLI on this machine.
     pub api_token: String,
+    /// Operator accounts and browser sessions.
+    pub accounts: Arc<accounts::Accounts>,
+    /// Alerts in force.
+    pub monitor: monitor::Monitor,
+    /// Unix seconds when the server started.
+    pub started: i64,
+    /// The bound ingest address.
+    pub ingest_addr: SocketAddr,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -167,6 +184,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         }
     };
 
+    let accounts = Arc::new(accounts::Accounts::load(db.clone())?);
+
     let ingest = TcpListener::bind(cfg.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (in use? choose another with --listen)",
@@ -195,6 +214,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         stats: Stats::default(),
         shutdown: shutdown_rx,
         api_token: api_token.clone(),
+        accounts,
+        monitor: monitor::Monitor::default(),
+        started: chrono::Utc::now().timestamp(),
+        ingest_addr,
     });
 
     let api_host = if api_addr.ip().is_unspecified() {
@@ -208,6 +231,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         token: api_token,
         ca: tls_dir.join(tls::CA_CERT),
     };
+    if shared.accounts.ensure_admin(&data_dir, &control.api)? {
+        tracing::warn!(
+            "first start: the web UI's admin password and API key are in {} (the password must be changed at first login)",
+            data_dir.join(accounts::DEFAULT_PASSWORD_FILE).display()
+        );
+    }
     write_private(
         &data_dir.join(CONTROL_FILE),
         &serde_json::to_vec_pretty(&control)?,
@@ -220,6 +249,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         TlsAcceptor::from(ingest_tls),
     ));
     tasks.spawn(api::serve(shared.clone(), web, TlsAcceptor::from(api_tls)));
+    tasks.spawn(monitor::run(shared.clone()));
     let s2 = shared.clone();
     tasks.spawn(async move {
         let mut sd = s2.shutdown.clone();
@@ -240,7 +270,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         }
     });
     tracing::info!(
-        "d4 server listening: ingest tls://{ingest_addr}, API https://{api_addr}; mode {:?}; data in {}",
+        "d4 server listening: ingest tls://{ingest_addr}, web UI and API https://{api_addr}; mode {:?}; data in {}",
         cfg.mode,
         data_dir.display()
     );

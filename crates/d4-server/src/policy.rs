@@ -31,6 +31,30 @@ pub struct PolicyState {
     pub block_ip_by_uuid: BTreeSet<Uuid>,
     /// Per-sensor HMAC keys (never shown by the API).
     pub keys: BTreeMap<Uuid, String>,
+    /// Operator settings per sensor (name, tags, limits, monitoring).
+    pub settings: BTreeMap<Uuid, SensorSettings>,
+    /// Accepted types set from the UI or API (instead of the configuration's).
+    pub accepted_types: Option<BTreeSet<u8>>,
+    /// Accepted extended types set from the UI or API (empty: any).
+    pub accepted_extended: Option<BTreeSet<String>>,
+}
+
+/// What an operator sets on a sensor.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SensorSettings {
+    /// Short name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Tags, for filtering.
+    pub tags: Vec<String>,
+    /// Largest frame accepted from this sensor (bytes), below the server's
+    /// `max_frame_size`; `None` for the server's.
+    pub max_frame_size: Option<u32>,
+    /// Seconds of silence after which the sensor is reported (monitoring);
+    /// `None`: not monitored.
+    pub monitor_delay_secs: Option<u64>,
 }
 
 /// A sensor waiting for approval.
@@ -42,6 +66,19 @@ pub struct PendingSensor {
     pub last_seen: i64,
     /// Peer address of the last attempt.
     pub ip: String,
+    /// Registered through the API (`POST /api/v1/add/sensor/register`).
+    #[serde(default)]
+    pub registered: bool,
+    /// Contact given at registration.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Third-party sensor (given at registration).
+    #[serde(default)]
+    pub third_party: bool,
+    /// HMAC key given at registration, set as the sensor's key on approval
+    /// (never shown).
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// Most pending sensors remembered (oldest forgotten first).
@@ -111,6 +148,32 @@ pub enum Reject {
     /// Unsupported protocol version.
     #[error("protocol version {0} is not supported (only 1)")]
     Version(u8),
+}
+
+impl Reject {
+    /// A short name for the reason (metrics label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reject::BlockedIp(_) => "blocked_ip",
+            Reject::BlockIpByUuid(_) => "block_ip_by_uuid",
+            Reject::BlockedUuid => "blocked_uuid",
+            Reject::Kicked(_) => "kicked",
+            Reject::NotApproved(_) => "not_approved",
+            Reject::TooLarge { .. } => "too_large",
+            Reject::NotV4(_) => "not_v4",
+            Reject::Type0 => "type_0",
+            Reject::TypeNotAccepted(_) => "type_not_accepted",
+            Reject::ExtendedNotAccepted(_) => "extended_type_not_accepted",
+            Reject::ExtendedFirst => "extended_first",
+            Reject::AlreadyConnected(_) => "already_connected",
+            Reject::UuidChanged(..) => "uuid_changed",
+            Reject::TypeChanged(..) => "type_changed",
+            Reject::BadHmac => "bad_hmac",
+            Reject::BadPayload(_) => "bad_payload",
+            Reject::Timeout(_) => "timeout",
+            Reject::Version(_) => "version",
+        }
+    }
 }
 
 /// The policy shared by all sessions.
@@ -200,6 +263,22 @@ impl Policy {
         Ok(())
     }
 
+    /// The accepted types in force (set by an operator, or the configuration's).
+    pub fn accepted_types(&self) -> BTreeSet<u8> {
+        self.read()
+            .accepted_types
+            .clone()
+            .unwrap_or_else(|| self.accepted_types.clone())
+    }
+
+    /// The accepted extended types in force (empty: any valid name).
+    pub fn accepted_extended(&self) -> BTreeSet<String> {
+        self.read()
+            .accepted_extended
+            .clone()
+            .unwrap_or_else(|| self.accepted_extended.clone())
+    }
+
     /// Check 1, also run when a connection is accepted.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
@@ -245,11 +324,14 @@ impl Policy {
             }
             return Err(Reject::NotApproved(u));
         }
-        if h.size > self.max_frame_size {
-            return Err(Reject::TooLarge {
-                size: h.size,
-                max: self.max_frame_size,
-            });
+        let max = self
+            .read()
+            .settings
+            .get(&u)
+            .and_then(|s| s.max_frame_size)
+            .map_or(self.max_frame_size, |m| m.min(self.max_frame_size));
+        if h.size > max {
+            return Err(Reject::TooLarge { size: h.size, max });
         }
         if !d4_proto::is_v4(&u) {
             return Err(Reject::NotV4(u));
@@ -257,7 +339,7 @@ impl Policy {
         if h.ty == 0 {
             return Err(Reject::Type0);
         }
-        if !self.accepted_types.contains(&h.ty) {
+        if !self.accepted_types().contains(&h.ty) {
             return Err(Reject::TypeNotAccepted(h.ty));
         }
         if h.version != d4_proto::VERSION {
@@ -268,7 +350,8 @@ impl Policy {
 
     /// Check 6 for the extended type announced by a meta-header.
     pub fn check_extended(&self, name: &str) -> Result<(), Reject> {
-        if self.accepted_extended.is_empty() || self.accepted_extended.contains(name) {
+        let accepted = self.accepted_extended();
+        if accepted.is_empty() || accepted.contains(name) {
             Ok(())
         } else {
             Err(Reject::ExtendedNotAccepted(name.to_string()))
@@ -292,6 +375,10 @@ impl Policy {
                 first_seen: t,
                 last_seen: t,
                 ip: ip.to_string(),
+                registered: false,
+                mail: None,
+                third_party: false,
+                key: None,
             });
             e.last_seen = t;
             e.ip = ip.to_string();

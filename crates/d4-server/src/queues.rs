@@ -98,6 +98,10 @@ pub struct QueueDef {
     pub dropped: u64,
     /// Items ever pushed.
     pub pushed: u64,
+    /// Unix seconds of the last pop or empty (0: never): monitoring reports
+    /// a queue nobody consumes.
+    #[serde(default)]
+    pub last_popped: i64,
 }
 
 impl QueueDef {
@@ -276,6 +280,7 @@ impl Queues {
             tail: 0,
             dropped: 0,
             pushed: 0,
+            last_popped: 0,
         };
         let mut defs = self.lock_defs();
         self.db.write(|tx| {
@@ -367,6 +372,9 @@ impl Queues {
             bail!("no queue {id}")
         };
         if d.is_empty() || n == 0 || d.head >= upto {
+            // A consumer is there (remembered in memory; stored with the next change).
+            d.last_popped = now();
+            defs.insert(id, d);
             return Ok(Vec::new());
         }
         let out = self.db.write(|tx| {
@@ -379,6 +387,7 @@ impl Queues {
                 d.head += 1;
             }
             d.last_updated = now();
+            d.last_popped = d.last_updated;
             let mut t = tx.open_table(QUEUES)?;
             t.insert(
                 d.uuid.as_bytes().as_slice(),
@@ -388,6 +397,33 @@ impl Queues {
         })?;
         defs.insert(id, d);
         Ok(out)
+    }
+
+    /// Removes every item of a queue (any type, extended ones too); returns
+    /// how many.
+    pub fn empty(&self, id: Uuid) -> Result<u64> {
+        let mut defs = self.lock_defs();
+        let Some(mut d) = defs.get(&id).cloned() else {
+            bail!("no queue {id}")
+        };
+        let n = d.len();
+        self.db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            let lo = item_key(id.as_bytes(), 0);
+            let hi = item_key(id.as_bytes(), u64::MAX);
+            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            d.head = d.tail;
+            d.last_updated = now();
+            d.last_popped = d.last_updated;
+            let mut t = tx.open_table(QUEUES)?;
+            t.insert(
+                d.uuid.as_bytes().as_slice(),
+                serde_json::to_vec(&d)?.as_slice(),
+            )?;
+            Ok(())
+        })?;
+        defs.insert(id, d);
+        Ok(n)
     }
 
     /// The first `n` items, left in place.

@@ -8,7 +8,7 @@
 //! | key | instance | what |
 //! |-----|----------|------|
 //! | `analyzer:<type-or-name>:<queue>` | queues | the list: producers `LPUSH` + `LTRIM`, consumers `RPOP` (FIFO) |
-//! | `analyzer:<queue>` | metadata | hash `type` (254 for extended types), `metatype`, `description`, `max_size`, `last_updated`; ours add `created`, `d4_pushed`, `d4_dropped` |
+//! | `analyzer:<queue>` | metadata | hash `type` (254 for extended types), `metatype`, `description`, `max_size`, `last_updated`; ours add `created`, `d4_pushed`, `d4_dropped`, `d4_last_popped` |
 //! | `analyzer:<type>`, `analyzer:254:<name>` | metadata | set of the queues of a type (all sensors) |
 //! | `analyzer_uuid_group:<type>`, `analyzer_uuid_group:254:<name>` | metadata | set of the group queues of a type |
 //! | `analyzer_sensor_group:<queue>` | metadata | set of the sensors (32 hex) of a group queue |
@@ -185,6 +185,7 @@ impl RedisQueues {
             sensors,
             created: num("created") as i64,
             last_updated: num("last_updated") as i64,
+            last_popped: num("d4_last_popped") as i64,
             head: 0,
             tail: len + held,
             dropped: num("d4_dropped") as u64,
@@ -275,7 +276,15 @@ impl RedisQueues {
             return Ok(Vec::new());
         };
         let v: Option<Vec<Vec<u8>>> = l.rpop(list_key(&d.ty, id), Some(count)).await?;
+        self.popped(id).await?;
         Ok(v.unwrap_or_default())
+    }
+
+    /// Remembers that a consumer came (queue monitoring: "not consumed").
+    async fn popped(&self, id: Uuid) -> Result<()> {
+        let mut m = self.meta.clone();
+        let _: () = m.hset(meta_key(id), "d4_last_popped", now() as i64).await?;
+        Ok(())
     }
 
     /// Up to `n` items, oldest first, held for this consumer until
@@ -290,6 +299,7 @@ impl RedisQueues {
             .arg(n.max(1))
             .invoke_async(&mut l)
             .await?;
+        self.popped(id).await?;
         v.reverse();
         Ok(v)
     }

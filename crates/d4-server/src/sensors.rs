@@ -168,6 +168,8 @@ pub struct Sensors {
     /// Server-wide daily counters by `YYYYMMDD` (store document `daily`).
     daily: Mutex<BTreeMap<String, ServerDay>>,
     rejections: Mutex<VecDeque<Rejection>>,
+    /// Accepted traffic per type key since the server started (metrics).
+    totals: Mutex<BTreeMap<String, DayStats>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -191,6 +193,7 @@ impl Sensors {
             forgotten: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
+            totals: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -269,6 +272,12 @@ impl Sensors {
         }
         m.last_error = None;
         drop(all);
+        {
+            let mut totals = lock(&self.totals);
+            let d = totals.entry(t.type_key.clone()).or_default();
+            d.bytes += t.bytes;
+            d.frames += t.frames;
+        }
         let mut daily = lock(&self.daily);
         let sd = daily.entry(day).or_default();
         let add = |d: &mut DayStats| {
@@ -365,6 +374,11 @@ impl Sensors {
     /// Server-wide daily counters, oldest day first.
     pub fn daily(&self) -> BTreeMap<String, ServerDay> {
         lock(&self.daily).clone()
+    }
+
+    /// Accepted traffic per type key since the server started.
+    pub fn totals(&self) -> BTreeMap<String, DayStats> {
+        lock(&self.totals).clone()
     }
 
     /// Recent rejections, newest first.

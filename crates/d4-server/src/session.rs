@@ -407,6 +407,13 @@ pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
 /// Logs and records a rejection. Only this session is affected.
 fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject) {
     shared.stats.rejects.fetch_add(1, Ordering::Relaxed);
+    *shared
+        .stats
+        .rejects_by_reason
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(r.kind())
+        .or_insert(0) += 1;
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, &r.to_string());
 }

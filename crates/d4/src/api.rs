@@ -17,7 +17,7 @@ pub(crate) struct Conn {
     /// Management API URL (instead of the data dir), e.g. https://d4.example.org:7000.
     #[arg(long, env = "D4_SERVER", global = true)]
     pub(crate) server: Option<String>,
-    /// API token (with --server).
+    /// API key (with --server): an account's key (DEFAULT_PASSWORD, the web UI's Users page).
     #[arg(long, env = "D4_TOKEN", global = true, hide_env_values = true)]
     pub(crate) token: Option<String>,
     /// CA certificate of the server (with --server; default: the data dir's tls/ca.crt).

@@ -40,7 +40,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the D4 server (TLS ingest, workers, analyzer queues, management API).
+    /// Run the D4 server (TLS ingest, workers, analyzer queues, web UI and REST API).
     Server(server::Args),
     /// Run a sensor: frame a stream as D4 and send it to a server or stdout.
     Client(client::Args),

@@ -47,6 +47,14 @@ pub(crate) enum QueueCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Remove every item of a queue (the queue stays).
+    #[command(after_help = "Example:\n  d4 queue empty 3f0c6f8e-6c4b-4b8e-9a57-2d1f5a0b7c11")]
+    Empty {
+        /// Queue UUID.
+        uuid: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Delete a queue and its items.
     #[command(after_help = "Example:\n  d4 queue delete 3f0c6f8e-6c4b-4b8e-9a57-2d1f5a0b7c11")]
     Delete {
@@ -89,6 +97,14 @@ pub(crate) enum SensorCmd {
         /// Also set its HMAC key.
         #[arg(long)]
         key: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Reject a pending sensor (forget its registration request).
+    #[command(after_help = "Example:\n  d4 sensor reject 9a7c4b56-1c1f-4b74-9b0e-3c1f2a1b7e01")]
+    Reject {
+        /// Sensor UUID.
+        uuid: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -215,6 +231,10 @@ pub(crate) fn queue(c: QueueCmd) -> Result<()> {
             q["preview"] = api.get(&format!("/queues/{uuid}/peek?count=5"))?;
             print_json(&q)?;
         }
+        QueueCmd::Empty { uuid, conn } => {
+            let r = Api::connect(&conn)?.post(&format!("/queues/{uuid}/empty"), &json!({}))?;
+            eprintln!("emptied queue {uuid} ({} items removed)", r["removed"]);
+        }
         QueueCmd::Delete { uuid, conn } => {
             let q = Api::connect(&conn)?.delete(&format!("/queues/{uuid}"))?;
             eprintln!(
@@ -279,6 +299,10 @@ pub(crate) fn sensor(c: SensorCmd) -> Result<()> {
                 action(&conn, &uuid, "key", json!({"key": k}))?;
             }
             eprintln!("sensor {uuid} approved");
+        }
+        SensorCmd::Reject { uuid, conn } => {
+            action(&conn, &uuid, "reject", json!({}))?;
+            eprintln!("pending sensor {uuid} rejected");
         }
         SensorCmd::Key { uuid, key, conn } => {
             action(&conn, &uuid, "key", json!({"key": key}))?;

@@ -9,7 +9,7 @@ use d4_server::{Mode, ServerConfig};
 /// Run the D4 server.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  d4 server                                  # defaults: ./d4-data, [::]:4443, https://127.0.0.1:7000\n  d4 server --mode shared-secret --listen 127.0.0.1:4443\n  d4 server --config /etc/d4/server.toml\n\nOn first start the CA for sensors is written to <data-dir>/tls/ca.crt (use it as rootCA.crt),\nand the management API address and token to <data-dir>/server.json."
+    after_help = "Examples:\n  d4 server                                  # defaults: ./d4-data, [::]:4443, https://127.0.0.1:7000\n  d4 server --mode shared-secret --listen 127.0.0.1:4443\n  d4 server --config /etc/d4/server.toml\n\nOn first start the CA for sensors is written to <data-dir>/tls/ca.crt (use it as rootCA.crt),\nthe management API address and local token to <data-dir>/server.json, and the web UI's\nadmin password and API key to <data-dir>/DEFAULT_PASSWORD: log in at https://127.0.0.1:7000/\nas admin with it; the password must be changed at first login (the file is then removed)."
 )]
 pub(crate) struct Args {
     /// TOML configuration file (see docs/CONFIG.md); flags override it.
@@ -21,9 +21,12 @@ pub(crate) struct Args {
     /// TLS ingest address.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Management API address (HTTPS).
+    /// Web UI and REST API address (HTTPS, certificate from the server's CA).
     #[arg(long)]
     web: Option<SocketAddr>,
+    /// URL that monitoring alerts are POSTed to (JSON), e.g. a chat or paging webhook.
+    #[arg(long)]
+    webhook: Option<String>,
     /// Admission mode: registration (approve each sensor) or shared-secret (any sensor with the key).
     #[arg(long, value_parser = ["registration", "shared-secret"])]
     mode: Option<String>,
@@ -60,6 +63,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
     }
     if let Some(w) = a.web {
         cfg.web = w;
+    }
+    if let Some(h) = a.webhook {
+        cfg.webhook_url = Some(h);
     }
     if let Some(m) = a.mode {
         cfg.mode = if m == "shared-secret" {

@@ -161,6 +161,62 @@ impl Server {
             .unwrap()
     }
 
+    /// The first admin's password and API key, from DEFAULT_PASSWORD.
+    pub fn admin_credentials(&self) -> (String, String) {
+        let text = std::fs::read_to_string(self.data_dir().join("DEFAULT_PASSWORD"))
+            .expect("DEFAULT_PASSWORD written on first start");
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or_else(|| panic!("no {k} in DEFAULT_PASSWORD"))
+                .trim()
+                .to_string()
+        };
+        (field("password:"), field("api_key:"))
+    }
+
+    /// An HTTPS client that trusts the server's CA and does not follow redirects.
+    pub fn web_client(&self) -> reqwest::blocking::Client {
+        let pem = std::fs::read(self.data_dir().join("tls/ca.crt")).unwrap();
+        reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// An API call with a token (or none): status and JSON body (Null if not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = if path.starts_with("/metrics") {
+            format!("{}{path}", self.api)
+        } else {
+            format!("{}/api/v1{path}", self.api)
+        };
+        let mut rb = self
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
+        if let Some(t) = token {
+            rb = rb.header("Authorization", t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub fn queue_len(&self, q: &str) -> u64 {
         self.api_get(&format!("/queues/{q}"))["length"]
             .as_u64()

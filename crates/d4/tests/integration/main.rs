@@ -8,3 +8,5 @@ mod e2e;
 mod harness;
 mod pdns;
 mod sharing;
+mod web;
+mod web_api;

@@ -1,0 +1,579 @@
+//! Operator accounts: users with roles, argon2 password hashes, API keys,
+//! browser sessions and login throttling — all in the embedded store, so they
+//! survive restarts.
+//!
+//! Store documents: `user:<name>`, `websession:<sha-256 of the cookie>`,
+//! `throttle:<ip:ADDR|user:NAME>`. API keys and session cookies are stored as
+//! SHA-256 digests only: a copy of the store does not let anyone in.
+//!
+//! Password hashing and checking take tens of milliseconds: callers run them
+//! off the async threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Context, Result};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::Db;
+
+/// Failed logins (per address and per account) before the lock.
+pub const MAX_FAILURES: u32 = 5;
+/// How long a lock lasts, and the window failures are counted in (seconds).
+pub const LOCK_SECS: i64 = 300;
+/// How long a browser session lasts (seconds).
+pub const SESSION_SECS: i64 = 12 * 3600;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+/// The file with the first admin's credentials, in the data dir.
+pub const DEFAULT_PASSWORD_FILE: &str = "DEFAULT_PASSWORD";
+
+/// What an account may do. `admin` ⊃ `user` ⊃ `sensor_register`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Only `POST /api/v1/add/sensor/register` (API only: cannot log in).
+    SensorRegister,
+    /// Sees everything, pops queues, registers sensors; changes nothing else.
+    User,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// Whether this role includes `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+
+    /// Parses `admin`, `user`, `sensor_register`.
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "user" => Ok(Role::User),
+            "sensor_register" => Ok(Role::SensorRegister),
+            _ => bail!("{s:?} is not a role (admin, user, sensor_register)"),
+        }
+    }
+
+    /// The name used in the API and the UI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::SensorRegister => "sensor_register",
+        }
+    }
+}
+
+/// An account as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Set for new accounts and the first admin: the next login must change it.
+    pub must_change_password: bool,
+    /// SHA-256 (hex) of the API key.
+    pub api_key_hash: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// An account as the API and UI show it (no secrets).
+#[derive(Clone, Debug, Serialize)]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Whether the next login must change the password.
+    pub must_change_password: bool,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// A browser session (cookie `d4_session`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WebSession {
+    /// Account name.
+    pub user: String,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
+/// Failed logins for one address or account.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+struct Throttle {
+    failures: u32,
+    first: i64,
+    locked_until: i64,
+}
+
+/// Why a login failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginError {
+    /// Too many failures: retry after this many seconds.
+    Throttled(i64),
+    /// Wrong name or password (which one is not said).
+    Bad,
+}
+
+/// The account registry.
+pub struct Accounts {
+    db: Arc<Db>,
+    users: Mutex<BTreeMap<String, User>>,
+    sessions: Mutex<HashMap<String, WebSession>>,
+    throttle: Mutex<HashMap<String, Throttle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A random secret: 32 characters of `[A-Za-z0-9]`.
+pub fn random_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    (0..32)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// SHA-256 in hex (digests of API keys and cookies).
+pub fn digest(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hash_password(pw: &str) -> Result<String> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| anyhow!("{e}"))?;
+    Ok(Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map_err(|e| anyhow!("cannot hash the password: {e}"))?
+        .to_string())
+}
+
+fn check_password(hash: &str, pw: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-+".contains(c))
+}
+
+fn check_new_password(pw: &str) -> Result<()> {
+    if pw.chars().count() < MIN_PASSWORD {
+        bail!("the password must have at least {MIN_PASSWORD} characters");
+    }
+    if pw.len() > 1024 {
+        bail!("the password is too long (1024 bytes at most)");
+    }
+    Ok(())
+}
+
+impl Accounts {
+    /// Loads accounts, live sessions and throttle state.
+    pub fn load(db: Arc<Db>) -> Result<Accounts> {
+        let now = chrono::Utc::now().timestamp();
+        let users = db
+            .docs_with_prefix::<User>("user:")?
+            .into_iter()
+            .map(|(_, u)| (u.name.clone(), u))
+            .collect();
+        let sessions = db
+            .docs_with_prefix::<WebSession>("websession:")?
+            .into_iter()
+            .filter(|(_, s)| s.expires > now)
+            .map(|(k, s)| (k["websession:".len()..].to_string(), s))
+            .collect();
+        let throttle = db
+            .docs_with_prefix::<Throttle>("throttle:")?
+            .into_iter()
+            .map(|(k, t)| (k["throttle:".len()..].to_string(), t))
+            .collect();
+        Ok(Accounts {
+            db,
+            users: Mutex::new(users),
+            sessions: Mutex::new(sessions),
+            throttle: Mutex::new(throttle),
+        })
+    }
+
+    fn save_user(&self, u: &User) -> Result<()> {
+        self.db.put_docs(&[(format!("user:{}", u.name), u)])
+    }
+
+    /// On first start (no account at all): creates `admin` with a random
+    /// password that must be changed at first login and an API key, and
+    /// writes both to `<data-dir>/DEFAULT_PASSWORD` (mode 0600).
+    pub fn ensure_admin(&self, data_dir: &Path, web_url: &str) -> Result<bool> {
+        if !lock(&self.users).is_empty() {
+            return Ok(false);
+        }
+        let password = random_secret();
+        let key = self.create_user("admin", Role::Admin, &password)?;
+        let text = format!(
+            "# d4 web UI: {web_url}/\n# The password must be changed at first login; this file is removed then.\nuser: admin\npassword: {password}\napi_key: {key}\n"
+        );
+        crate::write_private(&data_dir.join(DEFAULT_PASSWORD_FILE), text.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Creates an account; it must change its password at first login.
+    /// Returns its API key (shown once).
+    pub fn create_user(&self, name: &str, role: Role, password: &str) -> Result<String> {
+        if !valid_name(name) {
+            bail!("{name:?} is not a valid user name (1-64 of A-Z a-z 0-9 . _ @ - +)");
+        }
+        check_new_password(password)?;
+        if lock(&self.users).contains_key(name) {
+            bail!("user {name:?} already exists");
+        }
+        let key = random_secret();
+        let u = User {
+            name: name.to_string(),
+            role,
+            password_hash: hash_password(password)?,
+            must_change_password: true,
+            api_key_hash: digest(&key),
+            created: chrono::Utc::now().timestamp(),
+        };
+        self.save_user(&u)?;
+        lock(&self.users).insert(u.name.clone(), u);
+        Ok(key)
+    }
+
+    /// Every account, without secrets.
+    pub fn list(&self) -> Vec<UserView> {
+        lock(&self.users)
+            .values()
+            .map(|u| UserView {
+                name: u.name.clone(),
+                role: u.role,
+                must_change_password: u.must_change_password,
+                created: u.created,
+            })
+            .collect()
+    }
+
+    /// One account.
+    pub fn get(&self, name: &str) -> Option<User> {
+        lock(&self.users).get(name).cloned()
+    }
+
+    fn admins(&self) -> usize {
+        lock(&self.users)
+            .values()
+            .filter(|u| u.role == Role::Admin)
+            .count()
+    }
+
+    /// Changes an account's role (the last admin stays admin).
+    pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
+        let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
+        if u.role == Role::Admin && role != Role::Admin && self.admins() == 1 {
+            bail!("{name:?} is the last admin");
+        }
+        u.role = role;
+        self.save_user(&u)?;
+        lock(&self.users).insert(u.name.clone(), u);
+        Ok(())
+    }
+
+    /// Deletes an account and its sessions (not the last admin).
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        let u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
+        if u.role == Role::Admin && self.admins() == 1 {
+            bail!("{name:?} is the last admin");
+        }
+        self.db.delete_doc(&format!("user:{name}"))?;
+        lock(&self.users).remove(name);
+        let gone: Vec<String> = {
+            let mut s = lock(&self.sessions);
+            let ids: Vec<String> = s
+                .iter()
+                .filter(|(_, w)| w.user == name)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &ids {
+                s.remove(k);
+            }
+            ids
+        };
+        for k in gone {
+            self.db.delete_doc(&format!("websession:{k}"))?;
+        }
+        Ok(())
+    }
+
+    /// Gives an account a new API key; returns it (shown once).
+    pub fn reset_api_key(&self, name: &str) -> Result<String> {
+        let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
+        let key = random_secret();
+        u.api_key_hash = digest(&key);
+        self.save_user(&u)?;
+        lock(&self.users).insert(u.name.clone(), u);
+        Ok(key)
+    }
+
+    /// The account an API key belongs to.
+    pub fn by_api_key(&self, key: &str) -> Option<User> {
+        let d = digest(key);
+        lock(&self.users)
+            .values()
+            .find(|u| ct_eq(u.api_key_hash.as_bytes(), d.as_bytes()))
+            .cloned()
+    }
+
+    fn locked(&self, key: &str, now: i64) -> Option<i64> {
+        lock(&self.throttle)
+            .get(key)
+            .filter(|t| t.locked_until > now)
+            .map(|t| t.locked_until - now)
+    }
+
+    fn fail(&self, key: String, now: i64) -> Result<()> {
+        let t = {
+            let mut all = lock(&self.throttle);
+            let t = all.entry(key.clone()).or_default();
+            if now - t.first > LOCK_SECS {
+                *t = Throttle {
+                    failures: 0,
+                    first: now,
+                    locked_until: 0,
+                };
+            }
+            t.failures += 1;
+            if t.failures >= MAX_FAILURES {
+                t.locked_until = now + LOCK_SECS;
+            }
+            *t
+        };
+        self.db.put_docs(&[(format!("throttle:{key}"), t)])
+    }
+
+    /// Checks a login: throttled (per address and per account), then the
+    /// password. Returns the new session's cookie value and the session.
+    pub fn login(
+        &self,
+        name: &str,
+        password: &str,
+        ip: &str,
+        now: i64,
+    ) -> Result<std::result::Result<(String, WebSession), LoginError>> {
+        let (ip_key, user_key) = (format!("ip:{ip}"), format!("user:{name}"));
+        if let Some(wait) = self
+            .locked(&ip_key, now)
+            .into_iter()
+            .chain(self.locked(&user_key, now))
+            .max()
+        {
+            return Ok(Err(LoginError::Throttled(wait)));
+        }
+        let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
+        let ok = match &user {
+            Some(u) => check_password(&u.password_hash, password),
+            None => {
+                // As slow as a real check, so that names cannot be probed by timing.
+                let _ = hash_password(password);
+                false
+            }
+        };
+        if !ok {
+            self.fail(ip_key, now)?;
+            if user.is_some() {
+                self.fail(user_key.clone(), now)?;
+            }
+            return Ok(Err(LoginError::Bad));
+        }
+        if lock(&self.throttle).remove(&user_key).is_some() {
+            self.db.delete_doc(&format!("throttle:{user_key}"))?;
+        }
+        let cookie = random_secret();
+        let s = WebSession {
+            user: name.to_string(),
+            csrf: random_secret(),
+            expires: now + SESSION_SECS,
+        };
+        let id = digest(&cookie);
+        self.db.put_docs(&[(format!("websession:{id}"), &s)])?;
+        lock(&self.sessions).insert(id, s.clone());
+        Ok(Ok((cookie, s)))
+    }
+
+    /// The session a cookie opens, and its account.
+    pub fn session(&self, cookie: &str, now: i64) -> Option<(WebSession, User)> {
+        let s = lock(&self.sessions).get(&digest(cookie)).cloned()?;
+        if s.expires <= now {
+            return None;
+        }
+        let u = self.get(&s.user)?;
+        Some((s, u))
+    }
+
+    /// Ends a session.
+    pub fn logout(&self, cookie: &str) -> Result<()> {
+        let id = digest(cookie);
+        if lock(&self.sessions).remove(&id).is_some() {
+            self.db.delete_doc(&format!("websession:{id}"))?;
+        }
+        Ok(())
+    }
+
+    /// Changes a password (the old one must be right); clears the
+    /// must-change flag. For the first admin, removes DEFAULT_PASSWORD.
+    pub fn change_password(&self, name: &str, old: &str, new: &str, data_dir: &Path) -> Result<()> {
+        let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
+        if !check_password(&u.password_hash, old) {
+            bail!("the current password is wrong");
+        }
+        if old == new {
+            bail!("the new password must differ from the current one");
+        }
+        check_new_password(new)?;
+        u.password_hash = hash_password(new)?;
+        u.must_change_password = false;
+        self.save_user(&u)?;
+        lock(&self.users).insert(u.name.clone(), u);
+        let f = data_dir.join(DEFAULT_PASSWORD_FILE);
+        if name == "admin" && f.exists() {
+            std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> (tempfile::TempDir, Accounts) {
+        let d = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(d.path()).unwrap());
+        (d, Accounts::load(db).unwrap())
+    }
+
+    #[test]
+    fn first_admin_login_change_and_restart() {
+        let (d, a) = accounts();
+        assert!(a.ensure_admin(d.path(), "https://127.0.0.1:7000").unwrap());
+        assert!(!a.ensure_admin(d.path(), "x").unwrap());
+        let text = std::fs::read_to_string(d.path().join(DEFAULT_PASSWORD_FILE)).unwrap();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let (pw, key) = (field("password:"), field("api_key:"));
+        assert_eq!(a.by_api_key(&key).unwrap().role, Role::Admin);
+        assert!(a.by_api_key("nope").is_none());
+        let t = chrono::Utc::now().timestamp();
+        let (cookie, s) = a.login("admin", &pw, "192.0.2.1", t).unwrap().unwrap();
+        assert_eq!(a.session(&cookie, t + 1).unwrap().0.csrf, s.csrf);
+        assert!(a.get("admin").unwrap().must_change_password);
+        assert!(a
+            .change_password("admin", "wrong", "another password", d.path())
+            .is_err());
+        assert!(a.change_password("admin", &pw, "short", d.path()).is_err());
+        a.change_password("admin", &pw, "a much better one", d.path())
+            .unwrap();
+        assert!(!d.path().join(DEFAULT_PASSWORD_FILE).exists());
+        // Survives a restart.
+        let b = Accounts::load(a.db.clone()).unwrap();
+        assert!(!b.get("admin").unwrap().must_change_password);
+        assert!(b.session(&cookie, t + 1).is_some());
+        assert!(b.session(&cookie, t + SESSION_SECS).is_none());
+        b.logout(&cookie).unwrap();
+        assert!(b.session(&cookie, t + 1).is_none());
+    }
+
+    #[test]
+    fn throttled_per_address_and_per_account() {
+        let (_d, a) = accounts();
+        a.create_user("alice", Role::User, "alice's password")
+            .unwrap();
+        for i in 0..MAX_FAILURES {
+            let ip = format!("192.0.2.{i}");
+            assert_eq!(
+                a.login("alice", "wrong", &ip, 10).unwrap().unwrap_err(),
+                LoginError::Bad
+            );
+        }
+        // The account is locked, even with the right password from a new address.
+        assert!(matches!(
+            a.login("alice", "alice's password", "198.51.100.1", 11)
+                .unwrap(),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(a
+            .login(
+                "alice",
+                "alice's password",
+                "198.51.100.1",
+                10 + LOCK_SECS + 1
+            )
+            .unwrap()
+            .is_ok());
+        // Per address: unknown names count too.
+        for _ in 0..MAX_FAILURES {
+            let _ = a.login("nobody", "x", "203.0.113.9", 20).unwrap();
+        }
+        assert!(matches!(
+            a.login("alice", "alice's password", "203.0.113.9", 21)
+                .unwrap(),
+            Err(LoginError::Throttled(_))
+        ));
+    }
+
+    #[test]
+    fn roles_and_the_last_admin() {
+        let (d, a) = accounts();
+        a.ensure_admin(d.path(), "x").unwrap();
+        assert!(Role::Admin.allows(Role::User));
+        assert!(!Role::User.allows(Role::Admin));
+        assert!(Role::User.allows(Role::SensorRegister));
+        assert!(a.delete_user("admin").is_err());
+        assert!(a.set_role("admin", Role::User).is_err());
+        let k = a
+            .create_user("reg", Role::SensorRegister, "0123456789")
+            .unwrap();
+        assert_eq!(a.by_api_key(&k).unwrap().name, "reg");
+        // sensor_register accounts cannot log in.
+        assert_eq!(
+            a.login("reg", "0123456789", "192.0.2.1", 1)
+                .unwrap()
+                .unwrap_err(),
+            LoginError::Bad
+        );
+        let k2 = a.reset_api_key("reg").unwrap();
+        assert!(a.by_api_key(&k).is_none());
+        assert!(a.by_api_key(&k2).is_some());
+        assert!(a.create_user("bad name", Role::User, "0123456789").is_err());
+        assert!(a.create_user("reg", Role::User, "0123456789").is_err());
+        a.delete_user("reg").unwrap();
+        assert!(a.by_api_key(&k2).is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! Monitoring that fires: every `monitor_interval_secs` the server looks for
+//! sensors silent past their monitoring delay, queues that are full, and
+//! non-empty queues nobody popped for `queue_stale_secs`. Alerts are shown in
+//! the UI, listed by `GET /api/v1/alerts` (and, for sensors, by the
+//! reference's `GET /api/v1/sensors/monitoring/errors`), and POSTed to
+//! `webhook_url` when they fire and when they resolve.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Shared;
+
+/// One condition that needs an operator.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Alert {
+    /// `sensor_silent`, `queue_full` or `queue_stale`.
+    pub kind: &'static str,
+    /// Sensor UUID (32 hex) or queue UUID.
+    pub subject: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// Unix seconds when it was first seen.
+    pub since: i64,
+}
+
+/// The alerts in force.
+#[derive(Default)]
+pub struct Monitor {
+    alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
+    /// Webhook deliveries that failed (metrics).
+    pub webhook_failures: std::sync::atomic::AtomicU64,
+}
+
+impl Monitor {
+    /// The alerts in force, oldest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self
+            .alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|a| a.since);
+        v
+    }
+
+    /// Replaces the alerts with `now`; returns (fired, resolved).
+    fn update(&self, found: Vec<Alert>) -> (Vec<Alert>, Vec<Alert>) {
+        let mut cur = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = BTreeMap::new();
+        let mut fired = Vec::new();
+        for mut a in found {
+            let k = (a.subject.clone(), a.kind);
+            match cur.remove(&k) {
+                Some(old) => a.since = old.since,
+                None => fired.push(a.clone()),
+            }
+            next.insert(k, a);
+        }
+        let resolved = std::mem::replace(&mut *cur, next).into_values().collect();
+        (fired, resolved)
+    }
+}
+
+/// What is wrong now.
+pub fn check(s: &Shared, now: i64) -> Vec<Alert> {
+    let mut out = Vec::new();
+    let p = s.policy.snapshot();
+    for (u, set) in &p.settings {
+        let Some(delay) = set.monitor_delay_secs else {
+            continue;
+        };
+        let last = s.sensors.get(*u).map(|m| m.last_seen).unwrap_or(0);
+        if now - last > delay as i64 {
+            let name = if set.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", set.name)
+            };
+            out.push(Alert {
+                kind: "sensor_silent",
+                subject: u.simple().to_string(),
+                message: if last == 0 {
+                    format!("sensor {}{name} has never sent data", u.simple())
+                } else {
+                    format!(
+                        "sensor {}{name} silent for {} s (monitoring delay {delay} s)",
+                        u.simple(),
+                        now - last
+                    )
+                },
+                since: now,
+            });
+        }
+    }
+    for q in s.queues.list() {
+        if q.len() >= q.max_size {
+            out.push(Alert {
+                kind: "queue_full",
+                subject: q.uuid.to_string(),
+                message: format!(
+                    "queue {} (type {}) is full: {} items, {} dropped so far",
+                    q.uuid, q.ty, q.max_size, q.dropped
+                ),
+                since: now,
+            });
+        }
+        let consumed = q.last_popped.max(q.created);
+        if !q.is_empty() && now - consumed > s.cfg.queue_stale_secs as i64 {
+            out.push(Alert {
+                kind: "queue_stale",
+                subject: q.uuid.to_string(),
+                message: format!(
+                    "queue {} (type {}) has {} items and no consumer for {} s",
+                    q.uuid,
+                    q.ty,
+                    q.len(),
+                    now - consumed
+                ),
+                since: now,
+            });
+        }
+    }
+    out
+}
+
+/// Runs the checks until shutdown.
+pub async fn run(s: Arc<Shared>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok();
+    let mut sd = s.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(s.cfg.monitor_interval_secs)) => {}
+            _ = sd.changed() => return,
+        }
+        let (fired, resolved) = s.monitor.update(check(&s, chrono::Utc::now().timestamp()));
+        for a in &fired {
+            tracing::warn!("alert: {}", a.message);
+        }
+        for a in &resolved {
+            tracing::info!("alert resolved: {}", a.message);
+        }
+        let (Some(url), Some(http)) = (&s.cfg.webhook_url, &http) else {
+            continue;
+        };
+        let events = fired
+            .iter()
+            .map(|a| ("fired", a))
+            .chain(resolved.iter().map(|a| ("resolved", a)));
+        for (state, a) in events {
+            let body = serde_json::json!({
+                "source": "d4",
+                "state": state,
+                "alert": a,
+            });
+            let r = http.post(url).json(&body).send().await;
+            let ok = matches!(&r, Ok(r) if r.status().is_success());
+            if !ok {
+                s.monitor
+                    .webhook_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let why = match r {
+                    Ok(r) => format!("HTTP {}", r.status()),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!("webhook {url}: cannot deliver an alert: {why}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(subject: &str, since: i64) -> Alert {
+        Alert {
+            kind: "queue_full",
+            subject: subject.into(),
+            message: String::new(),
+            since,
+        }
+    }
+
+    #[test]
+    fn fires_once_and_resolves() {
+        let m = Monitor::default();
+        let (f, r) = m.update(vec![alert("a", 1)]);
+        assert_eq!((f.len(), r.len()), (1, 0));
+        let (f, r) = m.update(vec![alert("a", 2), alert("b", 2)]);
+        assert_eq!((f.len(), r.len()), (1, 0));
+        assert_eq!(m.alerts()[0].since, 1, "an alert keeps its start");
+        let (f, r) = m.update(vec![alert("b", 3)]);
+        assert_eq!((f.len(), r.len()), (0, 1));
+        assert_eq!(r[0].subject, "a");
+    }
+}
