@@ -11,11 +11,15 @@ use flate2::Compression;
 /// Opens `path` for reading, transparently gunzipping it if it starts with the
 /// gzip magic (whatever its name).
 pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let mut f = BufReader::new(File::open(path)?);
+    maybe_gunzip(BufReader::new(File::open(path)?))
+}
+
+/// Any reader, gunzipped when it starts with the gzip magic (several
+/// concatenated members are read as one stream).
+pub fn maybe_gunzip<R: Read + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
     let mut magic = [0u8; 2];
-    let n = read_up_to(&mut f, &mut magic)?;
-    let head = io::Cursor::new(magic[..n].to_vec());
-    let chained = head.chain(f);
+    let n = read_up_to(&mut r, &mut magic)?;
+    let chained = io::Cursor::new(magic[..n].to_vec()).chain(r);
     if n == 2 && magic == [0x1f, 0x8b] {
         Ok(Box::new(MultiGzDecoder::new(chained)))
     } else {

@@ -179,24 +179,6 @@ fn read_key(path: &PathBuf) -> Result<Vec<u8>> {
     )
 }
 
-/// Any reader, gunzipped when it starts with the gzip magic.
-fn maybe_gunzip(mut r: Box<dyn Read + Send>) -> Result<Box<dyn Read>> {
-    let mut head = [0u8; 2];
-    let mut n = 0;
-    while n < 2 {
-        match r.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    let chained = io::Cursor::new(head[..n].to_vec()).chain(r);
-    Ok(if n == 2 && head == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(chained))
-    } else {
-        Box::new(chained)
-    })
-}
-
 pub(crate) fn run(a: Args) -> Result<()> {
     let Some(mut anon) = a.anon.build()? else {
         bail!("give --pnat RULES or --cryptopan-key FILE");
@@ -218,7 +200,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     };
     let mut reader = CaptureReader::new(io::BufReader::with_capacity(
         256 * 1024,
-        maybe_gunzip(input)?,
+        d4_packet::gz::maybe_gunzip(input)?,
     ))
     .with_context(|| name.clone())?;
     let out: Box<dyn Write> = match a.output.as_ref().filter(|p| p.as_os_str() != "-") {

@@ -192,8 +192,13 @@ pub(crate) fn run(a: Args) -> Result<()> {
         None => {
             let mut failed = Vec::new();
             for path in expand(&a.inputs)? {
-                let r = d4_packet::gz::open_maybe_gz(&path)
+                // A progress bar per file on a terminal (over the bytes on disk).
+                let r = std::fs::File::open(&path)
                     .with_context(|| format!("cannot open {}", path.display()))
+                    .and_then(|f| {
+                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        Ok(d4_packet::gz::maybe_gunzip(crate::with_progress(f, len))?)
+                    })
                     .and_then(|f| run.capture(f));
                 if let Err(e) = r {
                     if crate::is_broken_pipe(&e) {
