@@ -211,6 +211,30 @@ fn first_login_forced_password_change_csrf_and_cookies() {
         s.call("GET", "/queues", Some(&s.token), None).1[0]["description"],
         "from the form"
     );
+    // What operators and sensors write is escaped on every page.
+    let evil = Uuid::new_v4();
+    s.call(
+        "POST",
+        &format!("/sensors/{evil}/settings"),
+        Some(&s.token),
+        Some(json!({"name": "<script>alert(1)</script>", "tags": ["<i>t</i>"]})),
+    );
+    for p in [
+        format!("/sensors/{}", evil.simple()),
+        "/sensors".to_string(),
+    ] {
+        let (code, _, page) = b.get(&p);
+        assert_eq!(code, 200);
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page.contains("&#60;script&#62;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script>") && !page.contains("<i>t</i>"),
+            "{p}"
+        );
+    }
     // Any account can make itself a new API key, shown once; the old one stops working.
     let old_key = admin_key;
     let (code, _, page, _) = b.post("/account/api-key", &[("csrf", &t)]);
