@@ -27,6 +27,8 @@ pub const MAX_FAILURES: u32 = 5;
 pub const LOCK_SECS: i64 = 300;
 /// How long a browser session lasts (seconds).
 pub const SESSION_SECS: i64 = 12 * 3600;
+/// Failed-login counters kept before finished ones are forgotten.
+const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 10;
 /// The file with the first admin's credentials, in the data dir.
@@ -201,10 +203,15 @@ impl Accounts {
             .into_iter()
             .map(|(_, u)| (u.name.clone(), u))
             .collect();
-        let sessions = db
+        let (sessions, expired): (Vec<_>, Vec<_>) = db
             .docs_with_prefix::<WebSession>("websession:")?
             .into_iter()
-            .filter(|(_, s)| s.expires > now)
+            .partition(|(_, s)| s.expires > now);
+        for (k, _) in expired {
+            db.delete_doc(&k)?;
+        }
+        let sessions = sessions
+            .into_iter()
             .map(|(k, s)| (k["websession:".len()..].to_string(), s))
             .collect();
         let throttle = db
@@ -354,8 +361,19 @@ impl Accounts {
     }
 
     fn fail(&self, key: String, now: i64) -> Result<()> {
+        let mut stale = Vec::new();
         let t = {
             let mut all = lock(&self.throttle);
+            // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
+            if all.len() >= MAX_THROTTLED {
+                all.retain(|k, t| {
+                    let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
+                    if !keep {
+                        stale.push(k.clone());
+                    }
+                    keep
+                });
+            }
             let t = all.entry(key.clone()).or_default();
             if now - t.first > LOCK_SECS {
                 *t = Throttle {
@@ -370,6 +388,9 @@ impl Accounts {
             }
             *t
         };
+        for k in stale {
+            self.db.delete_doc(&format!("throttle:{k}"))?;
+        }
         self.db.put_docs(&[(format!("throttle:{key}"), t)])
     }
 

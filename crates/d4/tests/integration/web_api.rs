@@ -211,6 +211,30 @@ fn first_login_forced_password_change_csrf_and_cookies() {
         s.call("GET", "/queues", Some(&s.token), None).1[0]["description"],
         "from the form"
     );
+    // What operators and sensors write is escaped on every page.
+    let evil = Uuid::new_v4();
+    s.call(
+        "POST",
+        &format!("/sensors/{evil}/settings"),
+        Some(&s.token),
+        Some(json!({"name": "<script>alert(1)</script>", "tags": ["<i>t</i>"]})),
+    );
+    for p in [
+        format!("/sensors/{}", evil.simple()),
+        "/sensors".to_string(),
+    ] {
+        let (code, _, page) = b.get(&p);
+        assert_eq!(code, 200);
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page.contains("&#60;script&#62;"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script>") && !page.contains("<i>t</i>"),
+            "{p}"
+        );
+    }
     // Any account can make itself a new API key, shown once; the old one stops working.
     let old_key = admin_key;
     let (code, _, page, _) = b.post("/account/api-key", &[("csrf", &t)]);
@@ -925,4 +949,56 @@ fn cli_queue_empty_and_sensor_reject() {
     s.wait_queue_len(&q, 2);
     s.d4_ok(&["queue", "empty", &q]);
     assert_eq!(s.queue_len(&q), 0);
+}
+
+#[test]
+fn a_user_account_sees_pages_but_cannot_change_anything() {
+    let s = Server::start(&[]);
+    let (_, k) = s.admin_credentials();
+    let (code, _) = s.call(
+        "POST",
+        "/users",
+        Some(&k),
+        Some(json!({"name": "viewer", "role": "user", "password": "first password"})),
+    );
+    assert_eq!(code, 201);
+    let mut b = Browser::new(&s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let (code, loc, ..) = b.post(
+        "/login",
+        &[
+            ("csrf", &t),
+            ("user", "viewer"),
+            ("password", "first password"),
+        ],
+    );
+    // Accounts made by an admin change their password first, too.
+    assert_eq!((code, loc.as_str()), (303, "/password"));
+    let (_, _, page) = b.get("/password");
+    let t = csrf(&page);
+    let (code, ..) = b.post(
+        "/password",
+        &[
+            ("csrf", &t),
+            ("current", "first password"),
+            ("new", "second password"),
+            ("confirm", "second password"),
+        ],
+    );
+    assert_eq!(code, 303);
+    assert!(
+        s.data_dir().join("DEFAULT_PASSWORD").exists(),
+        "only the admin's change removes it"
+    );
+    let (code, _, page) = b.get("/server");
+    assert_eq!(code, 200);
+    assert!(!page.contains("Create a queue"), "no forms for a user");
+    let (code, _, body, _) = b.post("/server/create-queue", &[("csrf", &t), ("type", "3")]);
+    assert_eq!(code, 403);
+    assert!(body.contains("needs the admin role"), "{body}");
+    let (code, _, page) = b.get("/users");
+    assert_eq!(code, 403);
+    assert!(page.contains("Only admins"));
+    assert_eq!(s.call("GET", "/queues", Some(&k), None).1, json!([]));
 }
