@@ -67,6 +67,13 @@ pub struct ServerConfig {
     /// URL that monitoring alerts are POSTed to as JSON (fired and resolved).
     /// Default none.
     pub webhook_url: Option<String>,
+    /// Redis mode: the analyzer queues live in Redis in the reference key
+    /// schema, for the D4 ecosystem's analyzers (`redis://HOST:PORT[/DB]`:
+    /// the metadata instance). Default none (embedded store).
+    pub redis_url: Option<String>,
+    /// Where the queue lists go. Default: DB 2 of `redis_url`'s server, as
+    /// the reference.
+    pub redis_queues_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +98,8 @@ impl Default for ServerConfig {
             monitor_interval_secs: 30,
             queue_stale_secs: 600,
             webhook_url: None,
+            redis_url: None,
+            redis_queues_url: None,
         }
     }
 }
@@ -104,6 +113,23 @@ impl ServerConfig {
             .with_context(|| format!("invalid configuration in {}", path.display()))?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The Redis URLs (metadata, queue lists) in Redis mode.
+    pub fn redis_urls(&self) -> Option<(String, String)> {
+        let meta = self.redis_url.clone()?;
+        let lists = self.redis_queues_url.clone().unwrap_or_else(|| {
+            // Same server, DB 2: replace or add the path.
+            let base = match meta.find("://") {
+                Some(i) => match meta[i + 3..].find('/') {
+                    Some(j) => meta[..i + 3 + j].to_string(),
+                    None => meta.clone(),
+                },
+                None => meta.clone(),
+            };
+            format!("{base}/2")
+        });
+        Some((meta, lists))
     }
 
     /// Checks values that TOML types cannot.

@@ -155,7 +155,17 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let db = Arc::new(store::Db::open(&data_dir.join("store"))?);
     let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
-    let queues = queues::Queues::open(db.clone())?;
+    let queues = match cfg.redis_urls() {
+        None => queues::Queues::open(db.clone())?,
+        Some((meta, lists)) => {
+            let r =
+                redis_queues::RedisQueues::connect(&meta, &lists, cfg.default_queue_size).await?;
+            tracing::info!(
+                "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
+            );
+            queues::Queues::open_redis(db.clone(), r).await?
+        }
+    };
     let gzip = if cfg.gzip_level == 0 {
         0
     } else {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::redis_queues::RedisQueues;
 use crate::store::{item_key, Db, ITEMS, QUEUES};
 
 /// What a queue carries: a D4 type number or an extended type name.
@@ -136,6 +137,24 @@ pub struct Queues {
     routes: RwLock<Routes>,
     /// To the writer thread.
     tx: mpsc::Sender<PushBatch>,
+    /// Redis mode: queues live in Redis (reference schema); `defs` and
+    /// `routes` are a cache refreshed every second.
+    redis: Option<RedisMode>,
+}
+
+/// The Redis backend and the runtime its calls run on.
+struct RedisMode {
+    q: RedisQueues,
+    rt: tokio::runtime::Handle,
+}
+
+impl RedisMode {
+    /// Runs a Redis call to its end from synchronous code: a blocking
+    /// thread, or an async handler (the worker thread is handed off first;
+    /// the server runs on the multi-threaded runtime).
+    fn run<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::task::block_in_place(|| self.rt.block_on(f))
+    }
 }
 
 fn now() -> i64 {
@@ -165,6 +184,7 @@ impl Queues {
             defs: Mutex::new(defs),
             routes: RwLock::new(HashMap::new()),
             tx,
+            redis: None,
         });
         q.rebuild_routes();
         let weak = Arc::downgrade(&q);
@@ -173,6 +193,74 @@ impl Queues {
             .spawn(move || writer(weak, rx))
             .context("starting the queue writer")?;
         Ok(q)
+    }
+
+    /// Queues in Redis (reference schema). Must be called on the runtime:
+    /// blocking calls (`pop`, `create`...) later run on it from blocking
+    /// threads. Definitions are read again every second, so that queues made
+    /// or removed by other nodes or reference tools are routed to at once.
+    pub async fn open_redis(db: Arc<Db>, r: RedisQueues) -> Result<Arc<Queues>> {
+        let defs: HashMap<Uuid, QueueDef> =
+            r.list().await?.into_iter().map(|d| (d.uuid, d)).collect();
+        let (tx, _rx) = mpsc::channel(1);
+        let q = Arc::new(Queues {
+            db,
+            defs: Mutex::new(defs),
+            routes: RwLock::new(HashMap::new()),
+            tx,
+            redis: Some(RedisMode {
+                q: r,
+                rt: tokio::runtime::Handle::current(),
+            }),
+        });
+        q.rebuild_routes();
+        let weak = Arc::downgrade(&q);
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let Some(q) = weak.upgrade() else { return };
+                let Some(r) = &q.redis else { return };
+                match r.q.list().await {
+                    Ok(list) => {
+                        if failing {
+                            tracing::info!("Redis reachable again");
+                            failing = false;
+                        }
+                        *q.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
+                        q.rebuild_routes();
+                    }
+                    Err(e) if !failing => {
+                        tracing::error!("cannot read the queues from Redis: {e:#}");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Ok(q)
+    }
+
+    /// Reads the definitions from Redis again (after a change made here).
+    fn refresh(&self, r: &RedisMode) -> Result<()> {
+        let list = r.run(r.q.list())?;
+        *self.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
+        self.rebuild_routes();
+        Ok(())
+    }
+
+    /// Pushes to Redis; a failure is logged with what was lost.
+    async fn push_redis(&self, r: &RedisMode, queues: &[Uuid], items: &[Bytes]) -> Result<()> {
+        for q in queues {
+            let ty = match self.lock_defs().get(q) {
+                Some(d) => d.ty.clone(),
+                None => continue, // deleted meanwhile
+            };
+            if let Err(e) = r.q.push_to(&ty, *q, items).await {
+                tracing::error!("{} items for queue {q} lost: {e:#}", items.len());
+            }
+        }
+        Ok(())
     }
 
     fn lock_defs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, QueueDef>> {
@@ -209,6 +297,9 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return Ok(());
         }
+        if let Some(r) = &self.redis {
+            return self.push_redis(r, &queues, &items).await;
+        }
         match tokio::time::timeout(
             stall,
             self.tx.send(PushBatch {
@@ -230,6 +321,10 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return;
         }
+        if let Some(r) = &self.redis {
+            let _ = r.run(self.push_redis(r, &queues, &items));
+            return;
+        }
         if self
             .tx
             .blocking_send(PushBatch {
@@ -245,6 +340,9 @@ impl Queues {
 
     /// Waits until every item handed over so far is committed (shutdown).
     pub fn flush_blocking(&self) {
+        if self.redis.is_some() {
+            return; // pushes to Redis are done when they return
+        }
         let (done, wait) = std::sync::mpsc::channel();
         let b = PushBatch {
             queues: Vec::new(),
@@ -264,6 +362,11 @@ impl Queues {
         max_size: u64,
         sensors: Vec<Uuid>,
     ) -> Result<QueueDef> {
+        if let Some(r) = &self.redis {
+            let d = r.run(r.q.create(ty, description, max_size, sensors))?;
+            self.refresh(r)?;
+            return Ok(d);
+        }
         if max_size == 0 {
             bail!("max size must be at least 1");
         }
@@ -311,6 +414,11 @@ impl Queues {
 
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
     pub fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
+        if let Some(r) = &self.redis {
+            let d = r.run(r.q.resize(id, max_size))?;
+            self.refresh(r)?;
+            return Ok(d);
+        }
         if max_size == 0 {
             bail!("max size must be at least 1");
         }
@@ -335,6 +443,11 @@ impl Queues {
 
     /// Deletes a queue and its items.
     pub fn delete(&self, id: Uuid) -> Result<QueueDef> {
+        if let Some(r) = &self.redis {
+            let d = r.run(r.q.delete(id))?;
+            self.refresh(r)?;
+            return Ok(d);
+        }
         let mut defs = self.lock_defs();
         let Some(d) = defs.get(&id).cloned() else {
             bail!("no queue {id}")
@@ -356,12 +469,21 @@ impl Queues {
 
     /// Removes and returns up to `n` items, oldest first.
     pub fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        if let Some(r) = &self.redis {
+            return r.run(r.q.pop(id, n));
+        }
         self.remove_head(id, n, u64::MAX)
     }
 
     /// Removes the items numbered below `upto` (see [`Queues::read`]): a
     /// consumer acknowledges what it has processed. Returns how many went.
     pub fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
+        if let Some(r) = &self.redis {
+            // Redis holds the batch read in a list of its own: drop it.
+            let _ = upto;
+            r.run(r.q.ack(id))?;
+            return Ok(0);
+        }
         Ok(self.remove_head(id, usize::MAX, upto)?.len())
     }
 
@@ -402,6 +524,9 @@ impl Queues {
     /// Removes every item of a queue (any type, extended ones too); returns
     /// how many.
     pub fn empty(&self, id: Uuid) -> Result<u64> {
+        if let Some(r) = &self.redis {
+            return r.run(r.q.empty(id));
+        }
         let mut defs = self.lock_defs();
         let Some(mut d) = defs.get(&id).cloned() else {
             bail!("no queue {id}")
@@ -428,12 +553,19 @@ impl Queues {
 
     /// The first `n` items, left in place.
     pub fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        if let Some(r) = &self.redis {
+            return r.run(r.q.peek(id, n));
+        }
         Ok(self.read(id, n)?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// The first `n` items with their numbers, left in place until
     /// [`Queues::ack`]: a consumer that dies before acknowledging loses nothing.
     pub fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        if let Some(r) = &self.redis {
+            let items = r.run(r.q.read(id, n))?;
+            return Ok((0u64..).zip(items).collect());
+        }
         let Some(d) = self.get(id) else {
             bail!("no queue {id}")
         };

@@ -220,45 +220,69 @@ impl RedisQueues {
     }
 
     /// Pushes items from a sensor to every queue of their type it feeds.
-    /// Each queue keeps its newest `max_size` items; the others are counted
-    /// in `d4_dropped`.
     pub async fn push(
         &self,
         ty: &QueueType,
         sensor: Uuid,
         items: &[impl AsRef<[u8]>],
     ) -> Result<()> {
+        for q in self.route(ty, sensor).await? {
+            self.push_to(ty, q, items).await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes items to one queue (`LPUSH` + `LTRIM`): it keeps its newest
+    /// `max_size` items; the others are counted in `d4_dropped`.
+    pub async fn push_to(&self, ty: &QueueType, q: Uuid, items: &[impl AsRef<[u8]>]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
-        let queues = self.route(ty, sensor).await?;
         let mut m = self.meta.clone();
         let mut l = self.lists.clone();
-        let t = now();
-        for q in queues {
-            let mk = meta_key(q);
-            let max: Option<u64> = m.hget(&mk, "max_size").await?;
-            let max = max.unwrap_or(self.default_max).max(1);
-            let key = list_key(ty, q);
-            let mut p = redis::pipe();
-            p.atomic();
-            for i in items {
-                p.lpush(&key, i.as_ref()).ignore();
-            }
-            p.llen(&key);
-            p.ltrim(&key, 0, max as isize - 1).ignore();
-            let (len,): (u64,) = p.query_async(&mut l).await?;
-            let dropped = len.saturating_sub(max);
-            let mut p = redis::pipe();
-            p.hset(&mk, "last_updated", t)
-                .ignore()
-                .hincr(&mk, "d4_pushed", items.len() as u64)
-                .ignore()
-                .hincr(&mk, "d4_dropped", dropped)
-                .ignore();
-            let _: () = p.query_async(&mut m).await?;
+        let mk = meta_key(q);
+        let max: Option<u64> = m.hget(&mk, "max_size").await?;
+        let max = max.unwrap_or(self.default_max).max(1);
+        let key = list_key(ty, q);
+        let mut p = redis::pipe();
+        p.atomic();
+        for i in items {
+            p.lpush(&key, i.as_ref()).ignore();
         }
+        p.llen(&key);
+        p.ltrim(&key, 0, max as isize - 1).ignore();
+        let (len,): (u64,) = p.query_async(&mut l).await?;
+        let dropped = len.saturating_sub(max);
+        let mut p = redis::pipe();
+        p.hset(&mk, "last_updated", now())
+            .ignore()
+            .hincr(&mk, "d4_pushed", items.len() as u64)
+            .ignore()
+            .hincr(&mk, "d4_dropped", dropped)
+            .ignore();
+        let _: () = p.query_async(&mut m).await?;
         Ok(())
+    }
+
+    /// The first `n` items, oldest first, left in place.
+    pub async fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+        let d = self.def(id).await?;
+        let mut l = self.lists.clone();
+        let n = n.clamp(1, 10_000) as isize;
+        let mut v: Vec<Vec<u8>> = l.lrange(list_key(&d.ty, id), -n, -1).await?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Removes every item; returns how many.
+    pub async fn empty(&self, id: Uuid) -> Result<u64> {
+        let d = self.def(id).await?;
+        let mut l = self.lists.clone();
+        let key = list_key(&d.ty, id);
+        let n: u64 = l.llen(&key).await?;
+        let _: () = l.del(&key).await?;
+        self.popped(id).await?;
+        Ok(n)
     }
 
     async fn def(&self, id: Uuid) -> Result<QueueDef> {

@@ -39,22 +39,25 @@ pub(crate) struct Args {
     /// gzip level for finished files, 1-9 (0: do not compress).
     #[arg(long)]
     gzip_level: Option<u32>,
-    /// Storage backend: `embedded` (default). `redis://HOST:PORT` is planned.
+    /// Where analyzer queues live: `embedded` (default), or
+    /// `redis://HOST:PORT[/DB]` for the reference key schema (lists in DB 2 of
+    /// that server), read by the D4 ecosystem's analyzers with RPOP.
     #[arg(long, default_value = "embedded")]
     store: String,
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
-    if a.store != "embedded" {
-        bail!(
-            "--store {}: only the embedded store is available in this version",
-            a.store
-        );
-    }
     let mut cfg = match &a.config {
         Some(p) => ServerConfig::from_file(p)?,
         None => ServerConfig::default(),
     };
+    match a.store.as_str() {
+        "embedded" => {}
+        u if u.starts_with("redis://") || u.starts_with("unix://") => {
+            cfg.redis_url = Some(u.to_string())
+        }
+        u => bail!("--store {u}: give `embedded` or redis://HOST:PORT[/DB]"),
+    }
     if let Some(d) = a.data_dir {
         cfg.data_dir = d;
     }

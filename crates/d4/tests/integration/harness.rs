@@ -544,3 +544,85 @@ pub fn with_udp_checksums(mut cap: Vec<u8>) -> Vec<u8> {
     }
     cap
 }
+
+/// A real redis-server on a free loopback port, stopped on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RedisServer {
+    /// A fresh redis-server, or None (test skipped) when it is not installed.
+    pub fn start() -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: redis-server not installed (ci.sh installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let end = Instant::now() + Duration::from_secs(10);
+        while r.cli(0, &["PING"]) != "PONG" {
+            assert!(Instant::now() < end, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(r)
+    }
+
+    pub fn url(&self, db: u8) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// `redis-cli -n DB ARGS`, as a reference tool would run it.
+    pub fn cli(&self, db: u8, args: &[&str]) -> String {
+        let o = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-n",
+                &db.to_string(),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    pub async fn queues(&self) -> d4_server::redis_queues::RedisQueues {
+        // The reference layout: metadata in DB 0, queue lists in DB 2.
+        d4_server::redis_queues::RedisQueues::connect(&self.url(0), &self.url(2), 10_000)
+            .await
+            .unwrap()
+    }
+}

@@ -7,6 +7,7 @@ mod cli;
 mod e2e;
 mod harness;
 mod pdns;
+mod redis;
 mod sharing;
 mod web;
 mod web_api;

@@ -1,95 +1,12 @@
-#![allow(clippy::unwrap_used)]
-//! The Redis queue backend against a real `redis-server` (started here on a
-//! free loopback port; `ci.sh` installs it), checked with plain Redis
-//! commands as the reference analyzers issue them.
-
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! Redis mode: the queue backend in the reference key schema against a real
+//! `redis-server` (started on a free loopback port; `ci.sh` installs it),
+//! checked with plain Redis commands as the reference analyzers issue them,
+//! and the server with `--store redis://`.
 
 use d4_server::queues::QueueType;
-use d4_server::redis_queues::RedisQueues;
 use uuid::Uuid;
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    /// A fresh redis-server, or None (test skipped) when it is not installed.
-    fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("skipped: redis-server not installed (ci.sh installs it)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let r = RedisServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        let end = Instant::now() + Duration::from_secs(10);
-        while r.cli(0, &["PING"]) != "PONG" {
-            assert!(Instant::now() < end, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(r)
-    }
-
-    fn url(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
-    }
-
-    /// `redis-cli -n DB ARGS`, as a reference tool would run it.
-    fn cli(&self, db: u8, args: &[&str]) -> String {
-        let o = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-n",
-                &db.to_string(),
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    async fn queues(&self) -> RedisQueues {
-        // The reference layout: metadata in DB 0, queue lists in DB 2.
-        RedisQueues::connect(&self.url(0), &self.url(2), 10_000)
-            .await
-            .unwrap()
-    }
-}
+use crate::harness::*;
 
 #[tokio::test]
 async fn reference_schema_and_plain_rpop_in_order() {
@@ -311,4 +228,112 @@ async fn read_holds_a_batch_until_acknowledged() {
     assert_eq!(q.read(d.uuid, 10).await.unwrap(), items[2..]);
     q.ack(d.uuid).await.unwrap();
     assert!(q.read(d.uuid, 10).await.unwrap().is_empty());
+}
+
+#[test]
+fn server_in_redis_mode_lines_and_capture_paths_popped_with_plain_rpop() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    // Queues made through the CLI (the API) land in the reference schema.
+    let q8 = s.create_queue("8", &[]);
+    let q1 = s.create_queue("1", &[]);
+    assert_eq!(r.cli(0, &["HGET", &format!("analyzer:{q8}"), "type"]), "8");
+    assert_eq!(r.cli(0, &["SISMEMBER", "analyzer:1", &q1]), "1");
+    let lines = "1322849924.408856||10.1.1.1||8.8.8.8||IN||a.example.||A||192.0.2.1||60||1\n\
+1322849925.000001||10.1.1.1||8.8.8.8||IN||b.example.||A||192.0.2.2||60||1\n\
+1322849926.000002||10.1.1.1||8.8.8.8||IN||c.example.||A||192.0.2.3||60||1\n";
+    Sensor::new(&s, 8).send(lines.as_bytes());
+    let key8 = format!("analyzer:8:{q8}");
+    wait_for(
+        "3 lines in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key8]) == "3").then_some(()),
+    );
+    for want in lines.lines() {
+        assert_eq!(r.cli(2, &["RPOP", &key8]), want, "in the order sent");
+    }
+    // A type-1 session's finished file: its path, popped the same way, is a readable .cap.gz.
+    let cap = synthetic_pcap(200);
+    Sensor::new(&s, 1).send(&cap);
+    let key1 = format!("analyzer:1:{q1}");
+    wait_for(
+        "a file path in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key1]) == "1").then_some(()),
+    );
+    let path = r.cli(2, &["RPOP", &key1]);
+    assert!(path.ends_with(".cap.gz"), "{path}");
+    let mut pcap = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap()),
+        &mut pcap,
+    )
+    .unwrap();
+    assert_eq!(packets(&pcap), packets(&cap));
+    // The API (d4 stdout, d4 queue list) reads the same queues.
+    Sensor::new(&s, 8).send(b"one more\n");
+    wait_for(
+        "queue length via the API",
+        std::time::Duration::from_secs(20),
+        || (s.queue_len(&q8) == 1).then_some(()),
+    );
+    assert_eq!(s.drain("8", &q8, &["-n"]), b"one more\n");
+    let list = String::from_utf8(s.d4_ok(&["queue", "list"])).unwrap();
+    assert!(list.contains(&q1) && list.contains(&q8), "{list}");
+}
+
+#[test]
+fn a_queue_created_by_a_reference_tool_is_fed_by_the_server() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let q = Uuid::new_v4().to_string();
+    r.cli(0, &["HSET", &format!("analyzer:{q}"), "type", "3"]);
+    r.cli(0, &["SADD", "analyzer:3", &q]);
+    r.cli(0, &["SADD", "all_analyzer_queues", &q]);
+    // Routed within a second of its creation.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    Sensor::new(&s, 3).send(b"hello from a sensor\n");
+    let key = format!("analyzer:3:{q}");
+    wait_for(
+        "the line in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key]) == "1").then_some(()),
+    );
+    assert_eq!(r.cli(2, &["RPOP", &key]), "hello from a sensor");
+}
+
+#[test]
+fn forward_reads_and_acknowledges_a_redis_queue() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let private = Server::start(&["--store", &r.url(0)]);
+    let public = Server::start(&[]);
+    let q = private.create_queue("3", &[]);
+    let q_public = public.create_queue("3", &[]);
+    Sensor::new(&private, 3).send(b"first\nsecond\n");
+    let key = format!("analyzer:3:{q}");
+    wait_for(
+        "2 lines in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key]) == "2").then_some(()),
+    );
+    let to_public = Sensor::new(&public, 3);
+    let o = private.d4(&[
+        "forward",
+        "-u",
+        &q,
+        "-c",
+        to_public.dir.path().to_str().unwrap(),
+        "--once",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(r.cli(2, &["LLEN", &key]), "0");
+    assert_eq!(r.cli(2, &["EXISTS", &format!("d4:processing:{q}")]), "0");
+    public.wait_queue_len(&q_public, 2);
+    assert_eq!(public.drain("3", &q_public, &["-n"]), b"first\nsecond\n");
 }
