@@ -1255,6 +1255,20 @@ pub fn metrics_text(s: &Shared) -> String {
         "Items pushed to a queue.",
         queues.iter().map(|q| (ql(q), q.pushed)).collect(),
     );
+    if let Some((waiting, dropped)) = s.queues.redis_spool() {
+        metric(
+            "d4_redis_spool_items",
+            "gauge",
+            "Queue items waiting on disk for Redis to come back.",
+            vec![(String::new(), waiting)],
+        );
+        metric(
+            "d4_redis_spool_dropped_total",
+            "counter",
+            "Queue items lost because the Redis spool was full.",
+            vec![(String::new(), dropped)],
+        );
+    }
     let live = s.sensors.live();
     let sensors: BTreeSet<Uuid> = live.iter().map(|l| l.uuid).collect();
     metric(

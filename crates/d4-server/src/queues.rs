@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -146,6 +147,31 @@ pub struct Queues {
 struct RedisMode {
     q: RedisQueues,
     rt: tokio::runtime::Handle,
+    /// Items waiting in the on-disk spool for Redis to come back.
+    spooled: std::sync::atomic::AtomicU64,
+    /// Items lost because the spool was full.
+    spool_dropped: std::sync::atomic::AtomicU64,
+}
+
+/// Most items held in the spool while Redis is unreachable.
+pub const SPOOL_MAX: u64 = 1_000_000;
+
+/// A spool entry: queue UUID, type name length and name, item.
+fn spool_entry(q: Uuid, ty: &QueueType, item: &[u8]) -> Vec<u8> {
+    let name = ty.to_string();
+    let mut e = Vec::with_capacity(17 + name.len() + item.len());
+    e.extend_from_slice(q.as_bytes());
+    e.push(name.len().min(255) as u8);
+    e.extend_from_slice(&name.as_bytes()[..name.len().min(255)]);
+    e.extend_from_slice(item);
+    e
+}
+
+fn parse_spool_entry(e: &[u8]) -> Option<(Uuid, QueueType, &[u8])> {
+    let q = Uuid::from_slice(e.get(..16)?).ok()?;
+    let n = usize::from(*e.get(16)?);
+    let name = std::str::from_utf8(e.get(17..17 + n)?).ok()?;
+    Some((q, QueueType::parse(name).ok()?, e.get(17 + n..)?))
 }
 
 impl RedisMode {
@@ -211,8 +237,19 @@ impl Queues {
             redis: Some(RedisMode {
                 q: r,
                 rt: tokio::runtime::Handle::current(),
+                spooled: std::sync::atomic::AtomicU64::new(0),
+                spool_dropped: std::sync::atomic::AtomicU64::new(0),
             }),
         });
+        if let Some(r) = &q.redis {
+            let n = q.db.spool_len()?;
+            r.spooled.store(n, Ordering::Relaxed);
+            if n > 0 {
+                tracing::warn!(
+                    "{n} queue items spooled while Redis was unreachable will be delivered"
+                );
+            }
+        }
         q.rebuild_routes();
         let weak = Arc::downgrade(&q);
         tokio::spawn(async move {
@@ -227,6 +264,7 @@ impl Queues {
                             tracing::info!("Redis reachable again");
                             failing = false;
                         }
+                        q.drain_spool(r).await;
                         *q.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
                         q.rebuild_routes();
                     }
@@ -249,18 +287,120 @@ impl Queues {
         Ok(())
     }
 
-    /// Pushes to Redis; a failure is logged with what was lost.
+    /// Pushes to Redis. While Redis is unreachable (or older items still
+    /// wait), items go to the on-disk spool in arrival order, up to
+    /// [`SPOOL_MAX`]; beyond, they are dropped and counted.
     async fn push_redis(&self, r: &RedisMode, queues: &[Uuid], items: &[Bytes]) -> Result<()> {
+        let mut pending: Vec<(Uuid, QueueType)> = Vec::new();
         for q in queues {
             let ty = match self.lock_defs().get(q) {
                 Some(d) => d.ty.clone(),
                 None => continue, // deleted meanwhile
             };
+            if !pending.is_empty() || r.spooled.load(Ordering::Relaxed) > 0 {
+                pending.push((*q, ty));
+                continue;
+            }
             if let Err(e) = r.q.push_to(&ty, *q, items).await {
-                tracing::error!("{} items for queue {q} lost: {e:#}", items.len());
+                tracing::error!(
+                    "Redis unreachable ({e:#}): queue items are spooled on disk until it returns"
+                );
+                pending.push((*q, ty));
             }
         }
+        if !pending.is_empty() {
+            self.spool(r, &pending, items);
+        }
         Ok(())
+    }
+
+    fn spool(&self, r: &RedisMode, queues: &[(Uuid, QueueType)], items: &[Bytes]) {
+        let mut entries = Vec::new();
+        let mut dropped = 0u64;
+        let have = r.spooled.load(Ordering::Relaxed);
+        for (q, ty) in queues {
+            for i in items {
+                if have + (entries.len() as u64) < SPOOL_MAX {
+                    entries.push(spool_entry(*q, ty, i));
+                } else {
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped > 0 {
+            let before = r.spool_dropped.fetch_add(dropped, Ordering::Relaxed);
+            if before == 0 || (before + dropped) / 10_000 > before / 10_000 {
+                tracing::error!(
+                    "Redis spool full ({SPOOL_MAX} items): {} queue items dropped so far",
+                    before + dropped
+                );
+            }
+        }
+        let n = entries.len() as u64;
+        match self.db.spool_append(&entries) {
+            Ok(()) => {
+                r.spooled.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                r.spool_dropped.fetch_add(n, Ordering::Relaxed);
+                tracing::error!("cannot spool {n} queue items: {e:#}; they are lost");
+            }
+        }
+    }
+
+    /// Delivers the spool to Redis, oldest first; stops at the first failure.
+    async fn drain_spool(&self, r: &RedisMode) {
+        let mut delivered = 0u64;
+        while r.spooled.load(Ordering::Relaxed) > 0 {
+            let batch = match self.db.spool_first(1000) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => {
+                    r.spooled.store(0, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("cannot read the Redis spool: {e:#}");
+                    return;
+                }
+            };
+            let mut done = None;
+            for (k, e) in &batch {
+                if let Some((q, ty, item)) = parse_spool_entry(e) {
+                    if r.q.push_to(&ty, q, &[item]).await.is_err() {
+                        break;
+                    }
+                }
+                done = Some(*k);
+            }
+            let Some(upto) = done else { break };
+            let n = batch.iter().take_while(|(k, _)| *k <= upto).count() as u64;
+            if let Err(e) = self.db.spool_remove_upto(upto) {
+                tracing::error!("cannot trim the Redis spool: {e:#}");
+                return;
+            }
+            r.spooled
+                .fetch_sub(n.min(r.spooled.load(Ordering::Relaxed)), Ordering::Relaxed);
+            delivered += n;
+            if n < batch.len() as u64 {
+                break; // Redis failed again
+            }
+        }
+        if delivered > 0 {
+            tracing::info!(
+                "{delivered} spooled queue items delivered to Redis ({} still waiting)",
+                r.spooled.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    /// Redis mode: (items waiting in the spool, items dropped because it was full).
+    pub fn redis_spool(&self) -> Option<(u64, u64)> {
+        self.redis.as_ref().map(|r| {
+            (
+                r.spooled.load(Ordering::Relaxed),
+                r.spool_dropped.load(Ordering::Relaxed),
+            )
+        })
     }
 
     fn lock_defs(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, QueueDef>> {

@@ -11,7 +11,10 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 
 /// JSON documents by name.
 pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -19,6 +22,8 @@ pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 pub const QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queues");
 /// Queue items by (queue UUID, sequence).
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Redis mode: queue items waiting for Redis to come back, in arrival order.
+pub const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("redis_spool");
 
 /// The database.
 pub struct Db {
@@ -41,6 +46,7 @@ impl Db {
         tx.open_table(KV)?;
         tx.open_table(QUEUES)?;
         tx.open_table(ITEMS)?;
+        tx.open_table(SPOOL)?;
         tx.commit()?;
         Ok(Db { db })
     }
@@ -115,6 +121,49 @@ impl Db {
             out.push(e?.1.value().to_vec());
         }
         Ok(out)
+    }
+
+    /// Appends entries to the spool (one transaction).
+    pub fn spool_append(&self, entries: &[Vec<u8>]) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.open_table(SPOOL)?;
+            let mut next = match t.last()? {
+                Some((k, _)) => k.value() + 1,
+                None => 0,
+            };
+            for e in entries {
+                t.insert(next, e.as_slice())?;
+                next += 1;
+            }
+            Ok(())
+        })
+    }
+
+    /// The oldest `n` spool entries with their keys.
+    pub fn spool_first(&self, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SPOOL)?;
+        let mut out = Vec::new();
+        for e in t.iter()?.take(n) {
+            let (k, v) = e?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Removes the spool entries up to and including key `upto`.
+    pub fn spool_remove_upto(&self, upto: u64) -> Result<()> {
+        self.write(|tx| {
+            let mut t = tx.open_table(SPOOL)?;
+            t.retain_in(..=upto, |_, _| false)?;
+            Ok(())
+        })
+    }
+
+    /// Entries in the spool.
+    pub fn spool_len(&self) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(SPOOL)?.len()?)
     }
 
     /// Up to `n` items of a queue from sequence `from` on, without removing them.

@@ -33,7 +33,7 @@ pub struct Server {
     pub ingest: SocketAddr,
     pub api: String,
     pub token: String,
-    http: reqwest::blocking::Client,
+    pub http: reqwest::blocking::Client,
 }
 
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -576,26 +576,46 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = Self::spawn(port, dir.path());
         let r = RedisServer {
             child,
             port,
             _dir: dir,
         };
+        r.wait_up();
+        Some(r)
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_up(&self) {
         let end = Instant::now() + Duration::from_secs(10);
-        while r.cli(0, &["PING"]) != "PONG" {
+        while self.cli(0, &["PING"]) != "PONG" {
             assert!(Instant::now() < end, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(r)
+    }
+
+    /// Stops Redis, saving its data (an outage, not a loss of Redis's own data).
+    pub fn stop(&mut self) {
+        self.cli(0, &["SHUTDOWN", "SAVE"]);
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the saved data.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.port, self._dir.path());
+        self.wait_up();
     }
 
     pub fn url(&self, db: u8) -> String {

@@ -337,3 +337,92 @@ fn forward_reads_and_acknowledges_a_redis_queue() {
     public.wait_queue_len(&q_public, 2);
     assert_eq!(public.drain("3", &q_public, &["-n"]), b"first\nsecond\n");
 }
+
+#[test]
+fn redis_outage_spools_on_disk_and_delivers_everything_once() {
+    let Some(mut r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let q = s.create_queue("8", &[]);
+    let key = format!("analyzer:8:{q}");
+    let batch = |tag: &str| -> String { (0..50).map(|i| format!("{tag}{i}\n")).collect() };
+    let (a, b) = (Sensor::new(&s, 8), Sensor::new(&s, 8));
+    a.send(batch("a").as_bytes());
+    wait_for(
+        "50 lines in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key]) == "50").then_some(()),
+    );
+
+    r.stop();
+    // Ingest goes on while Redis is away: both sensors deliver.
+    a.send(batch("b").as_bytes());
+    b.send(batch("c").as_bytes());
+    let metrics = |s: &Server| -> String {
+        s.http
+            .get(format!("{}/metrics", s.api))
+            .header("Authorization", &s.token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    wait_for(
+        "100 items spooled",
+        std::time::Duration::from_secs(20),
+        || {
+            metrics(&s)
+                .contains("d4_redis_spool_items 100")
+                .then_some(())
+        },
+    );
+    assert!(
+        s.log().contains("spooled on disk"),
+        "a clear log line on loss of Redis"
+    );
+
+    r.restart();
+    wait_for(
+        "150 lines in Redis",
+        std::time::Duration::from_secs(30),
+        || (r.cli(2, &["LLEN", &key]) == "150").then_some(()),
+    );
+    assert!(metrics(&s).contains("d4_redis_spool_items 0"));
+    assert!(
+        s.log().contains("delivered to Redis"),
+        "a clear log line on recovery"
+    );
+    let mut got = Vec::new();
+    loop {
+        let v = r.cli(2, &["RPOP", &key]);
+        if v.is_empty() {
+            break;
+        }
+        got.push(v);
+    }
+    assert_eq!(got.len(), 150, "nothing lost, nothing duplicated");
+    // Each sensor's lines in the order sent.
+    for tag in ["a", "b", "c"] {
+        let mine: Vec<&String> = got.iter().filter(|l| l.starts_with(tag)).collect();
+        let want: Vec<String> = (0..50).map(|i| format!("{tag}{i}")).collect();
+        assert_eq!(mine, want.iter().collect::<Vec<_>>(), "{tag}");
+    }
+    // Every frame is on disk too.
+    let mut on_disk = String::new();
+    for u in [&a.uuid, &b.uuid] {
+        for e in std::fs::read_dir(s.day_dir(u, "8")).unwrap() {
+            let p = e.unwrap().path();
+            let mut t = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).unwrap()),
+                &mut t,
+            )
+            .unwrap();
+            on_disk.push_str(&t);
+        }
+    }
+    for tag in ["a", "b", "c"] {
+        assert_eq!(on_disk.matches(&format!("{tag}49\n")).count(), 1);
+    }
+}
