@@ -127,13 +127,12 @@ impl Db {
     pub fn spool_append(&self, entries: &[Vec<u8>]) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.open_table(SPOOL)?;
-            let mut next = match t.last()? {
+            let first = match t.last()? {
                 Some((k, _)) => k.value() + 1,
                 None => 0,
             };
-            for e in entries {
-                t.insert(next, e.as_slice())?;
-                next += 1;
+            for (k, e) in (first..).zip(entries) {
+                t.insert(k, e.as_slice())?;
             }
             Ok(())
         })
