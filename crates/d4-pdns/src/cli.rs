@@ -74,8 +74,9 @@ pub struct StoreArgs {
     /// Sensor id recorded with every record ingested here (queue items carry none).
     #[arg(long)]
     sensor_id: Option<String>,
-    /// Observations per store transaction.
-    #[arg(long, default_value_t = 50_000)]
+    /// Distinct records merged in memory before a store transaction (also
+    /// written every 0.5 s when following queues, and at the end).
+    #[arg(long, default_value_t = 1_000_000)]
     batch: usize,
 }
 
