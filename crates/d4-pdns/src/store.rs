@@ -271,12 +271,24 @@ pub struct UpsertStats {
 }
 
 impl Store {
-    /// Opens (or creates) the store file.
+    /// Opens (or creates) the store file with redb's default cache.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_cache(path, None)
+    }
+
+    /// Opens (or creates) the store file; `cache_bytes` sizes redb's page
+    /// cache (lookups read through it; a store larger than it is read with
+    /// a system call per missing page).
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Store> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
-        let db = Database::create(path)
+        let mut b = Database::builder();
+        if let Some(c) = cache_bytes {
+            b.set_cache_size(c);
+        }
+        let db = b
+            .create(path)
             .with_context(|| format!("cannot open the pdns store {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(RR)?;
