@@ -334,3 +334,27 @@ fn type1_captures_through_a_queue_into_the_store() {
     assert_eq!(a[0]["time_first"], 1_506_965_422u64);
     assert_eq!(a[0]["time_last"], 1_506_965_422u64);
 }
+
+#[test]
+fn pdns_help_has_examples_and_bad_usage_exits_2() {
+    for sub in ["extract", "ingest", "serve"] {
+        let o = Command::new(D4)
+            .args(["pdns", sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.contains("Examples:"),
+            "d4 pdns {sub} --help has no example"
+        );
+    }
+    let o = Command::new(D4)
+        .args(["pdns", "serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(D4).args(["pdns", "ingest"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to ingest"));
+}
