@@ -116,19 +116,29 @@ fn load(base: &str, keys: u64, rate: f64, secs: f64, conns: usize) {
                         Ok(200) => {}
                         _ => errors += 1,
                     }
-                    lat.push(due.elapsed().as_micros() as u64);
+                    lat.push((
+                        due.elapsed().as_micros() as u64,
+                        due.duration_since(start).as_millis() as u64,
+                    ));
                 }
                 (lat, errors)
             })
         })
         .collect();
     let mut all = Vec::new();
+    let mut slow = Vec::new();
     let mut errors = 0;
     for h in handles {
         let (l, e) = h.join().unwrap();
-        all.extend(l);
+        for (us, at) in l {
+            all.push(us);
+            if us >= 50_000 {
+                slow.push(at);
+            }
+        }
         errors += e;
     }
+    slow.sort_unstable();
     let took = start.elapsed().as_secs_f64();
     all.sort_unstable();
     let q = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
@@ -141,12 +151,27 @@ fn load(base: &str, keys: u64, rate: f64, secs: f64, conns: usize) {
         q(0.99),
         q(1.0)
     );
+    if let (Some(a), Some(b)) = (slow.first(), slow.last()) {
+        println!(
+            "{} requests over 50 ms, scheduled between {:.1} s and {:.1} s",
+            slow.len(),
+            *a as f64 / 1000.0,
+            *b as f64 / 1000.0
+        );
+    }
 }
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     match a.get(1).map(String::as_str) {
         Some("cli") => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
             let cli =
                 Cli::parse_from(std::iter::once("pdns".to_string()).chain(a[2..].iter().cloned()));
             if let Err(e) = d4_pdns::run(cli.cmd) {
