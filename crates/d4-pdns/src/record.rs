@@ -118,7 +118,7 @@ pub fn class_name(c: u16) -> std::borrow::Cow<'static, str> {
 
 /// Normalises a name: lower case, no trailing dot (the root stays `.`).
 pub fn normalize_name(s: &str) -> String {
-    let t = s.trim().trim_end_matches('.');
+    let t = s.trim().trim_end_matches('.').trim_end();
     if t.is_empty() {
         return ".".into();
     }
