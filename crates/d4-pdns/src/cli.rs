@@ -74,8 +74,12 @@ pub struct StoreArgs {
     /// Sensor id recorded with every record ingested here (queue items carry none).
     #[arg(long)]
     sensor_id: Option<String>,
-    /// Observations per store transaction.
-    #[arg(long, default_value_t = 50_000)]
+    /// Page cache of the store, in MiB (lookups of a store larger than this read pages with a system call each).
+    #[arg(long, default_value_t = 1024)]
+    cache_mb: usize,
+    /// Distinct records merged in memory before a store transaction (also
+    /// written every 0.5 s when following queues, and at the end).
+    #[arg(long, default_value_t = 1_000_000)]
     batch: usize,
 }
 
@@ -98,7 +102,10 @@ impl StoreArgs {
     }
 
     fn open(&self) -> Result<Arc<Store>> {
-        Ok(Arc::new(Store::open(&self.store)?))
+        Ok(Arc::new(Store::open_with_cache(
+            &self.store,
+            Some(self.cache_mb.saturating_mul(1 << 20)),
+        )?))
     }
 }
 
@@ -201,6 +208,30 @@ fn stop_flag() -> Arc<AtomicBool> {
         });
     });
     stop
+}
+
+/// Ctrl-C or SIGTERM: the server stops accepting, finishes, and the store
+/// is closed cleanly (an unclean close makes the next open repair the file).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn extract(a: ExtractArgs) -> Result<()> {
@@ -428,7 +459,11 @@ fn ingest(a: IngestArgs) -> Result<()> {
 fn serve(a: ServeArgs) -> Result<()> {
     let policy = a.store.policy()?;
     let store = a.store.open()?;
+    // Lookups run on the runtime threads (a page read that misses the cache
+    // blocks one of them): more threads than cores.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.clamp(4, 64))
         .enable_all()
         .build()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -488,10 +523,7 @@ fn serve(a: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("d4 pdns serve: listening on http://{addr}");
         let _ = io::stdout().flush();
-        crate::serve::serve(listener, store.clone(), a.rate_limit, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        crate::serve::serve(listener, store.clone(), a.rate_limit, shutdown_signal()).await
     });
     stop.store(true, Ordering::Relaxed);
     for t in threads {

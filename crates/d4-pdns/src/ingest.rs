@@ -16,7 +16,7 @@ use crate::cof::Cof;
 use crate::extract::{ExtractConfig, Extractor};
 use crate::queue::Queue;
 use crate::record::{parse_line, type_name, Observation};
-use crate::store::{Policy, Store};
+use crate::store::{Pending, Policy, Store};
 
 /// Longest line accepted (a passivedns or COF line).
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -57,27 +57,28 @@ pub struct IngestStats {
 pub struct Ingester {
     store: Arc<Store>,
     policy: Policy,
-    batch: Vec<Observation>,
-    batch_max: usize,
+    pending: Pending,
+    window: usize,
     sensor: Option<String>,
     /// Counters.
     pub stats: IngestStats,
 }
 
 impl Ingester {
-    /// A new ingester writing batches of `batch_max` observations; every
-    /// observation is tagged `sensor` when given.
+    /// A new ingester merging observations in memory and writing them when
+    /// `window` distinct records are pending (and at [`Ingester::flush`]);
+    /// every observation is tagged `sensor` when given.
     pub fn new(
         store: Arc<Store>,
         policy: Policy,
-        batch_max: usize,
+        window: usize,
         sensor: Option<String>,
     ) -> Ingester {
         Ingester {
             store,
             policy,
-            batch: Vec::with_capacity(batch_max.min(1 << 20)),
-            batch_max: batch_max.max(1),
+            pending: Pending::default(),
+            window: window.max(1),
             sensor,
             stats: IngestStats::default(),
         }
@@ -95,8 +96,8 @@ impl Ingester {
             }
         }
         self.stats.observations += 1;
-        self.batch.push(o);
-        if self.batch.len() >= self.batch_max {
+        self.pending.add(&o);
+        if self.pending.len() >= self.window {
             self.flush()?;
         }
         Ok(())
@@ -104,13 +105,12 @@ impl Ingester {
 
     /// Writes the pending batch.
     pub fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let st = self.store.upsert(&self.batch)?;
+        let st = self.store.apply(&mut self.pending)?;
         self.stats.created += st.created;
         self.stats.updated += st.updated;
-        self.batch.clear();
         Ok(())
     }
 

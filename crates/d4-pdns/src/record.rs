@@ -118,7 +118,7 @@ pub fn class_name(c: u16) -> std::borrow::Cow<'static, str> {
 
 /// Normalises a name: lower case, no trailing dot (the root stays `.`).
 pub fn normalize_name(s: &str) -> String {
-    let t = s.trim().trim_end_matches('.');
+    let t = s.trim().trim_end_matches('.').trim_end();
     if t.is_empty() {
         return ".".into();
     }
@@ -131,6 +131,9 @@ pub fn normalize_name(s: &str) -> String {
 pub fn normalize_rdata(rrtype: &str, s: &str) -> String {
     let s = s.trim();
     let name_fields: &[usize] = match rrtype {
+        // Rust's IPv4 parser takes only the canonical dotted quad (no
+        // leading zeros), so a parsed one is returned as is.
+        "A" if s.parse::<std::net::Ipv4Addr>().is_ok() => return s.to_string(),
         "A" | "AAAA" => {
             return match s.parse::<IpAddr>() {
                 Ok(a) => a.to_string(),
@@ -566,6 +569,8 @@ mod tests {
         assert_eq!((o.rrtype.as_str(), o.rdata.as_str()), ("MX", "10 mx.x.org"));
         let o = parse_line("1||a||b||IN||x.org.||type65534||\\# 1 00||60||1").unwrap();
         assert_eq!(o.rrtype, "TYPE65534");
+        let o = parse_line("1||a||b||IN||x.org.||A||010.1.1.1||60||1").unwrap();
+        assert_eq!(o.rdata, "010.1.1.1", "not an address: kept as is");
         let o = parse_line("1||a||b||IN||x.org.||AAAA||2001:DB8:0::1||60||1").unwrap();
         assert_eq!(o.rdata, "2001:db8::1");
         assert_eq!(parse_line("1||a"), Err(LineError::Fields(2)));

@@ -54,17 +54,21 @@ pub struct Stored {
 
 /// `www.example.com` → `com.example.www`.
 pub fn reverse_name(n: &str) -> String {
-    if n == "." {
-        return String::new();
-    }
     let mut out = String::with_capacity(n.len());
+    reverse_into(n, &mut out);
+    out
+}
+
+fn reverse_into(n: &str, out: &mut String) {
+    if n == "." {
+        return;
+    }
     for (i, l) in n.rsplit('.').enumerate() {
         if i > 0 {
             out.push('.');
         }
         out.push_str(l);
     }
-    out
 }
 
 fn rr_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
@@ -74,15 +78,6 @@ fn rr_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
     k.extend_from_slice(rrtype.as_bytes());
     k.push(0);
     k.extend_from_slice(rdata.as_bytes());
-}
-
-fn rdata_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
-    k.clear();
-    k.extend_from_slice(rdata.as_bytes());
-    k.push(0);
-    k.extend_from_slice(revname.as_bytes());
-    k.push(0);
-    k.extend_from_slice(rrtype.as_bytes());
 }
 
 /// The aggregate kept per record.
@@ -164,8 +159,102 @@ impl Policy {
     }
 }
 
-/// A batch entry: store key, reversed name, (name, type, rdata), aggregate.
-type Keyed<'a> = (Vec<u8>, String, (&'a str, &'a str, &'a str), Agg);
+/// A multiply-xorshift hasher seeded per process: much cheaper than SipHash
+/// on the ingest path, and the random seed keeps crafted names from
+/// colliding on purpose.
+#[derive(Clone)]
+pub struct FastHash(u64);
+
+impl Default for FastHash {
+    fn default() -> FastHash {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        FastHash(h.finish() | 1)
+    }
+}
+
+/// The hasher state of [`FastHash`].
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+}
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+/// Observations merged in memory per record, keyed by their store key,
+/// waiting for [`Store::apply`]. Memory grows with distinct records, not
+/// with observations.
+#[derive(Default)]
+pub struct Pending {
+    map: HashMap<Vec<u8>, Agg, FastHash>,
+    sensors: Vec<String>,
+    key: Vec<u8>,
+    rev: String,
+}
+
+impl Pending {
+    /// Merges one observation.
+    pub fn add(&mut self, o: &Observation) {
+        self.rev.clear();
+        reverse_into(&o.rrname, &mut self.rev);
+        rr_key(&self.rev, &o.rrtype, &o.rdata, &mut self.key);
+        let a = Agg {
+            first: o.time_first,
+            last: o.time_last,
+            count: o.count,
+            sensors: Vec::new(),
+        };
+        let e = match self.map.get_mut(self.key.as_slice()) {
+            Some(e) => {
+                e.merge(&a);
+                e
+            }
+            None => self.map.entry(self.key.clone()).or_insert(a),
+        };
+        for s in &o.sensors {
+            if e.sensors.len() < MAX_SENSORS && !e.sensors.contains(s) {
+                e.sensors.push(s.clone());
+            }
+            if !self.sensors.contains(s) && self.sensors.len() < 1024 {
+                self.sensors.push(s.clone());
+            }
+        }
+    }
+
+    /// Distinct records pending.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
 
 /// The store.
 pub struct Store {
@@ -182,12 +271,24 @@ pub struct UpsertStats {
 }
 
 impl Store {
-    /// Opens (or creates) the store file.
+    /// Opens (or creates) the store file with redb's default cache.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_cache(path, None)
+    }
+
+    /// Opens (or creates) the store file; `cache_bytes` sizes redb's page
+    /// cache (lookups read through it; a store larger than it is read with
+    /// a system call per missing page).
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> Result<Store> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
-        let db = Database::create(path)
+        let mut b = Database::builder();
+        if let Some(c) = cache_bytes {
+            b.set_cache_size(c);
+        }
+        let db = b
+            .create(path)
             .with_context(|| format!("cannot open the pdns store {}", path.display()))?;
         let tx = db.begin_write()?;
         tx.open_table(RR)?;
@@ -200,44 +301,24 @@ impl Store {
     /// Adds observations in one transaction (duplicates within the batch
     /// are merged first).
     pub fn upsert(&self, batch: &[Observation]) -> Result<UpsertStats> {
-        let mut merged: HashMap<(&str, &str, &str), Agg> = HashMap::with_capacity(batch.len());
+        let mut p = Pending::default();
         for o in batch {
-            merged
-                .entry((&o.rrname, &o.rrtype, &o.rdata))
-                .or_default()
-                .merge(&Agg {
-                    first: o.time_first,
-                    last: o.time_last,
-                    count: o.count,
-                    sensors: o.sensors.clone(),
-                });
+            p.add(o);
         }
-        let mut entries: Vec<_> = merged.into_iter().collect();
+        self.apply(&mut p)
+    }
+
+    /// Writes an aggregate in one transaction and empties it.
+    pub fn apply(&self, p: &mut Pending) -> Result<UpsertStats> {
+        let mut keyed: Vec<(Vec<u8>, Agg)> = p.map.drain().collect();
         // Key order makes the B-tree inserts local.
-        let mut keyed: Vec<Keyed<'_>> = entries
-            .drain(..)
-            .map(|(k, a)| {
-                let rev = reverse_name(k.0);
-                let mut key = Vec::new();
-                rr_key(&rev, k.1, k.2, &mut key);
-                (key, rev, k, a)
-            })
-            .collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut st = UpsertStats::default();
         let tx = self.db.begin_write()?;
-        {
-            let mut sensors: Vec<&str> = batch
-                .iter()
-                .flat_map(|o| o.sensors.iter().map(String::as_str))
-                .collect();
-            sensors.sort_unstable();
-            sensors.dedup();
-            if !sensors.is_empty() {
-                let mut t = tx.open_table(SENSORS)?;
-                for s in sensors {
-                    t.insert(s, ())?;
-                }
+        if !p.sensors.is_empty() {
+            let mut t = tx.open_table(SENSORS)?;
+            for s in p.sensors.drain(..) {
+                t.insert(s.as_str(), ())?;
             }
         }
         {
@@ -245,7 +326,7 @@ impl Store {
             let mut rd = tx.open_table(RDATA)?;
             let mut val = Vec::with_capacity(64);
             let mut rkey = Vec::with_capacity(64);
-            for (key, rev, (_, t, d), agg) in &keyed {
+            for (key, agg) in &keyed {
                 let old = rr.get(key.as_slice())?.and_then(|v| Agg::decode(v.value()));
                 let mut a = match old {
                     Some(a) => {
@@ -254,8 +335,18 @@ impl Store {
                     }
                     None => {
                         st.created += 1;
-                        rdata_key(rev, t, d, &mut rkey);
-                        rd.insert(rkey.as_slice(), ())?;
+                        let mut parts = key.splitn(3, |&b| b == 0);
+                        if let (Some(rev), Some(t), Some(d)) =
+                            (parts.next(), parts.next(), parts.next())
+                        {
+                            rkey.clear();
+                            rkey.extend_from_slice(d);
+                            rkey.push(0);
+                            rkey.extend_from_slice(rev);
+                            rkey.push(0);
+                            rkey.extend_from_slice(t);
+                            rd.insert(rkey.as_slice(), ())?;
+                        }
                         Agg::default()
                     }
                 };

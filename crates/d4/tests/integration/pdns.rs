@@ -283,3 +283,78 @@ fn extract_cli_on_a_capture_and_a_damaged_file() {
     assert_eq!(first["rrname"], "google.com");
     assert_eq!(first["rrtype"], "A");
 }
+
+#[test]
+fn type1_captures_through_a_queue_into_the_store() {
+    let Some(sh) = shared() else { return };
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    let sensor = Sensor::new(&s, 1);
+    sensor.send_file(&sh.join("data/pcap/dns/dnscap__frags.pcap"));
+    s.wait_queue_len(&q, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("t1.redb");
+    let data_dir = s.data_dir();
+    let o = Command::new(D4)
+        .args(["pdns", "ingest", "-s", "--once", "-u", &q, "--data-dir"])
+        .arg(&data_dir)
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // 58 answers (after IPv4 reassembly) of 3 distinct records.
+    assert!(err.contains("58 observations (3 created"), "{err}");
+    assert_eq!(s.queue_len(&q), 0);
+    let p = Pdns::start(&["--store", store.to_str().unwrap()]);
+    let (_, recs, _) = p.query("/query/206.218.58.216.in-addr.arpa");
+    let mut got: Vec<(String, u64)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["rdata"].as_str().unwrap().to_string(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("dfw06s47-in-f14.1e100.net".to_string(), 17),
+            ("dfw06s47-in-f206.1e100.net".to_string(), 17)
+        ]
+    );
+    let (_, a, _) = p.query("/query/google.com");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0]["count"], 24);
+    assert_eq!(a[0]["rdata"], "216.58.218.206");
+    // The whole capture lies within second 1506965422 (tcpdump -tt: .731059 to .884033).
+    assert_eq!(a[0]["time_first"], 1_506_965_422u64);
+    assert_eq!(a[0]["time_last"], 1_506_965_422u64);
+}
+
+#[test]
+fn pdns_help_has_examples_and_bad_usage_exits_2() {
+    for sub in ["extract", "ingest", "serve"] {
+        let o = Command::new(D4)
+            .args(["pdns", sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.contains("Examples:"),
+            "d4 pdns {sub} --help has no example"
+        );
+    }
+    let o = Command::new(D4)
+        .args(["pdns", "serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(D4).args(["pdns", "ingest"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to ingest"));
+}
