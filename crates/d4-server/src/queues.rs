@@ -293,15 +293,15 @@ impl Queues {
     async fn push_redis(&self, r: &RedisMode, queues: &[Uuid], items: &[Bytes]) -> Result<()> {
         let mut pending: Vec<(Uuid, QueueType)> = Vec::new();
         for q in queues {
-            let ty = match self.lock_defs().get(q) {
-                Some(d) => d.ty.clone(),
+            let (ty, max) = match self.lock_defs().get(q) {
+                Some(d) => (d.ty.clone(), d.max_size),
                 None => continue, // deleted meanwhile
             };
             if !pending.is_empty() || r.spooled.load(Ordering::Relaxed) > 0 {
                 pending.push((*q, ty));
                 continue;
             }
-            if let Err(e) = r.q.push_to(&ty, *q, items).await {
+            if let Err(e) = r.q.push_with_max(&ty, *q, max, items).await {
                 tracing::error!(
                     "Redis unreachable ({e:#}): queue items are spooled on disk until it returns"
                 );

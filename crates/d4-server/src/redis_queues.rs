@@ -235,32 +235,51 @@ impl RedisQueues {
     /// Pushes items to one queue (`LPUSH` + `LTRIM`): it keeps its newest
     /// `max_size` items; the others are counted in `d4_dropped`.
     pub async fn push_to(&self, ty: &QueueType, q: Uuid, items: &[impl AsRef<[u8]>]) -> Result<()> {
+        let mut m = self.meta.clone();
+        let max: Option<u64> = m.hget(meta_key(q), "max_size").await?;
+        self.push_with_max(ty, q, max.unwrap_or(self.default_max), items)
+            .await
+    }
+
+    /// The same with the queue's max size known (the server's cache): one
+    /// variadic `LPUSH` + `LTRIM` on the lists instance and the counters on
+    /// the metadata instance, concurrently.
+    pub async fn push_with_max(
+        &self,
+        ty: &QueueType,
+        q: Uuid,
+        max: u64,
+        items: &[impl AsRef<[u8]>],
+    ) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
+        let max = max.max(1);
         let mut m = self.meta.clone();
         let mut l = self.lists.clone();
         let mk = meta_key(q);
-        let max: Option<u64> = m.hget(&mk, "max_size").await?;
-        let max = max.unwrap_or(self.default_max).max(1);
         let key = list_key(ty, q);
-        let mut p = redis::pipe();
-        p.atomic();
-        for i in items {
-            p.lpush(&key, i.as_ref()).ignore();
-        }
-        p.llen(&key);
-        p.ltrim(&key, 0, max as isize - 1).ignore();
-        let (len,): (u64,) = p.query_async(&mut l).await?;
-        let dropped = len.saturating_sub(max);
-        let mut p = redis::pipe();
-        p.hset(&mk, "last_updated", now())
+        let values: Vec<&[u8]> = items.iter().map(|i| i.as_ref()).collect();
+        let mut lp = redis::pipe();
+        lp.atomic()
+            .lpush(&key, &values)
+            .ltrim(&key, 0, max as isize - 1)
+            .ignore();
+        let mut mp = redis::pipe();
+        mp.hset(&mk, "last_updated", now())
             .ignore()
             .hincr(&mk, "d4_pushed", items.len() as u64)
-            .ignore()
-            .hincr(&mk, "d4_dropped", dropped)
             .ignore();
-        let _: () = p.query_async(&mut m).await?;
+        let (lr, mr) = tokio::join!(
+            lp.query_async::<(u64,)>(&mut l),
+            mp.query_async::<()>(&mut m)
+        );
+        let (len,) = lr?;
+        mr?;
+        let dropped = len.saturating_sub(max);
+        if dropped > 0 {
+            let _: () = m.hincr(&mk, "d4_dropped", dropped).await?;
+        }
         Ok(())
     }
 
