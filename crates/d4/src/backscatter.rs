@@ -256,7 +256,7 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
     if qtype != "1" {
         bail!("queue {queue} is of type {qtype}: backscatter reads type-1 (pcap) queues");
     }
-    let root = crate::stdout::data_root(&api);
+    let root = d4_api::data_root(&api);
     if !a.once {
         crate::signals::catch(|n| {
             if n > 1 {
@@ -273,8 +273,7 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
         let n = items.len() as u64;
         for item in items {
             let path = String::from_utf8_lossy(&item).into_owned();
-            let r = crate::stdout::open_item_file(Path::new(&path), root.as_deref())
-                .and_then(|f| run.capture(f));
+            let r = d4_api::open_item_file(&item, root.as_deref()).and_then(|f| run.capture(f));
             if let Err(e) = r {
                 if crate::is_broken_pipe(&e) {
                     return Err(e); // nothing acknowledged: the batch is read again

@@ -10,7 +10,7 @@
 //! twice. The reference pipeline popped newest-first and cut items at snaplen.
 
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use anyhow::{bail, Context, Result};
@@ -148,7 +148,7 @@ fn produce(
                 .map_err(anyhow::Error::from),
             Items::Files | Items::Captures => {
                 let path = String::from_utf8_lossy(item).into_owned();
-                crate::stdout::open_item_file(Path::new(&path), root.as_deref()).and_then(|f| {
+                d4_api::open_item_file(item, root.as_deref()).and_then(|f| {
                     let r = io::BufReader::with_capacity(CHUNK, f);
                     if kind == Items::Files {
                         let mut r = r;
@@ -213,7 +213,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     if anon.is_some() && kind != Items::Captures {
         bail!("pseudonymisation applies to pcap (type 1) queues; this one is of type {qtype}");
     }
-    let root = crate::stdout::data_root(&api);
+    let root = d4_api::data_root(&api);
     crate::signals::catch(|n| {
         if n == 1 {
             eprintln!("d4 forward: finishing the batch in hand; Ctrl-C again to quit now");

@@ -43,36 +43,10 @@ struct FileStreamer {
     root: Option<std::path::PathBuf>,
 }
 
-/// Opens a file named by a queue item (gunzipped when it is gzip): it must be
-/// a regular file, below the server's data directory when that is known.
-pub(crate) fn open_item_file(path: &Path, root: Option<&Path>) -> Result<Box<dyn Read + Send>> {
-    let meta = std::fs::symlink_metadata(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file; skipped", path.display());
-    }
-    if let Some(root) = root {
-        let real = path.canonicalize()?;
-        if !real.starts_with(root.canonicalize().unwrap_or_else(|_| root.to_path_buf())) {
-            bail!(
-                "{} is outside the server's data directory; skipped",
-                path.display()
-            );
-        }
-    }
-    d4_packet::gz::open_maybe_gz(path).with_context(|| format!("cannot open {}", path.display()))
-}
-
-/// The server's `<data-dir>/data`, where the files queue items name live.
-pub(crate) fn data_root(api: &Api) -> Option<std::path::PathBuf> {
-    api.get("/server")
-        .ok()
-        .and_then(|v| v["data_dir"].as_str().map(|d| Path::new(d).join("data")))
-}
-
 impl FileStreamer {
     fn stream(&mut self, path: &Path, out: &mut impl Write) -> Result<()> {
-        let mut r = open_item_file(path, self.root.as_deref())?;
+        let mut r =
+            d4_api::open_item_file(path.as_os_str().as_encoded_bytes(), self.root.as_deref())?;
         let mut head = [0u8; 24];
         let mut n = 0;
         while n < 24 {
@@ -118,7 +92,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     if a.files && !matches!(qtype, "1" | "4" | "5" | "7") {
         bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
     }
-    let data_root = data_root(&api);
+    let data_root = d4_api::data_root(&api);
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut files = FileStreamer {
