@@ -26,6 +26,20 @@ pub struct Packet {
     pub data: Vec<u8>,
 }
 
+impl Packet {
+    /// An empty packet with room for a 64 KiB frame, to be filled by
+    /// [`CaptureReader::next_into`] again and again.
+    pub fn with_capacity() -> Packet {
+        Packet {
+            linktype: 0,
+            ts_sec: 0,
+            ts_frac: 0,
+            orig_len: 0,
+            data: Vec::with_capacity(65_536),
+        }
+    }
+}
+
 /// Why a capture cannot be read (further).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -255,14 +255,8 @@ fn extract(a: ExtractArgs) -> Result<()> {
                     return false;
                 }
             };
-            let nanos = reader.pcap_header().is_some_and(|h| h.nanos);
-            let mut p = Packet {
-                linktype: 0,
-                ts_sec: 0,
-                ts_frac: 0,
-                orig_len: 0,
-                data: Vec::with_capacity(65_536),
-            };
+            let nanos = reader.nanos();
+            let mut p = Packet::with_capacity();
             loop {
                 match reader.next_into(&mut p) {
                     Ok(true) => x.packet(&p, nanos, &mut |r| {

@@ -183,18 +183,12 @@ impl Ingester {
     /// A capture: its DNS answers become observations.
     pub fn capture(&mut self, r: impl Read) -> Result<()> {
         let mut reader = CaptureReader::new(r)?;
-        let nanos = reader.pcap_header().is_some_and(|h| h.nanos);
+        let nanos = reader.nanos();
         let mut x = Extractor::new(ExtractConfig {
             trailing_dot: false,
             ..ExtractConfig::default()
         });
-        let mut p = Packet {
-            linktype: 0,
-            ts_sec: 0,
-            ts_frac: 0,
-            orig_len: 0,
-            data: Vec::with_capacity(65_536),
-        };
+        let mut p = Packet::with_capacity();
         let mut pending = Vec::new();
         let result = loop {
             match reader.next_into(&mut p) {

@@ -143,13 +143,7 @@ pub(crate) fn copy_packets<R: Read, W: Write>(
         w.offer_header(h)?;
     }
     let nanos = reader.nanos();
-    let mut p = Packet {
-        linktype: 0,
-        ts_sec: 0,
-        ts_frac: 0,
-        orig_len: 0,
-        data: Vec::with_capacity(65_536),
-    };
+    let mut p = Packet::with_capacity();
     while reader.next_into(&mut p)? {
         if let Some(a) = anon.as_deref_mut() {
             a.frame(&mut p);

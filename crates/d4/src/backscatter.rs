@@ -177,13 +177,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         matched,
         packets: 0,
         not_written: 0,
-        p: Packet {
-            linktype: 0,
-            ts_sec: 0,
-            ts_frac: 0,
-            orig_len: 0,
-            data: Vec::with_capacity(65_536),
-        },
+        p: Packet::with_capacity(),
     };
     if run.victims.is_none() {
         writeln!(run.out, "{CSV_HEADER}")?;
