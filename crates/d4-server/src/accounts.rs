@@ -130,12 +130,21 @@ pub enum LoginError {
     Bad,
 }
 
+/// Failed-login counters, and the checks in progress that may add to them.
+#[derive(Default)]
+struct Throttles {
+    counts: HashMap<String, Throttle>,
+    /// Password checks under way, per key: each holds a failure slot until
+    /// it ends, so parallel attempts cannot get past the limit.
+    inflight: HashMap<String, u32>,
+}
+
 /// The account registry.
 pub struct Accounts {
     db: Arc<Db>,
     users: Mutex<BTreeMap<String, User>>,
     sessions: Mutex<HashMap<String, WebSession>>,
-    throttle: Mutex<HashMap<String, Throttle>>,
+    throttle: Mutex<Throttles>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -223,7 +232,10 @@ impl Accounts {
             db,
             users: Mutex::new(users),
             sessions: Mutex::new(sessions),
-            throttle: Mutex::new(throttle),
+            throttle: Mutex::new(Throttles {
+                counts: throttle,
+                inflight: HashMap::new(),
+            }),
         })
     }
 
@@ -353,49 +365,95 @@ impl Accounts {
             .cloned()
     }
 
-    fn locked(&self, key: &str, now: i64) -> Option<i64> {
-        lock(&self.throttle)
-            .get(key)
-            .filter(|t| t.locked_until > now)
-            .map(|t| t.locked_until - now)
+    /// Atomically: refuses if any key is locked or has its failure slots
+    /// all taken (failures so far plus checks under way), otherwise takes a
+    /// slot on every key. Returns how long to wait when refused.
+    fn reserve(&self, keys: &[String], now: i64) -> std::result::Result<(), i64> {
+        let mut st = lock(&self.throttle);
+        let mut wait = None;
+        for k in keys {
+            let t = st
+                .counts
+                .get(k)
+                .copied()
+                .filter(|t| t.locked_until > now || now - t.first <= LOCK_SECS)
+                .unwrap_or_default();
+            let busy = st.inflight.get(k).copied().unwrap_or(0);
+            if t.locked_until > now {
+                wait = wait.max(Some(t.locked_until - now));
+            } else if t.failures + busy >= MAX_FAILURES {
+                // The checks under way may all fail: wait for them.
+                wait = wait.max(Some(1));
+            }
+        }
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        for k in keys {
+            *st.inflight.entry(k.clone()).or_default() += 1;
+        }
+        Ok(())
     }
 
-    fn fail(&self, key: String, now: i64) -> Result<()> {
+    /// Ends the checks [`Self::reserve`] started: frees their slots and, for
+    /// a failure, counts it on every key (one store commit).
+    fn release(&self, keys: &[String], failed: bool, now: i64) -> Result<()> {
         let mut stale = Vec::new();
-        let t = {
-            let mut all = lock(&self.throttle);
-            // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
-            if all.len() >= MAX_THROTTLED {
-                all.retain(|k, t| {
-                    let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
-                    if !keep {
-                        stale.push(k.clone());
+        let mut docs = Vec::new();
+        {
+            let mut st = lock(&self.throttle);
+            for k in keys {
+                if let Some(n) = st.inflight.get_mut(k) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        st.inflight.remove(k);
                     }
-                    keep
-                });
+                }
             }
-            let t = all.entry(key.clone()).or_default();
-            if now - t.first > LOCK_SECS {
-                *t = Throttle {
-                    failures: 0,
-                    first: now,
-                    locked_until: 0,
-                };
+            if failed {
+                let all = &mut st.counts;
+                // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
+                if all.len() >= MAX_THROTTLED {
+                    all.retain(|k, t| {
+                        let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
+                        if !keep {
+                            stale.push(k.clone());
+                        }
+                        keep
+                    });
+                }
+                for key in keys {
+                    let t = all.entry(key.clone()).or_default();
+                    if now - t.first > LOCK_SECS {
+                        *t = Throttle {
+                            failures: 0,
+                            first: now,
+                            locked_until: 0,
+                        };
+                    }
+                    t.failures += 1;
+                    if t.failures >= MAX_FAILURES {
+                        t.locked_until = now + LOCK_SECS;
+                    }
+                    docs.push((format!("throttle:{key}"), *t));
+                }
             }
-            t.failures += 1;
-            if t.failures >= MAX_FAILURES {
-                t.locked_until = now + LOCK_SECS;
-            }
-            *t
-        };
+        }
         for k in stale {
             self.db.delete_doc(&format!("throttle:{k}"))?;
         }
-        self.db.put_docs(&[(format!("throttle:{key}"), t)])
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.db.put_docs(&docs)
     }
 
     /// Checks a login: throttled (per address and per account), then the
     /// password. Returns the new session's cookie value and the session.
+    ///
+    /// The throttle check and a failure slot are taken together, before the
+    /// password is checked, so parallel attempts get no more than
+    /// [`MAX_FAILURES`] checks.
     pub fn login(
         &self,
         name: &str,
@@ -404,15 +462,24 @@ impl Accounts {
         now: i64,
     ) -> Result<std::result::Result<(String, WebSession), LoginError>> {
         let (ip_key, user_key) = (format!("ip:{ip}"), format!("user:{name}"));
-        if let Some(wait) = self
-            .locked(&ip_key, now)
-            .into_iter()
-            .chain(self.locked(&user_key, now))
-            .max()
-        {
+        let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
+        let mut keys = vec![ip_key];
+        if user.is_some() {
+            keys.push(user_key.clone());
+        }
+        // The account's own lock applies even when it is not counted.
+        if let Some(wait) = {
+            let st = lock(&self.throttle);
+            st.counts
+                .get(&user_key)
+                .filter(|t| t.locked_until > now)
+                .map(|t| t.locked_until - now)
+        } {
             return Ok(Err(LoginError::Throttled(wait)));
         }
-        let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
+        if let Err(wait) = self.reserve(&keys, now) {
+            return Ok(Err(LoginError::Throttled(wait)));
+        }
         let ok = match &user {
             Some(u) => check_password(&u.password_hash, password),
             None => {
@@ -421,14 +488,11 @@ impl Accounts {
                 false
             }
         };
+        self.release(&keys, !ok, now)?;
         if !ok {
-            self.fail(ip_key, now)?;
-            if user.is_some() {
-                self.fail(user_key.clone(), now)?;
-            }
             return Ok(Err(LoginError::Bad));
         }
-        if lock(&self.throttle).remove(&user_key).is_some() {
+        if lock(&self.throttle).counts.remove(&user_key).is_some() {
             self.db.delete_doc(&format!("throttle:{user_key}"))?;
         }
         let cookie = random_secret();
@@ -567,6 +631,25 @@ mod tests {
                 .unwrap(),
             Err(LoginError::Throttled(_))
         ));
+    }
+
+    #[test]
+    fn checks_under_way_take_failure_slots() {
+        let (_d, a) = accounts();
+        let keys = vec!["ip:192.0.2.7".to_string(), "user:alice".to_string()];
+        for _ in 0..MAX_FAILURES {
+            a.reserve(&keys, 10).unwrap();
+        }
+        // Five checks under way: a sixth must wait for them.
+        assert_eq!(a.reserve(&keys, 10), Err(1));
+        // One succeeds: its slot is free again.
+        a.release(&keys, false, 10).unwrap();
+        a.reserve(&keys, 10).unwrap();
+        for _ in 0..MAX_FAILURES {
+            a.release(&keys, true, 10).unwrap();
+        }
+        assert_eq!(a.reserve(&keys, 11), Err(LOCK_SECS - 1));
+        assert!(lock(&a.throttle).inflight.is_empty());
     }
 
     #[test]

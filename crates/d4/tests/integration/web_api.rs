@@ -1002,3 +1002,39 @@ fn a_user_account_sees_pages_but_cannot_change_anything() {
     assert!(page.contains("Only admins"));
     assert_eq!(s.call("GET", "/queues", Some(&k), None).1, json!([]));
 }
+
+#[test]
+fn parallel_wrong_logins_get_no_more_checks_than_the_limit() {
+    let s = Server::start(&[]);
+    let (pw, _) = s.admin_credentials();
+    let mut b = Browser::new(&s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let cookies = b.cookie_header();
+    let url = format!("{}/login", s.api);
+    let threads: Vec<_> = (0..30)
+        .map(|_| {
+            let (http, url, cookies, t) = (s.web_client(), url.clone(), cookies.clone(), t.clone());
+            std::thread::spawn(move || {
+                http.post(&url)
+                    .header("cookie", cookies)
+                    .form(&[("csrf", t.as_str()), ("user", "admin"), ("password", "not it")])
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let refused = codes.iter().filter(|&&c| c == 429).count();
+    assert_eq!(checked + refused, 30, "{codes:?}");
+    assert!(checked <= 5, "{checked} passwords checked: {codes:?}");
+    // Locked now, even with the right password.
+    let (code, _, body, _) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", "admin"), ("password", &pw)],
+    );
+    assert_eq!(code, 429, "{body}");
+}
