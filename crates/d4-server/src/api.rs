@@ -253,28 +253,40 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Most HTTPS connections served at once; past it, new ones are closed.
+pub const MAX_WEB_CONNECTIONS: usize = 256;
+/// Time allowed for the TLS handshake, and for each request's header (also
+/// how long an idle keep-alive connection stays open).
+pub const WEB_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the web UI and the API over TLS until shutdown.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
     let app = crate::web::app(shared.clone());
     let mut sd = shared.shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_WEB_CONNECTIONS));
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = sd.changed() => return,
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("HTTPS connection from {peer} closed: {MAX_WEB_CONNECTIONS} already open");
+            continue;
+        };
         let (app, acceptor) = (app.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
-                    .await
+            let _permit = permit;
+            let Ok(Ok(tls)) = tokio::time::timeout(WEB_HEADER_TIMEOUT, acceptor.accept(tcp)).await
             else {
                 return;
             };
             let app = app.layer(Extension(PeerAddr(peer)));
             let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(WEB_HEADER_TIMEOUT);
+            let _ = b.serve_connection(TokioIo::new(tls), svc).await;
         });
     }
 }

@@ -1038,3 +1038,14 @@ fn parallel_wrong_logins_get_no_more_checks_than_the_limit() {
     );
     assert_eq!(code, 429, "{body}");
 }
+
+#[test]
+fn a_half_sent_request_header_is_cut_off() {
+    let s = Server::start(&[]);
+    let mut c = crate::harness::Raw::connect_web(&s);
+    let t = std::time::Instant::now();
+    assert!(c.write(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "));
+    assert!(c.closed_by_server(), "the connection stayed open");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(15), "closed after {took:?}");
+}
