@@ -308,7 +308,8 @@ impl Accounts {
             .count()
     }
 
-    /// Changes an account's role (the last admin stays admin).
+    /// Changes an account's role (the last admin stays admin) and ends its
+    /// sessions.
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if u.role == Role::Admin && role != Role::Admin && self.admins() == 1 {
@@ -317,7 +318,8 @@ impl Accounts {
         u.role = role;
         self.save_user(&u)?;
         lock(&self.users).insert(u.name.clone(), u);
-        Ok(())
+        // Sessions opened under the old role end: log in again.
+        self.end_sessions(name, None)
     }
 
     /// Deletes an account and its sessions (not the last admin).
@@ -328,11 +330,17 @@ impl Accounts {
         }
         self.db.delete_doc(&format!("user:{name}"))?;
         lock(&self.users).remove(name);
+        self.end_sessions(name, None)
+    }
+
+    /// Ends every session of an account, except the one of cookie `keep`.
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<()> {
+        let keep = keep.map(digest);
         let gone: Vec<String> = {
             let mut s = lock(&self.sessions);
             let ids: Vec<String> = s
                 .iter()
-                .filter(|(_, w)| w.user == name)
+                .filter(|(k, w)| w.user == name && keep.as_ref() != Some(*k))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in &ids {
@@ -527,8 +535,16 @@ impl Accounts {
     }
 
     /// Changes a password (the old one must be right); clears the
-    /// must-change flag. For the first admin, removes DEFAULT_PASSWORD.
-    pub fn change_password(&self, name: &str, old: &str, new: &str, data_dir: &Path) -> Result<()> {
+    /// must-change flag; ends the account's other sessions (all but the one
+    /// of cookie `keep`). For the first admin, removes DEFAULT_PASSWORD.
+    pub fn change_password(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        data_dir: &Path,
+        keep: Option<&str>,
+    ) -> Result<()> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if !check_password(&u.password_hash, old) {
             bail!("the current password is wrong");
@@ -541,6 +557,7 @@ impl Accounts {
         u.must_change_password = false;
         self.save_user(&u)?;
         lock(&self.users).insert(u.name.clone(), u);
+        self.end_sessions(name, keep)?;
         let f = data_dir.join(DEFAULT_PASSWORD_FILE);
         if name == "admin" && f.exists() {
             std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
@@ -580,11 +597,16 @@ mod tests {
         assert_eq!(a.session(&cookie, t + 1).unwrap().0.csrf, s.csrf);
         assert!(a.get("admin").unwrap().must_change_password);
         assert!(a
-            .change_password("admin", "wrong", "another password", d.path())
+            .change_password("admin", "wrong", "another password", d.path(), None)
             .is_err());
-        assert!(a.change_password("admin", &pw, "short", d.path()).is_err());
-        a.change_password("admin", &pw, "a much better one", d.path())
+        assert!(a
+            .change_password("admin", &pw, "short", d.path(), None)
+            .is_err());
+        let (other, _) = a.login("admin", &pw, "192.0.2.2", t).unwrap().unwrap();
+        a.change_password("admin", &pw, "a much better one", d.path(), Some(&cookie))
             .unwrap();
+        // The other session ended; this one goes on.
+        assert!(a.session(&other, t + 1).is_none());
         assert!(!d.path().join(DEFAULT_PASSWORD_FILE).exists());
         // Survives a restart.
         let b = Accounts::load(a.db.clone()).unwrap();
@@ -679,5 +701,11 @@ mod tests {
         assert!(a.create_user("reg", Role::User, "0123456789").is_err());
         a.delete_user("reg").unwrap();
         assert!(a.by_api_key(&k2).is_none());
+        // A role change ends the account's sessions.
+        a.create_user("bob", Role::Admin, "0123456789").unwrap();
+        let (c, _) = a.login("bob", "0123456789", "192.0.2.3", 1).unwrap().unwrap();
+        assert!(a.session(&c, 2).is_some());
+        a.set_role("bob", Role::User).unwrap();
+        assert!(a.session(&c, 2).is_none());
     }
 }

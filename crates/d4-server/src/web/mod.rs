@@ -171,6 +171,10 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
         let Some((ws, user)) = s.accounts.session(&c, now()) else {
             return Err(Redirect::to("/login").into_response());
         };
+        // sensor_register accounts are API-only, whatever session they hold.
+        if !user.role.allows(Role::User) {
+            return Err(Redirect::to("/login").into_response());
+        }
         let path = parts.uri.path();
         if user.must_change_password && path != "/password" && path != "/logout" {
             return Err(Redirect::to("/password").into_response());
@@ -501,8 +505,8 @@ async fn password_change(State(s): State<Arc<Shared>>, c: Ctx, Form(f): Form<Fie
         f.get("current").to_string(),
         f.get("new").to_string(),
     );
-    let dir = s.cfg.data_dir.clone();
-    match api::blocking(move || a.change_password(&name, &old, &new, &dir)).await {
+    let (dir, keep) = (s.cfg.data_dir.clone(), c.cookie.clone());
+    match api::blocking(move || a.change_password(&name, &old, &new, &dir, Some(&keep))).await {
         Ok(()) => {
             tracing::info!("{:?} changed their password", c.user.name);
             back("/", Ok("Password changed.".into()))

@@ -1049,3 +1049,56 @@ fn a_half_sent_request_header_is_cut_off() {
     let took = t.elapsed();
     assert!(took < Duration::from_secs(15), "closed after {took:?}");
 }
+
+/// Logs `name` in with `password` in a new browser; 303 expected.
+fn logged_in<'a>(s: &'a Server, name: &str, password: &str) -> Browser<'a> {
+    let mut b = Browser::new(s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", name), ("password", password)],
+    );
+    assert_eq!(code, 303, "login of {name}");
+    b
+}
+
+#[test]
+fn role_and_password_changes_end_sessions() {
+    let s = Server::start(&[]);
+    let (_, k) = s.admin_credentials();
+    let (code, _) = s.call(
+        "POST",
+        "/users",
+        Some(&k),
+        Some(json!({"name": "ops", "role": "admin", "password": "first password"})),
+    );
+    assert_eq!(code, 201);
+    let mut b = logged_in(&s, "ops", "first password");
+    let (_, _, page) = b.get("/password");
+    let t = csrf(&page);
+    let mut other = logged_in(&s, "ops", "first password");
+    let (code, loc, ..) = b.post(
+        "/password",
+        &[
+            ("csrf", &t),
+            ("current", "first password"),
+            ("new", "second password"),
+            ("confirm", "second password"),
+        ],
+    );
+    assert_eq!((code, loc.as_str()), (303, "/"));
+    // The other session ended with the old password; this one goes on.
+    assert_eq!(other.get("/sensors").1, "/login");
+    assert_eq!(b.get("/sensors").0, 200);
+    // Demoted: the session opened as admin ends.
+    let (code, _) = s.call(
+        "POST",
+        "/users/ops/role",
+        Some(&k),
+        Some(json!({"role": "user"})),
+    );
+    assert_eq!(code, 200);
+    let (code, loc, _) = b.get("/users");
+    assert_eq!((code, loc.as_str()), (303, "/login"));
+}
