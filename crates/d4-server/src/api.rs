@@ -1122,6 +1122,11 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
         .is_some_and(|v| !v.is_null() && v != &json!(false) && v != &json!(""));
     let t = chrono::Utc::now().timestamp();
     let res = policy_update(&s, move |p| {
+        // Bounded like the pending sensors that connect: a full list keeps
+        // its entries, newcomers are refused until it is cleared.
+        if p.pending.len() >= crate::policy::MAX_PENDING && !p.pending.contains_key(&u) {
+            return false;
+        }
         let e = p.pending.entry(u).or_insert(crate::policy::PendingSensor {
             first_seen: t,
             last_seen: t,
@@ -1135,10 +1140,15 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
         e.mail = mail;
         e.third_party = third_party;
         e.key = Some(key);
+        true
     })
     .await;
     match res {
-        Ok(()) => {
+        Ok(false) => err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many pending registrations: approve or reject some first",
+        ),
+        Ok(true) => {
             tracing::info!("sensor {} registered, pending approval", u.simple());
             reply(StatusCode::OK, json!({"uuid": u.simple().to_string()}))
         }

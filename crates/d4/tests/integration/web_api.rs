@@ -1102,3 +1102,49 @@ fn role_and_password_changes_end_sessions() {
     let (code, loc, _) = b.get("/users");
     assert_eq!((code, loc.as_str()), (303, "/login"));
 }
+
+#[test]
+fn pending_registrations_are_bounded() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, admin) = s.admin_credentials();
+    let url = format!("{}/api/v1/add/sensor/register", s.api);
+    // 1000 pending sensors (the limit), registered in parallel.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, admin) = (s.web_client(), url.clone(), admin.clone());
+            std::thread::spawn(move || {
+                for _ in 0..125 {
+                    let r = http
+                        .post(&url)
+                        .header("Authorization", &admin)
+                        .json(&json!({"uuid": Uuid::new_v4().to_string(), "hmac_key": "k"}))
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let reg = |u: Uuid| {
+        s.call(
+            "POST",
+            "/add/sensor/register",
+            Some(&admin),
+            Some(json!({"uuid": u.to_string(), "hmac_key": "k", "mail": "m".repeat(100_000)})),
+        )
+    };
+    let (code, v) = reg(Uuid::new_v4());
+    assert_eq!(code, 429, "{v}");
+    assert!(reason(&v).starts_with("Too many pending registrations"));
+    // Room again once one is rejected.
+    let pending: Vec<Value> = s.api_get("/sensors").as_array().unwrap().clone();
+    let first = pending[0]["uuid"].as_str().unwrap().to_string();
+    let (code, _) = s.call("POST", &format!("/sensors/{first}/reject"), Some(&admin), None);
+    assert_eq!(code, 200);
+    let u = Uuid::new_v4();
+    assert_eq!(reg(u).0, 200);
+    assert_eq!(s.sensor(&u)["status"], "pending");
+}
