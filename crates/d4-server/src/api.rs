@@ -179,7 +179,9 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/rejections", get(rejections))
         .route("/stats/daily", get(daily_stats))
         .route("/add/sensor/register", post(register_sensor))
-        .layer(middleware::from_fn_with_state(shared.clone(), auth));
+        .fallback(no_endpoint)
+        .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .layer(middleware::from_fn(json_errors));
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(shared, auth));
@@ -187,6 +189,46 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/v1/openapi.json", get(openapi))
         .nest("/api/v1", v1)
         .merge(metrics)
+}
+
+/// `/api/v1/...` that is no endpoint: a JSON 404.
+async fn no_endpoint(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint {method} {}", uri.path()),
+    )
+}
+
+/// Makes every API error JSON: the extractors' rejections (malformed JSON
+/// body, wrong content type, bad query or path, body too large) and the
+/// router's (method not allowed) are plain text; their text becomes the
+/// `reason` and the status is kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let status = r.status();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError(status, reason).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 async fn openapi() -> Response {

@@ -1148,3 +1148,51 @@ fn pending_registrations_are_bounded() {
     assert_eq!(reg(u).0, 200);
     assert_eq!(s.sensor(&u)["status"], "pending");
 }
+
+#[test]
+fn every_api_error_is_json() {
+    let s = Server::start(&[]);
+    let (_, admin) = s.admin_credentials();
+    let send = |rb: reqwest::blocking::RequestBuilder| {
+        let r = rb.header("Authorization", &admin).send().unwrap();
+        let code = r.status().as_u16();
+        let ct = header(&r, "content-type");
+        let text = r.text().unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code} {ct}: {text:?}"));
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(!reason(&v).is_empty());
+        (code, v)
+    };
+    let url = |p: &str| format!("{}/api/v1{p}", s.api);
+    // Malformed JSON body.
+    let (code, _) = send(
+        s.http
+            .post(url("/queues"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    );
+    assert_eq!(code, 400);
+    // Well-formed, wrong shape.
+    let (code, _) = send(s.http.post(url("/queues")).json(&json!({"nope": 1})));
+    assert!(code == 400 || code == 422, "{code}");
+    // Wrong content type.
+    let (code, _) = send(
+        s.http
+            .post(url("/queues"))
+            .header("content-type", "text/plain")
+            .body("{}"),
+    );
+    assert_eq!(code, 415);
+    // Bad query.
+    let q = s.create_queue("3", &[]);
+    let (code, _) = send(s.http.get(url(&format!("/queues/{q}/peek?count=abc"))));
+    assert_eq!(code, 400);
+    // No such endpoint, wrong method.
+    let (code, v) = send(s.http.get(url("/nope")));
+    assert_eq!(code, 404);
+    assert!(reason(&v).contains("/nope"), "{v}");
+    let (code, _) = send(s.http.delete(url("/server")));
+    assert_eq!(code, 405);
+    // Unknown endpoints still need a key.
+    assert_eq!(s.call("GET", "/nope", None, None).0, 401);
+}
