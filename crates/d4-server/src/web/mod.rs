@@ -392,6 +392,12 @@ async fn login(
         f.get("user").trim().to_string(),
         f.get("password").to_string(),
     );
+    // Anyone can post here: a name that no account can have is not logged.
+    let shown = if crate::accounts::valid_name(&name) {
+        format!("{name:?}")
+    } else {
+        format!("an invalid user name ({} bytes)", name.len())
+    };
     let ip = peer.ip().to_canonical().to_string();
     let a = s.accounts.clone();
     let n2 = name.clone();
@@ -406,7 +412,7 @@ async fn login(
     };
     match r {
         Ok(Ok(Ok((cookie_value, _)))) => {
-            tracing::info!("{name:?} logged in from {}", peer.ip());
+            tracing::info!("{shown} logged in from {}", peer.ip());
             let must = s
                 .accounts
                 .get(&name)
@@ -425,14 +431,14 @@ async fn login(
                 .into_response()
         }
         Ok(Ok(Err(LoginError::Throttled(wait)))) => {
-            tracing::warn!("login for {name:?} from {} refused: throttled", peer.ip());
+            tracing::warn!("login for {shown} from {} refused: throttled", peer.ip());
             retry(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("Too many failed logins: try again in {wait} s."),
             )
         }
         Ok(Ok(Err(LoginError::Bad))) => {
-            tracing::warn!("failed login for {name:?} from {}", peer.ip());
+            tracing::warn!("failed login for {shown} from {}", peer.ip());
             retry(
                 StatusCode::UNAUTHORIZED,
                 "Wrong user name or password.".into(),

@@ -1196,3 +1196,28 @@ fn every_api_error_is_json() {
     // Unknown endpoints still need a key.
     assert_eq!(s.call("GET", "/nope", None, None).0, 401);
 }
+
+#[test]
+fn invalid_login_names_are_not_logged() {
+    let s = Server::start(&[]);
+    let mut b = Browser::new(&s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let name = format!("evil\n{}", "x".repeat(100_000));
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", &name), ("password", "whatever")],
+    );
+    assert_eq!(code, 401);
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", "nobody"), ("password", "whatever")],
+    );
+    assert_eq!(code, 401);
+    let log = wait_for("the second failure logged", Duration::from_secs(5), || {
+        let l = s.log();
+        l.contains("\"nobody\"").then_some(l)
+    });
+    assert!(!log.contains("xxxxxxxxxx"), "the long name was logged");
+    assert!(log.contains("an invalid user name (100005 bytes)"), "{log}");
+}
