@@ -472,19 +472,12 @@ impl Accounts {
     ) -> Result<std::result::Result<(String, WebSession), LoginError>> {
         let (ip_key, user_key) = (format!("ip:{ip}"), format!("user:{name}"));
         let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
+        // Failures count on the name whether an account has it or not: the
+        // same work and the same store commit (both counters in one) either
+        // way, so neither timing nor locks tell which names exist.
         let mut keys = vec![ip_key];
-        if user.is_some() {
+        if valid_name(name) {
             keys.push(user_key.clone());
-        }
-        // The account's own lock applies even when it is not counted.
-        if let Some(wait) = {
-            let st = lock(&self.throttle);
-            st.counts
-                .get(&user_key)
-                .filter(|t| t.locked_until > now)
-                .map(|t| t.locked_until - now)
-        } {
-            return Ok(Err(LoginError::Throttled(wait)));
         }
         if let Err(wait) = self.reserve(&keys, now) {
             return Ok(Err(LoginError::Throttled(wait)));
@@ -645,6 +638,23 @@ mod tests {
             )
             .unwrap()
             .is_ok());
+        // Unknown names are locked like accounts.
+        for i in 0..MAX_FAILURES {
+            let ip = format!("198.51.100.{}", 10 + i);
+            assert_eq!(
+                a.login("ghost", "x", &ip, 10).unwrap().unwrap_err(),
+                LoginError::Bad
+            );
+        }
+        assert!(matches!(
+            a.login("ghost", "x", "198.51.100.99", 11).unwrap(),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(a
+            .db
+            .get_doc::<Throttle>("throttle:user:ghost")
+            .unwrap()
+            .is_some());
         // Per address: unknown names count too.
         for _ in 0..MAX_FAILURES {
             let _ = a.login("nobody", "x", "203.0.113.9", 20).unwrap();
