@@ -714,7 +714,10 @@ mod tests {
         assert!(a.by_api_key(&k2).is_none());
         // A role change ends the account's sessions.
         a.create_user("bob", Role::Admin, "0123456789").unwrap();
-        let (c, _) = a.login("bob", "0123456789", "192.0.2.3", 1).unwrap().unwrap();
+        let (c, _) = a
+            .login("bob", "0123456789", "192.0.2.3", 1)
+            .unwrap()
+            .unwrap();
         assert!(a.session(&c, 2).is_some());
         a.set_role("bob", Role::User).unwrap();
         assert!(a.session(&c, 2).is_none());

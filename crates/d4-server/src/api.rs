@@ -312,7 +312,9 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcce
             _ = sd.changed() => return,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::debug!("HTTPS connection from {peer} closed: {MAX_WEB_CONNECTIONS} already open");
+            tracing::debug!(
+                "HTTPS connection from {peer} closed: {MAX_WEB_CONNECTIONS} already open"
+            );
             continue;
         };
         let (app, acceptor) = (app.clone(), acceptor.clone());

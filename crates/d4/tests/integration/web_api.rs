@@ -1018,7 +1018,11 @@ fn parallel_wrong_logins_get_no_more_checks_than_the_limit() {
             std::thread::spawn(move || {
                 http.post(&url)
                     .header("cookie", cookies)
-                    .form(&[("csrf", t.as_str()), ("user", "admin"), ("password", "not it")])
+                    .form(&[
+                        ("csrf", t.as_str()),
+                        ("user", "admin"),
+                        ("password", "not it"),
+                    ])
                     .send()
                     .unwrap()
                     .status()
@@ -1142,7 +1146,12 @@ fn pending_registrations_are_bounded() {
     // Room again once one is rejected.
     let pending: Vec<Value> = s.api_get("/sensors").as_array().unwrap().clone();
     let first = pending[0]["uuid"].as_str().unwrap().to_string();
-    let (code, _) = s.call("POST", &format!("/sensors/{first}/reject"), Some(&admin), None);
+    let (code, _) = s.call(
+        "POST",
+        &format!("/sensors/{first}/reject"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(code, 200);
     let u = Uuid::new_v4();
     assert_eq!(reg(u).0, 200);
@@ -1158,7 +1167,8 @@ fn every_api_error_is_json() {
         let code = r.status().as_u16();
         let ct = header(&r, "content-type");
         let text = r.text().unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code} {ct}: {text:?}"));
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code} {ct}: {text:?}"));
         assert_eq!(v["status"], "error", "{v}");
         assert!(!reason(&v).is_empty());
         (code, v)
