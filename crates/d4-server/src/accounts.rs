@@ -27,6 +27,8 @@ pub const MAX_FAILURES: u32 = 5;
 pub const LOCK_SECS: i64 = 300;
 /// How long a browser session lasts (seconds).
 pub const SESSION_SECS: i64 = 12 * 3600;
+/// Most sessions per account: a new login ends the oldest past it.
+pub const MAX_SESSIONS: usize = 32;
 /// Failed-login counters kept before finished ones are forgotten.
 const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
@@ -504,8 +506,39 @@ impl Accounts {
             expires: now + SESSION_SECS,
         };
         let id = digest(&cookie);
-        self.db.put_docs(&[(format!("websession:{id}"), &s)])?;
-        lock(&self.sessions).insert(id, s.clone());
+        // Expired sessions go, and the account's oldest past MAX_SESSIONS.
+        let gone: Vec<String> = {
+            let mut all = lock(&self.sessions);
+            let mut gone: Vec<String> = all
+                .iter()
+                .filter(|(_, w)| w.expires <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut mine: Vec<(i64, String)> = all
+                .iter()
+                .filter(|(_, w)| w.user == name && w.expires > now)
+                .map(|(k, w)| (w.expires, k.clone()))
+                .collect();
+            if mine.len() >= MAX_SESSIONS {
+                mine.sort();
+                let extra = mine.len() + 1 - MAX_SESSIONS;
+                gone.extend(mine.into_iter().take(extra).map(|(_, k)| k));
+            }
+            for k in &gone {
+                all.remove(k);
+            }
+            all.insert(id.clone(), s.clone());
+            gone
+        };
+        let doc = serde_json::to_vec(&s)?;
+        self.db.write(|tx| {
+            let mut t = tx.open_table(crate::store::KV)?;
+            for k in &gone {
+                t.remove(format!("websession:{k}").as_str())?;
+            }
+            t.insert(format!("websession:{id}").as_str(), doc.as_slice())?;
+            Ok(())
+        })?;
         Ok(Ok((cookie, s)))
     }
 
@@ -683,6 +716,36 @@ mod tests {
         }
         assert_eq!(a.reserve(&keys, 11), Err(LOCK_SECS - 1));
         assert!(lock(&a.throttle).inflight.is_empty());
+    }
+
+    #[test]
+    fn sessions_pruned_and_capped_at_login() {
+        let (_d, a) = accounts();
+        a.create_user("alice", Role::User, "alice's password")
+            .unwrap();
+        a.create_user("bob", Role::User, "bob's password").unwrap();
+        let (old, _) = a.login("bob", "bob's password", "ip", 1).unwrap().unwrap();
+        let t = 1 + SESSION_SECS;
+        let cookies: Vec<String> = (0..MAX_SESSIONS + 3)
+            .map(|i| {
+                a.login("alice", "alice's password", "ip", t + i as i64)
+                    .unwrap()
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        // Bob's expired session is gone, from memory and from the store.
+        assert!(!lock(&a.sessions).contains_key(&digest(&old)));
+        assert_eq!(
+            a.db.docs_with_prefix::<WebSession>("websession:")
+                .unwrap()
+                .len(),
+            MAX_SESSIONS
+        );
+        // Alice keeps her newest MAX_SESSIONS.
+        let now = t + 100;
+        assert!(cookies[..3].iter().all(|c| a.session(c, now).is_none()));
+        assert!(cookies[3..].iter().all(|c| a.session(c, now).is_some()));
     }
 
     #[test]
