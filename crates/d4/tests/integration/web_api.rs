@@ -1231,3 +1231,63 @@ fn invalid_login_names_are_not_logged() {
     assert!(!log.contains("xxxxxxxxxx"), "the long name was logged");
     assert!(log.contains("an invalid user name (100005 bytes)"), "{log}");
 }
+
+#[test]
+fn a_webhook_that_never_answers_does_not_stall_monitoring() {
+    // Accepts connections and never answers.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hook/SECRET-PATH?token=SECRET",
+        l.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c);
+        }
+    });
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!("monitor_interval_secs = 1\nwebhook_url = \"{url}\"\n"),
+    )
+    .unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let (_, k) = s.admin_credentials();
+    let k = Some(k.as_str());
+    let q = s
+        .call(
+            "POST",
+            "/queues",
+            k,
+            Some(json!({"type": "3", "max_size": 1})),
+        )
+        .1["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sensor = Sensor::new(&s, 3);
+    sensor.send(b"a\nb\n");
+    s.wait_queue_len(&q, 1);
+    wait_for("the queue_full alert", Duration::from_secs(10), || {
+        let v = s.call("GET", "/alerts", k, None).1;
+        (v.as_array()?.len() == 1).then_some(())
+    });
+    // Its delivery hangs (10 s); the checks go on meanwhile.
+    s.drain("3", &q, &[]);
+    wait_for("the alert resolved", Duration::from_secs(5), || {
+        let v = s.call("GET", "/alerts", k, None).1;
+        v.as_array()?.is_empty().then_some(())
+    });
+    let log = wait_for(
+        "the failed delivery logged",
+        Duration::from_secs(20),
+        || {
+            let l = s.log();
+            l.contains("webhook to 127.0.0.1: cannot deliver")
+                .then_some(l)
+        },
+    );
+    assert!(!log.contains("SECRET"), "the webhook URL was logged");
+}
