@@ -1012,10 +1012,15 @@ fn parallel_wrong_logins_get_no_more_checks_than_the_limit() {
     let t = csrf(&page);
     let cookies = b.cookie_header();
     let url = format!("{}/login", s.api);
+    let start = Arc::new(std::sync::Barrier::new(30));
     let threads: Vec<_> = (0..30)
         .map(|_| {
             let (http, url, cookies, t) = (s.web_client(), url.clone(), cookies.clone(), t.clone());
+            let start = start.clone();
             std::thread::spawn(move || {
+                // Connected (TLS done) first, then all at once.
+                assert_eq!(http.get(&url).send().unwrap().status().as_u16(), 200);
+                start.wait();
                 http.post(&url)
                     .header("cookie", cookies)
                     .form(&[
