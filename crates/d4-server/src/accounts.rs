@@ -27,6 +27,8 @@ pub const MAX_FAILURES: u32 = 5;
 pub const LOCK_SECS: i64 = 300;
 /// How long a browser session lasts (seconds).
 pub const SESSION_SECS: i64 = 12 * 3600;
+/// Most sessions per account: a new login ends the oldest past it.
+pub const MAX_SESSIONS: usize = 32;
 /// Failed-login counters kept before finished ones are forgotten.
 const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
@@ -130,12 +132,21 @@ pub enum LoginError {
     Bad,
 }
 
+/// Failed-login counters, and the checks in progress that may add to them.
+#[derive(Default)]
+struct Throttles {
+    counts: HashMap<String, Throttle>,
+    /// Password checks under way, per key: each holds a failure slot until
+    /// it ends, so parallel attempts cannot get past the limit.
+    inflight: HashMap<String, u32>,
+}
+
 /// The account registry.
 pub struct Accounts {
     db: Arc<Db>,
     users: Mutex<BTreeMap<String, User>>,
     sessions: Mutex<HashMap<String, WebSession>>,
-    throttle: Mutex<HashMap<String, Throttle>>,
+    throttle: Mutex<Throttles>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,7 +187,8 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` can be an account name (1-64 of `A-Z a-z 0-9 . _ @ - +`).
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -223,7 +235,10 @@ impl Accounts {
             db,
             users: Mutex::new(users),
             sessions: Mutex::new(sessions),
-            throttle: Mutex::new(throttle),
+            throttle: Mutex::new(Throttles {
+                counts: throttle,
+                inflight: HashMap::new(),
+            }),
         })
     }
 
@@ -296,7 +311,8 @@ impl Accounts {
             .count()
     }
 
-    /// Changes an account's role (the last admin stays admin).
+    /// Changes an account's role (the last admin stays admin) and ends its
+    /// sessions.
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if u.role == Role::Admin && role != Role::Admin && self.admins() == 1 {
@@ -305,7 +321,8 @@ impl Accounts {
         u.role = role;
         self.save_user(&u)?;
         lock(&self.users).insert(u.name.clone(), u);
-        Ok(())
+        // Sessions opened under the old role end: log in again.
+        self.end_sessions(name, None)
     }
 
     /// Deletes an account and its sessions (not the last admin).
@@ -316,11 +333,17 @@ impl Accounts {
         }
         self.db.delete_doc(&format!("user:{name}"))?;
         lock(&self.users).remove(name);
+        self.end_sessions(name, None)
+    }
+
+    /// Ends every session of an account, except the one of cookie `keep`.
+    fn end_sessions(&self, name: &str, keep: Option<&str>) -> Result<()> {
+        let keep = keep.map(digest);
         let gone: Vec<String> = {
             let mut s = lock(&self.sessions);
             let ids: Vec<String> = s
                 .iter()
-                .filter(|(_, w)| w.user == name)
+                .filter(|(k, w)| w.user == name && keep.as_ref() != Some(*k))
                 .map(|(k, _)| k.clone())
                 .collect();
             for k in &ids {
@@ -353,49 +376,95 @@ impl Accounts {
             .cloned()
     }
 
-    fn locked(&self, key: &str, now: i64) -> Option<i64> {
-        lock(&self.throttle)
-            .get(key)
-            .filter(|t| t.locked_until > now)
-            .map(|t| t.locked_until - now)
+    /// Atomically: refuses if any key is locked or has its failure slots
+    /// all taken (failures so far plus checks under way), otherwise takes a
+    /// slot on every key. Returns how long to wait when refused.
+    fn reserve(&self, keys: &[String], now: i64) -> std::result::Result<(), i64> {
+        let mut st = lock(&self.throttle);
+        let mut wait = None;
+        for k in keys {
+            let t = st
+                .counts
+                .get(k)
+                .copied()
+                .filter(|t| t.locked_until > now || now - t.first <= LOCK_SECS)
+                .unwrap_or_default();
+            let busy = st.inflight.get(k).copied().unwrap_or(0);
+            if t.locked_until > now {
+                wait = wait.max(Some(t.locked_until - now));
+            } else if t.failures + busy >= MAX_FAILURES {
+                // The checks under way may all fail: wait for them.
+                wait = wait.max(Some(1));
+            }
+        }
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        for k in keys {
+            *st.inflight.entry(k.clone()).or_default() += 1;
+        }
+        Ok(())
     }
 
-    fn fail(&self, key: String, now: i64) -> Result<()> {
+    /// Ends the checks [`Self::reserve`] started: frees their slots and, for
+    /// a failure, counts it on every key (one store commit).
+    fn release(&self, keys: &[String], failed: bool, now: i64) -> Result<()> {
         let mut stale = Vec::new();
-        let t = {
-            let mut all = lock(&self.throttle);
-            // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
-            if all.len() >= MAX_THROTTLED {
-                all.retain(|k, t| {
-                    let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
-                    if !keep {
-                        stale.push(k.clone());
+        let mut docs = Vec::new();
+        {
+            let mut st = lock(&self.throttle);
+            for k in keys {
+                if let Some(n) = st.inflight.get_mut(k) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        st.inflight.remove(k);
                     }
-                    keep
-                });
+                }
             }
-            let t = all.entry(key.clone()).or_default();
-            if now - t.first > LOCK_SECS {
-                *t = Throttle {
-                    failures: 0,
-                    first: now,
-                    locked_until: 0,
-                };
+            if failed {
+                let all = &mut st.counts;
+                // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
+                if all.len() >= MAX_THROTTLED {
+                    all.retain(|k, t| {
+                        let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
+                        if !keep {
+                            stale.push(k.clone());
+                        }
+                        keep
+                    });
+                }
+                for key in keys {
+                    let t = all.entry(key.clone()).or_default();
+                    if now - t.first > LOCK_SECS {
+                        *t = Throttle {
+                            failures: 0,
+                            first: now,
+                            locked_until: 0,
+                        };
+                    }
+                    t.failures += 1;
+                    if t.failures >= MAX_FAILURES {
+                        t.locked_until = now + LOCK_SECS;
+                    }
+                    docs.push((format!("throttle:{key}"), *t));
+                }
             }
-            t.failures += 1;
-            if t.failures >= MAX_FAILURES {
-                t.locked_until = now + LOCK_SECS;
-            }
-            *t
-        };
+        }
         for k in stale {
             self.db.delete_doc(&format!("throttle:{k}"))?;
         }
-        self.db.put_docs(&[(format!("throttle:{key}"), t)])
+        if docs.is_empty() {
+            return Ok(());
+        }
+        self.db.put_docs(&docs)
     }
 
     /// Checks a login: throttled (per address and per account), then the
     /// password. Returns the new session's cookie value and the session.
+    ///
+    /// The throttle check and a failure slot are taken together, before the
+    /// password is checked, so parallel attempts get no more than
+    /// [`MAX_FAILURES`] checks.
     pub fn login(
         &self,
         name: &str,
@@ -404,15 +473,17 @@ impl Accounts {
         now: i64,
     ) -> Result<std::result::Result<(String, WebSession), LoginError>> {
         let (ip_key, user_key) = (format!("ip:{ip}"), format!("user:{name}"));
-        if let Some(wait) = self
-            .locked(&ip_key, now)
-            .into_iter()
-            .chain(self.locked(&user_key, now))
-            .max()
-        {
+        let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
+        // Failures count on the name whether an account has it or not: the
+        // same work and the same store commit (both counters in one) either
+        // way, so neither timing nor locks tell which names exist.
+        let mut keys = vec![ip_key];
+        if valid_name(name) {
+            keys.push(user_key.clone());
+        }
+        if let Err(wait) = self.reserve(&keys, now) {
             return Ok(Err(LoginError::Throttled(wait)));
         }
-        let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
         let ok = match &user {
             Some(u) => check_password(&u.password_hash, password),
             None => {
@@ -421,14 +492,11 @@ impl Accounts {
                 false
             }
         };
+        self.release(&keys, !ok, now)?;
         if !ok {
-            self.fail(ip_key, now)?;
-            if user.is_some() {
-                self.fail(user_key.clone(), now)?;
-            }
             return Ok(Err(LoginError::Bad));
         }
-        if lock(&self.throttle).remove(&user_key).is_some() {
+        if lock(&self.throttle).counts.remove(&user_key).is_some() {
             self.db.delete_doc(&format!("throttle:{user_key}"))?;
         }
         let cookie = random_secret();
@@ -438,8 +506,39 @@ impl Accounts {
             expires: now + SESSION_SECS,
         };
         let id = digest(&cookie);
-        self.db.put_docs(&[(format!("websession:{id}"), &s)])?;
-        lock(&self.sessions).insert(id, s.clone());
+        // Expired sessions go, and the account's oldest past MAX_SESSIONS.
+        let gone: Vec<String> = {
+            let mut all = lock(&self.sessions);
+            let mut gone: Vec<String> = all
+                .iter()
+                .filter(|(_, w)| w.expires <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut mine: Vec<(i64, String)> = all
+                .iter()
+                .filter(|(_, w)| w.user == name && w.expires > now)
+                .map(|(k, w)| (w.expires, k.clone()))
+                .collect();
+            if mine.len() >= MAX_SESSIONS {
+                mine.sort();
+                let extra = mine.len() + 1 - MAX_SESSIONS;
+                gone.extend(mine.into_iter().take(extra).map(|(_, k)| k));
+            }
+            for k in &gone {
+                all.remove(k);
+            }
+            all.insert(id.clone(), s.clone());
+            gone
+        };
+        let doc = serde_json::to_vec(&s)?;
+        self.db.write(|tx| {
+            let mut t = tx.open_table(crate::store::KV)?;
+            for k in &gone {
+                t.remove(format!("websession:{k}").as_str())?;
+            }
+            t.insert(format!("websession:{id}").as_str(), doc.as_slice())?;
+            Ok(())
+        })?;
         Ok(Ok((cookie, s)))
     }
 
@@ -463,8 +562,16 @@ impl Accounts {
     }
 
     /// Changes a password (the old one must be right); clears the
-    /// must-change flag. For the first admin, removes DEFAULT_PASSWORD.
-    pub fn change_password(&self, name: &str, old: &str, new: &str, data_dir: &Path) -> Result<()> {
+    /// must-change flag; ends the account's other sessions (all but the one
+    /// of cookie `keep`). For the first admin, removes DEFAULT_PASSWORD.
+    pub fn change_password(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        data_dir: &Path,
+        keep: Option<&str>,
+    ) -> Result<()> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if !check_password(&u.password_hash, old) {
             bail!("the current password is wrong");
@@ -477,6 +584,7 @@ impl Accounts {
         u.must_change_password = false;
         self.save_user(&u)?;
         lock(&self.users).insert(u.name.clone(), u);
+        self.end_sessions(name, keep)?;
         let f = data_dir.join(DEFAULT_PASSWORD_FILE);
         if name == "admin" && f.exists() {
             std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
@@ -516,11 +624,16 @@ mod tests {
         assert_eq!(a.session(&cookie, t + 1).unwrap().0.csrf, s.csrf);
         assert!(a.get("admin").unwrap().must_change_password);
         assert!(a
-            .change_password("admin", "wrong", "another password", d.path())
+            .change_password("admin", "wrong", "another password", d.path(), None)
             .is_err());
-        assert!(a.change_password("admin", &pw, "short", d.path()).is_err());
-        a.change_password("admin", &pw, "a much better one", d.path())
+        assert!(a
+            .change_password("admin", &pw, "short", d.path(), None)
+            .is_err());
+        let (other, _) = a.login("admin", &pw, "192.0.2.2", t).unwrap().unwrap();
+        a.change_password("admin", &pw, "a much better one", d.path(), Some(&cookie))
             .unwrap();
+        // The other session ended; this one goes on.
+        assert!(a.session(&other, t + 1).is_none());
         assert!(!d.path().join(DEFAULT_PASSWORD_FILE).exists());
         // Survives a restart.
         let b = Accounts::load(a.db.clone()).unwrap();
@@ -558,6 +671,23 @@ mod tests {
             )
             .unwrap()
             .is_ok());
+        // Unknown names are locked like accounts.
+        for i in 0..MAX_FAILURES {
+            let ip = format!("198.51.100.{}", 10 + i);
+            assert_eq!(
+                a.login("ghost", "x", &ip, 10).unwrap().unwrap_err(),
+                LoginError::Bad
+            );
+        }
+        assert!(matches!(
+            a.login("ghost", "x", "198.51.100.99", 11).unwrap(),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(a
+            .db
+            .get_doc::<Throttle>("throttle:user:ghost")
+            .unwrap()
+            .is_some());
         // Per address: unknown names count too.
         for _ in 0..MAX_FAILURES {
             let _ = a.login("nobody", "x", "203.0.113.9", 20).unwrap();
@@ -567,6 +697,55 @@ mod tests {
                 .unwrap(),
             Err(LoginError::Throttled(_))
         ));
+    }
+
+    #[test]
+    fn checks_under_way_take_failure_slots() {
+        let (_d, a) = accounts();
+        let keys = vec!["ip:192.0.2.7".to_string(), "user:alice".to_string()];
+        for _ in 0..MAX_FAILURES {
+            a.reserve(&keys, 10).unwrap();
+        }
+        // Five checks under way: a sixth must wait for them.
+        assert_eq!(a.reserve(&keys, 10), Err(1));
+        // One succeeds: its slot is free again.
+        a.release(&keys, false, 10).unwrap();
+        a.reserve(&keys, 10).unwrap();
+        for _ in 0..MAX_FAILURES {
+            a.release(&keys, true, 10).unwrap();
+        }
+        assert_eq!(a.reserve(&keys, 11), Err(LOCK_SECS - 1));
+        assert!(lock(&a.throttle).inflight.is_empty());
+    }
+
+    #[test]
+    fn sessions_pruned_and_capped_at_login() {
+        let (_d, a) = accounts();
+        a.create_user("alice", Role::User, "alice's password")
+            .unwrap();
+        a.create_user("bob", Role::User, "bob's password").unwrap();
+        let (old, _) = a.login("bob", "bob's password", "ip", 1).unwrap().unwrap();
+        let t = 1 + SESSION_SECS;
+        let cookies: Vec<String> = (0..MAX_SESSIONS + 3)
+            .map(|i| {
+                a.login("alice", "alice's password", "ip", t + i as i64)
+                    .unwrap()
+                    .unwrap()
+                    .0
+            })
+            .collect();
+        // Bob's expired session is gone, from memory and from the store.
+        assert!(!lock(&a.sessions).contains_key(&digest(&old)));
+        assert_eq!(
+            a.db.docs_with_prefix::<WebSession>("websession:")
+                .unwrap()
+                .len(),
+            MAX_SESSIONS
+        );
+        // Alice keeps her newest MAX_SESSIONS.
+        let now = t + 100;
+        assert!(cookies[..3].iter().all(|c| a.session(c, now).is_none()));
+        assert!(cookies[3..].iter().all(|c| a.session(c, now).is_some()));
     }
 
     #[test]
@@ -596,5 +775,14 @@ mod tests {
         assert!(a.create_user("reg", Role::User, "0123456789").is_err());
         a.delete_user("reg").unwrap();
         assert!(a.by_api_key(&k2).is_none());
+        // A role change ends the account's sessions.
+        a.create_user("bob", Role::Admin, "0123456789").unwrap();
+        let (c, _) = a
+            .login("bob", "0123456789", "192.0.2.3", 1)
+            .unwrap()
+            .unwrap();
+        assert!(a.session(&c, 2).is_some());
+        a.set_role("bob", Role::User).unwrap();
+        assert!(a.session(&c, 2).is_none());
     }
 }

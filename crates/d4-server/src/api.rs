@@ -179,7 +179,9 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/rejections", get(rejections))
         .route("/stats/daily", get(daily_stats))
         .route("/add/sensor/register", post(register_sensor))
-        .layer(middleware::from_fn_with_state(shared.clone(), auth));
+        .fallback(no_endpoint)
+        .layer(middleware::from_fn_with_state(shared.clone(), auth))
+        .layer(middleware::from_fn(json_errors));
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(shared, auth));
@@ -187,6 +189,46 @@ pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/api/v1/openapi.json", get(openapi))
         .nest("/api/v1", v1)
         .merge(metrics)
+}
+
+/// `/api/v1/...` that is no endpoint: a JSON 404.
+async fn no_endpoint(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint {method} {}", uri.path()),
+    )
+}
+
+/// Makes every API error JSON: the extractors' rejections (malformed JSON
+/// body, wrong content type, bad query or path, body too large) and the
+/// router's (method not allowed) are plain text; their text becomes the
+/// `reason` and the status is kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let r = next.run(req).await;
+    let status = r.status();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError(status, reason).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
 }
 
 async fn openapi() -> Response {
@@ -253,28 +295,42 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Most HTTPS connections served at once; past it, new ones are closed.
+pub const MAX_WEB_CONNECTIONS: usize = 256;
+/// Time allowed for the TLS handshake, and for each request's header (also
+/// how long an idle keep-alive connection stays open).
+pub const WEB_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the web UI and the API over TLS until shutdown.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
     let app = crate::web::app(shared.clone());
     let mut sd = shared.shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_WEB_CONNECTIONS));
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
             _ = sd.changed() => return,
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                "HTTPS connection from {peer} closed: {MAX_WEB_CONNECTIONS} already open"
+            );
+            continue;
+        };
         let (app, acceptor) = (app.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
-                    .await
+            let _permit = permit;
+            let Ok(Ok(tls)) = tokio::time::timeout(WEB_HEADER_TIMEOUT, acceptor.accept(tcp)).await
             else {
                 return;
             };
             let app = app.layer(Extension(PeerAddr(peer)));
             let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(WEB_HEADER_TIMEOUT);
+            let _ = b.serve_connection(TokioIo::new(tls), svc).await;
         });
     }
 }
@@ -1110,6 +1166,11 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
         .is_some_and(|v| !v.is_null() && v != &json!(false) && v != &json!(""));
     let t = chrono::Utc::now().timestamp();
     let res = policy_update(&s, move |p| {
+        // Bounded like the pending sensors that connect: a full list keeps
+        // its entries, newcomers are refused until it is cleared.
+        if p.pending.len() >= crate::policy::MAX_PENDING && !p.pending.contains_key(&u) {
+            return false;
+        }
         let e = p.pending.entry(u).or_insert(crate::policy::PendingSensor {
             first_seen: t,
             last_seen: t,
@@ -1123,10 +1184,15 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
         e.mail = mail;
         e.third_party = third_party;
         e.key = Some(key);
+        true
     })
     .await;
     match res {
-        Ok(()) => {
+        Ok(false) => err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many pending registrations: approve or reject some first",
+        ),
+        Ok(true) => {
             tracing::info!("sensor {} registered, pending approval", u.simple());
             reply(StatusCode::OK, json!({"uuid": u.simple().to_string()}))
         }

@@ -128,7 +128,57 @@ pub fn check(s: &Shared, now: i64) -> Vec<Alert> {
     out
 }
 
-/// Runs the checks until shutdown.
+/// Time one round of webhook deliveries may take, all requests included.
+const WEBHOOK_BUDGET: Duration = Duration::from_secs(30);
+
+/// The host of a URL, for logs (its path and query may hold a secret).
+fn url_host(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "(invalid URL)".into())
+}
+
+/// POSTs one round's events in order, within [`WEBHOOK_BUDGET`]; counts and
+/// logs (by host only) the ones not delivered.
+async fn deliver(
+    s: Arc<Shared>,
+    http: reqwest::Client,
+    url: String,
+    events: Vec<serde_json::Value>,
+) {
+    let host = url_host(&url);
+    let fail = |why: String| {
+        s.monitor
+            .webhook_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!("webhook to {host}: cannot deliver an alert: {why}");
+    };
+    let total = events.len();
+    let mut done = 0;
+    let send_all = async {
+        for body in &events {
+            let r = http.post(&url).json(body).send().await;
+            done += 1;
+            match r {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => fail(format!("HTTP {}", r.status())),
+                Err(e) => fail(e.without_url().to_string()),
+            }
+        }
+    };
+    if tokio::time::timeout(WEBHOOK_BUDGET, send_all)
+        .await
+        .is_err()
+    {
+        for _ in done..total {
+            fail(format!("not sent within {} s", WEBHOOK_BUDGET.as_secs()));
+        }
+    }
+}
+
+/// Runs the checks until shutdown. Webhook deliveries run in tasks of
+/// their own: a slow receiver never delays the checks.
 pub async fn run(s: Arc<Shared>) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -150,28 +200,20 @@ pub async fn run(s: Arc<Shared>) {
         let (Some(url), Some(http)) = (&s.cfg.webhook_url, &http) else {
             continue;
         };
-        let events = fired
+        let events: Vec<serde_json::Value> = fired
             .iter()
             .map(|a| ("fired", a))
-            .chain(resolved.iter().map(|a| ("resolved", a)));
-        for (state, a) in events {
-            let body = serde_json::json!({
-                "source": "d4",
-                "state": state,
-                "alert": a,
-            });
-            let r = http.post(url).json(&body).send().await;
-            let ok = matches!(&r, Ok(r) if r.status().is_success());
-            if !ok {
-                s.monitor
-                    .webhook_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let why = match r {
-                    Ok(r) => format!("HTTP {}", r.status()),
-                    Err(e) => e.to_string(),
-                };
-                tracing::warn!("webhook {url}: cannot deliver an alert: {why}");
-            }
+            .chain(resolved.iter().map(|a| ("resolved", a)))
+            .map(|(state, a)| {
+                serde_json::json!({
+                    "source": "d4",
+                    "state": state,
+                    "alert": a,
+                })
+            })
+            .collect();
+        if !events.is_empty() {
+            tokio::spawn(deliver(s.clone(), http.clone(), url.clone(), events));
         }
     }
 }
@@ -187,6 +229,15 @@ mod tests {
             message: String::new(),
             since,
         }
+    }
+
+    #[test]
+    fn only_the_host_of_a_webhook_url_is_logged() {
+        assert_eq!(
+            url_host("https://user:pw@hooks.example.org/T0/secret?token=x"),
+            "hooks.example.org"
+        );
+        assert_eq!(url_host("http://127.0.0.1:9/hook"), "127.0.0.1");
     }
 
     #[test]

@@ -81,8 +81,9 @@ pub struct PendingSensor {
     pub key: Option<String>,
 }
 
-/// Most pending sensors remembered (oldest forgotten first).
-const MAX_PENDING: usize = 1000;
+/// Most pending sensors remembered: past it, newcomers (connections and
+/// registrations) wait until an operator clears the list.
+pub const MAX_PENDING: usize = 1000;
 
 /// Why a session is refused. The text is what the log and the sensor's
 /// error record say.

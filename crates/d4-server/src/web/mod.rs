@@ -171,6 +171,10 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
         let Some((ws, user)) = s.accounts.session(&c, now()) else {
             return Err(Redirect::to("/login").into_response());
         };
+        // sensor_register accounts are API-only, whatever session they hold.
+        if !user.role.allows(Role::User) {
+            return Err(Redirect::to("/login").into_response());
+        }
         let path = parts.uri.path();
         if user.must_change_password && path != "/password" && path != "/logout" {
             return Err(Redirect::to("/password").into_response());
@@ -388,6 +392,12 @@ async fn login(
         f.get("user").trim().to_string(),
         f.get("password").to_string(),
     );
+    // Anyone can post here: a name that no account can have is not logged.
+    let shown = if crate::accounts::valid_name(&name) {
+        format!("{name:?}")
+    } else {
+        format!("an invalid user name ({} bytes)", name.len())
+    };
     let ip = peer.ip().to_canonical().to_string();
     let a = s.accounts.clone();
     let n2 = name.clone();
@@ -402,7 +412,7 @@ async fn login(
     };
     match r {
         Ok(Ok(Ok((cookie_value, _)))) => {
-            tracing::info!("{name:?} logged in from {}", peer.ip());
+            tracing::info!("{shown} logged in from {}", peer.ip());
             let must = s
                 .accounts
                 .get(&name)
@@ -421,14 +431,14 @@ async fn login(
                 .into_response()
         }
         Ok(Ok(Err(LoginError::Throttled(wait)))) => {
-            tracing::warn!("login for {name:?} from {} refused: throttled", peer.ip());
+            tracing::warn!("login for {shown} from {} refused: throttled", peer.ip());
             retry(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("Too many failed logins: try again in {wait} s."),
             )
         }
         Ok(Ok(Err(LoginError::Bad))) => {
-            tracing::warn!("failed login for {name:?} from {}", peer.ip());
+            tracing::warn!("failed login for {shown} from {}", peer.ip());
             retry(
                 StatusCode::UNAUTHORIZED,
                 "Wrong user name or password.".into(),
@@ -501,8 +511,8 @@ async fn password_change(State(s): State<Arc<Shared>>, c: Ctx, Form(f): Form<Fie
         f.get("current").to_string(),
         f.get("new").to_string(),
     );
-    let dir = s.cfg.data_dir.clone();
-    match api::blocking(move || a.change_password(&name, &old, &new, &dir)).await {
+    let (dir, keep) = (s.cfg.data_dir.clone(), c.cookie.clone());
+    match api::blocking(move || a.change_password(&name, &old, &new, &dir, Some(&keep))).await {
         Ok(()) => {
             tracing::info!("{:?} changed their password", c.user.name);
             back("/", Ok("Password changed.".into()))

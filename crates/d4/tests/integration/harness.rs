@@ -393,6 +393,16 @@ impl Raw {
                 s.into()
             }
         };
+        Raw::over(server, tcp)
+    }
+
+    /// A raw TLS connection to the server's HTTPS (web UI and API) address.
+    pub fn connect_web(server: &Server) -> Raw {
+        let addr = server.api.trim_start_matches("https://");
+        Raw::over(server, TcpStream::connect(addr).unwrap())
+    }
+
+    fn over(server: &Server, tcp: TcpStream) -> Raw {
         tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for c in d4_client::transport::load_certs(&server.data_dir().join("tls/ca.crt")).unwrap() {

@@ -1002,3 +1002,297 @@ fn a_user_account_sees_pages_but_cannot_change_anything() {
     assert!(page.contains("Only admins"));
     assert_eq!(s.call("GET", "/queues", Some(&k), None).1, json!([]));
 }
+
+#[test]
+fn parallel_wrong_logins_get_no_more_checks_than_the_limit() {
+    let s = Server::start(&[]);
+    let (pw, _) = s.admin_credentials();
+    let mut b = Browser::new(&s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let cookies = b.cookie_header();
+    let url = format!("{}/login", s.api);
+    let start = Arc::new(std::sync::Barrier::new(30));
+    let threads: Vec<_> = (0..30)
+        .map(|_| {
+            let (http, url, cookies, t) = (s.web_client(), url.clone(), cookies.clone(), t.clone());
+            let start = start.clone();
+            std::thread::spawn(move || {
+                // Connected (TLS done) first, then all at once.
+                assert_eq!(http.get(&url).send().unwrap().status().as_u16(), 200);
+                start.wait();
+                http.post(&url)
+                    .header("cookie", cookies)
+                    .form(&[
+                        ("csrf", t.as_str()),
+                        ("user", "admin"),
+                        ("password", "not it"),
+                    ])
+                    .send()
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let checked = codes.iter().filter(|&&c| c == 401).count();
+    let refused = codes.iter().filter(|&&c| c == 429).count();
+    assert_eq!(checked + refused, 30, "{codes:?}");
+    assert!(checked <= 5, "{checked} passwords checked: {codes:?}");
+    // Locked now, even with the right password.
+    let (code, _, body, _) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", "admin"), ("password", &pw)],
+    );
+    assert_eq!(code, 429, "{body}");
+}
+
+#[test]
+fn a_half_sent_request_header_is_cut_off() {
+    let s = Server::start(&[]);
+    let mut c = crate::harness::Raw::connect_web(&s);
+    let t = std::time::Instant::now();
+    assert!(c.write(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "));
+    assert!(c.closed_by_server(), "the connection stayed open");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(15), "closed after {took:?}");
+}
+
+/// Logs `name` in with `password` in a new browser; 303 expected.
+fn logged_in<'a>(s: &'a Server, name: &str, password: &str) -> Browser<'a> {
+    let mut b = Browser::new(s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", name), ("password", password)],
+    );
+    assert_eq!(code, 303, "login of {name}");
+    b
+}
+
+#[test]
+fn role_and_password_changes_end_sessions() {
+    let s = Server::start(&[]);
+    let (_, k) = s.admin_credentials();
+    let (code, _) = s.call(
+        "POST",
+        "/users",
+        Some(&k),
+        Some(json!({"name": "ops", "role": "admin", "password": "first password"})),
+    );
+    assert_eq!(code, 201);
+    let mut b = logged_in(&s, "ops", "first password");
+    let (_, _, page) = b.get("/password");
+    let t = csrf(&page);
+    let mut other = logged_in(&s, "ops", "first password");
+    let (code, loc, ..) = b.post(
+        "/password",
+        &[
+            ("csrf", &t),
+            ("current", "first password"),
+            ("new", "second password"),
+            ("confirm", "second password"),
+        ],
+    );
+    assert_eq!((code, loc.as_str()), (303, "/"));
+    // The other session ended with the old password; this one goes on.
+    assert_eq!(other.get("/sensors").1, "/login");
+    assert_eq!(b.get("/sensors").0, 200);
+    // Demoted: the session opened as admin ends.
+    let (code, _) = s.call(
+        "POST",
+        "/users/ops/role",
+        Some(&k),
+        Some(json!({"role": "user"})),
+    );
+    assert_eq!(code, 200);
+    let (code, loc, _) = b.get("/users");
+    assert_eq!((code, loc.as_str()), (303, "/login"));
+}
+
+#[test]
+fn pending_registrations_are_bounded() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, admin) = s.admin_credentials();
+    let url = format!("{}/api/v1/add/sensor/register", s.api);
+    // 1000 pending sensors (the limit), registered in parallel.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url, admin) = (s.web_client(), url.clone(), admin.clone());
+            std::thread::spawn(move || {
+                for _ in 0..125 {
+                    let r = http
+                        .post(&url)
+                        .header("Authorization", &admin)
+                        .json(&json!({"uuid": Uuid::new_v4().to_string(), "hmac_key": "k"}))
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let reg = |u: Uuid| {
+        s.call(
+            "POST",
+            "/add/sensor/register",
+            Some(&admin),
+            Some(json!({"uuid": u.to_string(), "hmac_key": "k", "mail": "m".repeat(100_000)})),
+        )
+    };
+    let (code, v) = reg(Uuid::new_v4());
+    assert_eq!(code, 429, "{v}");
+    assert!(reason(&v).starts_with("Too many pending registrations"));
+    // Room again once one is rejected.
+    let pending: Vec<Value> = s.api_get("/sensors").as_array().unwrap().clone();
+    let first = pending[0]["uuid"].as_str().unwrap().to_string();
+    let (code, _) = s.call(
+        "POST",
+        &format!("/sensors/{first}/reject"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(code, 200);
+    let u = Uuid::new_v4();
+    assert_eq!(reg(u).0, 200);
+    assert_eq!(s.sensor(&u)["status"], "pending");
+}
+
+#[test]
+fn every_api_error_is_json() {
+    let s = Server::start(&[]);
+    let (_, admin) = s.admin_credentials();
+    let send = |rb: reqwest::blocking::RequestBuilder| {
+        let r = rb.header("Authorization", &admin).send().unwrap();
+        let code = r.status().as_u16();
+        let ct = header(&r, "content-type");
+        let text = r.text().unwrap();
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code} {ct}: {text:?}"));
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(!reason(&v).is_empty());
+        (code, v)
+    };
+    let url = |p: &str| format!("{}/api/v1{p}", s.api);
+    // Malformed JSON body.
+    let (code, _) = send(
+        s.http
+            .post(url("/queues"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    );
+    assert_eq!(code, 400);
+    // Well-formed, wrong shape.
+    let (code, _) = send(s.http.post(url("/queues")).json(&json!({"nope": 1})));
+    assert!(code == 400 || code == 422, "{code}");
+    // Wrong content type.
+    let (code, _) = send(
+        s.http
+            .post(url("/queues"))
+            .header("content-type", "text/plain")
+            .body("{}"),
+    );
+    assert_eq!(code, 415);
+    // Bad query.
+    let q = s.create_queue("3", &[]);
+    let (code, _) = send(s.http.get(url(&format!("/queues/{q}/peek?count=abc"))));
+    assert_eq!(code, 400);
+    // No such endpoint, wrong method.
+    let (code, v) = send(s.http.get(url("/nope")));
+    assert_eq!(code, 404);
+    assert!(reason(&v).contains("/nope"), "{v}");
+    let (code, _) = send(s.http.delete(url("/server")));
+    assert_eq!(code, 405);
+    // Unknown endpoints still need a key.
+    assert_eq!(s.call("GET", "/nope", None, None).0, 401);
+}
+
+#[test]
+fn invalid_login_names_are_not_logged() {
+    let s = Server::start(&[]);
+    let mut b = Browser::new(&s);
+    let (_, _, page) = b.get("/login");
+    let t = csrf(&page);
+    let name = format!("evil\n{}", "x".repeat(100_000));
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", &name), ("password", "whatever")],
+    );
+    assert_eq!(code, 401);
+    let (code, ..) = b.post(
+        "/login",
+        &[("csrf", &t), ("user", "nobody"), ("password", "whatever")],
+    );
+    assert_eq!(code, 401);
+    let log = wait_for("the second failure logged", Duration::from_secs(5), || {
+        let l = s.log();
+        l.contains("\"nobody\"").then_some(l)
+    });
+    assert!(!log.contains("xxxxxxxxxx"), "the long name was logged");
+    assert!(log.contains("an invalid user name (100005 bytes)"), "{log}");
+}
+
+#[test]
+fn a_webhook_that_never_answers_does_not_stall_monitoring() {
+    // Accepts connections and never answers.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hook/SECRET-PATH?token=SECRET",
+        l.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c);
+        }
+    });
+    let cfgdir = tempfile::tempdir().unwrap();
+    let cfg = cfgdir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!("monitor_interval_secs = 1\nwebhook_url = \"{url}\"\n"),
+    )
+    .unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let (_, k) = s.admin_credentials();
+    let k = Some(k.as_str());
+    let q = s
+        .call(
+            "POST",
+            "/queues",
+            k,
+            Some(json!({"type": "3", "max_size": 1})),
+        )
+        .1["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sensor = Sensor::new(&s, 3);
+    sensor.send(b"a\nb\n");
+    s.wait_queue_len(&q, 1);
+    wait_for("the queue_full alert", Duration::from_secs(10), || {
+        let v = s.call("GET", "/alerts", k, None).1;
+        (v.as_array()?.len() == 1).then_some(())
+    });
+    // Its delivery hangs (10 s); the checks go on meanwhile.
+    s.drain("3", &q, &[]);
+    wait_for("the alert resolved", Duration::from_secs(5), || {
+        let v = s.call("GET", "/alerts", k, None).1;
+        v.as_array()?.is_empty().then_some(())
+    });
+    let log = wait_for(
+        "the failed delivery logged",
+        Duration::from_secs(20),
+        || {
+            let l = s.log();
+            l.contains("webhook to 127.0.0.1: cannot deliver")
+                .then_some(l)
+        },
+    );
+    assert!(!log.contains("SECRET"), "the webhook URL was logged");
+}
