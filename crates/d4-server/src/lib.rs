@@ -13,7 +13,9 @@
 //! - [`workers`]: per-type reconstruction, rotated files, gzip, announcements.
 //! - [`queues`]: analyzer queues (FIFO, max size with drop counts, groups).
 //! - [`redis_queues`]: the same queues in Redis, in the reference key schema
-//!   (not used by the server yet: Redis mode is being built).
+//!   (`--store redis://`).
+//! - [`redis_policy`]: in Redis mode, the UUID and IP blocklists shared by
+//!   every node and the reference tools.
 //! - [`api`]: the HTTPS management API (`/api/v1/...`) and `/metrics`.
 //! - [`accounts`]: users, roles, API keys, browser sessions, login throttling.
 //! - [`web`]: the server-rendered admin UI, on the same HTTPS port as the API.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod monitor;
 pub mod policy;
 pub mod queues;
+pub mod redis_policy;
 pub mod redis_queues;
 pub mod sensors;
 pub mod session;
@@ -93,6 +96,8 @@ pub struct Shared {
     pub started: i64,
     /// The bound ingest address.
     pub ingest_addr: SocketAddr,
+    /// Redis mode: cross-node live-connection leases.
+    pub leases: Option<Arc<redis_policy::Leases>>,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -163,6 +168,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let db = Arc::new(store::Db::open(&data_dir.join("store"))?);
     let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
+    let mut leases = None;
     let queues = match cfg.redis_urls() {
         None => queues::Queues::open(db.clone())?,
         Some((meta, lists)) => {
@@ -171,6 +177,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
             tracing::info!(
                 "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
             );
+            tokio::spawn(redis_policy::sync_loop(
+                Arc::downgrade(&policy),
+                r.meta_connection(),
+            ));
+            leases = Some(redis_policy::Leases::new(r.meta_connection()));
             queues::Queues::open_redis(db.clone(), r).await?
         }
     };
@@ -236,6 +247,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         monitor: monitor::Monitor::default(),
         started: chrono::Utc::now().timestamp(),
         ingest_addr,
+        leases,
     });
 
     let api_host = if api_addr.ip().is_unspecified() {

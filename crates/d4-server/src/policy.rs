@@ -187,6 +187,9 @@ pub struct Policy {
     kick_for: Duration,
     state: RwLock<PolicyState>,
     kicked: Mutex<HashMap<Uuid, Instant>>,
+    /// Redis mode: the blocklists shared by every node and by reference
+    /// tools (`blacklist_uuid`, `blacklist_ip`), refreshed by `redis_policy`.
+    shared_blocks: RwLock<(BTreeSet<Uuid>, BTreeSet<IpNet>)>,
     default_signer: Signer,
     signers: Mutex<HashMap<Uuid, Signer>>,
     /// Bumped on every change of keys, so that a key read before a change is
@@ -209,6 +212,7 @@ impl Policy {
             kick_for: Duration::from_secs(cfg.kick_secs),
             state: RwLock::new(state),
             kicked: Mutex::new(HashMap::new()),
+            shared_blocks: RwLock::new((BTreeSet::new(), BTreeSet::new())),
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -285,7 +289,28 @@ impl Policy {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
             return Err(Reject::BlockedIp(ip));
         }
+        if self.shared().1.iter().any(|n| n.contains(&ip)) {
+            return Err(Reject::BlockedIp(ip));
+        }
         Ok(())
+    }
+
+    fn shared(&self) -> std::sync::RwLockReadGuard<'_, (BTreeSet<Uuid>, BTreeSet<IpNet>)> {
+        self.shared_blocks.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's blocklists (UUIDs, networks), to share in Redis mode.
+    pub fn local_blocks(&self) -> (BTreeSet<Uuid>, BTreeSet<IpNet>) {
+        let s = self.read();
+        (s.blocked_uuids.clone(), s.blocked_nets.clone())
+    }
+
+    /// Redis mode: the blocklists in force on every node.
+    pub fn set_shared_blocks(&self, uuids: BTreeSet<Uuid>, nets: BTreeSet<IpNet>) {
+        *self
+            .shared_blocks
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = (uuids, nets);
     }
 
     /// Refuses a sensor for the kick period.
@@ -306,7 +331,7 @@ impl Policy {
             self.update_lazily(|s| s.blocked_nets.insert(net));
             return Err(Reject::BlockIpByUuid(ip));
         }
-        if self.read().blocked_uuids.contains(&u) {
+        if self.read().blocked_uuids.contains(&u) || self.shared().0.contains(&u) {
             return Err(Reject::BlockedUuid);
         }
         {

@@ -104,6 +104,11 @@ impl RedisQueues {
         })
     }
 
+    /// A connection to the metadata instance (for the other shared state).
+    pub fn meta_connection(&self) -> ConnectionManager {
+        self.meta.clone()
+    }
+
     /// Creates a queue (for a group of sensors when `sensors` is not empty).
     pub async fn create(
         &self,

@@ -51,6 +51,8 @@ struct Session {
     traffic: Traffic,
     last_report: Instant,
     close: Arc<CloseSignal>,
+    /// Redis mode: the cross-node (UUID, type) lease, released on drop.
+    lease: Option<crate::redis_policy::Lease>,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -98,6 +100,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, accept
         traffic: Traffic::default(),
         last_report: Instant::now(),
         close: Arc::new(CloseSignal::default()),
+        lease: None,
     };
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
@@ -300,6 +303,16 @@ impl Session {
                 return Err(Reject::AlreadyConnected(f.header.ty));
             }
             self.live = true;
+            if let (Some(l), false) = (&self.shared.leases, matches!(f.header.ty, 2 | 254)) {
+                match l.acquire(f.header.uuid, f.header.ty, self.id).await {
+                    Ok(Some(lease)) => self.lease = Some(lease),
+                    Ok(None) => return Err(Reject::AlreadyConnected(f.header.ty)),
+                    Err(e) => tracing::warn!(
+                        session = %self.id,
+                        "cannot check the cross-node connection lease in Redis ({e}); session let in"
+                    ),
+                }
+            }
         }
         self.traffic.frames += 1;
         self.traffic.bytes += f.payload.len() as u64;
@@ -378,6 +391,7 @@ impl Session {
         if self.live {
             self.shared.sensors.unregister_live(self.id);
         }
+        self.lease = None; // released in Redis
         match result {
             Ok(()) => {
                 tracing::info!(session = %self.id, ip = %self.ip, sensor = %show(self.uuid), "session closed")

@@ -426,3 +426,101 @@ fn redis_outage_spools_on_disk_and_delivers_everything_once() {
         assert_eq!(on_disk.matches(&format!("{tag}49\n")).count(), 1);
     }
 }
+
+#[test]
+fn two_nodes_share_one_redis_blocklists_and_queues() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let a = Server::start(&["--store", &r.url(0)]);
+    let b = Server::start(&["--store", &r.url(0)]);
+    // A queue made on node A is fed by both nodes.
+    let q = a.create_queue("3", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // node B's cache
+    let on_b = Sensor::new(&b, 3);
+    Sensor::new(&a, 3).send(b"via node A\n");
+    on_b.send(b"via node B\n");
+    let key = format!("analyzer:3:{q}");
+    wait_for(
+        "both lines in one list",
+        std::time::Duration::from_secs(20),
+        || (r.cli(2, &["LLEN", &key]) == "2").then_some(()),
+    );
+    // A sensor blocked through node A is refused by node B within a second.
+    a.d4_ok(&["sensor", "block", &on_b.uuid.to_string()]);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let o = on_b.run(b"refused\n", &["--max-retries", "1", "--max-backoff", "1"]);
+    assert!(
+        !o.status.success(),
+        "node B accepted a sensor blocked on node A"
+    );
+    b.wait_error(&on_b.uuid, "blocklisted");
+    assert_eq!(
+        r.cli(
+            0,
+            &[
+                "SISMEMBER",
+                "blacklist_uuid",
+                &on_b.uuid.simple().to_string()
+            ]
+        ),
+        "1"
+    );
+    // A block written by a reference tool applies too.
+    let other = Sensor::new(&a, 3);
+    r.cli(
+        0,
+        &["SADD", "blacklist_uuid", &other.uuid.simple().to_string()],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let o = other.run(b"refused\n", &["--max-retries", "1", "--max-backoff", "1"]);
+    assert!(!o.status.success(), "a reference tool's block was ignored");
+    a.wait_error(&other.uuid, "blocklisted");
+    // Unblocked on node A: node B accepts the sensor again.
+    a.d4_ok(&["sensor", "unblock", &on_b.uuid.to_string()]);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    on_b.send(b"welcome back\n");
+}
+
+#[test]
+fn one_connection_per_sensor_and_type_across_nodes() {
+    use std::io::Write;
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let a = Server::start(&["--store", &r.url(0)]);
+    let b = Server::start(&["--store", &r.url(0)]);
+    let s = Sensor::new(&a, 3);
+    // A session to node A that stays open.
+    let mut on_a = std::process::Command::new(D4)
+        .args(["client", "-c", s.dir.path().to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = on_a.stdin.take().unwrap();
+    stdin.write_all(b"held open\n").unwrap();
+    stdin.flush().unwrap();
+    let lease = format!("d4:live:{}:3", s.uuid.simple());
+    wait_for(
+        "the lease in Redis",
+        std::time::Duration::from_secs(20),
+        || (r.cli(0, &["EXISTS", &lease]) == "1").then_some(()),
+    );
+    // The same sensor and type on node B: refused, with the reason recorded there.
+    let to_b = Sensor::new(&b, 3);
+    std::fs::copy(s.dir.path().join("uuid"), to_b.dir.path().join("uuid")).unwrap();
+    let o = to_b.run(b"second\n", &["--max-retries", "1", "--max-backoff", "1"]);
+    assert!(!o.status.success(), "node B let a second connection in");
+    b.wait_error(&s.uuid, "live connection");
+    // Once the first session ends, its lease goes and node B accepts the sensor.
+    drop(stdin);
+    assert!(on_a.wait().unwrap().success());
+    wait_for(
+        "the lease released",
+        std::time::Duration::from_secs(20),
+        || (r.cli(0, &["EXISTS", &lease]) == "0").then_some(()),
+    );
+    to_b.send(b"now through node B\n");
+}
