@@ -98,6 +98,8 @@ pub struct Shared {
     pub ingest_addr: SocketAddr,
     /// Redis mode: cross-node live-connection leases.
     pub leases: Option<Arc<redis_policy::Leases>>,
+    /// Redis mode: sensor metadata and daily statistics in the reference schema.
+    pub meta_mirror: Option<Arc<redis_policy::MetaMirror>>,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -169,6 +171,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
     let mut leases = None;
+    let mut meta_mirror = None;
     let queues = match cfg.redis_urls() {
         None => queues::Queues::open(db.clone())?,
         Some((meta, lists)) => {
@@ -182,6 +185,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 r.meta_connection(),
             ));
             leases = Some(redis_policy::Leases::new(r.meta_connection()));
+            meta_mirror = Some(redis_policy::MetaMirror::start(r.meta_connection()));
             queues::Queues::open_redis(db.clone(), r).await?
         }
     };
@@ -248,6 +252,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         started: chrono::Utc::now().timestamp(),
         ingest_addr,
         leases,
+        meta_mirror,
     });
 
     let api_host = if api_addr.ip().is_unspecified() {

@@ -205,3 +205,98 @@ impl Leases {
         }))
     }
 }
+
+/// One session's traffic since its last report.
+struct Seen {
+    uuid: Uuid,
+    ip: std::net::IpAddr,
+    ty: String,
+    frames: u64,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Redis mode: sensor metadata and daily statistics written in the
+/// reference schema, for the reference tools and dashboards: `metadata_uuid:<uuid>`
+/// (`first_seen`, `last_seen`), `all_types_by_uuid:<uuid>`,
+/// `metadata_type_by_uuid:<uuid>:<type>`, and per day (`YYYYMMDD`, UTC) the
+/// sorted sets `daily_uuid`, `daily_ip`, `daily_type`, `stat_uuid_ip:<date>:<uuid>`,
+/// `stat_ip_uuid:<date>:<ip>`, `stat_type_uuid:<date>:<type>`,
+/// `stat_uuid_type:<date>:<uuid>`, counted in frames as the reference does.
+/// Sessions hand their reports over a bounded channel; a full channel
+/// (Redis slow or away) drops the report, counted.
+pub struct MetaMirror {
+    tx: tokio::sync::mpsc::Sender<Seen>,
+    /// Reports dropped.
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl MetaMirror {
+    /// Starts the writer task.
+    pub fn start(c: ConnectionManager) -> Arc<MetaMirror> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(4096);
+        tokio::spawn(async move {
+            let mut c = c;
+            while let Some(s) = rx.recv().await {
+                if let Err(e) = write(&mut c, &s).await {
+                    tracing::debug!("sensor metadata not written to Redis: {e}");
+                }
+            }
+        });
+        Arc::new(MetaMirror {
+            tx,
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Records a session's traffic (never blocks).
+    pub fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
+        let ty = type_key.split(':').next().unwrap_or(type_key).to_string();
+        let s = Seen {
+            uuid,
+            ip,
+            ty,
+            frames,
+            at: chrono::Utc::now(),
+        };
+        if self.tx.try_send(s).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+async fn write(c: &mut ConnectionManager, s: &Seen) -> redis::RedisResult<()> {
+    let u = s.uuid.simple().to_string();
+    let ip = s.ip.to_string();
+    let date = s.at.format("%Y%m%d").to_string();
+    let ts = s.at.timestamp();
+    let n = s.frames as f64;
+    let mut p = redis::pipe();
+    let meta = format!("metadata_uuid:{u}");
+    let by_type = format!("metadata_type_by_uuid:{u}:{}", s.ty);
+    p.hset_nx(&meta, "first_seen", ts)
+        .ignore()
+        .hset(&meta, "last_seen", ts)
+        .ignore()
+        .sadd(format!("all_types_by_uuid:{u}"), &s.ty)
+        .ignore()
+        .hset_nx(&by_type, "first_seen", ts)
+        .ignore()
+        .hset(&by_type, "last_seen", ts)
+        .ignore()
+        .zincr(format!("daily_uuid:{date}"), &u, n)
+        .ignore()
+        .zincr(format!("daily_ip:{date}"), &ip, n)
+        .ignore()
+        .zincr(format!("daily_type:{date}"), &s.ty, n)
+        .ignore()
+        .zincr(format!("stat_uuid_ip:{date}:{u}"), &ip, n)
+        .ignore()
+        .zincr(format!("stat_ip_uuid:{date}:{ip}"), &u, n)
+        .ignore()
+        .zincr(format!("stat_type_uuid:{date}:{}", s.ty), &u, n)
+        .ignore()
+        .zincr(format!("stat_uuid_type:{date}:{u}"), &s.ty, n)
+        .ignore();
+    p.query_async(c).await
+}

@@ -366,6 +366,9 @@ impl Session {
         self.last_report = Instant::now();
         if let Some(u) = self.uuid {
             if self.traffic.frames > 0 {
+                if let Some(m) = &self.shared.meta_mirror {
+                    m.record(u, self.ip, &self.traffic.type_key, self.traffic.frames);
+                }
                 self.shared
                     .sensors
                     .record_traffic(u, self.ip, &self.traffic, Utc::now());

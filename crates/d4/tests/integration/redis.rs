@@ -244,7 +244,8 @@ fn server_in_redis_mode_lines_and_capture_paths_popped_with_plain_rpop() {
     let lines = "1322849924.408856||10.1.1.1||8.8.8.8||IN||a.example.||A||192.0.2.1||60||1\n\
 1322849925.000001||10.1.1.1||8.8.8.8||IN||b.example.||A||192.0.2.2||60||1\n\
 1322849926.000002||10.1.1.1||8.8.8.8||IN||c.example.||A||192.0.2.3||60||1\n";
-    Sensor::new(&s, 8).send(lines.as_bytes());
+    let sensor8 = Sensor::new(&s, 8);
+    sensor8.send(lines.as_bytes());
     let key8 = format!("analyzer:8:{q8}");
     wait_for(
         "3 lines in Redis",
@@ -254,6 +255,39 @@ fn server_in_redis_mode_lines_and_capture_paths_popped_with_plain_rpop() {
     for want in lines.lines() {
         assert_eq!(r.cli(2, &["RPOP", &key8]), want, "in the order sent");
     }
+    // Sensor metadata and daily statistics in the reference schema (frames counted).
+    let u = sensor8.uuid.simple().to_string();
+    let date = chrono::Utc::now().format("%Y%m%d").to_string();
+    wait_for(
+        "sensor metadata in Redis",
+        std::time::Duration::from_secs(20),
+        || {
+            (!r.cli(0, &["HGET", &format!("metadata_uuid:{u}"), "last_seen"])
+                .is_empty())
+            .then_some(())
+        },
+    );
+    assert!(!r
+        .cli(0, &["HGET", &format!("metadata_uuid:{u}"), "first_seen"])
+        .is_empty());
+    assert_eq!(
+        r.cli(0, &["SISMEMBER", &format!("all_types_by_uuid:{u}"), "8"]),
+        "1"
+    );
+    let frames: f64 = r
+        .cli(0, &["ZSCORE", &format!("daily_uuid:{date}"), &u])
+        .parse()
+        .unwrap();
+    assert!(frames >= 1.0);
+    assert!(!r
+        .cli(0, &["ZSCORE", &format!("daily_type:{date}"), "8"])
+        .is_empty());
+    assert!(!r
+        .cli(
+            0,
+            &["ZSCORE", &format!("stat_uuid_ip:{date}:{u}"), "127.0.0.1"]
+        )
+        .is_empty());
     // A type-1 session's finished file: its path, popped the same way, is a readable .cap.gz.
     let cap = synthetic_pcap(200);
     Sensor::new(&s, 1).send(&cap);
