@@ -50,6 +50,16 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The same end-to-end battery on the Redis backend (each server gets its own
+# redis-server): queues, forwarding, restarts and crashes behave alike.
+if command -v redis-server >/dev/null 2>&1; then
+  echo "== end-to-end battery again on the Redis backend (D4_TEST_STORE=redis)"
+  D4_TEST_STORE=redis cargo test -p d4 --test integration --locked -- e2e:: sharing:: 2>&1 | tee -a "$log"
+  s2=${PIPESTATUS[0]}
+  [ "$status" = 0 ] && status=$s2
+else
+  echo "ci.sh: redis-server missing: the battery on the Redis backend is skipped"
+fi
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).
 grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'

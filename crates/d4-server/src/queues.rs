@@ -542,6 +542,12 @@ impl Queues {
 
     /// Every queue.
     pub fn list(&self) -> Vec<QueueDef> {
+        if let Some(r) = &self.redis {
+            // Live lengths and counters (the cache only routes pushes).
+            if let Ok(v) = r.run(r.q.list()) {
+                return v;
+            }
+        }
         let mut v: Vec<_> = self.lock_defs().values().cloned().collect();
         v.sort_by_key(|d| (d.created, d.uuid));
         v
@@ -549,6 +555,11 @@ impl Queues {
 
     /// One queue.
     pub fn get(&self, id: Uuid) -> Option<QueueDef> {
+        if let Some(r) = &self.redis {
+            if let Ok(d) = r.run(r.q.get(id)) {
+                return d;
+            }
+        }
         self.lock_defs().get(&id).cloned()
     }
 

@@ -364,15 +364,10 @@ fn files_left_by_a_crash_are_finished_on_restart() {
         (std::fs::metadata(&f).ok()?.len() as usize == cap.len() - 5).then_some(())
     });
     // SIGKILL: no chance to finish the file.
-    let mut s = s;
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
+    let dir = s.crash();
     let _ = client.kill();
     let _ = client.wait();
-    let s = Server::start_in(
-        std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap()),
-        &[],
-    );
+    let s = Server::start_in(dir, &[]);
     s.wait_queue_len(&q, 1);
     // Finished on restart: cut back to its last whole record, a valid pcap.
     let want = packets(&cap);

@@ -34,6 +34,8 @@ pub struct Server {
     pub api: String,
     pub token: String,
     pub http: reqwest::blocking::Client,
+    /// The battery on the Redis backend (`D4_TEST_STORE=redis`): this server's Redis.
+    redis: Option<RedisServer>,
 }
 
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -74,6 +76,16 @@ impl Server {
             }
         }
         all.extend(extra.iter().map(|s| s.to_string()));
+        // D4_TEST_STORE=redis runs the same tests on the Redis backend: each
+        // server gets its own redis-server, whose data lives in the server's
+        // directory (saved on shutdown, so restart tests find it again).
+        let mut redis = None;
+        if std::env::var("D4_TEST_STORE").as_deref() == Ok("redis") && !extra.contains(&"--store") {
+            let r = RedisServer::start_at(dir.path().join("redis"))
+                .expect("D4_TEST_STORE=redis needs redis-server");
+            all.extend(["--store".to_string(), r.url(0)]);
+            redis = Some(r);
+        }
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(D4)
             .args(&all)
@@ -99,6 +111,7 @@ impl Server {
             dir,
             child,
             http,
+            redis,
         }
     }
 
@@ -254,9 +267,19 @@ impl Server {
         self.d4_ok(&a)
     }
 
+    /// SIGKILL: the server has no chance to finish anything (its Redis, in
+    /// the battery on that backend, keeps its data). Returns the directory.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop(self.redis.take());
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     pub fn stop(mut self) -> tempfile::TempDir {
         unsafe_kill_term(self.child.id());
         let _ = wait_child(&mut self.child, Duration::from_secs(30));
+        drop(self.redis.take()); // saved in the directory for a restart
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
@@ -559,11 +582,19 @@ pub fn with_udp_checksums(mut cap: Vec<u8>) -> Vec<u8> {
 pub struct RedisServer {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        if self._dir.is_none() {
+            // Data that outlives this process handle: save it.
+            self.cli(0, &["SHUTDOWN", "SAVE"]);
+            if wait_child(&mut self.child, Duration::from_secs(10)) {
+                return;
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -581,19 +612,38 @@ impl RedisServer {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Some(Self::launch(path, Some(dir)))
+    }
+
+    /// A redis-server keeping its data in `path` (loaded if saved there before).
+    pub fn start_at(path: PathBuf) -> Option<RedisServer> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return None;
+        }
+        std::fs::create_dir_all(&path).unwrap();
+        Some(Self::launch(path, None))
+    }
+
+    fn launch(path: PathBuf, dir: Option<tempfile::TempDir>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Self::spawn(port, dir.path());
+        let child = Self::spawn(port, &path);
         let r = RedisServer {
             child,
             port,
+            path,
             _dir: dir,
         };
         r.wait_up();
-        Some(r)
+        r
     }
 
     fn spawn(port: u16, dir: &Path) -> Child {
@@ -624,7 +674,7 @@ impl RedisServer {
 
     /// Starts it again on the same port with the saved data.
     pub fn restart(&mut self) {
-        self.child = Self::spawn(self.port, self._dir.path());
+        self.child = Self::spawn(self.port, &self.path);
         self.wait_up();
     }
 
