@@ -373,7 +373,7 @@ fn forward_reads_and_acknowledges_a_redis_queue() {
 }
 
 #[test]
-fn redis_outage_spools_on_disk_and_delivers_everything_once() {
+fn redis_outage_of_20_s_spools_on_disk_and_delivers_everything_once() {
     let Some(mut r) = RedisServer::start() else {
         return;
     };
@@ -390,9 +390,17 @@ fn redis_outage_spools_on_disk_and_delivers_everything_once() {
     );
 
     r.stop();
-    // Ingest goes on while Redis is away: both sensors deliver.
-    a.send(batch("b").as_bytes());
-    b.send(batch("c").as_bytes());
+    let outage = std::time::Instant::now();
+    // Ingest goes on while Redis is away (20 s): both sensors deliver, each
+    // in two sessions spread over the outage.
+    let half = |tag: &str, from: usize| -> String {
+        (from..from + 25).map(|i| format!("{tag}{i}\n")).collect()
+    };
+    a.send(half("b", 0).as_bytes());
+    b.send(half("c", 0).as_bytes());
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    a.send(half("b", 25).as_bytes());
+    b.send(half("c", 25).as_bytes());
     let metrics = |s: &Server| -> String {
         s.http
             .get(format!("{}/metrics", s.api))
@@ -415,6 +423,9 @@ fn redis_outage_spools_on_disk_and_delivers_everything_once() {
         s.log().contains("spooled on disk"),
         "a clear log line on loss of Redis"
     );
+    if let Some(rest) = std::time::Duration::from_secs(20).checked_sub(outage.elapsed()) {
+        std::thread::sleep(rest);
+    }
 
     r.restart();
     wait_for(
