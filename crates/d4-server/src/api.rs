@@ -509,9 +509,7 @@ async fn read_queue(
     let d = find_queue(&s, &id)?;
     let n = q.count.unwrap_or(1).clamp(1, 10_000);
     let sq = s.clone();
-    let items = tokio::task::spawn_blocking(move || sq.queues.read(d.uuid, n))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
+    let items = blocking(move || sq.queues.read(d.uuid, n)).await?;
     let first = items.first().map(|(seq, _)| *seq).unwrap_or(d.head);
     let items: Vec<Vec<u8>> = items.into_iter().map(|(_, v)| v).collect();
     Response::builder()
@@ -535,9 +533,7 @@ async fn ack_queue(
 ) -> ApiResult<Json<Value>> {
     let d = find_queue(&s, &id)?;
     let sq = s.clone();
-    let n = tokio::task::spawn_blocking(move || sq.queues.ack(d.uuid, q.upto))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
+    let n = blocking(move || sq.queues.ack(d.uuid, q.upto)).await?;
     Ok(Json(json!({"status": "ok", "removed": n})))
 }
 

@@ -527,11 +527,7 @@ impl Queues {
         };
         let mut defs = self.lock_defs();
         self.db.write(|tx| {
-            let mut t = tx.open_table(QUEUES)?;
-            t.insert(
-                def.uuid.as_bytes().as_slice(),
-                serde_json::to_vec(&def)?.as_slice(),
-            )?;
+            put_def(&mut tx.open_table(QUEUES)?, &def)?;
             Ok(())
         })?;
         defs.insert(def.uuid, def.clone());
@@ -581,11 +577,7 @@ impl Queues {
         self.db.write(|tx| {
             let mut items = tx.open_table(ITEMS)?;
             trim(&mut items, &mut d)?;
-            let mut t = tx.open_table(QUEUES)?;
-            t.insert(
-                d.uuid.as_bytes().as_slice(),
-                serde_json::to_vec(&d)?.as_slice(),
-            )?;
+            put_def(&mut tx.open_table(QUEUES)?, &d)?;
             Ok(())
         })?;
         defs.insert(id, d.clone());
@@ -661,11 +653,7 @@ impl Queues {
             }
             d.last_updated = now();
             d.last_popped = d.last_updated;
-            let mut t = tx.open_table(QUEUES)?;
-            t.insert(
-                d.uuid.as_bytes().as_slice(),
-                serde_json::to_vec(&d)?.as_slice(),
-            )?;
+            put_def(&mut tx.open_table(QUEUES)?, &d)?;
             Ok(out)
         })?;
         defs.insert(id, d);
@@ -691,11 +679,7 @@ impl Queues {
             d.head = d.tail;
             d.last_updated = now();
             d.last_popped = d.last_updated;
-            let mut t = tx.open_table(QUEUES)?;
-            t.insert(
-                d.uuid.as_bytes().as_slice(),
-                serde_json::to_vec(&d)?.as_slice(),
-            )?;
+            put_def(&mut tx.open_table(QUEUES)?, &d)?;
             Ok(())
         })?;
         defs.insert(id, d);
@@ -750,10 +734,7 @@ impl Queues {
             let mut qt = tx.open_table(QUEUES)?;
             for d in touched.values_mut() {
                 trim(&mut items, d)?;
-                qt.insert(
-                    d.uuid.as_bytes().as_slice(),
-                    serde_json::to_vec(&*d)?.as_slice(),
-                )?;
+                put_def(&mut qt, d)?;
             }
             Ok(())
         })?;
@@ -762,6 +743,15 @@ impl Queues {
         }
         Ok(())
     }
+}
+
+/// Stores a queue's definition and counters.
+fn put_def(t: &mut redb::Table<&[u8], &[u8]>, d: &QueueDef) -> Result<()> {
+    t.insert(
+        d.uuid.as_bytes().as_slice(),
+        serde_json::to_vec(d)?.as_slice(),
+    )?;
+    Ok(())
 }
 
 /// Drops the oldest items beyond the max size.
