@@ -176,6 +176,14 @@ fn char_string(b: &[u8], at: usize, out: &mut String) -> Result<usize, DnsError>
     let l = usize::from(*b.get(at).ok_or(DnsError::Truncated)?);
     let s = b.get(at + 1..at + 1 + l).ok_or(DnsError::Truncated)?;
     out.push('"');
+    escaped(s, out);
+    out.push('"');
+    Ok(at + 1 + l)
+}
+
+/// Appends bytes in presentation form: `"` and `\\` escaped, printable ASCII
+/// as is, anything else as `\DDD`.
+fn escaped(s: &[u8], out: &mut String) {
     for &c in s {
         match c {
             b'"' | b'\\' => {
@@ -188,8 +196,6 @@ fn char_string(b: &[u8], at: usize, out: &mut String) -> Result<usize, DnsError>
             }
         }
     }
-    out.push('"');
-    Ok(at + 1 + l)
 }
 
 fn hex(b: &[u8], out: &mut String) {
@@ -400,18 +406,7 @@ fn present_typed(
                 return Err(DnsError::Truncated);
             }
             let _ = write!(out, "{} {} \"", rd[0], String::from_utf8_lossy(tag));
-            for &c in &rd[2 + tl..] {
-                match c {
-                    b'"' | b'\\' => {
-                        out.push('\\');
-                        out.push(char::from(c));
-                    }
-                    0x20..=0x7e => out.push(char::from(c)),
-                    _ => {
-                        let _ = write!(out, "\\{c:03}");
-                    }
-                }
-            }
+            escaped(&rd[2 + tl..], out);
             out.push('"');
             Ok(())
         }
