@@ -1331,6 +1331,20 @@ pub fn metrics_text(s: &Shared) -> String {
             vec![(String::new(), dropped)],
         );
     }
+    if let Some(m) = &s.meta_mirror {
+        metric(
+            "d4_redis_meta_waiting",
+            "gauge",
+            "Sensor metadata and statistics entries waiting for Redis (on disk while it is away).",
+            vec![(String::new(), m.waiting.load(Ordering::Relaxed))],
+        );
+        metric(
+            "d4_redis_meta_dropped_total",
+            "counter",
+            "Sensor metadata and statistics entries lost because the buffer was full.",
+            vec![(String::new(), m.dropped.load(Ordering::Relaxed))],
+        );
+    }
     let live = s.sensors.live();
     let sensors: BTreeSet<Uuid> = live.iter().map(|l| l.uuid).collect();
     metric(

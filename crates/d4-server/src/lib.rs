@@ -14,8 +14,9 @@
 //! - [`queues`]: analyzer queues (FIFO, max size with drop counts, groups).
 //! - [`redis_queues`]: the same queues in Redis, in the reference key schema
 //!   (`--store redis://`).
-//! - [`redis_policy`]: in Redis mode, the UUID and IP blocklists shared by
-//!   every node and the reference tools.
+//! - [`redis_policy`]: in Redis mode, the policy (blocklists, approvals,
+//!   accepted types, keys, kicks) shared by every node and the reference
+//!   tools; cross-node connection leases; sensor metadata and statistics.
 //! - [`api`]: the HTTPS management API (`/api/v1/...`) and `/metrics`.
 //! - [`accounts`]: users, roles, API keys, browser sessions, login throttling.
 //! - [`web`]: the server-rendered admin UI, on the same HTTPS port as the API.
@@ -180,12 +181,28 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
             tracing::info!(
                 "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
             );
+            let mut c = r.meta_connection();
+            let synced = match redis_policy::first_sync(&policy, &sensors, &cfg.default_key, &mut c)
+                .await
+            {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("cannot read the shared policy from Redis: {e}; the last one read applies until it answers");
+                    false
+                }
+            };
             tokio::spawn(redis_policy::sync_loop(
                 Arc::downgrade(&policy),
-                r.meta_connection(),
+                Arc::downgrade(&sensors),
+                cfg.default_key.clone(),
+                c,
+                synced,
             ));
             leases = Some(redis_policy::Leases::new(r.meta_connection()));
-            meta_mirror = Some(redis_policy::MetaMirror::start(r.meta_connection()));
+            meta_mirror = Some(redis_policy::MetaMirror::start(
+                r.meta_connection(),
+                db.clone(),
+            ));
             queues::Queues::open_redis(db.clone(), r).await?
         }
     };

@@ -37,6 +37,48 @@ pub struct PolicyState {
     pub accepted_types: Option<BTreeSet<u8>>,
     /// Accepted extended types set from the UI or API (empty: any).
     pub accepted_extended: Option<BTreeSet<String>>,
+    /// Redis mode: the shared policy as last read from Redis (what this
+    /// node's changes are measured against); `None` before the first sync,
+    /// when this node's whole policy is added to Redis.
+    pub redis_synced: Option<Mirror>,
+}
+
+/// The part of the policy shared through Redis in the reference sets
+/// (see `redis_policy`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mirror {
+    /// `blacklist_uuid`.
+    pub blocked_uuids: BTreeSet<Uuid>,
+    /// `blacklist_ip`.
+    pub blocked_nets: BTreeSet<IpNet>,
+    /// `blacklist_ip_by_uuid`.
+    pub block_ip_by_uuid: BTreeSet<Uuid>,
+    /// `registered_uuid`.
+    pub approved: BTreeSet<Uuid>,
+    /// `sensor_pending_registration`.
+    pub pending: BTreeSet<Uuid>,
+    /// `server:accepted_type`.
+    pub accepted_types: BTreeSet<u8>,
+    /// `server:accepted_extended_type`.
+    pub accepted_extended: BTreeSet<String>,
+    /// `hmac_key` of `metadata_uuid:<uuid>` (written, not read back: a
+    /// session reads its sensor's key from Redis when it starts).
+    pub keys: BTreeMap<Uuid, String>,
+}
+
+/// `base` with the changes from `before` to `after` applied.
+fn merge3<T: Ord + Clone>(
+    base: &BTreeSet<T>,
+    before: &BTreeSet<T>,
+    after: &BTreeSet<T>,
+) -> BTreeSet<T> {
+    let mut out: BTreeSet<T> = base
+        .difference(&before.difference(after).cloned().collect())
+        .cloned()
+        .collect();
+    out.extend(after.difference(before).cloned());
+    out
 }
 
 /// What an operator sets on a sensor.
@@ -187,14 +229,16 @@ pub struct Policy {
     kick_for: Duration,
     state: RwLock<PolicyState>,
     kicked: Mutex<HashMap<Uuid, Instant>>,
-    /// Redis mode: the blocklists shared by every node and by reference
-    /// tools (`blacklist_uuid`, `blacklist_ip`), refreshed by `redis_policy`.
-    shared_blocks: RwLock<(BTreeSet<Uuid>, BTreeSet<IpNet>)>,
+    /// Woken by every change made through [`Policy::update`] and every
+    /// kick (Redis mode: shared at once).
+    pub changed: tokio::sync::Notify,
+    /// Kicks not yet written to Redis (Redis mode).
+    kicks_to_share: Mutex<Vec<Uuid>>,
+    /// Bumped by every change of the state (under the state lock), so that a
+    /// key read before a change is never cached after it.
+    changes: std::sync::atomic::AtomicU64,
     default_signer: Signer,
     signers: Mutex<HashMap<Uuid, Signer>>,
-    /// Bumped on every change of keys, so that a key read before a change is
-    /// never cached after it.
-    generation: std::sync::atomic::AtomicU64,
     /// Set by lazy updates not yet written.
     dirty: std::sync::atomic::AtomicBool,
     db: Arc<Db>,
@@ -212,10 +256,11 @@ impl Policy {
             kick_for: Duration::from_secs(cfg.kick_secs),
             state: RwLock::new(state),
             kicked: Mutex::new(HashMap::new()),
-            shared_blocks: RwLock::new((BTreeSet::new(), BTreeSet::new())),
+            kicks_to_share: Mutex::new(Vec::new()),
+            changed: tokio::sync::Notify::new(),
+            changes: std::sync::atomic::AtomicU64::new(0),
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
-            generation: std::sync::atomic::AtomicU64::new(0),
             dirty: std::sync::atomic::AtomicBool::new(false),
             db,
         })
@@ -241,6 +286,8 @@ impl Policy {
         let (out, doc) = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             let out = f(&mut s);
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             (out, s.clone())
         };
         self.signers
@@ -248,13 +295,19 @@ impl Policy {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.db.put_docs(&[("policy".to_string(), &doc)])?;
+        self.changed.notify_one();
         Ok(out)
     }
 
     /// Changes the state in memory only; [`Policy::persist_if_changed`]
     /// writes it (sessions must not wait for a disk commit).
     pub fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
-        let out = f(&mut self.state.write().unwrap_or_else(|p| p.into_inner()));
+        let out = {
+            let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            f(&mut s)
+        };
         self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
         out
     }
@@ -289,36 +342,160 @@ impl Policy {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
             return Err(Reject::BlockedIp(ip));
         }
-        if self.shared().1.iter().any(|n| n.contains(&ip)) {
-            return Err(Reject::BlockedIp(ip));
-        }
         Ok(())
     }
 
-    fn shared(&self) -> std::sync::RwLockReadGuard<'_, (BTreeSet<Uuid>, BTreeSet<IpNet>)> {
-        self.shared_blocks.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// This node's blocklists (UUIDs, networks), to share in Redis mode.
-    pub fn local_blocks(&self) -> (BTreeSet<Uuid>, BTreeSet<IpNet>) {
+    /// Redis mode: the shared part of the policy as this node has it, and the
+    /// state last synchronised with Redis.
+    pub fn mirror(&self) -> (Mirror, Option<Mirror>) {
         let s = self.read();
-        (s.blocked_uuids.clone(), s.blocked_nets.clone())
+        (self.mirror_of(&s), s.redis_synced.clone())
     }
 
-    /// Redis mode: the blocklists in force on every node.
-    pub fn set_shared_blocks(&self, uuids: BTreeSet<Uuid>, nets: BTreeSet<IpNet>) {
-        *self
-            .shared_blocks
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = (uuids, nets);
+    fn mirror_of(&self, s: &PolicyState) -> Mirror {
+        let mut keys: BTreeMap<Uuid, String> = s
+            .pending
+            .iter()
+            .filter_map(|(u, p)| Some((*u, p.key.clone()?)))
+            .collect();
+        keys.extend(s.keys.iter().map(|(u, k)| (*u, k.clone())));
+        Mirror {
+            blocked_uuids: s.blocked_uuids.clone(),
+            blocked_nets: s.blocked_nets.clone(),
+            block_ip_by_uuid: s.block_ip_by_uuid.clone(),
+            approved: s.approved.clone(),
+            pending: s.pending.keys().copied().collect(),
+            accepted_types: s
+                .accepted_types
+                .clone()
+                .unwrap_or_else(|| self.accepted_types.clone()),
+            accepted_extended: s
+                .accepted_extended
+                .clone()
+                .unwrap_or_else(|| self.accepted_extended.clone()),
+            keys,
+        }
     }
 
-    /// Refuses a sensor for the kick period.
+    /// Redis mode: takes the shared policy read from Redis (`shared`, whose
+    /// writes included this node's changes up to `before`), keeping the
+    /// changes made here since `before` was taken.
+    pub fn apply_mirror(&self, shared: Mirror, before: &Mirror) {
+        self.update_lazily(|s| {
+            let now = self.mirror_of(s);
+            s.blocked_uuids = merge3(
+                &shared.blocked_uuids,
+                &before.blocked_uuids,
+                &now.blocked_uuids,
+            );
+            s.blocked_nets = merge3(
+                &shared.blocked_nets,
+                &before.blocked_nets,
+                &now.blocked_nets,
+            );
+            s.block_ip_by_uuid = merge3(
+                &shared.block_ip_by_uuid,
+                &before.block_ip_by_uuid,
+                &now.block_ip_by_uuid,
+            );
+            s.approved = merge3(&shared.approved, &before.approved, &now.approved);
+            let pending = merge3(&shared.pending, &before.pending, &now.pending);
+            // Approved on another node: the key given at registration
+            // becomes the sensor's, as an approval here does.
+            let gone: Vec<Uuid> = s
+                .pending
+                .keys()
+                .filter(|u| !pending.contains(u))
+                .copied()
+                .collect();
+            for u in gone {
+                if let Some(k) = s.pending.remove(&u).and_then(|p| p.key) {
+                    if s.approved.contains(&u) {
+                        s.keys.entry(u).or_insert(k);
+                    }
+                }
+            }
+            for u in pending.into_iter().take(MAX_PENDING) {
+                s.pending.entry(u).or_insert_with(|| PendingSensor {
+                    first_seen: 0,
+                    last_seen: 0,
+                    ip: String::new(),
+                    registered: true,
+                    mail: None,
+                    third_party: false,
+                    key: None,
+                });
+            }
+            // An empty set in Redis is not "accept nothing": it is seeded
+            // from this node at the next round.
+            if !shared.accepted_types.is_empty() {
+                s.accepted_types = Some(merge3(
+                    &shared.accepted_types,
+                    &before.accepted_types,
+                    &now.accepted_types,
+                ));
+            }
+            s.accepted_extended = Some(merge3(
+                &shared.accepted_extended,
+                &before.accepted_extended,
+                &now.accepted_extended,
+            ));
+            s.redis_synced = Some(shared);
+        });
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Redis mode: a key set here for a sensor and not yet written to Redis.
+    pub fn unsynced_key(&self, u: Uuid) -> Option<String> {
+        let s = self.read();
+        let local = s.keys.get(&u).or_else(|| s.pending.get(&u)?.key.as_ref())?;
+        let synced = s.redis_synced.as_ref().and_then(|m| m.keys.get(&u));
+        (synced != Some(local)).then(|| local.clone())
+    }
+
+    /// Refuses a sensor for the kick period (shared with the other nodes in
+    /// Redis mode).
     pub fn kick(&self, uuid: Uuid) {
+        self.kick_for(uuid, self.kick_for);
+        self.kicks_to_share
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(uuid);
+        self.changed.notify_one();
+    }
+
+    /// Refuses a sensor for `d` (a kick made elsewhere).
+    pub fn kick_for(&self, uuid: Uuid, d: Duration) {
         self.kicked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(uuid, Instant::now() + self.kick_for);
+            .insert(uuid, Instant::now() + d);
+    }
+
+    /// The kick period.
+    pub fn kick_period(&self) -> Duration {
+        self.kick_for
+    }
+
+    /// Redis mode: the kicks made here since the last call.
+    pub fn take_kicks(&self) -> Vec<Uuid> {
+        std::mem::take(
+            &mut *self
+                .kicks_to_share
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// Redis mode: kicks to write again after a failure.
+    pub fn return_kicks(&self, k: Vec<Uuid>) {
+        self.kicks_to_share
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(k);
     }
 
     /// Checks 1-6 on a header (the ones that need no session state).
@@ -331,7 +508,7 @@ impl Policy {
             self.update_lazily(|s| s.blocked_nets.insert(net));
             return Err(Reject::BlockIpByUuid(ip));
         }
-        if self.read().blocked_uuids.contains(&u) || self.shared().0.contains(&u) {
+        if self.read().blocked_uuids.contains(&u) {
             return Err(Reject::BlockedUuid);
         }
         {
@@ -422,7 +599,7 @@ impl Policy {
             return s.clone();
         }
         // Read the key with no other lock held.
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = self.changes.load(std::sync::atomic::Ordering::SeqCst);
         let key = self.read().keys.get(&u).cloned();
         let s = match key {
             Some(k) => Signer::new(k.as_bytes()),
@@ -432,9 +609,9 @@ impl Policy {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        // Only if no key changed meanwhile (the update clears the cache after
-        // bumping the generation, under the state lock).
-        if self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation {
+        // Only if nothing changed meanwhile (an update bumps the counter under
+        // the state lock, then clears the cache).
+        if self.changes.load(std::sync::atomic::Ordering::SeqCst) == generation {
             cache.insert(u, s.clone());
         }
         s
@@ -530,6 +707,56 @@ mod tests {
         let db = Arc::new(Db::open(d.path()).unwrap());
         let p2 = Policy::load(&ServerConfig::default(), db).unwrap();
         assert!(p2.check_ip(ip).is_err());
+    }
+
+    #[test]
+    fn merge3_keeps_changes_made_on_both_sides() {
+        let set = |v: &[u8]| v.iter().copied().collect::<BTreeSet<u8>>();
+        // Redis gained 9 (another node) and lost 1; here 2 was removed and 7
+        // added since the snapshot that was written.
+        assert_eq!(
+            merge3(&set(&[2, 3, 9]), &set(&[1, 2, 3]), &set(&[1, 3, 7])),
+            set(&[3, 7, 9])
+        );
+        assert_eq!(merge3(&set(&[4]), &set(&[]), &set(&[])), set(&[4]));
+    }
+
+    #[test]
+    fn redis_sync_keeps_local_changes_and_moves_registration_keys() {
+        let (_d, p) = policy(Mode::Registration);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        p.update(|s| {
+            s.pending.insert(
+                a,
+                PendingSensor {
+                    first_seen: 1,
+                    last_seen: 1,
+                    ip: String::new(),
+                    registered: true,
+                    mail: None,
+                    third_party: false,
+                    key: Some("k".into()),
+                },
+            )
+        })
+        .unwrap();
+        let (before, synced) = p.mirror();
+        assert!(synced.is_none());
+        assert_eq!(before.keys.get(&a).map(String::as_str), Some("k"));
+        // Meanwhile here: b blocked. In Redis: a approved elsewhere.
+        p.update(|s| s.blocked_uuids.insert(b)).unwrap();
+        let shared = Mirror {
+            approved: [a].into(),
+            accepted_types: [1, 3].into(),
+            ..Mirror::default()
+        };
+        p.apply_mirror(shared, &before);
+        let s = p.snapshot();
+        assert!(s.blocked_uuids.contains(&b), "a change made here survives");
+        assert!(s.approved.contains(&a) && s.pending.is_empty());
+        assert_eq!(s.keys.get(&a).map(String::as_str), Some("k"));
+        assert_eq!(p.accepted_types(), [1, 3].into());
+        assert!(p.unsynced_key(a).is_some(), "not yet written to Redis");
     }
 
     #[test]

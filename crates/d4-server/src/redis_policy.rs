@@ -1,28 +1,68 @@
-//! Redis mode: the UUID and IP blocklists shared between nodes and with the
-//! reference tools, in the reference sets `blacklist_uuid` (32 hex digits)
-//! and `blacklist_ip` (addresses or CIDR networks).
+//! Redis mode: the policy shared between nodes and with the reference
+//! tools, in the reference key schema.
 //!
-//! Every 250 ms each node adds what was blocked here since the last round
-//! (and removes what was unblocked here), then reads both sets back into
-//! its policy: a block made on one node, or with `redis-cli SADD
-//! blacklist_uuid ...`, is enforced by every node within about half a
-//! second. Redis unreachable: the last sets read stay in force.
+//! - Sets `blacklist_uuid` (32 hex digits), `blacklist_ip` (addresses or
+//!   CIDR networks), `blacklist_ip_by_uuid`, `registered_uuid`,
+//!   `sensor_pending_registration`, `server:accepted_type`,
+//!   `server:accepted_extended_type`: every 250 ms each node writes the
+//!   changes made here since the last round, then reads the sets back into
+//!   its policy (Redis is the truth; a change made on another node or with
+//!   `redis-cli` applies here within about half a second). The state last
+//!   read is kept in the local store: the first round of a node that never
+//!   synchronised adds its whole policy; changes made while Redis is away
+//!   are written when it returns; meanwhile the last sets read stay in force.
+//! - Per-sensor HMAC keys in `metadata_uuid:<uuid>` `hmac_key`, the default
+//!   key in `server:hmac_default_key` (set by the first node if missing): a
+//!   session reads both when it starts, as the reference server does.
+//! - Kicks: `temp_blacklist_uuid:<uuid>` with the kick period as TTL; a node
+//!   closes its sessions of a sensor kicked elsewhere within a round, and
+//!   turns the reference UI's requests (`server:sensor_to_kick`) into kicks.
+//! - [`Leases`]: one live connection per (UUID, type) across nodes.
+//! - [`MetaMirror`]: sensor metadata and daily statistics, buffered on disk
+//!   while Redis is away.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::policy::Policy;
+use crate::policy::{Mirror, Policy, Reject};
+use crate::sensors::Sensors;
+use crate::store::Db;
 
 /// The reference set of blocked sensor UUIDs.
 pub const BLACKLIST_UUID: &str = "blacklist_uuid";
 /// The reference set of blocked addresses.
 pub const BLACKLIST_IP: &str = "blacklist_ip";
+/// Sensors whose addresses are blocked when they connect.
+pub const BLACKLIST_IP_BY_UUID: &str = "blacklist_ip_by_uuid";
+/// Approved sensors (registration mode).
+pub const REGISTERED_UUID: &str = "registered_uuid";
+/// Sensors waiting for approval.
+pub const PENDING: &str = "sensor_pending_registration";
+/// Accepted types.
+pub const ACCEPTED_TYPE: &str = "server:accepted_type";
+/// Accepted extended types.
+pub const ACCEPTED_EXTENDED_TYPE: &str = "server:accepted_extended_type";
+/// The default HMAC key.
+pub const DEFAULT_KEY: &str = "server:hmac_default_key";
+/// Kick requests of the reference UI.
+pub const SENSOR_TO_KICK: &str = "server:sensor_to_kick";
+
+/// `temp_blacklist_uuid:<uuid>`.
+fn kick_key(u: &Uuid) -> String {
+    format!("temp_blacklist_uuid:{}", u.simple())
+}
+
+/// `metadata_uuid:<uuid>`.
+fn meta_key(u: &Uuid) -> String {
+    format!("metadata_uuid:{}", u.simple())
+}
 
 fn net_member(n: &IpNet) -> String {
     if n.prefix_len() == n.max_prefix_len() {
@@ -38,22 +78,61 @@ fn parse_net(s: &str) -> Option<IpNet> {
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-/// Runs until the policy is dropped.
-pub async fn sync_loop(policy: std::sync::Weak<Policy>, mut c: ConnectionManager) {
-    let mut pushed: (BTreeSet<Uuid>, BTreeSet<IpNet>) = Default::default();
+/// How often the policy is synchronised.
+const ROUND: Duration = Duration::from_millis(250);
+
+/// The first synchronisation, before the server takes connections: the
+/// shared default key set if missing (checked against this node's), and the
+/// shared policy read. `Err` when Redis did not answer in time (the loop
+/// goes on trying).
+pub async fn first_sync(
+    p: &Policy,
+    sensors: &Sensors,
+    default_key: &str,
+    c: &mut ConnectionManager,
+) -> anyhow::Result<()> {
+    let t = Duration::from_secs(3);
+    tokio::time::timeout(t, check_default_key(c, default_key)).await??;
+    tokio::time::timeout(t, round(p, sensors, c)).await??;
+    Ok(())
+}
+
+/// Runs until the policy is dropped: a round every 250 ms, and at once
+/// after a change made here.
+pub async fn sync_loop(
+    policy: Weak<Policy>,
+    sensors: Weak<Sensors>,
+    default_key: String,
+    mut c: ConnectionManager,
+    mut key_checked: bool,
+) {
     let mut failing = false;
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let Some(p) = policy.upgrade() else { return };
-        match round(&p, &mut c, &mut pushed).await {
+        let (Some(p), Some(s)) = (policy.upgrade(), sensors.upgrade()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(ROUND) => {}
+            _ = p.changed.notified() => {}
+        }
+        if !key_checked {
+            key_checked = check_default_key(&mut c, &default_key).await.is_ok();
+        }
+        let r = match tokio::time::timeout(Duration::from_secs(5), round(&p, &s, &mut c)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 5 s".to_string()),
+        };
+        match r {
             Ok(()) if failing => {
-                tracing::info!("shared blocklists in Redis reachable again");
+                tracing::info!(
+                    "shared policy in Redis reachable again; changes made meanwhile written"
+                );
                 failing = false;
             }
             Ok(()) => {}
             Err(e) if !failing => {
                 tracing::error!(
-                    "cannot sync the blocklists with Redis: {e}; the last ones read stay in force"
+                    "cannot sync the policy with Redis: {e}; the last one read stays in force, changes made here are written when Redis returns"
                 );
                 failing = true;
             }
@@ -62,44 +141,188 @@ pub async fn sync_loop(policy: std::sync::Weak<Policy>, mut c: ConnectionManager
     }
 }
 
-async fn round(
-    p: &Arc<Policy>,
-    c: &mut ConnectionManager,
-    pushed: &mut (BTreeSet<Uuid>, BTreeSet<IpNet>),
-) -> redis::RedisResult<()> {
-    let (uuids, nets) = p.local_blocks();
+/// Sets the shared default key if none is set; warns when it differs from
+/// this node's.
+async fn check_default_key(c: &mut ConnectionManager, mine: &str) -> redis::RedisResult<()> {
+    let _: bool = c.set_nx(DEFAULT_KEY, mine).await?;
+    let shared: Option<String> = c.get(DEFAULT_KEY).await?;
+    if shared.as_deref() != Some(mine) {
+        tracing::warn!(
+            "the default HMAC key in Redis ({DEFAULT_KEY}) differs from this node's configuration; sensors without their own key are checked with the one in Redis"
+        );
+    }
+    Ok(())
+}
+
+/// Adds the members of `after` not in `before`, removes the others.
+fn diff<T: Ord>(
+    pipe: &mut redis::Pipeline,
+    key: &str,
+    before: &BTreeSet<T>,
+    after: &BTreeSet<T>,
+    spell: impl Fn(&T) -> Vec<String>,
+) {
+    for x in after.difference(before) {
+        if let Some(first) = spell(x).into_iter().next() {
+            pipe.sadd(key, first).ignore();
+        }
+    }
+    for x in before.difference(after) {
+        for v in spell(x) {
+            pipe.srem(key, v).ignore();
+        }
+    }
+}
+
+/// A UUID as the reference writes it (32 hex digits), then the other spelling.
+fn uuid_spellings(u: &Uuid) -> Vec<String> {
+    vec![u.simple().to_string(), u.hyphenated().to_string()]
+}
+
+fn uuids(v: Vec<String>) -> BTreeSet<Uuid> {
+    v.iter()
+        .filter_map(|s| Uuid::parse_str(s.trim()).ok())
+        .collect()
+}
+
+async fn round(p: &Policy, sensors: &Sensors, c: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let (now, synced) = p.mirror();
+    let before = synced.unwrap_or_default();
+    let kicks = p.take_kicks();
     let mut pipe = redis::pipe();
-    let mut any = false;
-    for u in uuids.difference(&pushed.0) {
-        pipe.sadd(BLACKLIST_UUID, u.simple().to_string()).ignore();
-        any = true;
-    }
-    for u in pushed.0.difference(&uuids) {
-        // Unblocked here: remove both spellings.
-        pipe.srem(BLACKLIST_UUID, u.simple().to_string()).ignore();
-        pipe.srem(BLACKLIST_UUID, u.to_string()).ignore();
-        any = true;
-    }
-    for n in nets.difference(&pushed.1) {
-        pipe.sadd(BLACKLIST_IP, net_member(n)).ignore();
-        any = true;
-    }
-    for n in pushed.1.difference(&nets) {
-        pipe.srem(BLACKLIST_IP, net_member(n)).ignore();
-        any = true;
-    }
-    if any {
-        let _: () = pipe.query_async(c).await?;
-        *pushed = (uuids, nets);
-    }
-    let u: Vec<String> = c.smembers(BLACKLIST_UUID).await?;
-    let n: Vec<String> = c.smembers(BLACKLIST_IP).await?;
-    p.set_shared_blocks(
-        u.iter()
-            .filter_map(|s| Uuid::parse_str(s.trim()).ok())
-            .collect(),
-        n.iter().filter_map(|s| parse_net(s.trim())).collect(),
+    pipe.atomic();
+    diff(
+        &mut pipe,
+        BLACKLIST_UUID,
+        &before.blocked_uuids,
+        &now.blocked_uuids,
+        uuid_spellings,
     );
+    diff(
+        &mut pipe,
+        BLACKLIST_IP,
+        &before.blocked_nets,
+        &now.blocked_nets,
+        |n| vec![net_member(n)],
+    );
+    diff(
+        &mut pipe,
+        BLACKLIST_IP_BY_UUID,
+        &before.block_ip_by_uuid,
+        &now.block_ip_by_uuid,
+        uuid_spellings,
+    );
+    diff(
+        &mut pipe,
+        REGISTERED_UUID,
+        &before.approved,
+        &now.approved,
+        uuid_spellings,
+    );
+    diff(
+        &mut pipe,
+        PENDING,
+        &before.pending,
+        &now.pending,
+        uuid_spellings,
+    );
+    diff(
+        &mut pipe,
+        ACCEPTED_TYPE,
+        &before.accepted_types,
+        &now.accepted_types,
+        |t| vec![t.to_string()],
+    );
+    diff(
+        &mut pipe,
+        ACCEPTED_EXTENDED_TYPE,
+        &before.accepted_extended,
+        &now.accepted_extended,
+        |t| vec![t.clone()],
+    );
+    for (u, k) in &now.keys {
+        if before.keys.get(u) != Some(k) {
+            pipe.hset(meta_key(u), "hmac_key", k).ignore();
+        }
+    }
+    for u in before.keys.keys().filter(|u| !now.keys.contains_key(u)) {
+        pipe.hdel(meta_key(u), "hmac_key").ignore();
+    }
+    let secs = p.kick_period().as_secs().max(1);
+    for u in &kicks {
+        pipe.set_ex(kick_key(u), "kicked", secs).ignore();
+    }
+    // Read back in the same transaction: what every node now enforces.
+    pipe.smembers(BLACKLIST_UUID)
+        .smembers(BLACKLIST_IP)
+        .smembers(BLACKLIST_IP_BY_UUID)
+        .smembers(REGISTERED_UUID)
+        .smembers(PENDING)
+        .smembers(ACCEPTED_TYPE)
+        .smembers(ACCEPTED_EXTENDED_TYPE)
+        .smembers(SENSOR_TO_KICK);
+    #[allow(clippy::type_complexity)]
+    let r: redis::RedisResult<(
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+    )> = pipe.query_async(c).await;
+    let (bu, bi, bibu, reg, pend, ty, ext, to_kick) = match r {
+        Ok(r) => r,
+        Err(e) => {
+            p.return_kicks(kicks);
+            return Err(e);
+        }
+    };
+    let shared = Mirror {
+        blocked_uuids: uuids(bu),
+        blocked_nets: bi.iter().filter_map(|s| parse_net(s.trim())).collect(),
+        block_ip_by_uuid: uuids(bibu),
+        approved: uuids(reg),
+        pending: uuids(pend),
+        accepted_types: ty.iter().filter_map(|t| t.trim().parse().ok()).collect(),
+        accepted_extended: ext.into_iter().collect(),
+        keys: now.keys.clone(),
+    };
+    p.apply_mirror(shared, &now);
+
+    // Kick requests of the reference UI become kicks every node sees.
+    if !to_kick.is_empty() {
+        let mut pipe = redis::pipe();
+        for s in &to_kick {
+            if let Ok(u) = Uuid::parse_str(s.trim()) {
+                pipe.set_ex(kick_key(&u), "kicked", secs).ignore();
+            }
+            pipe.srem(SENSOR_TO_KICK, s).ignore();
+        }
+        let _: () = pipe.query_async(c).await?;
+    }
+    // Sessions here of sensors kicked on another node (or by a reference tool).
+    let live: BTreeSet<Uuid> = sensors.live().iter().map(|l| l.uuid).collect();
+    if !live.is_empty() {
+        let mut pipe = redis::pipe();
+        for u in &live {
+            pipe.pttl(kick_key(u));
+        }
+        let ttls: Vec<i64> = pipe.query_async(c).await?;
+        for (u, ms) in live.iter().zip(ttls) {
+            // -1: set without an expiry; -2: no such key.
+            if ms > 0 || ms == -1 {
+                let d = u64::try_from(ms).map_or(p.kick_period(), Duration::from_millis);
+                p.kick_for(*u, d);
+                let n = sensors.close_sessions_of(*u, Reject::Kicked(d.as_secs() + 1));
+                tracing::info!(
+                    "sensor {} kicked through Redis ({n} sessions closed here)",
+                    u.simple()
+                );
+            }
+        }
+    }
     Ok(())
 }
 
@@ -157,6 +380,26 @@ impl Leases {
         })
     }
 
+    /// What Redis says of a sensor starting a session: kicked (for how
+    /// long), and the HMAC key to check it with (its own `hmac_key`, else
+    /// `server:hmac_default_key`; `None` when neither is set).
+    pub async fn admit(&self, uuid: Uuid) -> redis::RedisResult<Admission> {
+        let mut c = self.c.clone();
+        let (ttl, own, default): (i64, Option<String>, Option<String>) = redis::pipe()
+            .pttl(kick_key(&uuid))
+            .hget(meta_key(&uuid), "hmac_key")
+            .get(DEFAULT_KEY)
+            .query_async(&mut c)
+            .await?;
+        Ok(Admission {
+            kicked: match ttl {
+                -2 => None,
+                ms => Some(u64::try_from(ms).map_or(30, |ms| ms.div_ceil(1000))),
+            },
+            key: own.or(default),
+        })
+    }
+
     /// Takes the (UUID, type) lease for a session: `Ok(None)` when another
     /// session (on any node) holds it. A Redis error is returned to the
     /// caller, who lets the session in (availability first) and logs it.
@@ -206,97 +449,369 @@ impl Leases {
     }
 }
 
-/// One session's traffic since its last report.
-struct Seen {
-    uuid: Uuid,
-    ip: std::net::IpAddr,
-    ty: String,
-    frames: u64,
-    at: chrono::DateTime<chrono::Utc>,
+/// What Redis says of a sensor starting a session.
+#[derive(Debug)]
+pub struct Admission {
+    /// Kicked: seconds left.
+    pub kicked: Option<u64>,
+    /// The key to check its frames with.
+    pub key: Option<String>,
 }
+
+/// One aggregate of accepted traffic: a (sensor, address, type, day).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Agg {
+    frames: u64,
+    first: i64,
+    last: i64,
+}
+
+/// Metadata writes not yet in Redis (kept on disk while Redis is away).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Pending {
+    /// `uuid|ip|type|YYYYMMDD` → traffic.
+    seen: BTreeMap<String, Agg>,
+    /// `list_uuid_ip:<uuid>` entries, oldest first.
+    ips: Vec<(String, String)>,
+    /// Last error per sensor (`None`: cleared by accepted traffic).
+    errors: BTreeMap<String, Option<String>>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.seen.len() + self.ips.len() + self.errors.len()
+    }
+
+    /// Adds `later` (newer) to self.
+    fn merge(&mut self, later: Pending) {
+        for (k, a) in later.seen {
+            let e = self.seen.entry(k).or_insert_with(|| Agg {
+                frames: 0,
+                first: a.first,
+                last: a.last,
+            });
+            e.frames += a.frames;
+            e.first = e.first.min(a.first);
+            e.last = e.last.max(a.last);
+        }
+        self.ips.extend(later.ips);
+        self.errors.extend(later.errors);
+    }
+}
+
+/// Most metadata entries buffered while Redis is away.
+const META_BOUND: usize = 100_000;
+/// Store document of the buffer.
+const META_DOC: &str = "redis_meta_spool";
+/// Entries per Redis transaction.
+const META_BATCH: usize = 500;
 
 /// Redis mode: sensor metadata and daily statistics written in the
 /// reference schema, for the reference tools and dashboards: `metadata_uuid:<uuid>`
-/// (`first_seen`, `last_seen`), `all_types_by_uuid:<uuid>`,
-/// `metadata_type_by_uuid:<uuid>:<type>`, and per day (`YYYYMMDD`, UTC) the
-/// sorted sets `daily_uuid`, `daily_ip`, `daily_type`, `stat_uuid_ip:<date>:<uuid>`,
-/// `stat_ip_uuid:<date>:<ip>`, `stat_type_uuid:<date>:<type>`,
-/// `stat_uuid_type:<date>:<uuid>`, counted in frames as the reference does.
-/// Sessions hand their reports over a bounded channel; a full channel
-/// (Redis slow or away) drops the report, counted.
+/// (`first_seen`, `last_seen`, `Error`), `all_types_by_uuid:<uuid>`,
+/// `metadata_type_by_uuid:<uuid>:<type>`, `list_uuid_ip:<uuid>` (16 kept), and
+/// per day (`YYYYMMDD`, UTC) the sorted sets `daily_uuid`, `daily_ip`,
+/// `daily_type`, `stat_uuid_ip:<date>:<uuid>`, `stat_ip_uuid:<date>:<ip>`,
+/// `stat_type_uuid:<date>:<type>`, `stat_uuid_type:<date>:<uuid>`, counted in
+/// frames as the reference does.
+///
+/// Sessions never wait: reports are summed in memory per (sensor, address,
+/// type, day) and written every second, each batch in one transaction. While
+/// Redis is away the sums are kept in the local store (bounded: past
+/// 100,000 entries new ones are dropped and counted) and written when it
+/// returns, also after a restart.
 pub struct MetaMirror {
-    tx: tokio::sync::mpsc::Sender<Seen>,
-    /// Reports dropped.
+    pending: std::sync::Mutex<Pending>,
+    /// Entries dropped (buffer full).
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Entries waiting (for `/metrics`).
+    pub waiting: std::sync::atomic::AtomicU64,
 }
 
 impl MetaMirror {
-    /// Starts the writer task.
-    pub fn start(c: ConnectionManager) -> Arc<MetaMirror> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Seen>(4096);
-        tokio::spawn(async move {
-            let mut c = c;
-            while let Some(s) = rx.recv().await {
-                if let Err(e) = write(&mut c, &s).await {
-                    tracing::debug!("sensor metadata not written to Redis: {e}");
-                }
+    /// Starts the writer task, with what a previous run left on disk.
+    pub fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<MetaMirror> {
+        let left: Pending = match db.get_doc(META_DOC) {
+            Ok(p) => p.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!("sensor metadata buffered for Redis unreadable, dropped: {e}");
+                Pending::default()
             }
-        });
-        Arc::new(MetaMirror {
-            tx,
+        };
+        if left.len() > 0 {
+            tracing::info!(
+                "{} sensor metadata entries buffered by a previous run are being written to Redis",
+                left.len()
+            );
+        }
+        let m = Arc::new(MetaMirror {
+            waiting: std::sync::atomic::AtomicU64::new(left.len() as u64),
+            pending: std::sync::Mutex::new(left),
             dropped: std::sync::atomic::AtomicU64::new(0),
-        })
+        });
+        tokio::spawn(writer(Arc::downgrade(&m), c, db));
+        m
     }
 
-    /// Records a session's traffic (never blocks).
-    pub fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
-        let ty = type_key.split(':').next().unwrap_or(type_key).to_string();
-        let s = Seen {
-            uuid,
-            ip,
-            ty,
-            frames,
-            at: chrono::Utc::now(),
-        };
-        if self.tx.try_send(s).is_err() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn full(&self, p: &Pending) -> bool {
+        if p.len() >= META_BOUND {
             self.dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Records a session's traffic (never blocks on Redis).
+    pub fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
+        let ty = type_key.split(':').next().unwrap_or(type_key);
+        let now = chrono::Utc::now();
+        let u = uuid.simple().to_string();
+        let key = format!("{u}|{ip}|{ty}|{}", now.format("%Y%m%d"));
+        let t = now.timestamp();
+        let mut p = self.lock();
+        if !p.seen.contains_key(&key) && self.full(&p) {
+            return;
+        }
+        let e = p.seen.entry(key).or_insert(Agg {
+            frames: 0,
+            first: t,
+            last: t,
+        });
+        e.frames += frames;
+        e.last = t;
+        // Accepted traffic clears the sensor's error, as the reference does.
+        p.errors.insert(u, None);
+    }
+
+    /// Records a session's start (`list_uuid_ip`).
+    pub fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
+        let entry = format!("{ip}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        let mut p = self.lock();
+        if !self.full(&p) {
+            p.ips.push((uuid.simple().to_string(), entry));
+        }
+    }
+
+    /// Records a sensor's error (`Error` of `metadata_uuid:<uuid>`).
+    pub fn error(&self, uuid: Uuid, reason: &str) {
+        let u = uuid.simple().to_string();
+        let mut p = self.lock();
+        if !p.errors.contains_key(&u) && self.full(&p) {
+            return;
+        }
+        p.errors.insert(u, Some(format!("Error: {reason}")));
+    }
+}
+
+/// Writes the buffer every second; keeps it on disk while Redis is away.
+async fn writer(m: Weak<MetaMirror>, mut c: ConnectionManager, db: Arc<Db>) {
+    let mut failing = false;
+    let mut on_disk = false;
+    let mut first = true;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(mm) = m.upgrade() else { return };
+        if first {
+            let r: redis::RedisResult<bool> = c
+                .set_nx(
+                    "first_date",
+                    chrono::Utc::now().format("%Y%m%d").to_string(),
+                )
+                .await;
+            first = r.is_err();
+        }
+        let batch = std::mem::take(&mut *mm.lock());
+        let mut rest = batch;
+        let mut err = None;
+        while rest.len() > 0 {
+            let (now, later) = split(rest, META_BATCH);
+            rest = later;
+            let w = tokio::time::timeout(Duration::from_secs(5), write(&mut c, &now)).await;
+            if let Err(e) = w.unwrap_or_else(|_| {
+                Err(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s")
+                        .into(),
+                )
+            }) {
+                // Nothing of a failed transaction was applied: keep it all.
+                let mut back = now;
+                back.merge(rest);
+                rest = back;
+                err = Some(e);
+                break;
+            }
+        }
+        let left = {
+            let mut p = mm.lock();
+            let newer = std::mem::take(&mut *p);
+            rest.merge(newer);
+            *p = rest;
+            mm.waiting
+                .store(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if err.is_some() {
+                // Kept on disk so that a restart during the outage loses nothing.
+                if let Err(e) = db.put_docs(&[(META_DOC.to_string(), &*p)]) {
+                    tracing::error!("cannot keep sensor metadata for Redis on disk: {e}");
+                }
+                on_disk = true;
+            }
+            p.len()
+        };
+        match err {
+            Some(e) if !failing => {
+                tracing::error!(
+                    "Redis unreachable ({e}): sensor metadata and statistics kept on disk ({left} entries) until it returns"
+                );
+                failing = true;
+            }
+            Some(_) => {}
+            None => {
+                if on_disk && left == 0 {
+                    if let Err(e) = db.delete_doc(META_DOC) {
+                        tracing::warn!("cannot clear the sensor metadata buffer: {e}");
+                    }
+                    on_disk = false;
+                }
+                if failing {
+                    tracing::info!(
+                        "sensor metadata and statistics buffered meanwhile delivered to Redis"
+                    );
+                    failing = false;
+                }
+            }
         }
     }
 }
 
-async fn write(c: &mut ConnectionManager, s: &Seen) -> redis::RedisResult<()> {
-    let u = s.uuid.simple().to_string();
-    let ip = s.ip.to_string();
-    let date = s.at.format("%Y%m%d").to_string();
-    let ts = s.at.timestamp();
-    let n = s.frames as f64;
-    let mut p = redis::pipe();
-    let meta = format!("metadata_uuid:{u}");
-    let by_type = format!("metadata_type_by_uuid:{u}:{}", s.ty);
-    p.hset_nx(&meta, "first_seen", ts)
-        .ignore()
-        .hset(&meta, "last_seen", ts)
-        .ignore()
-        .sadd(format!("all_types_by_uuid:{u}"), &s.ty)
-        .ignore()
-        .hset_nx(&by_type, "first_seen", ts)
-        .ignore()
-        .hset(&by_type, "last_seen", ts)
-        .ignore()
-        .zincr(format!("daily_uuid:{date}"), &u, n)
-        .ignore()
-        .zincr(format!("daily_ip:{date}"), &ip, n)
-        .ignore()
-        .zincr(format!("daily_type:{date}"), &s.ty, n)
-        .ignore()
-        .zincr(format!("stat_uuid_ip:{date}:{u}"), &ip, n)
-        .ignore()
-        .zincr(format!("stat_ip_uuid:{date}:{ip}"), &u, n)
-        .ignore()
-        .zincr(format!("stat_type_uuid:{date}:{}", s.ty), &u, n)
-        .ignore()
-        .zincr(format!("stat_uuid_type:{date}:{u}"), &s.ty, n)
-        .ignore();
-    p.query_async(c).await
+/// The first `n` entries, and the rest.
+fn split(mut p: Pending, n: usize) -> (Pending, Pending) {
+    if p.len() <= n {
+        return (p, Pending::default());
+    }
+    let mut first = Pending::default();
+    while first.len() < n {
+        if let Some((k, v)) = p.seen.pop_first() {
+            first.seen.insert(k, v);
+        } else if let Some((k, v)) = p.errors.pop_first() {
+            first.errors.insert(k, v);
+        } else if !p.ips.is_empty() {
+            let take = (n - first.len()).min(p.ips.len());
+            first.ips.extend(p.ips.drain(..take));
+        } else {
+            break;
+        }
+    }
+    (first, p)
+}
+
+/// Sets `last_seen` unless a later one is there.
+const LAST_SEEN_MAX: &str = "local v = redis.call('HGET', KEYS[1], 'last_seen') if (not v) or tonumber(v) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end return 0";
+
+async fn write(c: &mut ConnectionManager, p: &Pending) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (k, a) in &p.seen {
+        let mut it = k.split('|');
+        let (Some(u), Some(ip), Some(ty), Some(date)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            continue;
+        };
+        let n = a.frames as f64;
+        let meta = format!("metadata_uuid:{u}");
+        let by_type = format!("metadata_type_by_uuid:{u}:{ty}");
+        pipe.hset_nx(&meta, "first_seen", a.first)
+            .ignore()
+            .sadd(format!("all_types_by_uuid:{u}"), ty)
+            .ignore()
+            .hset_nx(&by_type, "first_seen", a.first)
+            .ignore()
+            .zincr(format!("daily_uuid:{date}"), u, n)
+            .ignore()
+            .zincr(format!("daily_ip:{date}"), ip, n)
+            .ignore()
+            .zincr(format!("daily_type:{date}"), ty, n)
+            .ignore()
+            .zincr(format!("stat_uuid_ip:{date}:{u}"), ip, n)
+            .ignore()
+            .zincr(format!("stat_ip_uuid:{date}:{ip}"), u, n)
+            .ignore()
+            .zincr(format!("stat_type_uuid:{date}:{ty}"), u, n)
+            .ignore()
+            .zincr(format!("stat_uuid_type:{date}:{u}"), ty, n)
+            .ignore();
+        // last_seen only moves forward (another node may have written a later one).
+        for key in [&meta, &by_type] {
+            pipe.cmd("EVAL")
+                .arg(LAST_SEEN_MAX)
+                .arg(1)
+                .arg(key)
+                .arg(a.last)
+                .ignore();
+        }
+    }
+    for (u, e) in &p.ips {
+        let key = format!("list_uuid_ip:{u}");
+        pipe.lpush(&key, e).ignore().ltrim(&key, 0, 15).ignore();
+    }
+    for (u, e) in &p.errors {
+        let meta = format!("metadata_uuid:{u}");
+        match e {
+            Some(e) => pipe.hset(&meta, "Error", e).ignore(),
+            None => pipe.hdel(&meta, "Error").ignore(),
+        };
+    }
+    pipe.query_async(c).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: usize) -> Pending {
+        let mut p = Pending::default();
+        for i in 0..n {
+            p.seen.insert(
+                format!("u|ip|{i}|20260101"),
+                Agg {
+                    frames: 1,
+                    first: 5,
+                    last: 5,
+                },
+            );
+        }
+        p.ips.push(("u".into(), "127.0.0.1-20260101000000".into()));
+        p.errors.insert("u".into(), None);
+        p
+    }
+
+    #[test]
+    fn split_takes_everything_once() {
+        let (a, b) = split(pending(7), 4);
+        assert_eq!((a.len(), b.len()), (4, 5));
+        let (c, d) = split(b, 4);
+        let (e, f) = split(d, 4);
+        assert_eq!((c.len(), e.len(), f.len()), (4, 1, 0));
+    }
+
+    #[test]
+    fn merge_adds_frames_and_widens_times() {
+        let mut a = pending(1);
+        let mut b = pending(1);
+        b.seen.values_mut().for_each(|x| {
+            x.first = 9;
+            x.last = 9;
+            x.frames = 3
+        });
+        a.merge(b);
+        let x = a.seen.values().next().unwrap();
+        assert_eq!((x.frames, x.first, x.last), (4, 5, 9));
+        assert_eq!(a.ips.len(), 2);
+    }
 }

@@ -91,10 +91,19 @@ impl RedisQueues {
         let open = |url: &str| -> Result<redis::Client> {
             redis::Client::open(url).with_context(|| format!("bad Redis URL {url:?}"))
         };
-        let meta = ConnectionManager::new(open(meta_url)?)
+        // Short timeouts: while Redis is away, sessions and the spools must
+        // learn it in about a second, not wait on reconnection attempts.
+        let config = || {
+            redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+                .set_response_timeout(Some(std::time::Duration::from_secs(3)))
+                .set_number_of_retries(1)
+                .set_max_delay(std::time::Duration::from_millis(500))
+        };
+        let meta = ConnectionManager::new_with_config(open(meta_url)?, config())
             .await
             .with_context(|| format!("cannot reach Redis at {meta_url}"))?;
-        let lists = ConnectionManager::new(open(lists_url)?)
+        let lists = ConnectionManager::new_with_config(open(lists_url)?, config())
             .await
             .with_context(|| format!("cannot reach Redis at {lists_url}"))?;
         Ok(RedisQueues {

@@ -284,6 +284,27 @@ impl Session {
 
     /// Check 9, then the payload goes to its worker.
     async fn frame(&mut self, f: Frame) -> Result<(), Reject> {
+        if !self.live {
+            if let Some(l) = &self.shared.leases {
+                // Redis mode: kicks made on any node, and the keys in Redis.
+                let admit = tokio::time::timeout(REDIS_WAIT, l.admit(f.header.uuid)).await;
+                match admit.unwrap_or_else(|_| Err(timed_out())) {
+                    Ok(a) => {
+                        if let Some(secs) = a.kicked {
+                            return Err(Reject::Kicked(secs));
+                        }
+                        // A key just set here wins over Redis until written there.
+                        if let Some(k) = self.shared.policy.unsynced_key(f.header.uuid).or(a.key) {
+                            self.signer = Some(Signer::new(k.as_bytes()));
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        session = %self.id,
+                        "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
+                    ),
+                }
+            }
+        }
         let Some(signer) = &self.signer else {
             unreachable!("a header was checked before its frame")
         };
@@ -303,8 +324,16 @@ impl Session {
                 return Err(Reject::AlreadyConnected(f.header.ty));
             }
             self.live = true;
+            if let Some(m) = &self.shared.meta_mirror {
+                m.session_started(f.header.uuid, self.ip);
+            }
             if let (Some(l), false) = (&self.shared.leases, matches!(f.header.ty, 2 | 254)) {
-                match l.acquire(f.header.uuid, f.header.ty, self.id).await {
+                let lease = tokio::time::timeout(
+                    REDIS_WAIT,
+                    l.acquire(f.header.uuid, f.header.ty, self.id),
+                )
+                .await;
+                match lease.unwrap_or_else(|_| Err(timed_out())) {
                     Ok(Some(lease)) => self.lease = Some(lease),
                     Ok(None) => return Err(Reject::AlreadyConnected(f.header.ty)),
                     Err(e) => tracing::warn!(
@@ -404,6 +433,17 @@ impl Session {
     }
 }
 
+/// Longest a session waits on Redis when it starts (Redis mode); past it
+/// the session goes on with the policy last read.
+const REDIS_WAIT: Duration = Duration::from_secs(1);
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer within 1 s",
+    ))
+}
+
 /// The UUID of a header still arriving, if its UUID bytes are in.
 fn partial_uuid(dec: &Decoder) -> Option<Uuid> {
     let b = dec.buffered_bytes().get(2..18)?;
@@ -433,4 +473,7 @@ fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject)
         .or_insert(0) += 1;
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, &r.to_string());
+    if let (Some(m), Some(u)) = (&shared.meta_mirror, uuid) {
+        m.error(u, &r.to_string());
+    }
 }

@@ -4,6 +4,8 @@
 //! and the server with `--store redis://`.
 
 use d4_server::queues::QueueType;
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::harness::*;
@@ -453,6 +455,19 @@ fn redis_outage_of_20_s_spools_on_disk_and_delivers_everything_once() {
         let want: Vec<String> = (0..50).map(|i| format!("{tag}{i}")).collect();
         assert_eq!(mine, want.iter().collect::<Vec<_>>(), "{tag}");
     }
+    // The statistics of the frames received during the outage arrive too:
+    // Redis counts what the node counted.
+    for sensor in [&a, &b] {
+        let want = s.sensor(&sensor.uuid)["daily"][today()]["frames"]
+            .as_u64()
+            .unwrap()
+            .to_string();
+        let key = format!("daily_uuid:{}", today());
+        let u = sensor.uuid.simple().to_string();
+        wait_for("daily statistics in Redis", Duration::from_secs(10), || {
+            (r.cli(0, &["ZSCORE", &key, &u]) == want).then_some(())
+        });
+    }
     // Every frame is on disk too.
     let mut on_disk = String::new();
     for u in [&a.uuid, &b.uuid] {
@@ -568,4 +583,286 @@ fn one_connection_per_sensor_and_type_across_nodes() {
         || (r.cli(0, &["EXISTS", &lease]) == "0").then_some(()),
     );
     to_b.send(b"now through node B\n");
+}
+
+/// `d4 client` that must be refused; returns nothing, asserts failure.
+fn refused(s: &Sensor) {
+    let o = s.run(b"refused\n", &["--max-retries", "1", "--max-backoff", "1"]);
+    assert!(
+        !o.status.success(),
+        "sensor {} was accepted",
+        s.uuid.simple()
+    );
+}
+
+/// Today's date as the reference writes it in key names.
+fn today() -> String {
+    chrono::Utc::now().format("%Y%m%d").to_string()
+}
+
+#[test]
+fn policy_written_by_reference_tools_applies() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let sensor = Sensor::new(&s, 3);
+    let u = sensor.uuid.simple().to_string();
+    sensor.send(b"first\n");
+    // The server seeded the shared settings a reference server reads.
+    assert_eq!(r.cli(0, &["GET", "server:hmac_default_key"]), KEY);
+    assert_eq!(r.cli(0, &["SISMEMBER", "server:accepted_type", "3"]), "1");
+    // Sensor metadata in the reference schema.
+    wait_for("metadata in Redis", Duration::from_secs(10), || {
+        (r.cli(0, &["HEXISTS", &format!("metadata_uuid:{u}"), "last_seen"]) == "1").then_some(())
+    });
+    assert!(r
+        .cli(0, &["LRANGE", &format!("list_uuid_ip:{u}"), "0", "-1"])
+        .starts_with("127.0.0.1-"));
+    assert_ne!(
+        r.cli(0, &["ZSCORE", &format!("daily_uuid:{}", today()), &u]),
+        ""
+    );
+
+    // A type removed from `server:accepted_type` is refused.
+    r.cli(0, &["SREM", "server:accepted_type", "3"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    refused(&sensor);
+    s.wait_error(&sensor.uuid, "not accepted");
+    // The refusal is in the reference's `Error` field.
+    wait_for("Error in metadata_uuid", Duration::from_secs(10), || {
+        r.cli(0, &["HGET", &format!("metadata_uuid:{u}"), "Error"])
+            .contains("not accepted")
+            .then_some(())
+    });
+    r.cli(0, &["SADD", "server:accepted_type", "3"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    sensor.send(b"type 3 again\n");
+    // Accepted traffic clears it.
+    wait_for("Error cleared", Duration::from_secs(10), || {
+        (r.cli(0, &["HEXISTS", &format!("metadata_uuid:{u}"), "Error"]) == "0").then_some(())
+    });
+
+    // A per-sensor key set by a reference tool: the old key no longer works.
+    r.cli(
+        0,
+        &[
+            "HSET",
+            &format!("metadata_uuid:{u}"),
+            "hmac_key",
+            "the sensor's own key",
+        ],
+    );
+    refused(&sensor);
+    s.wait_error(&sensor.uuid, "HMAC");
+    sensor.set("key", "the sensor's own key\n");
+    sensor.send(b"with its own key\n");
+
+    // A temporary kick (`temp_blacklist_uuid:<uuid>` with a TTL).
+    r.cli(
+        0,
+        &["SET", &format!("temp_blacklist_uuid:{u}"), "x", "EX", "30"],
+    );
+    refused(&sensor);
+    s.wait_error(&sensor.uuid, "kicked");
+    r.cli(0, &["DEL", &format!("temp_blacklist_uuid:{u}")]);
+    sensor.send(b"after the kick\n");
+}
+
+#[test]
+fn a_kick_requested_by_the_reference_ui_closes_the_session() {
+    use std::io::Write;
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let sensor = Sensor::new(&s, 3);
+    let mut c = std::process::Command::new(D4)
+        .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
+        .args(["--max-retries", "1", "--max-backoff", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"held open\n").unwrap();
+    stdin.flush().unwrap();
+    wait_for("the session live", Duration::from_secs(20), || {
+        (r.cli(
+            0,
+            &["EXISTS", &format!("d4:live:{}:3", sensor.uuid.simple())],
+        ) == "1")
+            .then_some(())
+    });
+    r.cli(
+        0,
+        &[
+            "SADD",
+            "server:sensor_to_kick",
+            &sensor.uuid.simple().to_string(),
+        ],
+    );
+    s.wait_error(&sensor.uuid, "kicked");
+    assert_eq!(r.cli(0, &["SCARD", "server:sensor_to_kick"]), "0");
+    let ttl: i64 = r
+        .cli(
+            0,
+            &[
+                "TTL",
+                &format!("temp_blacklist_uuid:{}", sensor.uuid.simple()),
+            ],
+        )
+        .parse()
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 30, "TTL {ttl}");
+    drop(stdin);
+    let _ = c.wait();
+}
+
+#[test]
+fn two_nodes_share_approvals_keys_kicks_and_accepted_types() {
+    use std::io::Write;
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let a = Server::start(&["--store", &r.url(0), "--mode", "registration"]);
+    let b = Server::start(&["--store", &r.url(0), "--mode", "registration"]);
+    // Registered through node A's API with its own key, approved on node B,
+    // accepted by both with that key.
+    let sensor = Sensor::new(&a, 3);
+    let u = sensor.uuid.simple().to_string();
+    let reg = a
+        .http
+        .post(format!("{}/api/v1/add/sensor/register", a.api))
+        .header("Authorization", &a.token)
+        .json(&serde_json::json!({"uuid": sensor.uuid.to_string(), "hmac_key": "registered key"}))
+        .send()
+        .unwrap();
+    assert_eq!(reg.status(), 200, "{}", reg.text().unwrap_or_default());
+    wait_for("pending on node B", Duration::from_secs(10), || {
+        (b.sensor(&sensor.uuid)["status"] == "pending").then_some(())
+    });
+    b.d4_ok(&["sensor", "approve", &sensor.uuid.to_string()]);
+    wait_for("the approval in Redis", Duration::from_secs(2), || {
+        (r.cli(0, &["SISMEMBER", "registered_uuid", &u]) == "1").then_some(())
+    });
+    assert_eq!(
+        r.cli(0, &["SISMEMBER", "sensor_pending_registration", &u]),
+        "0"
+    );
+    assert_eq!(
+        r.cli(0, &["HGET", &format!("metadata_uuid:{u}"), "hmac_key"]),
+        "registered key"
+    );
+    sensor.set("key", "registered key\n");
+    std::thread::sleep(Duration::from_millis(1000));
+    sensor.send(b"to node A\n");
+    let to_b = Sensor::new(&b, 3);
+    std::fs::copy(sensor.dir.path().join("uuid"), to_b.dir.path().join("uuid")).unwrap();
+    to_b.set("key", "registered key\n");
+    to_b.send(b"to node B\n");
+
+    // Kicked on node A while connected to node B: node B closes it within a second.
+    let mut c = std::process::Command::new(D4)
+        .args(["client", "-c", to_b.dir.path().to_str().unwrap()])
+        .args(["--max-retries", "1", "--max-backoff", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"held open\n").unwrap();
+    stdin.flush().unwrap();
+    let lease = format!("d4:live:{u}:3");
+    wait_for("the session live on B", Duration::from_secs(20), || {
+        (r.cli(0, &["EXISTS", &lease]) == "1").then_some(())
+    });
+    a.d4_ok(&["sensor", "kick", &sensor.uuid.to_string()]);
+    let kicked = std::time::Instant::now();
+    b.wait_error(&sensor.uuid, "kicked");
+    assert!(
+        kicked.elapsed() < Duration::from_millis(1000),
+        "node B took {:?} to apply a kick made on node A",
+        kicked.elapsed()
+    );
+    drop(stdin);
+    let _ = c.wait();
+    // Still refused by node B for the kick period.
+    refused(&to_b);
+
+    // Accepted types changed on node A apply on node B.
+    let other = Sensor::new(&b, 8);
+    b.d4_ok(&["sensor", "approve", &other.uuid.to_string()]);
+    let types = a.api_get("/types")["types"].clone();
+    assert!(types.to_string().contains('8'), "{types}");
+    let put = a
+        .http
+        .post(format!("{}/api/v1/types", a.api))
+        .header("Authorization", &a.token)
+        .json(&serde_json::json!({"types": [1, 2, 3, 254], "extended": []}))
+        .send()
+        .unwrap();
+    assert!(
+        put.status().is_success(),
+        "{}",
+        put.text().unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    refused(&other);
+    b.wait_error(&other.uuid, "not accepted");
+    assert_eq!(r.cli(0, &["SISMEMBER", "server:accepted_type", "8"]), "0");
+}
+
+#[test]
+fn sensor_statistics_buffered_on_disk_across_an_outage_and_a_restart() {
+    let Some(mut r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let sensor = Sensor::new(&s, 3);
+    let u = sensor.uuid.simple().to_string();
+    r.stop();
+    // Frames arrive while Redis is away; the node restarts before it returns.
+    sensor.send(b"one\ntwo\nthree\n");
+    let frames = |s: &Server| -> u64 {
+        s.sensor(&sensor.uuid)["daily"][today()]["frames"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let sent = wait_for("frames counted", Duration::from_secs(10), || {
+        let n = frames(&s);
+        (n > 0).then_some(n)
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        s.log().contains("kept on disk"),
+        "a clear log line on loss: {}",
+        s.log()
+    );
+    // Stopped during the outage; started again once Redis is back (a node
+    // does not start without its Redis): the buffer on disk is delivered.
+    let dir = s.stop();
+    r.restart();
+    let s = Server::start_in(dir, &["--store", &r.url(0)]);
+    wait_for("statistics delivered", Duration::from_secs(20), || {
+        let v = r.cli(0, &["ZSCORE", &format!("daily_uuid:{}", today()), &u]);
+        (v == sent.to_string()).then_some(())
+    });
+    assert_eq!(
+        r.cli(
+            0,
+            &["ZSCORE", &format!("stat_uuid_type:{}:{u}", today()), "3"]
+        ),
+        sent.to_string()
+    );
+    assert!(r
+        .cli(0, &["LRANGE", &format!("list_uuid_ip:{u}"), "0", "-1"])
+        .starts_with("127.0.0.1-"));
+    assert!(
+        s.log().contains("buffered by a previous run"),
+        "delivered from the disk buffer: {}",
+        s.log()
+    );
 }
