@@ -228,7 +228,7 @@ impl Queues {
     pub async fn open_redis(db: Arc<Db>, r: RedisQueues) -> Result<Arc<Queues>> {
         let defs: HashMap<Uuid, QueueDef> =
             r.list().await?.into_iter().map(|d| (d.uuid, d)).collect();
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(256);
         let q = Arc::new(Queues {
             db,
             defs: Mutex::new(defs),
@@ -251,6 +251,7 @@ impl Queues {
             }
         }
         q.rebuild_routes();
+        tokio::spawn(redis_writer(Arc::downgrade(&q), rx));
         let weak = Arc::downgrade(&q);
         tokio::spawn(async move {
             let mut failing = false;
@@ -287,34 +288,44 @@ impl Queues {
         Ok(())
     }
 
-    /// Pushes to Redis. While Redis is unreachable (or older items still
-    /// wait), items go to the on-disk spool in arrival order, up to
-    /// [`SPOOL_MAX`]; beyond, they are dropped and counted.
-    async fn push_redis(&self, r: &RedisMode, queues: &[Uuid], items: &[Bytes]) -> Result<()> {
-        let mut pending: Vec<(Uuid, QueueType)> = Vec::new();
-        for q in queues {
-            let (ty, max) = match self.lock_defs().get(q) {
-                Some(d) => (d.ty.clone(), d.max_size),
-                None => continue, // deleted meanwhile
-            };
-            if !pending.is_empty() || r.spooled.load(Ordering::Relaxed) > 0 {
-                pending.push((*q, ty));
-                continue;
-            }
-            if let Err(e) = r.q.push_with_max(&ty, *q, max, items).await {
-                tracing::error!(
+    /// Pushes batches to Redis, in order, in one transaction. While Redis
+    /// is unreachable (or older items still wait), items go to the on-disk
+    /// spool in arrival order, up to [`SPOOL_MAX`]; beyond, they are dropped
+    /// and counted.
+    async fn push_redis(&self, r: &RedisMode, batches: &[PushBatch]) {
+        let work: Vec<(Uuid, QueueType, u64, Vec<&[u8]>)> = {
+            let defs = self.lock_defs();
+            batches
+                .iter()
+                .flat_map(|b| b.queues.iter().map(move |q| (q, b)))
+                .filter_map(|(q, b)| {
+                    let d = defs.get(q)?; // deleted meanwhile
+                    let items = b.items.iter().map(|i| i.as_ref()).collect();
+                    Some((*q, d.ty.clone(), d.max_size, items))
+                })
+                .collect()
+        };
+        if work.is_empty() {
+            return;
+        }
+        if r.spooled.load(Ordering::Relaxed) == 0 {
+            let refs: Vec<(Uuid, &QueueType, u64, &[&[u8]])> = work
+                .iter()
+                .map(|(q, ty, max, items)| (*q, ty, *max, items.as_slice()))
+                .collect();
+            match r.q.push_many(&refs).await {
+                Ok(()) => return,
+                Err(e) => tracing::error!(
                     "Redis unreachable ({e:#}): queue items are spooled on disk until it returns"
-                );
-                pending.push((*q, ty));
+                ),
             }
         }
-        if !pending.is_empty() {
-            self.spool(r, &pending, items);
+        for (q, ty, _, items) in &work {
+            self.spool(r, &[(*q, ty.clone())], items);
         }
-        Ok(())
     }
 
-    fn spool(&self, r: &RedisMode, queues: &[(Uuid, QueueType)], items: &[Bytes]) {
+    fn spool(&self, r: &RedisMode, queues: &[(Uuid, QueueType)], items: &[&[u8]]) {
         let mut entries = Vec::new();
         let mut dropped = 0u64;
         let have = r.spooled.load(Ordering::Relaxed);
@@ -363,17 +374,36 @@ impl Queues {
                     return;
                 }
             };
-            let mut done = None;
-            for (k, e) in &batch {
-                if let Some((q, ty, item)) = parse_spool_entry(e) {
-                    if r.q.push_to(&ty, q, &[item]).await.is_err() {
-                        break;
+            // The whole batch in one transaction, in spool order.
+            let parsed: Vec<(Uuid, QueueType, &[u8])> = batch
+                .iter()
+                .filter_map(|(_, e)| parse_spool_entry(e))
+                .collect();
+            let work: Vec<(Uuid, &QueueType, u64, Vec<&[u8]>)> = {
+                let defs = self.lock_defs();
+                let mut work: Vec<(Uuid, &QueueType, u64, Vec<&[u8]>)> = Vec::new();
+                for (q, ty, item) in &parsed {
+                    match work.last_mut() {
+                        Some(w) if w.0 == *q => w.3.push(item),
+                        _ => {
+                            let max = defs.get(q).map_or(r.q.default_max(), |d| d.max_size);
+                            work.push((*q, ty, max, vec![item]));
+                        }
                     }
                 }
-                done = Some(*k);
+                work
+            };
+            let refs: Vec<(Uuid, &QueueType, u64, &[&[u8]])> = work
+                .iter()
+                .map(|(q, ty, max, items)| (*q, *ty, *max, items.as_slice()))
+                .collect();
+            if r.q.push_many(&refs).await.is_err() {
+                break;
             }
-            let Some(upto) = done else { break };
-            let n = batch.iter().take_while(|(k, _)| *k <= upto).count() as u64;
+            let Some(&(upto, _)) = batch.last() else {
+                break;
+            };
+            let n = batch.len() as u64;
             if let Err(e) = self.db.spool_remove_upto(upto) {
                 tracing::error!("cannot trim the Redis spool: {e:#}");
                 return;
@@ -381,9 +411,6 @@ impl Queues {
             r.spooled
                 .fetch_sub(n.min(r.spooled.load(Ordering::Relaxed)), Ordering::Relaxed);
             delivered += n;
-            if n < batch.len() as u64 {
-                break; // Redis failed again
-            }
         }
         if delivered > 0 {
             tracing::info!(
@@ -437,9 +464,6 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return Ok(());
         }
-        if let Some(r) = &self.redis {
-            return self.push_redis(r, &queues, &items).await;
-        }
         match tokio::time::timeout(
             stall,
             self.tx.send(PushBatch {
@@ -461,10 +485,6 @@ impl Queues {
         if queues.is_empty() || items.is_empty() {
             return;
         }
-        if let Some(r) = &self.redis {
-            let _ = r.run(self.push_redis(r, &queues, &items));
-            return;
-        }
         if self
             .tx
             .blocking_send(PushBatch {
@@ -480,9 +500,6 @@ impl Queues {
 
     /// Waits until every item handed over so far is committed (shutdown).
     pub fn flush_blocking(&self) {
-        if self.redis.is_some() {
-            return; // pushes to Redis are done when they return
-        }
         let (done, wait) = std::sync::mpsc::channel();
         let b = PushBatch {
             queues: Vec::new(),
@@ -762,6 +779,32 @@ fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
         d.dropped += 1;
     }
     Ok(())
+}
+
+/// Redis mode: the writer, as [`writer`] but a task pushing to Redis.
+async fn redis_writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {
+    while let Some(first) = rx.recv().await {
+        let mut n = first.items.len() * first.queues.len();
+        let mut batches = vec![first];
+        while n < BATCH_ITEMS {
+            match rx.try_recv() {
+                Ok(b) => {
+                    n += b.items.len() * b.queues.len();
+                    batches.push(b);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(q) = q.upgrade() else { return };
+        if let Some(r) = &q.redis {
+            q.push_redis(r, &batches).await;
+        }
+        for b in batches {
+            if let Some(d) = b.done {
+                let _ = d.send(());
+            }
+        }
+    }
 }
 
 fn writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {

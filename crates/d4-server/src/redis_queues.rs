@@ -113,6 +113,11 @@ impl RedisQueues {
         })
     }
 
+    /// The max size of a queue whose definition has none.
+    pub fn default_max(&self) -> u64 {
+        self.default_max
+    }
+
     /// A connection to the metadata instance (for the other shared state).
     pub fn meta_connection(&self) -> ConnectionManager {
         self.meta.clone()
@@ -255,9 +260,7 @@ impl RedisQueues {
             .await
     }
 
-    /// The same with the queue's max size known (the server's cache): one
-    /// variadic `LPUSH` + `LTRIM` on the lists instance and the counters on
-    /// the metadata instance, concurrently.
+    /// The same with the queue's max size known (the server's cache).
     pub async fn push_with_max(
         &self,
         ty: &QueueType,
@@ -265,34 +268,59 @@ impl RedisQueues {
         max: u64,
         items: &[impl AsRef<[u8]>],
     ) -> Result<()> {
-        if items.is_empty() {
+        let items: Vec<&[u8]> = items.iter().map(|i| i.as_ref()).collect();
+        self.push_many(&[(q, ty, max, items.as_slice())]).await
+    }
+
+    /// Pushes several batches, in order, in one transaction on the lists
+    /// instance (a variadic `LPUSH` + `LTRIM` each) and the counters on the
+    /// metadata instance, concurrently; then the drops, counted per queue.
+    /// All or nothing: on an error nothing was pushed.
+    pub async fn push_many(&self, work: &[(Uuid, &QueueType, u64, &[&[u8]])]) -> Result<()> {
+        let work: Vec<_> = work.iter().filter(|w| !w.3.is_empty()).collect();
+        if work.is_empty() {
             return Ok(());
         }
-        let max = max.max(1);
         let mut m = self.meta.clone();
         let mut l = self.lists.clone();
-        let mk = meta_key(q);
-        let key = list_key(ty, q);
-        let values: Vec<&[u8]> = items.iter().map(|i| i.as_ref()).collect();
         let mut lp = redis::pipe();
-        lp.atomic()
-            .lpush(&key, &values)
-            .ltrim(&key, 0, max as isize - 1)
-            .ignore();
+        lp.atomic();
+        let mut pushed: std::collections::BTreeMap<Uuid, u64> = Default::default();
+        for (q, ty, max, items) in &work {
+            let key = list_key(ty, *q);
+            lp.lpush(&key, *items)
+                .ltrim(&key, 0, (*max).max(1) as isize - 1)
+                .ignore();
+            *pushed.entry(*q).or_default() += items.len() as u64;
+        }
         let mut mp = redis::pipe();
-        mp.hset(&mk, "last_updated", now())
-            .ignore()
-            .hincr(&mk, "d4_pushed", items.len() as u64)
-            .ignore();
+        let t = now();
+        for (q, n) in &pushed {
+            let mk = meta_key(*q);
+            mp.hset(&mk, "last_updated", t)
+                .ignore()
+                .hincr(&mk, "d4_pushed", *n)
+                .ignore();
+        }
         let (lr, mr) = tokio::join!(
-            lp.query_async::<(u64,)>(&mut l),
+            lp.query_async::<Vec<u64>>(&mut l),
             mp.query_async::<()>(&mut m)
         );
-        let (len,) = lr?;
+        let lens = lr?;
         mr?;
-        let dropped = len.saturating_sub(max);
-        if dropped > 0 {
-            let _: () = m.hincr(&mk, "d4_dropped", dropped).await?;
+        let mut dropped: std::collections::BTreeMap<Uuid, u64> = Default::default();
+        for ((q, _, max, _), len) in work.iter().zip(lens) {
+            let d = len.saturating_sub((*max).max(1));
+            if d > 0 {
+                *dropped.entry(*q).or_default() += d;
+            }
+        }
+        if !dropped.is_empty() {
+            let mut dp = redis::pipe();
+            for (q, d) in dropped {
+                dp.hincr(meta_key(q), "d4_dropped", d).ignore();
+            }
+            let _: () = dp.query_async(&mut m).await?;
         }
         Ok(())
     }

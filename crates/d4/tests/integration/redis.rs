@@ -435,7 +435,9 @@ fn redis_outage_of_20_s_spools_on_disk_and_delivers_everything_once() {
         std::time::Duration::from_secs(30),
         || (r.cli(2, &["LLEN", &key]) == "150").then_some(()),
     );
-    assert!(metrics(&s).contains("d4_redis_spool_items 0"));
+    wait_for("the spool emptied", Duration::from_secs(5), || {
+        metrics(&s).contains("d4_redis_spool_items 0").then_some(())
+    });
     assert!(
         s.log().contains("delivered to Redis"),
         "a clear log line on recovery"
