@@ -784,51 +784,49 @@ fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
 /// Redis mode: the writer, as [`writer`] but a task pushing to Redis.
 async fn redis_writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {
     while let Some(first) = rx.recv().await {
-        let mut n = first.items.len() * first.queues.len();
-        let mut batches = vec![first];
-        while n < BATCH_ITEMS {
-            match rx.try_recv() {
-                Ok(b) => {
-                    n += b.items.len() * b.queues.len();
-                    batches.push(b);
-                }
-                Err(_) => break,
-            }
-        }
+        let (batches, _) = gather(first, &mut rx);
         let Some(q) = q.upgrade() else { return };
         if let Some(r) = &q.redis {
             q.push_redis(r, &batches).await;
         }
-        for b in batches {
-            if let Some(d) = b.done {
-                let _ = d.send(());
+        answer(batches);
+    }
+}
+
+/// The first batch and those waiting after it, up to [`BATCH_ITEMS`] items;
+/// and how many items that is.
+fn gather(first: PushBatch, rx: &mut mpsc::Receiver<PushBatch>) -> (Vec<PushBatch>, usize) {
+    let mut n = first.items.len() * first.queues.len();
+    let mut batches = vec![first];
+    while n < BATCH_ITEMS {
+        match rx.try_recv() {
+            Ok(b) => {
+                n += b.items.len() * b.queues.len();
+                batches.push(b);
             }
+            Err(_) => break,
+        }
+    }
+    (batches, n)
+}
+
+/// Tells those waiting (flushes) that their batches are done.
+fn answer(batches: Vec<PushBatch>) {
+    for b in batches {
+        if let Some(d) = b.done {
+            let _ = d.send(());
         }
     }
 }
 
 fn writer(q: std::sync::Weak<Queues>, mut rx: mpsc::Receiver<PushBatch>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut n = first.items.len() * first.queues.len();
-        let mut batches = vec![first];
-        while n < BATCH_ITEMS {
-            match rx.try_recv() {
-                Ok(b) => {
-                    n += b.items.len() * b.queues.len();
-                    batches.push(b);
-                }
-                Err(_) => break,
-            }
-        }
+        let (batches, n) = gather(first, &mut rx);
         let Some(q) = q.upgrade() else { return };
         if let Err(e) = q.commit(&batches) {
             tracing::error!("cannot store {n} queue items: {e:#}");
         }
-        for b in batches {
-            if let Some(d) = b.done {
-                let _ = d.send(());
-            }
-        }
+        answer(batches);
     }
 }
 

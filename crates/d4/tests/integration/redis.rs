@@ -546,7 +546,6 @@ fn two_nodes_share_one_redis_blocklists_and_queues() {
 
 #[test]
 fn one_connection_per_sensor_and_type_across_nodes() {
-    use std::io::Write;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -554,16 +553,7 @@ fn one_connection_per_sensor_and_type_across_nodes() {
     let b = Server::start(&["--store", &r.url(0)]);
     let s = Sensor::new(&a, 3);
     // A session to node A that stays open.
-    let mut on_a = std::process::Command::new(D4)
-        .args(["client", "-c", s.dir.path().to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = on_a.stdin.take().unwrap();
-    stdin.write_all(b"held open\n").unwrap();
-    stdin.flush().unwrap();
+    let (mut on_a, stdin) = held_open(&s);
     let lease = format!("d4:live:{}:3", s.uuid.simple());
     wait_for(
         "the lease in Redis",
@@ -585,6 +575,24 @@ fn one_connection_per_sensor_and_type_across_nodes() {
         || (r.cli(0, &["EXISTS", &lease]) == "0").then_some(()),
     );
     to_b.send(b"now through node B\n");
+}
+
+/// A `d4 client` session that has sent a line and stays open until its
+/// stdin is dropped.
+fn held_open(s: &Sensor) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write;
+    let mut c = std::process::Command::new(D4)
+        .args(["client", "-c", s.dir.path().to_str().unwrap()])
+        .args(["--max-retries", "1", "--max-backoff", "1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"held open\n").unwrap();
+    stdin.flush().unwrap();
+    (c, stdin)
 }
 
 /// `d4 client` that must be refused; returns nothing, asserts failure.
@@ -673,23 +681,12 @@ fn policy_written_by_reference_tools_applies() {
 
 #[test]
 fn a_kick_requested_by_the_reference_ui_closes_the_session() {
-    use std::io::Write;
     let Some(r) = RedisServer::start() else {
         return;
     };
     let s = Server::start(&["--store", &r.url(0)]);
     let sensor = Sensor::new(&s, 3);
-    let mut c = std::process::Command::new(D4)
-        .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
-        .args(["--max-retries", "1", "--max-backoff", "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    stdin.write_all(b"held open\n").unwrap();
-    stdin.flush().unwrap();
+    let (mut c, stdin) = held_open(&sensor);
     wait_for("the session live", Duration::from_secs(20), || {
         (r.cli(
             0,
@@ -724,7 +721,6 @@ fn a_kick_requested_by_the_reference_ui_closes_the_session() {
 
 #[test]
 fn two_nodes_share_approvals_keys_kicks_and_accepted_types() {
-    use std::io::Write;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -766,17 +762,7 @@ fn two_nodes_share_approvals_keys_kicks_and_accepted_types() {
     to_b.send(b"to node B\n");
 
     // Kicked on node A while connected to node B: node B closes it within a second.
-    let mut c = std::process::Command::new(D4)
-        .args(["client", "-c", to_b.dir.path().to_str().unwrap()])
-        .args(["--max-retries", "1", "--max-backoff", "1"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    stdin.write_all(b"held open\n").unwrap();
-    stdin.flush().unwrap();
+    let (mut c, stdin) = held_open(&to_b);
     let lease = format!("d4:live:{u}:3");
     wait_for("the session live on B", Duration::from_secs(20), || {
         (r.cli(0, &["EXISTS", &lease]) == "1").then_some(())
