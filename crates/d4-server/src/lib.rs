@@ -182,6 +182,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
             );
             let mut c = r.meta_connection();
+            policy.share_kicks();
             let synced = match redis_policy::first_sync(&policy, &sensors, &cfg.default_key, &mut c)
                 .await
             {

@@ -234,6 +234,8 @@ pub struct Policy {
     pub changed: tokio::sync::Notify,
     /// Kicks not yet written to Redis (Redis mode).
     kicks_to_share: Mutex<Vec<Uuid>>,
+    /// Redis mode: kicks are shared.
+    shares_kicks: std::sync::atomic::AtomicBool,
     /// Bumped by every change of the state (under the state lock), so that a
     /// key read before a change is never cached after it.
     changes: std::sync::atomic::AtomicU64,
@@ -257,6 +259,7 @@ impl Policy {
             state: RwLock::new(state),
             kicked: Mutex::new(HashMap::new()),
             kicks_to_share: Mutex::new(Vec::new()),
+            shares_kicks: std::sync::atomic::AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
             changes: std::sync::atomic::AtomicU64::new(0),
             default_signer: Signer::new(cfg.default_key.as_bytes()),
@@ -460,11 +463,13 @@ impl Policy {
     /// Redis mode).
     pub fn kick(&self, uuid: Uuid) {
         self.kick_for(uuid, self.kick_for);
-        self.kicks_to_share
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(uuid);
-        self.changed.notify_one();
+        if self.shares_kicks.load(std::sync::atomic::Ordering::SeqCst) {
+            self.kicks_to_share
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(uuid);
+            self.changed.notify_one();
+        }
     }
 
     /// Refuses a sensor for `d` (a kick made elsewhere).
@@ -478,6 +483,12 @@ impl Policy {
     /// The kick period.
     pub fn kick_period(&self) -> Duration {
         self.kick_for
+    }
+
+    /// Redis mode: kicks are to be shared from now on.
+    pub fn share_kicks(&self) {
+        self.shares_kicks
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Redis mode: the kicks made here since the last call.

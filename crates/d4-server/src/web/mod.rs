@@ -1175,7 +1175,9 @@ async fn registrations_page(
             .iter()
             .map(|(u, x)| PendingRow {
                 uuid: u.simple().to_string(),
-                how: if x.registered {
+                how: if x.first_seen == 0 && x.ip.is_empty() {
+                    "through Redis (another node or a reference tool)"
+                } else if x.registered {
                     if x.third_party {
                         "API (third party)"
                     } else {
