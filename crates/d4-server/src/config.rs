@@ -74,6 +74,14 @@ pub struct ServerConfig {
     /// Where the queue lists go. Default: DB 2 of `redis_url`'s server, as
     /// the reference.
     pub redis_queues_url: Option<String>,
+    /// For `rediss://` URLs: the PEM CA certificate the Redis server's
+    /// certificate must chain to. Default: the system's certificate store.
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// For `rediss://` URLs on a Redis that authenticates clients
+    /// (`tls-auth-clients yes`): this node's PEM certificate and key.
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// The key of `redis_tls_cert_file` (PEM).
+    pub redis_tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +108,9 @@ impl Default for ServerConfig {
             webhook_url: None,
             redis_url: None,
             redis_queues_url: None,
+            redis_tls_ca_file: None,
+            redis_tls_cert_file: None,
+            redis_tls_key_file: None,
         }
     }
 }
@@ -115,21 +126,46 @@ impl ServerConfig {
         Ok(c)
     }
 
-    /// The Redis URLs (metadata, queue lists) in Redis mode.
-    pub fn redis_urls(&self) -> Option<(String, String)> {
-        let meta = self.redis_url.clone()?;
-        let lists = self.redis_queues_url.clone().unwrap_or_else(|| {
-            // Same server, DB 2: replace or add the path.
-            let base = match meta.find("://") {
-                Some(i) => match meta[i + 3..].find('/') {
-                    Some(j) => meta[..i + 3 + j].to_string(),
-                    None => meta.clone(),
-                },
-                None => meta.clone(),
-            };
-            format!("{base}/2")
-        });
-        Some((meta, lists))
+    /// The Redis instances (metadata, queue lists) in Redis mode: `redis_url`,
+    /// and `redis_queues_url` or else DB 2 of the same server (the
+    /// reference layout), whatever the URL form (TCP, `rediss://`, a Unix
+    /// socket, with credentials or not).
+    /// The TLS files apply to both.
+    pub fn redis_targets(&self) -> Result<Option<(RedisTarget, RedisTarget)>> {
+        let Some(meta) = &self.redis_url else {
+            return Ok(None);
+        };
+        let mut meta = RedisTarget::parse("redis_url", meta)?;
+        let mut lists = match &self.redis_queues_url {
+            Some(u) => RedisTarget::parse("redis_queues_url", u)?,
+            None => meta.with_db(2),
+        };
+        let read = |p: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
+            p.as_ref()
+                .map(|p| {
+                    std::fs::read(p).with_context(|| format!("{what}: cannot read {}", p.display()))
+                })
+                .transpose()
+        };
+        let ca = read(&self.redis_tls_ca_file, "redis_tls_ca_file")?;
+        let client = match (
+            read(&self.redis_tls_cert_file, "redis_tls_cert_file")?,
+            read(&self.redis_tls_key_file, "redis_tls_key_file")?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("redis_tls_cert_file and redis_tls_key_file go together"),
+        };
+        if ca.is_some() || client.is_some() {
+            let tls = std::sync::Arc::new(RedisTls { ca, client });
+            anyhow::ensure!(
+                meta.is_tls() || lists.is_tls(),
+                "redis_tls_* files are set but no Redis URL is rediss://"
+            );
+            meta.tls = Some(tls.clone());
+            lists.tls = Some(tls);
+        }
+        Ok(Some((meta, lists)))
     }
 
     /// Checks values that TOML types cannot.
@@ -154,7 +190,109 @@ impl ServerConfig {
             !self.accepted_types.contains(&0),
             "type 0 is reserved and cannot be accepted"
         );
+        if self.redis_url.is_none() && self.redis_queues_url.is_some() {
+            anyhow::bail!("redis_queues_url is set without redis_url: set both, or neither");
+        }
+        self.redis_targets()?;
         Ok(())
+    }
+}
+
+/// One Redis instance: where to connect, and how to name it in logs and
+/// errors without its password.
+#[derive(Clone, Debug)]
+pub struct RedisTarget {
+    /// What the client connects with.
+    pub info: redis::ConnectionInfo,
+    /// The CA and client certificate for `rediss://`, when not the defaults.
+    pub tls: Option<std::sync::Arc<RedisTls>>,
+}
+
+/// PEM material for a TLS connection to Redis.
+pub struct RedisTls {
+    /// The CA to trust instead of the system's store.
+    pub ca: Option<Vec<u8>>,
+    /// This node's certificate and key, for Redis servers that ask for one.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("ca", &self.ca.is_some())
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl RedisTarget {
+    /// Parses a URL the way the `redis` crate does (`redis://`, `rediss://`,
+    /// `redis+unix://`, `unix://`); `what` names the setting in the error,
+    /// which never repeats the password.
+    pub fn parse(what: &str, url: &str) -> Result<RedisTarget> {
+        use redis::IntoConnectionInfo;
+        let info = url.into_connection_info().map_err(|e| {
+            anyhow::anyhow!(
+                "{what}: not a Redis URL ({}): give redis://[:PASSWORD@]HOST:PORT[/DB], \
+                 rediss://... or unix:///PATH[?db=N]",
+                e.detail().unwrap_or(e.category())
+            )
+        })?;
+        Ok(RedisTarget { info, tls: None })
+    }
+
+    /// The same instance, database `db`.
+    pub fn with_db(&self, db: i64) -> RedisTarget {
+        let settings = self.info.redis_settings().clone().set_db(db);
+        RedisTarget {
+            info: self.info.clone().set_redis_settings(settings),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// Whether the connection is TLS (`rediss://`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.info.addr(), redis::ConnectionAddr::TcpTls { .. })
+    }
+
+    /// A client for this instance, with the configured TLS material.
+    pub fn client(&self) -> Result<redis::Client> {
+        let made = match &self.tls {
+            Some(t) if self.is_tls() => redis::Client::build_with_tls(
+                self.info.clone(),
+                redis::TlsCertificates {
+                    client_tls: t.client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                    root_cert: t.ca.clone(),
+                },
+            ),
+            _ => redis::Client::open(self.info.clone()),
+        };
+        made.map_err(|e| anyhow::anyhow!("Redis at {self}: {e}"))
+    }
+}
+
+impl std::fmt::Display for RedisTarget {
+    /// `redis://[USER:***@]HOST:PORT/DB`, `rediss://...`, `unix://PATH?db=DB`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.info.redis_settings();
+        let cred = match (r.username(), r.password()) {
+            (Some(u), Some(_)) => format!("{u}:***@"),
+            (None, Some(_)) => ":***@".to_string(),
+            (Some(u), None) => format!("{u}@"),
+            (None, None) => String::new(),
+        };
+        match self.info.addr() {
+            redis::ConnectionAddr::Unix(p) => {
+                write!(f, "unix://{cred}{}?db={}", p.display(), r.db())
+            }
+            redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                write!(f, "rediss://{cred}{host}:{port}/{}", r.db())
+            }
+            a => write!(f, "redis://{cred}{a}/{}", r.db()),
+        }
     }
 }
 
@@ -171,5 +309,69 @@ mod tests {
         assert_eq!(c.listen.port(), 4443);
         assert!(toml::from_str::<ServerConfig>("rotation = 1").is_err());
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn redis_targets_default_to_db_2_of_the_same_instance() {
+        let with = |meta: &str, lists: Option<&str>| {
+            let c = ServerConfig {
+                redis_url: Some(meta.into()),
+                redis_queues_url: lists.map(Into::into),
+                ..ServerConfig::default()
+            };
+            let (m, l) = c.redis_targets().unwrap().unwrap();
+            (m.to_string(), l.to_string())
+        };
+        assert_eq!(
+            with("redis://127.0.0.1:6379", None),
+            (
+                "redis://127.0.0.1:6379/0".into(),
+                "redis://127.0.0.1:6379/2".into()
+            )
+        );
+        assert_eq!(
+            with("redis://h:7000/5", None),
+            ("redis://h:7000/5".into(), "redis://h:7000/2".into())
+        );
+        // Credentials kept for the connection, never shown.
+        let (m, l) = with("redis://:s3cret@h:6379/1", None);
+        assert_eq!(m, "redis://:***@h:6379/1");
+        assert_eq!(l, "redis://:***@h:6379/2");
+        let c = ServerConfig {
+            redis_url: Some("redis://d4:s3cret@h:6379/1".into()),
+            ..ServerConfig::default()
+        };
+        let (m, l) = c.redis_targets().unwrap().unwrap();
+        assert_eq!(l.info.redis_settings().password(), Some("s3cret"));
+        assert_eq!(l.info.redis_settings().username(), Some("d4"));
+        assert_eq!(m.to_string(), "redis://d4:***@h:6379/1");
+        // A Unix socket: the database is a query parameter, the path stays.
+        assert_eq!(
+            with("unix:///run/redis/redis.sock", None),
+            (
+                "unix:///run/redis/redis.sock?db=0".into(),
+                "unix:///run/redis/redis.sock?db=2".into()
+            )
+        );
+        // An explicit lists instance wins.
+        assert_eq!(
+            with("redis://a:1/0", Some("redis://b:2/7")).1,
+            "redis://b:2/7"
+        );
+    }
+
+    #[test]
+    fn bad_redis_urls_are_refused_without_their_password() {
+        let c = ServerConfig {
+            redis_url: Some("http://:s3cret@h:6379".into()),
+            ..ServerConfig::default()
+        };
+        let e = format!("{:#}", c.validate().unwrap_err());
+        assert!(e.contains("redis_url") && !e.contains("s3cret"), "{e}");
+        let c = ServerConfig {
+            redis_queues_url: Some("redis://h:1/2".into()),
+            ..ServerConfig::default()
+        };
+        assert!(c.validate().is_err());
     }
 }

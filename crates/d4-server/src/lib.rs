@@ -173,7 +173,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
     let mut leases = None;
     let mut meta_mirror = None;
-    let queues = match cfg.redis_urls() {
+    let queues = match cfg.redis_targets()? {
         None => queues::Queues::open(db.clone())?,
         Some((meta, lists)) => {
             let r =

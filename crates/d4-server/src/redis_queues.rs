@@ -26,6 +26,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use uuid::Uuid;
 
+use crate::config::RedisTarget;
 use crate::queues::{QueueDef, QueueType};
 
 /// Queues in Redis.
@@ -85,12 +86,14 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 ";
 
 impl RedisQueues {
-    /// Connects to the metadata and queue instances (`redis://host:port/db`).
-    /// The connections reconnect by themselves.
-    pub async fn connect(meta_url: &str, lists_url: &str, default_max: u64) -> Result<RedisQueues> {
-        let open = |url: &str| -> Result<redis::Client> {
-            redis::Client::open(url).with_context(|| format!("bad Redis URL {url:?}"))
-        };
+    /// Connects to the metadata and queue instances. The connections
+    /// reconnect by themselves.
+    pub async fn connect(
+        meta_url: &RedisTarget,
+        lists_url: &RedisTarget,
+        default_max: u64,
+    ) -> Result<RedisQueues> {
+        let open = RedisTarget::client;
         // Short timeouts: while Redis is away, sessions and the spools must
         // learn it in about a second, not wait on reconnection attempts.
         let config = || {

@@ -53,10 +53,13 @@ pub(crate) fn run(a: Args) -> Result<()> {
     };
     match a.store.as_str() {
         "embedded" => {}
-        u if u.starts_with("redis://") || u.starts_with("unix://") => {
+        u if ["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|p| u.starts_with(p)) =>
+        {
             cfg.redis_url = Some(u.to_string())
         }
-        u => bail!("--store {u}: give `embedded` or redis://HOST:PORT[/DB]"),
+        _ => bail!("--store: give `embedded` or redis://[:PASSWORD@]HOST:PORT[/DB]"),
     }
     if let Some(d) = a.data_dir {
         cfg.data_dir = d;

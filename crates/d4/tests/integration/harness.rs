@@ -584,7 +584,13 @@ pub struct RedisServer {
     child: Child,
     path: PathBuf,
     _dir: Option<tempfile::TempDir>,
+    /// TLS only, client certificates required, and a password
+    /// (`start_tls`): the CA, certificate and key are in `path/tls`.
+    secure: bool,
 }
+
+/// The password of `RedisServer::start_tls`.
+pub const REDIS_PASSWORD: &str = "s3cret-redis-pw";
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
@@ -603,52 +609,85 @@ impl Drop for RedisServer {
 impl RedisServer {
     /// A fresh redis-server, or None (test skipped) when it is not installed.
     pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if !Self::installed() {
             eprintln!("skipped: redis-server not installed (ci.sh installs it)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        Some(Self::launch(path, Some(dir)))
+        Some(Self::launch(path, Some(dir), false))
+    }
+
+    /// A fresh redis-server that speaks TLS only (no plain port), requires a
+    /// client certificate signed by its CA and the password
+    /// `REDIS_PASSWORD`; the PEM files are in `self.tls_dir()`.
+    pub fn start_tls() -> Option<RedisServer> {
+        if !Self::installed() {
+            eprintln!("skipped: redis-server not installed (ci.sh installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        d4_server::tls::ensure_material(&path.join("tls")).unwrap();
+        Some(Self::launch(path, Some(dir), true))
+    }
+
+    /// `ca.crt`, `server.crt` and `server.key` of a `start_tls` server (the
+    /// certificate serves as the client's too).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.path.join("tls")
     }
 
     /// A redis-server keeping its data in `path` (loaded if saved there before).
     pub fn start_at(path: PathBuf) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if !Self::installed() {
             return None;
         }
         std::fs::create_dir_all(&path).unwrap();
-        Some(Self::launch(path, None))
+        Some(Self::launch(path, None, false))
     }
 
-    fn launch(path: PathBuf, dir: Option<tempfile::TempDir>) -> RedisServer {
+    fn installed() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok()
+    }
+
+    fn launch(path: PathBuf, dir: Option<tempfile::TempDir>, secure: bool) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Self::spawn(port, &path);
         let r = RedisServer {
-            child,
+            child: Self::spawn(port, &path, secure),
             port,
             path,
             _dir: dir,
+            secure,
         };
         r.wait_up();
         r
     }
 
-    fn spawn(port: u16, dir: &Path) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    fn spawn(port: u16, dir: &Path, secure: bool) -> Child {
+        let mut c = Command::new("redis-server");
+        if secure {
+            let t = dir.join("tls");
+            c.args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(t.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(t.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(t.join("ca.crt"))
+                .args(["--tls-auth-clients", "yes"])
+                .args(["--requirepass", REDIS_PASSWORD]);
+        } else {
+            c.args(["--port", &port.to_string()]);
+        }
+        c.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir)
@@ -674,34 +713,48 @@ impl RedisServer {
 
     /// Starts it again on the same port with the saved data.
     pub fn restart(&mut self) {
-        self.child = Self::spawn(self.port, &self.path);
+        self.child = Self::spawn(self.port, &self.path, self.secure);
         self.wait_up();
     }
 
     pub fn url(&self, db: u8) -> String {
-        format!("redis://127.0.0.1:{}/{db}", self.port)
+        if self.secure {
+            format!("rediss://:{REDIS_PASSWORD}@127.0.0.1:{}/{db}", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}/{db}", self.port)
+        }
     }
 
     /// `redis-cli -n DB ARGS`, as a reference tool would run it.
     pub fn cli(&self, db: u8, args: &[&str]) -> String {
-        let o = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-n",
-                &db.to_string(),
-            ])
-            .args(args)
-            .output()
-            .unwrap();
+        let mut c = Command::new("redis-cli");
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-n",
+            &db.to_string(),
+        ]);
+        if self.secure {
+            let t = self.tls_dir();
+            c.arg("--tls")
+                .arg("--cacert")
+                .arg(t.join("ca.crt"))
+                .arg("--cert")
+                .arg(t.join("server.crt"))
+                .arg("--key")
+                .arg(t.join("server.key"))
+                .args(["-a", REDIS_PASSWORD, "--no-auth-warning"]);
+        }
+        let o = c.args(args).output().unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     pub async fn queues(&self) -> d4_server::redis_queues::RedisQueues {
         // The reference layout: metadata in DB 0, queue lists in DB 2.
-        d4_server::redis_queues::RedisQueues::connect(&self.url(0), &self.url(2), 10_000)
+        let target = |db| d4_server::config::RedisTarget::parse("test", &self.url(db)).unwrap();
+        d4_server::redis_queues::RedisQueues::connect(&target(0), &target(2), 10_000)
             .await
             .unwrap()
     }

@@ -854,3 +854,67 @@ fn sensor_statistics_buffered_on_disk_across_an_outage_and_a_restart() {
         s.log()
     );
 }
+
+#[test]
+fn redis_over_tls_with_a_password_and_a_client_certificate() {
+    let Some(r) = RedisServer::start_tls() else {
+        return;
+    };
+    let t = r.tls_dir();
+    let conf = tempfile::tempdir().unwrap();
+    let write_conf = |name: &str, with_client_cert: bool| {
+        let mut c = format!(
+            "redis_url = {:?}\nredis_tls_ca_file = {:?}\n",
+            r.url(0),
+            t.join("ca.crt")
+        );
+        if with_client_cert {
+            c += &format!(
+                "redis_tls_cert_file = {:?}\nredis_tls_key_file = {:?}\n",
+                t.join("server.crt"),
+                t.join("server.key")
+            );
+        }
+        let p = conf.path().join(name);
+        std::fs::write(&p, c).unwrap();
+        p
+    };
+    // This Redis asks for a client certificate: without one the server does
+    // not start, and says why without the password.
+    let bare = write_conf("bare.toml", false);
+    let data = conf.path().join("bare-data");
+    let o = std::process::Command::new(D4)
+        .args(["server", "--config", bare.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("cannot reach Redis at rediss://:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains(REDIS_PASSWORD), "{err}");
+
+    let full = write_conf("full.toml", true);
+    let s = Server::start(&["--config", full.to_str().unwrap()]);
+    let q = s.create_queue("8", &[]);
+    assert_eq!(r.cli(0, &["HGET", &format!("analyzer:{q}"), "type"]), "8");
+    Sensor::new(&s, 8).send(b"first line\nsecond line\n");
+    let key = format!("analyzer:8:{q}");
+    wait_for("2 lines in Redis over TLS", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) == "2").then_some(())
+    });
+    assert_eq!(r.cli(2, &["RPOP", &key]), "first line");
+    assert_eq!(r.cli(2, &["RPOP", &key]), "second line");
+    let log = s.log();
+    assert!(
+        log.contains("metadata rediss://:***@127.0.0.1"),
+        "the log names the instance: {log}"
+    );
+    assert!(
+        !log.contains(REDIS_PASSWORD),
+        "the log shows no password: {log}"
+    );
+}
