@@ -35,7 +35,25 @@ pub struct RedisQueues {
     meta: ConnectionManager,
     lists: ConnectionManager,
     default_max: u64,
+    /// Queues whose definition cannot be used, already reported once.
+    unusable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
+
+/// A queue hash that names no usable type (written by another tool): the
+/// queue is left out of listings and routing, never a failure of the rest.
+#[derive(Debug)]
+struct UnusableQueue(String);
+
+impl std::fmt::Display for UnusableQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UnusableQueue {}
+
+/// The largest max size honoured (`LTRIM` takes a signed end).
+const MAX_SIZE_CAP: u64 = i64::MAX as u64;
 
 /// The list key of a queue.
 pub fn list_key(ty: &QueueType, id: Uuid) -> String {
@@ -113,6 +131,7 @@ impl RedisQueues {
             meta,
             lists,
             default_max: default_max.max(1),
+            unusable: Default::default(),
         })
     }
 
@@ -180,11 +199,16 @@ impl RedisQueues {
             return Ok(None);
         };
         let ty = match (type_field.as_str(), h.get("metatype")) {
-            ("254" | "2", Some(m)) => QueueType::Extended(m.clone()),
-            (t, _) => {
-                QueueType::parse(t).with_context(|| format!("queue {id} has the type {t:?}"))?
-            }
-        };
+            ("254" | "2", Some(m)) => QueueType::parse(m),
+            (t, _) => QueueType::parse(t),
+        }
+        .map_err(|e| {
+            UnusableQueue(format!(
+                "queue {id}: its hash analyzer:{id} has type {type_field:?} and metatype {:?}, \
+                 not a D4 type ({e:#})",
+                h.get("metatype")
+            ))
+        })?;
         let num = |k: &str| -> f64 { h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
         let sensors: Vec<String> = c.smembers(format!("analyzer_sensor_group:{id}")).await?;
         let mut sensors: Vec<Uuid> = sensors
@@ -197,8 +221,9 @@ impl RedisQueues {
         let held: u64 = l.llen(processing_key(id)).await?;
         let max_size = h
             .get("max_size")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(self.default_max);
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.default_max)
+            .clamp(1, MAX_SIZE_CAP);
         Ok(Some(QueueDef {
             uuid: id,
             ty,
@@ -221,8 +246,18 @@ impl RedisQueues {
         let ids: Vec<String> = c.smembers("all_analyzer_queues").await?;
         let mut out = Vec::new();
         for id in ids.iter().filter_map(|s| Uuid::parse_str(s).ok()) {
-            if let Some(d) = self.get(id).await? {
-                out.push(d);
+            match self.get(id).await {
+                Ok(Some(d)) => out.push(d),
+                Ok(None) => {}
+                Err(e) => match e.downcast_ref::<UnusableQueue>() {
+                    Some(u) => {
+                        let mut seen = self.unusable.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.insert(id) {
+                            tracing::warn!("{u}: left out, nothing is routed to it");
+                        }
+                    }
+                    None => return Err(e),
+                },
             }
         }
         out.sort_by_key(|d| (d.created, d.uuid));
