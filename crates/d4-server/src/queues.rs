@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::redis_queues::RedisQueues;
+use crate::redis_queues::{PushGroup, RedisQueues};
 use crate::store::{item_key, Db, ITEMS, QUEUES};
 
 /// What a queue carries: a D4 type number or an extended type name.
@@ -156,6 +156,34 @@ struct RedisMode {
 /// Most items held in the spool while Redis is unreachable.
 pub const SPOOL_MAX: u64 = 1_000_000;
 
+/// Spooled items of one queue with consecutive sequence numbers.
+struct SpoolRun<'a> {
+    queue: Uuid,
+    ty: QueueType,
+    max: u64,
+    first_seq: u64,
+    items: Vec<&'a [u8]>,
+}
+
+/// The name of this node in Redis (`d4:pushed_upto:<name>`): its host name
+/// and a random part, made once and kept in the store.
+fn redis_node_name(db: &Db) -> Result<String> {
+    const KEY: &str = "redis_node";
+    if let Some(n) = db.get_doc::<String>(KEY)? {
+        return Ok(n);
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .take(64)
+        .collect();
+    let n = format!("{host}-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    db.put_docs(&[(KEY.to_string(), n.clone())])?;
+    Ok(n)
+}
+
 /// A spool entry: queue UUID, type name length and name, item.
 fn spool_entry(q: Uuid, ty: &QueueType, item: &[u8]) -> Vec<u8> {
     let name = ty.to_string();
@@ -225,9 +253,14 @@ impl Queues {
     /// blocking calls (`pop`, `create`...) later run on it from blocking
     /// threads. Definitions are read again every second, so that queues made
     /// or removed by other nodes or reference tools are routed to at once.
-    pub async fn open_redis(db: Arc<Db>, r: RedisQueues) -> Result<Arc<Queues>> {
+    pub async fn open_redis(db: Arc<Db>, mut r: RedisQueues) -> Result<Arc<Queues>> {
         let defs: HashMap<Uuid, QueueDef> =
             r.list().await?.into_iter().map(|d| (d.uuid, d)).collect();
+        // Spooled items keep the sequence numbers they were given; new ones
+        // continue after them and after what Redis applied last.
+        let node = redis_node_name(&db)?;
+        let next = db.spool_last_key()?.map_or(0, |k| k + 1);
+        r.set_node(&node, next).await?;
         let (tx, rx) = mpsc::channel(256);
         let q = Arc::new(Queues {
             db,
@@ -308,31 +341,37 @@ impl Queues {
         if work.is_empty() {
             return;
         }
+        // Sequence numbers in push order, kept by the items if spooled: a
+        // retry of what Redis applied already is skipped there.
+        let groups: Vec<PushGroup> = work
+            .iter()
+            .map(|(q, ty, max, items)| PushGroup {
+                queue: *q,
+                ty,
+                max: *max,
+                first_seq: r.q.reserve(items.len() as u64),
+                items,
+            })
+            .collect();
         if r.spooled.load(Ordering::Relaxed) == 0 {
-            let refs: Vec<(Uuid, &QueueType, u64, &[&[u8]])> = work
-                .iter()
-                .map(|(q, ty, max, items)| (*q, ty, *max, items.as_slice()))
-                .collect();
-            match r.q.push_many(&refs).await {
+            match r.q.push_many(&groups).await {
                 Ok(()) => return,
                 Err(e) => tracing::error!(
                     "Redis unreachable ({e:#}): queue items are spooled on disk until it returns"
                 ),
             }
         }
-        for (q, ty, _, items) in &work {
-            self.spool(r, &[(*q, ty.clone())], items);
-        }
+        self.spool(r, &groups);
     }
 
-    fn spool(&self, r: &RedisMode, queues: &[(Uuid, QueueType)], items: &[&[u8]]) {
+    fn spool(&self, r: &RedisMode, groups: &[PushGroup]) {
         let mut entries = Vec::new();
         let mut dropped = 0u64;
         let have = r.spooled.load(Ordering::Relaxed);
-        for (q, ty) in queues {
-            for i in items {
+        for g in groups {
+            for (seq, i) in (g.first_seq..).zip(g.items) {
                 if have + (entries.len() as u64) < SPOOL_MAX {
-                    entries.push(spool_entry(*q, ty, i));
+                    entries.push((seq, spool_entry(g.queue, g.ty, i)));
                 } else {
                     dropped += 1;
                 }
@@ -374,31 +413,55 @@ impl Queues {
                     return;
                 }
             };
-            // The whole batch in one transaction, in spool order.
-            let parsed: Vec<(Uuid, QueueType, &[u8])> = batch
-                .iter()
-                .filter_map(|(_, e)| parse_spool_entry(e))
-                .collect();
-            let work: Vec<(Uuid, &QueueType, u64, Vec<&[u8]>)> = {
+            // The whole batch in one script, in spool order: runs of one
+            // queue with consecutive sequence numbers. Items of queues
+            // deleted meanwhile are dropped and counted.
+            let mut gone = 0u64;
+            let runs: Vec<SpoolRun> = {
                 let defs = self.lock_defs();
-                let mut work: Vec<(Uuid, &QueueType, u64, Vec<&[u8]>)> = Vec::new();
-                for (q, ty, item) in &parsed {
-                    match work.last_mut() {
-                        Some(w) if w.0 == *q => w.3.push(item),
-                        _ => {
-                            let max = defs.get(q).map_or(r.q.default_max(), |d| d.max_size);
-                            work.push((*q, ty, max, vec![item]));
+                let mut runs: Vec<SpoolRun> = Vec::new();
+                for (seq, e) in &batch {
+                    let Some((q, ty, item)) = parse_spool_entry(e) else {
+                        gone += 1;
+                        continue;
+                    };
+                    let Some(d) = defs.get(&q) else {
+                        gone += 1;
+                        continue;
+                    };
+                    match runs.last_mut() {
+                        Some(w) if w.queue == q && w.first_seq + w.items.len() as u64 == *seq => {
+                            w.items.push(item)
                         }
+                        _ => runs.push(SpoolRun {
+                            queue: q,
+                            ty,
+                            max: d.max_size,
+                            first_seq: *seq,
+                            items: vec![item],
+                        }),
                     }
                 }
-                work
+                runs
             };
-            let refs: Vec<(Uuid, &QueueType, u64, &[&[u8]])> = work
+            let groups: Vec<PushGroup> = runs
                 .iter()
-                .map(|(q, ty, max, items)| (*q, *ty, *max, items.as_slice()))
+                .map(|w| PushGroup {
+                    queue: w.queue,
+                    ty: &w.ty,
+                    max: w.max,
+                    first_seq: w.first_seq,
+                    items: &w.items,
+                })
                 .collect();
-            if r.q.push_many(&refs).await.is_err() {
+            if r.q.push_many(&groups).await.is_err() {
                 break;
+            }
+            if gone > 0 {
+                r.spool_dropped.fetch_add(gone, Ordering::Relaxed);
+                tracing::warn!(
+                    "{gone} spooled queue items dropped: their queues were deleted meanwhile"
+                );
             }
             let Some(&(upto, _)) = batch.last() else {
                 break;

@@ -340,14 +340,44 @@ pub struct Leases {
     node: String,
 }
 
-/// A lease held by a session; released on drop (best effort) and renewed
-/// meanwhile.
+/// A session's lease, renewed while it lives and released on drop (best
+/// effort; it lapses anyway). When Redis did not answer the first request,
+/// the session was let in and the lease is taken as soon as Redis answers;
+/// if another session (on any node) holds it by then, or takes it after an
+/// outage longer than the lease, this session is closed as a second
+/// connection.
 pub struct Lease {
     renew: tokio::task::JoinHandle<()>,
     leases: Arc<Leases>,
     key: String,
     value: String,
 }
+
+/// The error for a Redis call given up after `wait`.
+pub fn timed_out(wait: Duration) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within {} ms", wait.as_millis()),
+    ))
+}
+
+/// The outcome of [`Leases::acquire`].
+pub enum Acquired {
+    /// This session holds the (UUID, type) lease.
+    Held(Lease),
+    /// Another session does: refuse this one.
+    Taken,
+    /// Redis did not answer in time: the session is let in (availability
+    /// first) and the lease keeps being asked for.
+    Unknown(Lease, redis::RedisError),
+}
+
+/// Keeps a lease: renews it if held, takes it if free; 0 if another holds it.
+const HOLD_SCRIPT: &str = "
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0";
 
 impl Drop for Lease {
     fn drop(&mut self) {
@@ -400,52 +430,70 @@ impl Leases {
         })
     }
 
-    /// Takes the (UUID, type) lease for a session: `Ok(None)` when another
-    /// session (on any node) holds it. A Redis error is returned to the
-    /// caller, who lets the session in (availability first) and logs it.
+    /// Takes the (UUID, type) lease for a session, waiting at most `wait`
+    /// for Redis. `close` ends the session if it turns out to be a second
+    /// connection later (see [`Lease`]).
     pub async fn acquire(
         self: &Arc<Self>,
         uuid: Uuid,
         ty: u8,
         session: Uuid,
-    ) -> redis::RedisResult<Option<Lease>> {
+        wait: Duration,
+        close: Arc<crate::sensors::CloseSignal>,
+    ) -> Acquired {
         let key = format!("d4:live:{}:{ty}", uuid.simple());
         let value = format!("{}/{}", self.node, session.simple());
         let mut c = self.c.clone();
-        let ok: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&value)
-            .arg("NX")
-            .arg("PX")
-            .arg(LEASE_MS)
-            .query_async(&mut c)
-            .await?;
-        if ok.is_none() {
-            return Ok(None);
-        }
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&value).arg("NX").arg("PX").arg(LEASE_MS);
+        let first =
+            match tokio::time::timeout(wait, set.query_async::<Option<String>>(&mut c)).await {
+                Ok(Ok(None)) => return Acquired::Taken,
+                Ok(Ok(Some(_))) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(timed_out(wait)),
+            };
         let (k2, v2, mut c2) = (key.clone(), value.clone(), self.c.clone());
+        let mut held = first.is_ok();
         let renew = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(RENEW).await;
-                let r: redis::RedisResult<i64> = redis::Script::new(
-                    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-                )
-                .key(&k2)
-                .arg(&v2)
-                .arg(LEASE_MS)
-                .invoke_async(&mut c2)
-                .await;
-                if let Err(e) = r {
-                    tracing::warn!("cannot renew the live-connection lease {k2}: {e}");
+                // Asked for again soon while not known to be held.
+                tokio::time::sleep(if held { RENEW } else { Duration::from_secs(1) }).await;
+                let r: redis::RedisResult<i64> = redis::Script::new(HOLD_SCRIPT)
+                    .key(&k2)
+                    .arg(&v2)
+                    .arg(LEASE_MS)
+                    .invoke_async(&mut c2)
+                    .await;
+                match r {
+                    Ok(1) => held = true,
+                    Ok(2) => {
+                        if held {
+                            tracing::warn!("live-connection lease {k2} had lapsed; taken again");
+                        }
+                        held = true;
+                    }
+                    Ok(_) => {
+                        tracing::warn!(
+                            "live-connection lease {k2} is held by another session: this one is a second connection"
+                        );
+                        close.close(crate::policy::Reject::AlreadyConnected(ty));
+                        return;
+                    }
+                    Err(e) => tracing::warn!("cannot renew the live-connection lease {k2}: {e}"),
                 }
             }
         });
-        Ok(Some(Lease {
+        let lease = Lease {
             renew,
             leases: self.clone(),
             key,
             value,
-        }))
+        };
+        match first {
+            Ok(()) => Acquired::Held(lease),
+            Err(e) => Acquired::Unknown(lease, e),
+        }
     }
 }
 
@@ -467,7 +515,7 @@ struct Agg {
 }
 
 /// Metadata writes not yet in Redis (kept on disk while Redis is away).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct Pending {
     /// `uuid|ip|type|YYYYMMDD` → traffic.
@@ -560,8 +608,15 @@ impl MetaMirror {
 
     fn full(&self, p: &Pending) -> bool {
         if p.len() >= META_BOUND {
-            self.dropped
+            let before = self
+                .dropped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if before.is_multiple_of(10_000) {
+                tracing::error!(
+                    "sensor metadata buffer for Redis full ({META_BOUND} entries): {} updates dropped so far",
+                    before + 1
+                );
+            }
             return true;
         }
         false
@@ -647,22 +702,42 @@ async fn writer(m: Weak<MetaMirror>, mut c: ConnectionManager, db: Arc<Db>) {
                 break;
             }
         }
-        let left = {
+        let (left, keep) = {
             let mut p = mm.lock();
             let newer = std::mem::take(&mut *p);
             rest.merge(newer);
             *p = rest;
             mm.waiting
                 .store(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if err.is_some() {
-                // Kept on disk so that a restart during the outage loses nothing.
-                if let Err(e) = db.put_docs(&[(META_DOC.to_string(), &*p)]) {
-                    tracing::error!("cannot keep sensor metadata for Redis on disk: {e}");
-                }
-                on_disk = true;
-            }
-            p.len()
+            // On disk while Redis is away, so that a restart loses nothing;
+            // once a round went through, everything that was on disk is in
+            // Redis: the copy goes (a restart would write it again).
+            let keep = if err.is_some() {
+                Some(p.clone())
+            } else {
+                on_disk.then(Pending::default)
+            };
+            (p.len(), keep)
         };
+        if let Some(keep) = keep {
+            // Written off the lock (sessions record meanwhile) and off the runtime.
+            let db = db.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                if keep.len() == 0 {
+                    db.delete_doc(META_DOC)
+                } else {
+                    db.put_docs(&[(META_DOC.to_string(), &keep)])
+                }
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => on_disk = err.is_some(),
+                Ok(Err(e)) => {
+                    tracing::error!("cannot keep sensor metadata for Redis on disk: {e}")
+                }
+                Err(e) => tracing::error!("cannot keep sensor metadata for Redis on disk: {e}"),
+            }
+        }
         match err {
             Some(e) if !failing => {
                 tracing::error!(
@@ -672,12 +747,6 @@ async fn writer(m: Weak<MetaMirror>, mut c: ConnectionManager, db: Arc<Db>) {
             }
             Some(_) => {}
             None => {
-                if on_disk && left == 0 {
-                    if let Err(e) = db.delete_doc(META_DOC) {
-                        tracing::warn!("cannot clear the sensor metadata buffer: {e}");
-                    }
-                    on_disk = false;
-                }
                 if failing {
                     tracing::info!(
                         "sensor metadata and statistics buffered meanwhile delivered to Redis"

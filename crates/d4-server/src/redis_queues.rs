@@ -35,8 +35,10 @@ pub struct RedisQueues {
     meta: ConnectionManager,
     lists: ConnectionManager,
     default_max: u64,
-    /// Queues whose definition cannot be used, already reported once.
+    /// Queues whose definition or list cannot be used, already reported once.
     unusable: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    /// This node's sequence numbers (a random node until [`Self::set_node`]).
+    seq: std::sync::Arc<NodeSeq>,
 }
 
 /// A queue hash that names no usable type (written by another tool): the
@@ -54,6 +56,75 @@ impl std::error::Error for UnusableQueue {}
 
 /// The largest max size honoured (`LTRIM` takes a signed end).
 const MAX_SIZE_CAP: u64 = i64::MAX as u64;
+
+/// One queue's part of a push.
+pub struct PushGroup<'a> {
+    /// The queue.
+    pub queue: Uuid,
+    /// Its type (names its list).
+    pub ty: &'a QueueType,
+    /// Its max size: the list keeps its newest `max` items.
+    pub max: u64,
+    /// The node's sequence number of the first item; the others follow
+    /// without gaps. Numbers grow in push order (spooled items keep theirs),
+    /// and Redis keeps the last one applied (`d4:pushed_upto:<node>`).
+    pub first_seq: u64,
+    /// The items, oldest first.
+    pub items: &'a [&'a [u8]],
+}
+
+/// A node's sequence numbers for pushed items.
+struct NodeSeq {
+    /// `d4:pushed_upto:<node>`: the last number Redis applied.
+    key: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// KEYS[1]: the node's last applied sequence number; KEYS[2..]: one list per
+/// group. ARGV per group: first sequence number, max size - 1, item count,
+/// the items. Returns per group the list length before the trim, -2 if
+/// every item was applied before, -1 if the key holds no list. The mark
+/// moves after each group, so a script stopped midway is resumed, not
+/// repeated.
+static PUSH_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local applied = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local out = {}
+local a = 1
+for g = 2, #KEYS do
+  local first = tonumber(ARGV[a])
+  local trim = ARGV[a + 1]
+  local n = tonumber(ARGV[a + 2])
+  local from = a + 3
+  a = from + n
+  local skip = 0
+  if applied >= first then skip = math.min(n, applied - first + 1) end
+  if skip == n then
+    out[#out + 1] = -2
+  else
+    local t = redis.call('TYPE', KEYS[g])['ok']
+    if t ~= 'list' and t ~= 'none' then
+      out[#out + 1] = -1
+    else
+      local len = 0
+      local i = from + skip
+      while i < a do
+        local j = math.min(i + 999, a - 1)
+        len = redis.call('LPUSH', KEYS[g], unpack(ARGV, i, j))
+        i = j + 1
+      end
+      redis.call('LTRIM', KEYS[g], 0, trim)
+      out[#out + 1] = len
+    end
+    applied = first + n - 1
+    redis.call('SET', KEYS[1], string.format('%d', applied))
+  end
+end
+return out
+",
+    )
+});
 
 /// The list key of a queue.
 pub fn list_key(ty: &QueueType, id: Uuid) -> String {
@@ -132,6 +203,10 @@ impl RedisQueues {
             lists,
             default_max: default_max.max(1),
             unusable: Default::default(),
+            seq: std::sync::Arc::new(NodeSeq {
+                key: format!("d4:pushed_upto:{}", Uuid::new_v4().simple()),
+                next: std::sync::atomic::AtomicU64::new(0),
+            }),
         })
     }
 
@@ -217,8 +292,14 @@ impl RedisQueues {
             .collect();
         sensors.sort();
         let mut l = self.lists.clone();
-        let len: u64 = l.llen(list_key(&ty, id)).await?;
-        let held: u64 = l.llen(processing_key(id)).await?;
+        // A key that another tool made something else than a list holds no
+        // items of this queue (and is reported when pushed to).
+        let mut llen = async |k: String| match l.llen::<_, u64>(k).await {
+            Err(e) if e.code() == Some("WRONGTYPE") => Ok(0),
+            r => r,
+        };
+        let len = llen(list_key(&ty, id)).await?;
+        let held = llen(processing_key(id)).await?;
         let max_size = h
             .get("max_size")
             .and_then(|v| v.parse::<u64>().ok())
@@ -307,58 +388,108 @@ impl RedisQueues {
         items: &[impl AsRef<[u8]>],
     ) -> Result<()> {
         let items: Vec<&[u8]> = items.iter().map(|i| i.as_ref()).collect();
-        self.push_many(&[(q, ty, max, items.as_slice())]).await
+        let first_seq = self.reserve(items.len() as u64);
+        self.push_many(&[PushGroup {
+            queue: q,
+            ty,
+            max,
+            first_seq,
+            items: &items,
+        }])
+        .await
     }
 
-    /// Pushes several batches, in order, in one transaction on the lists
-    /// instance (a variadic `LPUSH` + `LTRIM` each) and the counters on the
-    /// metadata instance, concurrently; then the drops, counted per queue.
-    /// All or nothing: on an error nothing was pushed.
-    pub async fn push_many(&self, work: &[(Uuid, &QueueType, u64, &[&[u8]])]) -> Result<()> {
-        let work: Vec<_> = work.iter().filter(|w| !w.3.is_empty()).collect();
+    /// Takes this node's sequence numbers for `n` items (see
+    /// [`PushGroup::first_seq`]); returns the first.
+    pub fn reserve(&self, n: u64) -> u64 {
+        self.seq
+            .next
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Names this node (a name kept in its store) and continues its
+    /// sequence numbers after `at_least` (the spool's last key + 1) and after
+    /// the last one Redis has applied.
+    pub async fn set_node(&mut self, node: &str, at_least: u64) -> Result<()> {
+        let key = format!("d4:pushed_upto:{node}");
+        let mut l = self.lists.clone();
+        let applied: Option<u64> = l.get(&key).await?;
+        let next = applied.map_or(0, |a| a + 1).max(at_least);
+        self.seq = std::sync::Arc::new(NodeSeq {
+            key,
+            next: std::sync::atomic::AtomicU64::new(next),
+        });
+        Ok(())
+    }
+
+    /// Pushes groups of items, in order, in one script on the lists instance
+    /// (a variadic `LPUSH` + `LTRIM` each); then the counters on the
+    /// metadata instance. Idempotent: the script skips the items whose
+    /// sequence numbers Redis has applied already, so a retry after a lost
+    /// reply, a timeout or a crash never delivers an item twice. A list key
+    /// holding another type is skipped, its items dropped, counted and
+    /// reported, never a failure of the others. On an error nothing more was
+    /// applied than a retry completes.
+    pub async fn push_many(&self, work: &[PushGroup<'_>]) -> Result<()> {
+        let work: Vec<&PushGroup> = work.iter().filter(|w| !w.items.is_empty()).collect();
         if work.is_empty() {
             return Ok(());
         }
-        let mut m = self.meta.clone();
+        let mut inv = PUSH_SCRIPT.prepare_invoke();
+        inv.key(&self.seq.key);
+        for w in &work {
+            inv.key(list_key(w.ty, w.queue))
+                .arg(w.first_seq)
+                .arg(w.max.clamp(1, MAX_SIZE_CAP) - 1)
+                .arg(w.items.len())
+                .arg(w.items);
+        }
         let mut l = self.lists.clone();
-        let mut lp = redis::pipe();
-        lp.atomic();
-        let mut pushed: std::collections::BTreeMap<Uuid, u64> = Default::default();
-        for (q, ty, max, items) in &work {
-            let key = list_key(ty, *q);
-            lp.lpush(&key, *items)
-                .ltrim(&key, 0, (*max).max(1) as isize - 1)
-                .ignore();
-            *pushed.entry(*q).or_default() += items.len() as u64;
+        let lens: Vec<i64> = inv.invoke_async(&mut l).await?;
+        // Counters, per queue: best effort (the items are in Redis already).
+        let mut counts: std::collections::BTreeMap<Uuid, (u64, u64)> = Default::default();
+        for (w, len) in work.iter().zip(lens) {
+            let n = w.items.len() as u64;
+            match len {
+                -2 => {} // applied before (a retry)
+                -1 => {
+                    counts.entry(w.queue).or_default().1 += n;
+                    let mut seen = self.unusable.lock().unwrap_or_else(|p| p.into_inner());
+                    if seen.insert(w.queue) {
+                        tracing::error!(
+                            "queue {}: the key {} holds no list: its items are dropped (counted in d4_dropped)",
+                            w.queue,
+                            list_key(w.ty, w.queue)
+                        );
+                    }
+                }
+                len => {
+                    let c = counts.entry(w.queue).or_default();
+                    c.0 += n;
+                    c.1 += (len.max(0) as u64).saturating_sub(w.max.max(1));
+                }
+            }
+        }
+        if counts.is_empty() {
+            return Ok(());
         }
         let mut mp = redis::pipe();
         let t = now();
-        for (q, n) in &pushed {
+        for (q, (pushed, dropped)) in &counts {
             let mk = meta_key(*q);
-            mp.hset(&mk, "last_updated", t)
-                .ignore()
-                .hincr(&mk, "d4_pushed", *n)
-                .ignore();
-        }
-        let (lr, mr) = tokio::join!(
-            lp.query_async::<Vec<u64>>(&mut l),
-            mp.query_async::<()>(&mut m)
-        );
-        let lens = lr?;
-        mr?;
-        let mut dropped: std::collections::BTreeMap<Uuid, u64> = Default::default();
-        for ((q, _, max, _), len) in work.iter().zip(lens) {
-            let d = len.saturating_sub((*max).max(1));
-            if d > 0 {
-                *dropped.entry(*q).or_default() += d;
+            if *pushed > 0 {
+                mp.hset(&mk, "last_updated", t)
+                    .ignore()
+                    .hincr(&mk, "d4_pushed", *pushed)
+                    .ignore();
+            }
+            if *dropped > 0 {
+                mp.hincr(&mk, "d4_dropped", *dropped).ignore();
             }
         }
-        if !dropped.is_empty() {
-            let mut dp = redis::pipe();
-            for (q, d) in dropped {
-                dp.hincr(meta_key(q), "d4_dropped", d).ignore();
-            }
-            let _: () = dp.query_async(&mut m).await?;
+        let mut m = self.meta.clone();
+        if let Err(e) = mp.query_async::<()>(&mut m).await {
+            tracing::warn!("queue counters not updated in Redis: {e}");
         }
         Ok(())
     }

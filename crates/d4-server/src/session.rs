@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::policy::Reject;
+use crate::redis_policy::Acquired;
 use crate::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::workers::{Output, Worker};
 use crate::Shared;
@@ -288,7 +289,7 @@ impl Session {
             if let Some(l) = &self.shared.leases {
                 // Redis mode: kicks made on any node, and the keys in Redis.
                 let admit = tokio::time::timeout(REDIS_WAIT, l.admit(f.header.uuid)).await;
-                match admit.unwrap_or_else(|_| Err(timed_out())) {
+                match admit.unwrap_or_else(|_| Err(crate::redis_policy::timed_out(REDIS_WAIT))) {
                     Ok(a) => {
                         if let Some(secs) = a.kicked {
                             return Err(Reject::Kicked(secs));
@@ -328,18 +329,20 @@ impl Session {
                 m.session_started(f.header.uuid, self.ip);
             }
             if let (Some(l), false) = (&self.shared.leases, matches!(f.header.ty, 2 | 254)) {
-                let lease = tokio::time::timeout(
-                    REDIS_WAIT,
-                    l.acquire(f.header.uuid, f.header.ty, self.id),
-                )
-                .await;
-                match lease.unwrap_or_else(|_| Err(timed_out())) {
-                    Ok(Some(lease)) => self.lease = Some(lease),
-                    Ok(None) => return Err(Reject::AlreadyConnected(f.header.ty)),
-                    Err(e) => tracing::warn!(
-                        session = %self.id,
-                        "cannot check the cross-node connection lease in Redis ({e}); session let in"
-                    ),
+                let close = self.close.clone();
+                match l
+                    .acquire(f.header.uuid, f.header.ty, self.id, REDIS_WAIT, close)
+                    .await
+                {
+                    Acquired::Held(lease) => self.lease = Some(lease),
+                    Acquired::Taken => return Err(Reject::AlreadyConnected(f.header.ty)),
+                    Acquired::Unknown(lease, e) => {
+                        tracing::warn!(
+                            session = %self.id,
+                            "cannot check the cross-node connection lease in Redis ({e}); session let in, the lease is taken once Redis answers"
+                        );
+                        self.lease = Some(lease);
+                    }
                 }
             }
         }
@@ -436,13 +439,6 @@ impl Session {
 /// Longest a session waits on Redis when it starts (Redis mode); past it
 /// the session goes on with the policy last read.
 const REDIS_WAIT: Duration = Duration::from_secs(1);
-
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "no answer within 1 s",
-    ))
-}
 
 /// The UUID of a header still arriving, if its UUID bytes are in.
 fn partial_uuid(dec: &Decoder) -> Option<Uuid> {

@@ -123,19 +123,24 @@ impl Db {
         Ok(out)
     }
 
-    /// Appends entries to the spool (one transaction).
-    pub fn spool_append(&self, entries: &[Vec<u8>]) -> Result<()> {
+    /// Writes entries into the spool under their sequence numbers (one
+    /// transaction).
+    pub fn spool_append(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.open_table(SPOOL)?;
-            let first = match t.last()? {
-                Some((k, _)) => k.value() + 1,
-                None => 0,
-            };
-            for (k, e) in (first..).zip(entries) {
+            for (k, e) in entries {
                 t.insert(k, e.as_slice())?;
             }
             Ok(())
         })
+    }
+
+    /// The newest spool key.
+    pub fn spool_last_key(&self) -> Result<Option<u64>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SPOOL)?;
+        let last = t.last()?.map(|(k, _)| k.value());
+        Ok(last)
     }
 
     /// The oldest `n` spool entries with their keys.

@@ -199,6 +199,17 @@ impl Server {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.api))
+            .header("Authorization", &self.token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     /// An API call with a token (or none): status and JSON body (Null if not JSON).
     pub fn call(
         &self,
@@ -687,7 +698,7 @@ impl RedisServer {
         } else {
             c.args(["--port", &port.to_string()]);
         }
-        c.args(["--bind", "127.0.0.1"])
+        c.args(["--bind", "127.0.0.1", "--enable-debug-command", "local"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir)

@@ -45,6 +45,71 @@ async fn reference_schema_and_plain_rpop_in_order() {
 }
 
 #[tokio::test]
+async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
+    use d4_server::redis_queues::PushGroup;
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let mut q = r.queues().await;
+    q.set_node("node-test", 0).await.unwrap();
+    let t3 = QueueType::Type(3);
+    let a = q
+        .create(t3.clone(), String::new(), 100, vec![])
+        .await
+        .unwrap();
+    let b = q
+        .create(t3.clone(), String::new(), 3, vec![])
+        .await
+        .unwrap();
+    let group = |d: &d4_server::queues::QueueDef, first_seq, items| PushGroup {
+        queue: d.uuid,
+        ty: &t3,
+        max: d.max_size,
+        first_seq,
+        items,
+    };
+    let key = |d: &d4_server::queues::QueueDef| format!("analyzer:3:{}", d.uuid);
+    let (s0, s1) = (q.reserve(2), q.reserve(4));
+    let first: &[&[u8]] = &[b"a1", b"a2"];
+    let second: &[&[u8]] = &[b"b1", b"b2", b"b3", b"b4"];
+    let push = [group(&a, s0, first), group(&b, s1, second)];
+    q.push_many(&push).await.unwrap();
+    // The same push again (its reply was lost, it was spooled, the node
+    // restarted...): nothing twice, nothing counted twice.
+    q.push_many(&push).await.unwrap();
+    q.push_many(&push[1..]).await.unwrap();
+    assert_eq!(r.cli(2, &["LLEN", &key(&a)]), "2");
+    assert_eq!(r.cli(2, &["LRANGE", &key(&b), "0", "-1"]), "b4\nb3\nb2");
+    let d = q.get(b.uuid).await.unwrap().unwrap();
+    assert_eq!((d.pushed, d.dropped), (4, 1));
+    assert_eq!(
+        r.cli(2, &["GET", "d4:pushed_upto:node-test"]),
+        (s1 + 3).to_string()
+    );
+    // A retry overlapping what was applied delivers only the rest.
+    let s2 = q.reserve(2);
+    let third: &[&[u8]] = &[b"a3", b"a4"];
+    q.push_many(&[group(&a, s2, &third[..1])]).await.unwrap();
+    q.push_many(&[group(&a, s2, third)]).await.unwrap();
+    assert_eq!(r.cli(2, &["LRANGE", &key(&a), "0", "-1"]), "a4\na3\na2\na1");
+    // Queue b's list key replaced by a string (another tool): its items are
+    // dropped and counted, queue a still gets its own.
+    r.cli(2, &["SET", &key(&b), "not a list"]);
+    let s3 = q.reserve(1);
+    let s4 = q.reserve(1);
+    q.push_many(&[group(&b, s3, &[b"b5"]), group(&a, s4, &[b"a5"])])
+        .await
+        .unwrap();
+    assert_eq!(r.cli(2, &["LINDEX", &key(&a), "0"]), "a5");
+    let d = q.get(b.uuid).await.unwrap().unwrap();
+    assert_eq!(d.dropped, 2);
+    // A node continues after what Redis applied.
+    let mut again = r.queues().await;
+    again.set_node("node-test", 0).await.unwrap();
+    assert_eq!(again.reserve(1), s4 + 1);
+}
+
+#[tokio::test]
 async fn max_size_groups_and_extended_types() {
     let Some(r) = RedisServer::start() else {
         return;
@@ -432,20 +497,11 @@ fn redis_outage_of_20_s_spools_on_disk_and_delivers_everything_once() {
     std::thread::sleep(std::time::Duration::from_secs(8));
     a.send(half("b", 25).as_bytes());
     b.send(half("c", 25).as_bytes());
-    let metrics = |s: &Server| -> String {
-        s.http
-            .get(format!("{}/metrics", s.api))
-            .header("Authorization", &s.token)
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    };
     wait_for(
         "100 items spooled",
         std::time::Duration::from_secs(20),
         || {
-            metrics(&s)
+            s.metrics()
                 .contains("d4_redis_spool_items 100")
                 .then_some(())
         },
@@ -465,7 +521,7 @@ fn redis_outage_of_20_s_spools_on_disk_and_delivers_everything_once() {
         || (r.cli(2, &["LLEN", &key]) == "150").then_some(()),
     );
     wait_for("the spool emptied", Duration::from_secs(5), || {
-        metrics(&s).contains("d4_redis_spool_items 0").then_some(())
+        s.metrics().contains("d4_redis_spool_items 0").then_some(())
     });
     assert!(
         s.log().contains("delivered to Redis"),
@@ -604,6 +660,36 @@ fn one_connection_per_sensor_and_type_across_nodes() {
         || (r.cli(0, &["EXISTS", &lease]) == "0").then_some(()),
     );
     to_b.send(b"now through node B\n");
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_again_and_one_taken_by_another_session_closes_this_one() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let a = Server::start(&["--store", &r.url(0)]);
+    let s = Sensor::new(&a, 3);
+    let (mut on_a, stdin) = held_open(&s);
+    let lease = format!("d4:live:{}:3", s.uuid.simple());
+    let ours = wait_for("the lease in Redis", Duration::from_secs(20), || {
+        Some(r.cli(0, &["GET", &lease])).filter(|v| !v.is_empty())
+    });
+    // The lease lapsed (an outage longer than 15 s): taken again at the next renewal.
+    r.cli(0, &["DEL", &lease]);
+    wait_for("the lease taken again", Duration::from_secs(20), || {
+        (r.cli(0, &["GET", &lease]) == ours).then_some(())
+    });
+    // Meanwhile a session on another node took it: this one is the second
+    // connection and is closed, with the reason recorded.
+    r.cli(0, &["SET", &lease, "other-node/session", "PX", "60000"]);
+    a.wait_error(&s.uuid, "live connection");
+    drop(stdin);
+    let _ = on_a.wait();
+    assert_eq!(
+        r.cli(0, &["GET", &lease]),
+        "other-node/session",
+        "the other session's lease is left alone"
+    );
 }
 
 /// A `d4 client` session that has sent a line and stays open until its
@@ -945,5 +1031,53 @@ fn redis_over_tls_with_a_password_and_a_client_certificate() {
     assert!(
         !log.contains(REDIS_PASSWORD),
         "the log shows no password: {log}"
+    );
+}
+
+#[test]
+fn a_push_answered_too_late_is_not_delivered_twice() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let q = s.create_queue("3", &[]);
+    let key = format!("analyzer:3:{q}");
+    let sensor = Sensor::new(&s, 3);
+    sensor.send(b"before\n");
+    wait_for("the first line", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) == "1").then_some(())
+    });
+    // Redis stalls for 8 s, past the server's 3 s wait for a reply: the
+    // server spools what it sent, and Redis runs the push it had received
+    // once it wakes. Delivering the spool then must not repeat it.
+    let stall = {
+        let port = r.port;
+        std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "8"])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    sensor.send(b"during 1\nduring 2\n");
+    stall.join().unwrap();
+    // Its session was let in without an answer from Redis, whose lease
+    // came late: released all the same, the sensor gets in again at once.
+    sensor.send(b"after\n");
+    wait_for("the spool delivered", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) != "1" && s.metrics().contains("d4_redis_spool_items 0"))
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let got = r.cli(2, &["LRANGE", &key, "0", "-1"]);
+    assert_eq!(
+        got, "after\nduring 2\nduring 1\nbefore",
+        "each line once, in order"
+    );
+    assert!(
+        s.log().contains("spooled on disk"),
+        "the push was given up and spooled: {}",
+        s.log()
     );
 }
