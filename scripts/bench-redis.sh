@@ -6,6 +6,9 @@
 # redis-server's CPU-seconds per GB.
 #
 # Usage: scripts/bench-redis.sh [MIB=64] [ROUNDS=3]
+#   BASELINE_BIN=/path/to/other/d4 adds Redis-mode rounds of that build,
+#   interleaved with this one's (e.g. the previous commit, built in a git
+#   worktree), for a ratio measured in the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-64}
@@ -36,8 +39,8 @@ LINES=$(wc -l <"$W/lines.txt")
 HZ=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-run() { # MODE ROUND -> "mbs lines_per_s server_cpu_per_gb redis_cpu_per_gb"
-  local mode=$1
+run() { # MODE BINARY -> "mbs lines_per_s server_cpu_per_gb redis_cpu_per_gb"
+  local mode=$1 D4=$2
   rm -rf "$W/data"
   local store=embedded
   if [ "$mode" = redis ]; then
@@ -78,9 +81,15 @@ print(f'{b / wall / 1e6:.1f} {l / wall:.0f} {($s1 - $s0) / hz / gb:.2f} {($r1 - 
 }
 
 echo "lines: $LINES ($BYTES bytes), one queue of type 3, rounds: $ROUNDS"
-for mode in embedded redis; do
-  for round in $(seq "$ROUNDS"); do
-    set -- $(run "$mode")
-    printf '  %-8s round %d: %6s MB/s  %8s lines/s  server %5s CPU-s/GB  redis-server %5s CPU-s/GB\n' "$mode" "$round" "$1" "$2" "$3" "$4"
-  done
+show() { # LABEL ROUND RESULT...
+  printf '  %-15s round %d: %6s MB/s  %8s lines/s  server %5s CPU-s/GB  redis-server %5s CPU-s/GB\n' "$1" "$2" "$3" "$4" "$5" "$6"
+}
+for round in $(seq "$ROUNDS"); do
+  show embedded "$round" $(run embedded "$D4")
+done
+for round in $(seq "$ROUNDS"); do
+  show redis "$round" $(run redis "$D4")
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    show redis-baseline "$round" $(run redis "$BASELINE_BIN")
+  fi
 done

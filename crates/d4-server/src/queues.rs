@@ -702,10 +702,9 @@ impl Queues {
     /// consumer acknowledges what it has processed. Returns how many went.
     pub fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
         if let Some(r) = &self.redis {
-            // Redis holds the batch read in a list of its own: drop it.
-            let _ = upto;
-            r.run(r.q.ack(id))?;
-            return Ok(0);
+            // Redis holds the batch read in a list of its own, numbered
+            // from 0 by `read`: drop its first `upto` items.
+            return r.run(r.q.ack(id, upto));
         }
         Ok(self.remove_head(id, usize::MAX, upto)?.len())
     }

@@ -558,11 +558,23 @@ impl RedisQueues {
         Ok(v)
     }
 
-    /// Drops the batch held by [`RedisQueues::read`].
-    pub async fn ack(&self, id: Uuid) -> Result<()> {
+    /// Drops the first `upto` items (oldest first) of the batch held by
+    /// [`RedisQueues::read`]; the rest stay held and are read again.
+    /// Returns how many were dropped.
+    pub async fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
         let mut l = self.lists.clone();
-        let _: () = l.del(processing_key(id)).await?;
-        Ok(())
+        let removed: usize = redis::Script::new(
+            "local n = redis.call('LLEN', KEYS[1])
+local k = tonumber(ARGV[1])
+if k >= n then redis.call('DEL', KEYS[1]) return n end
+if k > 0 then redis.call('LTRIM', KEYS[1], 0, -1 - k) end
+return k",
+        )
+        .key(processing_key(id))
+        .arg(upto.min(1 << 53))
+        .invoke_async(&mut l)
+        .await?;
+        Ok(removed)
     }
 
     /// Changes the max size (trimming the oldest items at once).

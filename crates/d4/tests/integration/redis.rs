@@ -291,9 +291,12 @@ async fn read_holds_a_batch_until_acknowledged() {
         5,
         "held items still count"
     );
-    q.ack(d.uuid).await.unwrap();
+    // Part of the batch acknowledged: the rest is read again, first.
+    assert_eq!(q.ack(d.uuid, 1).await.unwrap(), 1);
+    assert_eq!(q.read(d.uuid, 3).await.unwrap(), items[1..2]);
+    assert_eq!(q.ack(d.uuid, 1).await.unwrap(), 1);
     assert_eq!(q.read(d.uuid, 10).await.unwrap(), items[2..]);
-    q.ack(d.uuid).await.unwrap();
+    assert_eq!(q.ack(d.uuid, u64::MAX).await.unwrap(), 3);
     assert!(q.read(d.uuid, 10).await.unwrap().is_empty());
 }
 
