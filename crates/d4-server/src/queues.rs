@@ -361,7 +361,8 @@ impl Queues {
                 ),
             }
         }
-        self.spool(r, &groups);
+        // A disk commit: off the runtime's worker (multi-threaded runtime).
+        tokio::task::block_in_place(|| self.spool(r, &groups));
     }
 
     fn spool(&self, r: &RedisMode, groups: &[PushGroup]) {
@@ -402,7 +403,7 @@ impl Queues {
     async fn drain_spool(&self, r: &RedisMode) {
         let mut delivered = 0u64;
         while r.spooled.load(Ordering::Relaxed) > 0 {
-            let batch = match self.db.spool_first(1000) {
+            let batch = match tokio::task::block_in_place(|| self.db.spool_first(1000)) {
                 Ok(b) if !b.is_empty() => b,
                 Ok(_) => {
                     r.spooled.store(0, Ordering::Relaxed);
@@ -467,7 +468,7 @@ impl Queues {
                 break;
             };
             let n = batch.len() as u64;
-            if let Err(e) = self.db.spool_remove_upto(upto) {
+            if let Err(e) = tokio::task::block_in_place(|| self.db.spool_remove_upto(upto)) {
                 tracing::error!("cannot trim the Redis spool: {e:#}");
                 return;
             }
