@@ -149,12 +149,16 @@ struct RedisMode {
     rt: tokio::runtime::Handle,
     /// Items waiting in the on-disk spool for Redis to come back.
     spooled: std::sync::atomic::AtomicU64,
+    /// Bytes of the spool's entries.
+    spooled_bytes: std::sync::atomic::AtomicU64,
     /// Items lost because the spool was full.
     spool_dropped: std::sync::atomic::AtomicU64,
 }
 
 /// Most items held in the spool while Redis is unreachable.
 pub const SPOOL_MAX: u64 = 1_000_000;
+/// Most bytes of items held in the spool (sensors choose line lengths).
+pub const SPOOL_MAX_BYTES: u64 = 1 << 30;
 
 /// Spooled items of one queue with consecutive sequence numbers.
 struct SpoolRun<'a> {
@@ -271,12 +275,14 @@ impl Queues {
                 q: r,
                 rt: tokio::runtime::Handle::current(),
                 spooled: std::sync::atomic::AtomicU64::new(0),
+                spooled_bytes: std::sync::atomic::AtomicU64::new(0),
                 spool_dropped: std::sync::atomic::AtomicU64::new(0),
             }),
         });
         if let Some(r) = &q.redis {
-            let n = q.db.spool_len()?;
+            let (n, bytes) = q.db.spool_size()?;
             r.spooled.store(n, Ordering::Relaxed);
+            r.spooled_bytes.store(bytes, Ordering::Relaxed);
             if n > 0 {
                 tracing::warn!(
                     "{n} queue items spooled while Redis was unreachable will be delivered"
@@ -323,7 +329,8 @@ impl Queues {
 
     /// Pushes batches to Redis, in order, in one transaction. While Redis
     /// is unreachable (or older items still wait), items go to the on-disk
-    /// spool in arrival order, up to [`SPOOL_MAX`]; beyond, they are dropped
+    /// spool in arrival order, up to [`SPOOL_MAX`] items and
+    /// [`SPOOL_MAX_BYTES`]; beyond, they are dropped
     /// and counted.
     async fn push_redis(&self, r: &RedisMode, batches: &[PushBatch]) {
         let work: Vec<(Uuid, QueueType, u64, Vec<&[u8]>)> = {
@@ -369,10 +376,16 @@ impl Queues {
         let mut entries = Vec::new();
         let mut dropped = 0u64;
         let have = r.spooled.load(Ordering::Relaxed);
+        let mut bytes = r.spooled_bytes.load(Ordering::Relaxed);
+        let mut added = 0u64;
         for g in groups {
             for (seq, i) in (g.first_seq..).zip(g.items) {
-                if have + (entries.len() as u64) < SPOOL_MAX {
-                    entries.push((seq, spool_entry(g.queue, g.ty, i)));
+                let e = spool_entry(g.queue, g.ty, i);
+                let size = e.len() as u64;
+                if have + (entries.len() as u64) < SPOOL_MAX && bytes + size <= SPOOL_MAX_BYTES {
+                    bytes += size;
+                    added += size;
+                    entries.push((seq, e));
                 } else {
                     dropped += 1;
                 }
@@ -382,7 +395,8 @@ impl Queues {
             let before = r.spool_dropped.fetch_add(dropped, Ordering::Relaxed);
             if before == 0 || (before + dropped) / 10_000 > before / 10_000 {
                 tracing::error!(
-                    "Redis spool full ({SPOOL_MAX} items): {} queue items dropped so far",
+                    "Redis spool full ({SPOOL_MAX} items or {} MiB): {} queue items dropped so far",
+                    SPOOL_MAX_BYTES >> 20,
                     before + dropped
                 );
             }
@@ -391,6 +405,7 @@ impl Queues {
         match self.db.spool_append(&entries) {
             Ok(()) => {
                 r.spooled.fetch_add(n, Ordering::Relaxed);
+                r.spooled_bytes.fetch_add(added, Ordering::Relaxed);
             }
             Err(e) => {
                 r.spool_dropped.fetch_add(n, Ordering::Relaxed);
@@ -407,6 +422,7 @@ impl Queues {
                 Ok(b) if !b.is_empty() => b,
                 Ok(_) => {
                     r.spooled.store(0, Ordering::Relaxed);
+                    r.spooled_bytes.store(0, Ordering::Relaxed);
                     break;
                 }
                 Err(e) => {
@@ -474,6 +490,11 @@ impl Queues {
             }
             r.spooled
                 .fetch_sub(n.min(r.spooled.load(Ordering::Relaxed)), Ordering::Relaxed);
+            let size: u64 = batch.iter().map(|(_, e)| e.len() as u64).sum();
+            r.spooled_bytes.fetch_sub(
+                size.min(r.spooled_bytes.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
             delivered += n;
         }
         if delivered > 0 {

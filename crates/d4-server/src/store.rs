@@ -164,10 +164,15 @@ impl Db {
         })
     }
 
-    /// Entries in the spool.
-    pub fn spool_len(&self) -> Result<u64> {
+    /// Entries in the spool, and their bytes.
+    pub fn spool_size(&self) -> Result<(u64, u64)> {
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(SPOOL)?.len()?)
+        let t = tx.open_table(SPOOL)?;
+        let mut bytes = 0u64;
+        for e in t.iter()? {
+            bytes += e?.1.value().len() as u64;
+        }
+        Ok((t.len()?, bytes))
     }
 
     /// Up to `n` items of a queue from sequence `from` on, without removing them.
