@@ -164,12 +164,17 @@ impl Server {
         q
     }
 
-    pub fn api_get(&self, path: &str) -> Value {
+    /// A GET with the local token.
+    fn authed_get(&self, url: String) -> reqwest::blocking::Response {
         self.http
-            .get(format!("{}/api/v1{path}", self.api))
+            .get(url)
             .header("Authorization", &self.token)
             .send()
             .unwrap()
+    }
+
+    pub fn api_get(&self, path: &str) -> Value {
+        self.authed_get(format!("{}/api/v1{path}", self.api))
             .json()
             .unwrap()
     }
@@ -201,11 +206,7 @@ impl Server {
 
     /// The Prometheus text of `/metrics`.
     pub fn metrics(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.api))
-            .header("Authorization", &self.token)
-            .send()
-            .unwrap()
+        self.authed_get(format!("{}/metrics", self.api))
             .text()
             .unwrap()
     }
