@@ -304,9 +304,11 @@ impl Queues {
                             tracing::info!("Redis reachable again");
                             failing = false;
                         }
-                        q.drain_spool(r).await;
+                        // Definitions first: the spool drains into the
+                        // queues that exist now.
                         *q.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
                         q.rebuild_routes();
+                        q.drain_spool(r).await;
                     }
                     Err(e) if !failing => {
                         tracing::error!("cannot read the queues from Redis: {e:#}");
@@ -327,7 +329,7 @@ impl Queues {
         Ok(())
     }
 
-    /// Pushes batches to Redis, in order, in one transaction. While Redis
+    /// Pushes batches to Redis, in order, in one script. While Redis
     /// is unreachable (or older items still wait), items go to the on-disk
     /// spool in arrival order, up to [`SPOOL_MAX`] items and
     /// [`SPOOL_MAX_BYTES`]; beyond, they are dropped

@@ -82,8 +82,9 @@ struct NodeSeq {
 
 /// KEYS[1]: the node's last applied sequence number; KEYS[2..]: one list per
 /// group. ARGV per group: first sequence number, max size - 1, item count,
-/// the items. Returns per group the list length before the trim, -2 if
-/// every item was applied before, -1 if the key holds no list. The mark
+/// the items. Returns per group two numbers: the list length before the
+/// trim (-2 if every item was applied before, -1 if the key holds no list),
+/// and how many items this call applied (or dropped, for -1). The mark
 /// moves after each group, so a script stopped midway is resumed, not
 /// repeated.
 static PUSH_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -102,6 +103,7 @@ for g = 2, #KEYS do
   if applied >= first then skip = math.min(n, applied - first + 1) end
   if skip == n then
     out[#out + 1] = -2
+    out[#out + 1] = 0
   else
     local t = redis.call('TYPE', KEYS[g])['ok']
     if t ~= 'list' and t ~= 'none' then
@@ -117,6 +119,7 @@ for g = 2, #KEYS do
       redis.call('LTRIM', KEYS[g], 0, trim)
       out[#out + 1] = len
     end
+    out[#out + 1] = n - skip
     applied = first + n - 1
     redis.call('SET', KEYS[1], string.format('%d', applied))
   end
@@ -208,11 +211,6 @@ impl RedisQueues {
                 next: std::sync::atomic::AtomicU64::new(0),
             }),
         })
-    }
-
-    /// The max size of a queue whose definition has none.
-    pub fn default_max(&self) -> u64 {
-        self.default_max
     }
 
     /// A connection to the metadata instance (for the other shared state).
@@ -445,11 +443,11 @@ impl RedisQueues {
                 .arg(w.items);
         }
         let mut l = self.lists.clone();
-        let lens: Vec<i64> = inv.invoke_async(&mut l).await?;
+        let out: Vec<i64> = inv.invoke_async(&mut l).await?;
         // Counters, per queue: best effort (the items are in Redis already).
         let mut counts: std::collections::BTreeMap<Uuid, (u64, u64)> = Default::default();
-        for (w, len) in work.iter().zip(lens) {
-            let n = w.items.len() as u64;
+        for (w, r) in work.iter().zip(out.chunks_exact(2)) {
+            let (len, n) = (r[0], r[1].max(0) as u64);
             match len {
                 -2 => {} // applied before (a retry)
                 -1 => {
@@ -588,7 +586,9 @@ return k",
         let mut l = self.lists.clone();
         let key = list_key(&d.ty, id);
         let len: u64 = l.llen(&key).await?;
-        let _: () = l.ltrim(&key, 0, max_size as isize - 1).await?;
+        let _: () = l
+            .ltrim(&key, 0, (max_size.min(MAX_SIZE_CAP) - 1) as isize)
+            .await?;
         let dropped = len.saturating_sub(max_size);
         if dropped > 0 {
             let _: () = m.hincr(meta_key(id), "d4_dropped", dropped).await?;

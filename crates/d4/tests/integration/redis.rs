@@ -92,6 +92,8 @@ async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
     q.push_many(&[group(&a, s2, &third[..1])]).await.unwrap();
     q.push_many(&[group(&a, s2, third)]).await.unwrap();
     assert_eq!(r.cli(2, &["LRANGE", &key(&a), "0", "-1"]), "a4\na3\na2\na1");
+    let d = q.get(a.uuid).await.unwrap().unwrap();
+    assert_eq!(d.pushed, 4, "items counted once");
     // Queue b's list key replaced by a string (another tool): its items are
     // dropped and counted, queue a still gets its own.
     r.cli(2, &["SET", &key(&b), "not a list"]);
