@@ -204,7 +204,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 r.meta_connection(),
                 db.clone(),
             ));
-            queues::Queues::open_redis(db.clone(), r).await?
+            queues::Queues::open_redis(db.clone(), r, &data_dir).await?
         }
     };
     let gzip = if cfg.gzip_level == 0 {

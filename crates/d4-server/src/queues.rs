@@ -170,12 +170,21 @@ struct SpoolRun<'a> {
 }
 
 /// The name of this node in Redis (`d4:pushed_upto:<name>`): its host name
-/// and a random part, made once and kept in the store.
-fn redis_node_name(db: &Db) -> Result<String> {
-    const KEY: &str = "redis_node";
-    if let Some(n) = db.get_doc::<String>(KEY)? {
-        return Ok(n);
-    }
+/// and a digest of a random value kept in the store with the data
+/// directory's path, so that a store copied to make another node (same
+/// host, other directory; or another host) does not take this node's name,
+/// whose numbers would make Redis skip the copy's items.
+fn redis_node_name(db: &Db, data_dir: &std::path::Path) -> Result<String> {
+    use sha2::Digest;
+    const KEY: &str = "redis_node_id";
+    let id = match db.get_doc::<String>(KEY)? {
+        Some(id) => id,
+        None => {
+            let id = Uuid::new_v4().simple().to_string();
+            db.put_docs(&[(KEY.to_string(), id.clone())])?;
+            id
+        }
+    };
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let host: String = host
         .trim()
@@ -183,9 +192,15 @@ fn redis_node_name(db: &Db) -> Result<String> {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
         .take(64)
         .collect();
-    let n = format!("{host}-{}", &Uuid::new_v4().simple().to_string()[..12]);
-    db.put_docs(&[(KEY.to_string(), n.clone())])?;
-    Ok(n)
+    let mut h = sha2::Sha256::new();
+    h.update(id.as_bytes());
+    h.update(host.as_bytes());
+    h.update(data_dir.as_os_str().as_encoded_bytes());
+    let digest: String = h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("{host}-{digest}"))
 }
 
 /// A spool entry: queue UUID, type name length and name, item.
@@ -257,12 +272,17 @@ impl Queues {
     /// blocking calls (`pop`, `create`...) later run on it from blocking
     /// threads. Definitions are read again every second, so that queues made
     /// or removed by other nodes or reference tools are routed to at once.
-    pub async fn open_redis(db: Arc<Db>, mut r: RedisQueues) -> Result<Arc<Queues>> {
+    /// `data_dir` names the node in Redis.
+    pub async fn open_redis(
+        db: Arc<Db>,
+        mut r: RedisQueues,
+        data_dir: &std::path::Path,
+    ) -> Result<Arc<Queues>> {
         let defs: HashMap<Uuid, QueueDef> =
             r.list().await?.into_iter().map(|d| (d.uuid, d)).collect();
         // Spooled items keep the sequence numbers they were given; new ones
         // continue after them and after what Redis applied last.
-        let node = redis_node_name(&db)?;
+        let node = redis_node_name(&db, data_dir)?;
         let next = db.spool_last_key()?.map_or(0, |k| k + 1);
         r.set_node(&node, next).await?;
         let (tx, rx) = mpsc::channel(256);

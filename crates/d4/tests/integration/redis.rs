@@ -1086,3 +1086,42 @@ fn a_push_answered_too_late_is_not_delivered_twice() {
         s.log()
     );
 }
+
+#[test]
+fn a_node_made_from_a_copied_data_dir_has_a_name_of_its_own() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let a = Server::start(&["--store", &r.url(0)]);
+    let q = a.create_queue("3", &[]);
+    Sensor::new(&a, 3).send(b"from a\n");
+    let key = format!("analyzer:3:{q}");
+    wait_for("a's line", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) == "1").then_some(())
+    });
+    // Node B made by copying A's whole data directory (store included),
+    // then both running: with one name, their numbers would collide and
+    // Redis would skip one node's items as applied already.
+    let dir_a = a.stop();
+    let dir_b = tempfile::tempdir().unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(dir_a.path().join("data"))
+        .arg(dir_b.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let a = Server::start_in(dir_a, &["--store", &r.url(0)]);
+    let b = Server::start_in(dir_b, &["--store", &r.url(0)]);
+    Sensor::new(&a, 3).send(b"from a again\n");
+    Sensor::new(&b, 3).send(b"from b\n");
+    wait_for("every line, none skipped", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) == "3").then_some(())
+    });
+    assert_eq!(
+        r.cli(2, &["LRANGE", &key, "0", "-1"]),
+        "from b\nfrom a again\nfrom a"
+    );
+    let names = r.cli(2, &["KEYS", "d4:pushed_upto:*"]);
+    assert_eq!(names.lines().count(), 2, "{names}");
+}
