@@ -9,7 +9,7 @@ use d4_server::{Mode, ServerConfig};
 /// Run the D4 server.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  d4 server                                  # defaults: ./d4-data, [::]:4443, https://127.0.0.1:7000\n  d4 server --mode shared-secret --listen 127.0.0.1:4443\n  d4 server --config /etc/d4/server.toml\n\nOn first start the CA for sensors is written to <data-dir>/tls/ca.crt (use it as rootCA.crt),\nthe management API address and local token to <data-dir>/server.json, and the web UI's\nadmin password and API key to <data-dir>/DEFAULT_PASSWORD: log in at https://127.0.0.1:7000/\nas admin with it; the password must be changed at first login (the file is then removed)."
+    after_help = "Examples:\n  d4 server                                  # defaults: ./d4-data, [::]:4443, https://127.0.0.1:7000\n  d4 server --mode shared-secret --listen 127.0.0.1:4443\n  d4 server --config /etc/d4/server.toml\n  d4 server --store redis://127.0.0.1:6379   # queues and policy in Redis\n\nOn first start the CA for sensors is written to <data-dir>/tls/ca.crt (use it as rootCA.crt),\nthe management API address and local token to <data-dir>/server.json, and the web UI's\nadmin password and API key to <data-dir>/DEFAULT_PASSWORD: log in at https://127.0.0.1:7000/\nas admin with it; the password must be changed at first login (the file is then removed)."
 )]
 pub(crate) struct Args {
     /// TOML configuration file (see docs/CONFIG.md); flags override it.
@@ -40,8 +40,9 @@ pub(crate) struct Args {
     #[arg(long)]
     gzip_level: Option<u32>,
     /// Where analyzer queues live: `embedded` (default), or
-    /// `redis://HOST:PORT[/DB]` for the reference key schema (lists in DB 2 of
-    /// that server), read by the D4 ecosystem's analyzers with RPOP.
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]` (also `rediss://`, `unix:///PATH`)
+    /// for the reference key schema (lists in DB 2 of that server), read by
+    /// the D4 ecosystem's analyzers with RPOP; TLS files in the config.
     #[arg(long, default_value = "embedded")]
     store: String,
 }
