@@ -176,8 +176,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let queues = match cfg.redis_targets()? {
         None => queues::Queues::open(db.clone())?,
         Some((meta, lists)) => {
+            // A node that has read its queues from Redis before may start
+            // while Redis is away (with those); a new one may not.
+            let known = db
+                .get_doc::<serde_json::Value>(queues::REDIS_DEFS_DOC)?
+                .is_some();
             let r =
-                redis_queues::RedisQueues::connect(&meta, &lists, cfg.default_queue_size).await?;
+                redis_queues::RedisQueues::connect(&meta, &lists, cfg.default_queue_size, known)
+                    .await?;
             tracing::info!(
                 "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
             );

@@ -153,6 +153,32 @@ struct RedisMode {
     spooled_bytes: std::sync::atomic::AtomicU64,
     /// Items lost because the spool was full.
     spool_dropped: std::sync::atomic::AtomicU64,
+    /// Sequence numbers below this one may have been used (kept in the
+    /// store, moved a block ahead when reached).
+    seq_floor: std::sync::atomic::AtomicU64,
+}
+
+/// Store document: the queue definitions last read from Redis.
+pub const REDIS_DEFS_DOC: &str = "redis_queue_defs";
+/// Store document: no sequence number at or above it was used.
+const SEQ_FLOOR_DOC: &str = "redis_seq_floor";
+/// How far ahead of the numbers in use the floor is kept.
+const SEQ_BLOCK: u64 = 1 << 20;
+
+/// What routing needs of the queue definitions (saved again when it changes).
+fn routing(list: &[QueueDef]) -> Vec<(Uuid, String, u64, Vec<Uuid>)> {
+    let mut v: Vec<_> = list
+        .iter()
+        .map(|d| (d.uuid, d.ty.to_string(), d.max_size, d.sensors.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn save_defs(db: &Db, list: &[QueueDef]) {
+    if let Err(e) = db.put_docs(&[(REDIS_DEFS_DOC.to_string(), list)]) {
+        tracing::warn!("cannot keep the queue definitions read from Redis: {e:#}");
+    }
 }
 
 /// Most items held in the spool while Redis is unreachable.
@@ -278,13 +304,45 @@ impl Queues {
         mut r: RedisQueues,
         data_dir: &std::path::Path,
     ) -> Result<Arc<Queues>> {
-        let defs: HashMap<Uuid, QueueDef> =
-            r.list().await?.into_iter().map(|d| (d.uuid, d)).collect();
-        // Spooled items keep the sequence numbers they were given; new ones
-        // continue after them and after what Redis applied last.
+        let reachable = r.list().await;
+        let list = match reachable {
+            Ok(ref list) => {
+                save_defs(&db, list);
+                list.clone()
+            }
+            // A restart during an outage: the queues last read, items spooled.
+            Err(ref e) => match db.get_doc::<Vec<QueueDef>>(REDIS_DEFS_DOC)? {
+                Some(list) => {
+                    tracing::warn!(
+                        "cannot read the queues from Redis ({e:#}): routing to the {} queues last read; their items are spooled on disk until it answers",
+                        list.len()
+                    );
+                    list
+                }
+                None => anyhow::bail!("cannot read the queues from Redis: {e:#}"),
+            },
+        };
+        let defs: HashMap<Uuid, QueueDef> = list.iter().map(|d| (d.uuid, d.clone())).collect();
+        // Sequence numbers: spooled items keep theirs; new ones continue
+        // after them, after what Redis applied and after every number this
+        // node may have used (the floor kept in the store, a block ahead),
+        // so that none is skipped as applied, also when Redis cannot say.
         let node = redis_node_name(&db, data_dir)?;
-        let next = db.spool_last_key()?.map_or(0, |k| k + 1);
-        r.set_node(&node, next).await?;
+        let applied = match reachable {
+            Ok(_) => r.applied_upto(&node).await?,
+            Err(_) => None,
+        };
+        let next = [
+            db.spool_last_key()?.map_or(0, |k| k + 1),
+            applied.map_or(0, |a| a + 1),
+            db.get_doc::<u64>(SEQ_FLOOR_DOC)?.unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        r.set_node(&node, next);
+        let floor = next + SEQ_BLOCK;
+        db.put_docs(&[(SEQ_FLOOR_DOC.to_string(), floor)])?;
         let (tx, rx) = mpsc::channel(256);
         let q = Arc::new(Queues {
             db,
@@ -297,6 +355,7 @@ impl Queues {
                 spooled: std::sync::atomic::AtomicU64::new(0),
                 spooled_bytes: std::sync::atomic::AtomicU64::new(0),
                 spool_dropped: std::sync::atomic::AtomicU64::new(0),
+                seq_floor: std::sync::atomic::AtomicU64::new(floor),
             }),
         });
         if let Some(r) = &q.redis {
@@ -312,6 +371,7 @@ impl Queues {
         q.rebuild_routes();
         tokio::spawn(redis_writer(Arc::downgrade(&q), rx));
         let weak = Arc::downgrade(&q);
+        let mut saved = routing(&list);
         tokio::spawn(async move {
             let mut failing = false;
             loop {
@@ -325,7 +385,13 @@ impl Queues {
                             failing = false;
                         }
                         // Definitions first: the spool drains into the
-                        // queues that exist now.
+                        // queues that exist now. Kept in the store for a
+                        // restart while Redis is away.
+                        let sig = routing(&list);
+                        if sig != saved {
+                            tokio::task::block_in_place(|| save_defs(&q.db, &list));
+                            saved = sig;
+                        }
                         *q.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
                         q.rebuild_routes();
                         q.drain_spool(r).await;
@@ -344,6 +410,7 @@ impl Queues {
     /// Reads the definitions from Redis again (after a change made here).
     fn refresh(&self, r: &RedisMode) -> Result<()> {
         let list = r.run(r.q.list())?;
+        save_defs(&self.db, &list);
         *self.lock_defs() = list.into_iter().map(|d| (d.uuid, d)).collect();
         self.rebuild_routes();
         Ok(())
@@ -372,6 +439,18 @@ impl Queues {
         }
         // Sequence numbers in push order, kept by the items if spooled: a
         // retry of what Redis applied already is skipped there.
+        let n: u64 = work.iter().map(|w| w.3.len() as u64).sum();
+        let end = r.q.next_seq() + n;
+        if end > r.seq_floor.load(Ordering::Relaxed) {
+            let floor = end + SEQ_BLOCK;
+            let kept = tokio::task::block_in_place(|| {
+                self.db.put_docs(&[(SEQ_FLOOR_DOC.to_string(), floor)])
+            });
+            match kept {
+                Ok(()) => r.seq_floor.store(floor, Ordering::Relaxed),
+                Err(e) => tracing::error!("cannot keep the queue sequence floor: {e:#}"),
+            }
+        }
         let groups: Vec<PushGroup> = work
             .iter()
             .map(|(q, ty, max, items)| PushGroup {

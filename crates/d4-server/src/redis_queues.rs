@@ -180,12 +180,17 @@ return redis.call('LRANGE', KEYS[2], 0, -1)
 impl RedisQueues {
     /// Connects to the metadata and queue instances. The connections
     /// reconnect by themselves.
+    ///
+    /// With `start_unreachable`, a Redis that refuses connections or does
+    /// not answer is no error: the connections are made once it answers
+    /// (a node restarted during an outage). Any other failure (TLS, a
+    /// password, a bad URL) is.
     pub async fn connect(
         meta_url: &RedisTarget,
         lists_url: &RedisTarget,
         default_max: u64,
+        start_unreachable: bool,
     ) -> Result<RedisQueues> {
-        let open = RedisTarget::client;
         // Short timeouts: while Redis is away, sessions and the spools must
         // learn it in about a second, not wait on reconnection attempts.
         let config = || {
@@ -195,12 +200,22 @@ impl RedisQueues {
                 .set_number_of_retries(1)
                 .set_max_delay(std::time::Duration::from_millis(500))
         };
-        let meta = ConnectionManager::new_with_config(open(meta_url)?, config())
-            .await
-            .with_context(|| format!("cannot reach Redis at {meta_url}"))?;
-        let lists = ConnectionManager::new_with_config(open(lists_url)?, config())
-            .await
-            .with_context(|| format!("cannot reach Redis at {lists_url}"))?;
+        let manager = async |t: &RedisTarget| -> Result<ConnectionManager> {
+            let client = t.client()?;
+            match ConnectionManager::new_with_config(client.clone(), config()).await {
+                Ok(m) => Ok(m),
+                Err(e) if start_unreachable && (e.is_connection_refusal() || e.is_timeout()) => {
+                    tracing::warn!(
+                        "Redis at {t} unreachable at start ({e}): connecting once it answers"
+                    );
+                    ConnectionManager::new_lazy_with_config(client, config())
+                        .with_context(|| format!("Redis at {t}"))
+                }
+                Err(e) => Err(anyhow::Error::new(e).context(format!("cannot reach Redis at {t}"))),
+            }
+        };
+        let meta = manager(meta_url).await?;
+        let lists = manager(lists_url).await?;
         Ok(RedisQueues {
             meta,
             lists,
@@ -405,19 +420,24 @@ impl RedisQueues {
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Names this node (a name kept in its store) and continues its
-    /// sequence numbers after `at_least` (the spool's last key + 1) and after
-    /// the last one Redis has applied.
-    pub async fn set_node(&mut self, node: &str, at_least: u64) -> Result<()> {
-        let key = format!("d4:pushed_upto:{node}");
+    /// The last sequence number Redis applied for `node`.
+    pub async fn applied_upto(&self, node: &str) -> Result<Option<u64>> {
         let mut l = self.lists.clone();
-        let applied: Option<u64> = l.get(&key).await?;
-        let next = applied.map_or(0, |a| a + 1).max(at_least);
+        Ok(l.get(format!("d4:pushed_upto:{node}")).await?)
+    }
+
+    /// Names this node (see [`Self::applied_upto`]) and continues its
+    /// sequence numbers from `next`.
+    pub fn set_node(&mut self, node: &str, next: u64) {
         self.seq = std::sync::Arc::new(NodeSeq {
-            key,
+            key: format!("d4:pushed_upto:{node}"),
             next: std::sync::atomic::AtomicU64::new(next),
         });
-        Ok(())
+    }
+
+    /// The next sequence number [`Self::reserve`] gives.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.next.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pushes groups of items, in order, in one script on the lists instance

@@ -766,7 +766,7 @@ impl RedisServer {
     pub async fn queues(&self) -> d4_server::redis_queues::RedisQueues {
         // The reference layout: metadata in DB 0, queue lists in DB 2.
         let target = |db| d4_server::config::RedisTarget::parse("test", &self.url(db)).unwrap();
-        d4_server::redis_queues::RedisQueues::connect(&target(0), &target(2), 10_000)
+        d4_server::redis_queues::RedisQueues::connect(&target(0), &target(2), 10_000, false)
             .await
             .unwrap()
     }

@@ -51,7 +51,7 @@ async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
         return;
     };
     let mut q = r.queues().await;
-    q.set_node("node-test", 0).await.unwrap();
+    q.set_node("node-test", 0);
     let t3 = QueueType::Type(3);
     let a = q
         .create(t3.clone(), String::new(), 100, vec![])
@@ -105,10 +105,8 @@ async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
     assert_eq!(r.cli(2, &["LINDEX", &key(&a), "0"]), "a5");
     let d = q.get(b.uuid).await.unwrap().unwrap();
     assert_eq!(d.dropped, 2);
-    // A node continues after what Redis applied.
-    let mut again = r.queues().await;
-    again.set_node("node-test", 0).await.unwrap();
-    assert_eq!(again.reserve(1), s4 + 1);
+    // Redis says what it applied last, for a node to continue after it.
+    assert_eq!(q.applied_upto("node-test").await.unwrap(), Some(s4));
 }
 
 #[tokio::test]
@@ -1124,4 +1122,55 @@ fn a_node_made_from_a_copied_data_dir_has_a_name_of_its_own() {
     );
     let names = r.cli(2, &["KEYS", "d4:pushed_upto:*"]);
     assert_eq!(names.lines().count(), 2, "{names}");
+}
+
+#[test]
+fn a_node_restarted_while_redis_is_away_starts_and_delivers_once_it_returns() {
+    let Some(mut r) = RedisServer::start() else {
+        return;
+    };
+    // A node that never read its queues from Redis does not start without it.
+    r.stop();
+    let fresh = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(D4)
+        .args(["server", "--store", &r.url(0), "--data-dir"])
+        .arg(fresh.path())
+        .args(["--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("cannot reach Redis"), "{err}");
+    r.restart();
+    let s = Server::start(&["--store", &r.url(0)]);
+    let q = s.create_queue("3", &[]);
+    let key = format!("analyzer:3:{q}");
+    Sensor::new(&s, 3).send(b"before\n");
+    wait_for("the first line", Duration::from_secs(20), || {
+        (r.cli(2, &["LLEN", &key]) == "1").then_some(())
+    });
+    // Restarted during an outage: it starts on the queues it read last,
+    // stores what sensors send and spools the items.
+    let dir = s.stop();
+    r.stop();
+    let s = Server::start_in(dir, &["--store", &r.url(0)]);
+    Sensor::new(&s, 3).send(b"while away 1\nwhile away 2\n");
+    wait_for("2 items spooled", Duration::from_secs(20), || {
+        s.metrics().contains("d4_redis_spool_items 2").then_some(())
+    });
+    assert!(
+        s.log().contains("routing to the 1 queues last read"),
+        "{}",
+        s.log()
+    );
+    r.restart();
+    wait_for("every line in Redis", Duration::from_secs(30), || {
+        (r.cli(2, &["LLEN", &key]) == "3").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        r.cli(2, &["LRANGE", &key, "0", "-1"]),
+        "while away 2\nwhile away 1\nbefore",
+        "each once, in order"
+    );
 }
