@@ -1050,14 +1050,14 @@ fn a_push_answered_too_late_is_not_delivered_twice() {
     wait_for("the first line", Duration::from_secs(20), || {
         (r.cli(2, &["LLEN", &key]) == "1").then_some(())
     });
-    // Redis stalls for 8 s, past the server's 3 s wait for a reply: the
+    // Redis stalls for 12 s, past the server's 3 s wait for a reply: the
     // server spools what it sent, and Redis runs the push it had received
     // once it wakes. Delivering the spool then must not repeat it.
     let stall = {
         let port = r.port;
         std::thread::spawn(move || {
             std::process::Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "8"])
+                .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "12"])
                 .output()
                 .unwrap()
         })
