@@ -548,6 +548,25 @@ impl Pending {
     }
 }
 
+/// A batch of metadata sent to Redis without a clear answer: sent again
+/// as it is, under the same marker, which Redis applies once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Inflight {
+    /// Names `d4:meta_batch:<marker>`, set by the batch's script.
+    marker: String,
+    batch: Pending,
+}
+
+/// What is kept on disk while Redis is away (a document of earlier
+/// versions, a bare [`Pending`], reads as one without a batch in flight).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Spooled {
+    #[serde(flatten)]
+    pending: Pending,
+    #[serde(default)]
+    inflight: Option<Inflight>,
+}
+
 /// Most metadata entries buffered while Redis is away.
 const META_BOUND: usize = 100_000;
 /// Store document of the buffer.
@@ -580,25 +599,25 @@ pub struct MetaMirror {
 impl MetaMirror {
     /// Starts the writer task, with what a previous run left on disk.
     pub fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<MetaMirror> {
-        let left: Pending = match db.get_doc(META_DOC) {
+        let left: Spooled = match db.get_doc(META_DOC) {
             Ok(p) => p.unwrap_or_default(),
             Err(e) => {
                 tracing::error!("sensor metadata buffered for Redis unreadable, dropped: {e}");
-                Pending::default()
+                Spooled::default()
             }
         };
-        if left.len() > 0 {
+        let n = left.pending.len() + left.inflight.as_ref().map_or(0, |f| f.batch.len());
+        if n > 0 {
             tracing::info!(
-                "{} sensor metadata entries buffered by a previous run are being written to Redis",
-                left.len()
+                "{n} sensor metadata entries buffered by a previous run are being written to Redis"
             );
         }
         let m = Arc::new(MetaMirror {
-            waiting: std::sync::atomic::AtomicU64::new(left.len() as u64),
-            pending: std::sync::Mutex::new(left),
+            waiting: std::sync::atomic::AtomicU64::new(n as u64),
+            pending: std::sync::Mutex::new(left.pending),
             dropped: std::sync::atomic::AtomicU64::new(0),
         });
-        tokio::spawn(writer(Arc::downgrade(&m), c, db));
+        tokio::spawn(writer(Arc::downgrade(&m), c, db, left.inflight));
         m
     }
 
@@ -665,9 +684,16 @@ impl MetaMirror {
 }
 
 /// Writes the buffer every second; keeps it on disk while Redis is away.
-async fn writer(m: Weak<MetaMirror>, mut c: ConnectionManager, db: Arc<Db>) {
+/// Each batch carries a marker that its script sets, so a batch whose
+/// answer was lost (or that Redis ran late) and is sent again counts once.
+async fn writer(
+    m: Weak<MetaMirror>,
+    mut c: ConnectionManager,
+    db: Arc<Db>,
+    mut inflight: Option<Inflight>,
+) {
     let mut failing = false;
-    let mut on_disk = false;
+    let mut on_disk = inflight.is_some();
     let mut first = true;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -681,49 +707,69 @@ async fn writer(m: Weak<MetaMirror>, mut c: ConnectionManager, db: Arc<Db>) {
                 .await;
             first = r.is_err();
         }
-        let batch = std::mem::take(&mut *mm.lock());
-        let mut rest = batch;
+        let send = async |c: &mut ConnectionManager, f: &Inflight| {
+            tokio::time::timeout(Duration::from_secs(5), write(c, &f.marker, &f.batch))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s")
+                            .into(),
+                    )
+                })
+        };
         let mut err = None;
-        while rest.len() > 0 {
-            let (now, later) = split(rest, META_BATCH);
-            rest = later;
-            let w = tokio::time::timeout(Duration::from_secs(5), write(&mut c, &now)).await;
-            if let Err(e) = w.unwrap_or_else(|_| {
-                Err(
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s")
-                        .into(),
-                )
-            }) {
-                // Nothing of a failed transaction was applied: keep it all.
-                let mut back = now;
-                back.merge(rest);
-                rest = back;
-                err = Some(e);
-                break;
+        // The batch sent without an answer goes first, as it was.
+        if let Some(f) = &inflight {
+            match send(&mut c, f).await {
+                Ok(()) => inflight = None,
+                Err(e) => err = Some(e),
             }
         }
+        let mut rest = if err.is_none() {
+            std::mem::take(&mut *mm.lock())
+        } else {
+            Pending::default()
+        };
+        while err.is_none() && rest.len() > 0 {
+            let (now, later) = split(rest, META_BATCH);
+            rest = later;
+            let f = Inflight {
+                marker: Uuid::new_v4().simple().to_string(),
+                batch: now,
+            };
+            if let Err(e) = send(&mut c, &f).await {
+                inflight = Some(f);
+                err = Some(e);
+            }
+        }
+        let in_flight = inflight.as_ref().map_or(0, |f| f.batch.len());
         let (left, keep) = {
             let mut p = mm.lock();
             let newer = std::mem::take(&mut *p);
             rest.merge(newer);
             *p = rest;
-            mm.waiting
-                .store(p.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            mm.waiting.store(
+                (p.len() + in_flight) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             // On disk while Redis is away, so that a restart loses nothing;
             // once a round went through, everything that was on disk is in
             // Redis: the copy goes (a restart would write it again).
             let keep = if err.is_some() {
-                Some(p.clone())
+                Some(Spooled {
+                    pending: p.clone(),
+                    inflight: inflight.clone(),
+                })
             } else {
-                on_disk.then(Pending::default)
+                on_disk.then(Spooled::default)
             };
-            (p.len(), keep)
+            (p.len() + in_flight, keep)
         };
         if let Some(keep) = keep {
             // Written off the lock (sessions record meanwhile) and off the runtime.
             let db = db.clone();
             let r = tokio::task::spawn_blocking(move || {
-                if keep.len() == 0 {
+                if keep.pending.len() == 0 && keep.inflight.is_none() {
                     db.delete_doc(META_DOC)
                 } else {
                     db.put_docs(&[(META_DOC.to_string(), &keep)])
@@ -780,11 +826,35 @@ fn split(mut p: Pending, n: usize) -> (Pending, Pending) {
 }
 
 /// Sets `last_seen` unless a later one is there.
-const LAST_SEEN_MAX: &str = "local v = redis.call('HGET', KEYS[1], 'last_seen') if (not v) or tonumber(v) < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'last_seen', ARGV[1]) end return 0";
+/// KEYS[1]: the batch's marker; ARGV: commands, each as its length, its
+/// name and its arguments. Runs them unless the marker is set (the batch
+/// was applied before), then sets it for a day. `LASTSEEN key t` sets the
+/// hash field `last_seen` to `t` unless it is later already (another node
+/// may have written a later one).
+const META_SCRIPT: &str = "
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then return 0 end
+local i = 1
+while i <= #ARGV do
+  local argc = tonumber(ARGV[i])
+  local cmd = ARGV[i + 1]
+  if cmd == 'LASTSEEN' then
+    local v = redis.call('HGET', ARGV[i + 2], 'last_seen')
+    if (not v) or tonumber(v) < tonumber(ARGV[i + 3]) then
+      redis.call('HSET', ARGV[i + 2], 'last_seen', ARGV[i + 3])
+    end
+  else
+    redis.call(cmd, unpack(ARGV, i + 2, i + argc))
+  end
+  i = i + argc + 1
+end
+return 1";
 
-async fn write(c: &mut ConnectionManager, p: &Pending) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+async fn write(c: &mut ConnectionManager, marker: &str, p: &Pending) -> redis::RedisResult<()> {
+    let mut args: Vec<String> = Vec::new();
+    let mut cmd = |parts: &[&str]| {
+        args.push(parts.len().to_string());
+        args.extend(parts.iter().map(|s| s.to_string()));
+    };
     for (k, a) in &p.seen {
         let mut it = k.split('|');
         let (Some(u), Some(ip), Some(ty), Some(date)) =
@@ -792,51 +862,41 @@ async fn write(c: &mut ConnectionManager, p: &Pending) -> redis::RedisResult<()>
         else {
             continue;
         };
-        let n = a.frames as f64;
+        let n = a.frames.to_string();
+        let (first, last) = (a.first.to_string(), a.last.to_string());
         let meta = format!("metadata_uuid:{u}");
         let by_type = format!("metadata_type_by_uuid:{u}:{ty}");
-        pipe.hset_nx(&meta, "first_seen", a.first)
-            .ignore()
-            .sadd(format!("all_types_by_uuid:{u}"), ty)
-            .ignore()
-            .hset_nx(&by_type, "first_seen", a.first)
-            .ignore()
-            .zincr(format!("daily_uuid:{date}"), u, n)
-            .ignore()
-            .zincr(format!("daily_ip:{date}"), ip, n)
-            .ignore()
-            .zincr(format!("daily_type:{date}"), ty, n)
-            .ignore()
-            .zincr(format!("stat_uuid_ip:{date}:{u}"), ip, n)
-            .ignore()
-            .zincr(format!("stat_ip_uuid:{date}:{ip}"), u, n)
-            .ignore()
-            .zincr(format!("stat_type_uuid:{date}:{ty}"), u, n)
-            .ignore()
-            .zincr(format!("stat_uuid_type:{date}:{u}"), ty, n)
-            .ignore();
-        // last_seen only moves forward (another node may have written a later one).
-        for key in [&meta, &by_type] {
-            pipe.cmd("EVAL")
-                .arg(LAST_SEEN_MAX)
-                .arg(1)
-                .arg(key)
-                .arg(a.last)
-                .ignore();
-        }
+        cmd(&["HSETNX", &meta, "first_seen", &first]);
+        cmd(&["SADD", &format!("all_types_by_uuid:{u}"), ty]);
+        cmd(&["HSETNX", &by_type, "first_seen", &first]);
+        cmd(&["ZINCRBY", &format!("daily_uuid:{date}"), &n, u]);
+        cmd(&["ZINCRBY", &format!("daily_ip:{date}"), &n, ip]);
+        cmd(&["ZINCRBY", &format!("daily_type:{date}"), &n, ty]);
+        cmd(&["ZINCRBY", &format!("stat_uuid_ip:{date}:{u}"), &n, ip]);
+        cmd(&["ZINCRBY", &format!("stat_ip_uuid:{date}:{ip}"), &n, u]);
+        cmd(&["ZINCRBY", &format!("stat_type_uuid:{date}:{ty}"), &n, u]);
+        cmd(&["ZINCRBY", &format!("stat_uuid_type:{date}:{u}"), &n, ty]);
+        cmd(&["LASTSEEN", &meta, &last]);
+        cmd(&["LASTSEEN", &by_type, &last]);
     }
     for (u, e) in &p.ips {
         let key = format!("list_uuid_ip:{u}");
-        pipe.lpush(&key, e).ignore().ltrim(&key, 0, 15).ignore();
+        cmd(&["LPUSH", &key, e]);
+        cmd(&["LTRIM", &key, "0", "15"]);
     }
     for (u, e) in &p.errors {
         let meta = format!("metadata_uuid:{u}");
         match e {
-            Some(e) => pipe.hset(&meta, "Error", e).ignore(),
-            None => pipe.hdel(&meta, "Error").ignore(),
-        };
+            Some(e) => cmd(&["HSET", &meta, "Error", e]),
+            None => cmd(&["HDEL", &meta, "Error"]),
+        }
     }
-    pipe.query_async(c).await
+    let _: i64 = redis::Script::new(META_SCRIPT)
+        .key(format!("d4:meta_batch:{marker}"))
+        .arg(args)
+        .invoke_async(c)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -858,6 +918,81 @@ mod tests {
         p.ips.push(("u".into(), "127.0.0.1-20260101000000".into()));
         p.errors.insert("u".into(), None);
         p
+    }
+
+    #[tokio::test]
+    async fn a_metadata_batch_sent_twice_counts_once() {
+        // A real redis-server when installed (ci.sh installs it).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(child) = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        else {
+            eprintln!("skipped: redis-server not installed (ci.sh installs it)");
+            return;
+        };
+        // Stopped however the test ends.
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _redis = Kill(child);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+        let mut c = None;
+        for _ in 0..100 {
+            if let Ok(m) = ConnectionManager::new(client.clone()).await {
+                c = Some(m);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut c = c.expect("redis-server started");
+        let batch = pending(2);
+        write(&mut c, "m1", &batch).await.unwrap();
+        write(&mut c, "m1", &batch).await.unwrap(); // its answer was lost: sent again
+        let score: f64 = c.zscore("daily_uuid:20260101", "u").await.unwrap();
+        assert_eq!(score, 2.0, "one frame per entry, counted once");
+        let ips: Vec<String> = c.lrange("list_uuid_ip:u", 0, -1).await.unwrap();
+        assert_eq!(ips.len(), 1);
+        write(&mut c, "m2", &batch).await.unwrap(); // another batch counts
+        let score: f64 = c.zscore("daily_uuid:20260101", "u").await.unwrap();
+        assert_eq!(score, 4.0);
+        let last: String = c.hget("metadata_uuid:u", "last_seen").await.unwrap();
+        assert_eq!(last, "5");
+    }
+
+    #[test]
+    fn a_buffer_kept_by_an_earlier_version_reads_back() {
+        let old = serde_json::to_vec(&pending(3)).unwrap();
+        let s: Spooled = serde_json::from_slice(&old).unwrap();
+        assert_eq!(s.pending.len(), pending(3).len());
+        assert!(s.inflight.is_none());
+        let now = Spooled {
+            pending: pending(2),
+            inflight: Some(Inflight {
+                marker: "m".into(),
+                batch: pending(1),
+            }),
+        };
+        let back: Spooled = serde_json::from_slice(&serde_json::to_vec(&now).unwrap()).unwrap();
+        assert_eq!(back.pending.len(), pending(2).len());
+        assert_eq!(
+            back.inflight.map(|f| (f.marker, f.batch.len())),
+            Some(("m".into(), 3))
+        );
     }
 
     #[test]

@@ -1078,6 +1078,21 @@ fn a_push_answered_too_late_is_not_delivered_twice() {
         got, "after\nduring 2\nduring 1\nbefore",
         "each line once, in order"
     );
+    // The statistics of those seconds count once too (a metadata batch
+    // sent again carries its marker).
+    let want = s.sensor(&sensor.uuid)["daily"][today()]["frames"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let (key, u) = (
+        format!("daily_uuid:{}", today()),
+        sensor.uuid.simple().to_string(),
+    );
+    wait_for("daily statistics in Redis", Duration::from_secs(20), || {
+        (r.cli(0, &["ZSCORE", &key, &u]) == want).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(r.cli(0, &["ZSCORE", &key, &u]), want, "counted once");
     assert!(
         s.log().contains("spooled on disk"),
         "the push was given up and spooled: {}",
