@@ -621,27 +621,27 @@ impl Drop for RedisServer {
 impl RedisServer {
     /// A fresh redis-server, or None (test skipped) when it is not installed.
     pub fn start() -> Option<RedisServer> {
-        if !Self::installed() {
-            eprintln!("skipped: redis-server not installed (ci.sh installs it)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        Some(Self::launch(path, Some(dir), false))
+        Self::fresh(false)
     }
 
     /// A fresh redis-server that speaks TLS only (no plain port), requires a
     /// client certificate signed by its CA and the password
     /// `REDIS_PASSWORD`; the PEM files are in `self.tls_dir()`.
     pub fn start_tls() -> Option<RedisServer> {
+        Self::fresh(true)
+    }
+
+    fn fresh(secure: bool) -> Option<RedisServer> {
         if !Self::installed() {
             eprintln!("skipped: redis-server not installed (ci.sh installs it)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        d4_server::tls::ensure_material(&path.join("tls")).unwrap();
-        Some(Self::launch(path, Some(dir), true))
+        if secure {
+            d4_server::tls::ensure_material(&path.join("tls")).unwrap();
+        }
+        Some(Self::launch(path, Some(dir), secure))
     }
 
     /// `ca.crt`, `server.crt` and `server.key` of a `start_tls` server (the
