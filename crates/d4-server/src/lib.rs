@@ -136,6 +136,14 @@ fn random_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// This machine's host name (`/etc/hostname`), or "" if unknown.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Writes a file only its owner can read (keys, tokens). A file already
 /// there is removed first and a new one created (never opened through a
 /// symbolic link, never keeping the old file's permissions).

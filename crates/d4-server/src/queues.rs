@@ -211,9 +211,7 @@ fn redis_node_name(db: &Db, data_dir: &std::path::Path) -> Result<String> {
             id
         }
     };
-    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let host: String = host
-        .trim()
+    let host: String = crate::host_name()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
         .take(64)
@@ -304,20 +302,19 @@ impl Queues {
         mut r: RedisQueues,
         data_dir: &std::path::Path,
     ) -> Result<Arc<Queues>> {
-        let reachable = r.list().await;
-        let list = match reachable {
-            Ok(ref list) => {
-                save_defs(&db, list);
-                list.clone()
+        let (list, reachable) = match r.list().await {
+            Ok(list) => {
+                save_defs(&db, &list);
+                (list, true)
             }
             // A restart during an outage: the queues last read, items spooled.
-            Err(ref e) => match db.get_doc::<Vec<QueueDef>>(REDIS_DEFS_DOC)? {
+            Err(e) => match db.get_doc::<Vec<QueueDef>>(REDIS_DEFS_DOC)? {
                 Some(list) => {
                     tracing::warn!(
                         "cannot read the queues from Redis ({e:#}): routing to the {} queues last read; their items are spooled on disk until it answers",
                         list.len()
                     );
-                    list
+                    (list, false)
                 }
                 None => anyhow::bail!("cannot read the queues from Redis: {e:#}"),
             },
@@ -328,9 +325,10 @@ impl Queues {
         // node may have used (the floor kept in the store, a block ahead),
         // so that none is skipped as applied, also when Redis cannot say.
         let node = redis_node_name(&db, data_dir)?;
-        let applied = match reachable {
-            Ok(_) => r.applied_upto(&node).await?,
-            Err(_) => None,
+        let applied = if reachable {
+            r.applied_upto(&node).await?
+        } else {
+            None
         };
         let next = [
             db.spool_last_key()?.map_or(0, |k| k + 1),

@@ -37,10 +37,7 @@ pub fn ensure_material(dir: &Path) -> Result<()> {
     ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
     let ca_cert = ca.self_signed(&ca_key).context("signing the CA")?;
 
-    let host = std::fs::read_to_string("/etc/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let host = crate::host_name();
     let mut names = vec!["localhost".to_string()];
     if !host.is_empty() && host != "localhost" {
         names.push(host);
