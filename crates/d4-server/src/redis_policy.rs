@@ -708,14 +708,10 @@ async fn writer(
             first = r.is_err();
         }
         let send = async |c: &mut ConnectionManager, f: &Inflight| {
-            tokio::time::timeout(Duration::from_secs(5), write(c, &f.marker, &f.batch))
+            let wait = Duration::from_secs(5);
+            tokio::time::timeout(wait, write(c, &f.marker, &f.batch))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s")
-                            .into(),
-                    )
-                })
+                .unwrap_or_else(|_| Err(timed_out(wait)))
         };
         let mut err = None;
         // The batch sent without an answer goes first, as it was.
