@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
 SNAP=${2:-4096}
-cargo build --release -q -p d4
-D4=$PWD/target/release/d4
+# D4_BIN=/path/to/d4 measures that build instead (scripts/bench-vs.sh uses it).
+if [ -z "${D4_BIN:-}" ]; then cargo build --release -q -p d4; fi
+D4=${D4_BIN:-$PWD/target/release/d4}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$W/in.bin"
