@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use d4_packet::capture::{CaptureReader, Packet};
 use d4_pdns::extract::{ExtractConfig, Extractor};
 use d4_pdns::record::{parse_line, Observation};
-use d4_pdns::store::Store;
+use d4_pdns::store::{Pending, Store};
 
 fn capture_packets() -> Option<Vec<Packet>> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -68,6 +68,21 @@ fn bench(c: &mut Criterion) {
             for l in &lines {
                 black_box(parse_line(l).unwrap());
             }
+        })
+    });
+    // The in-memory merge alone (its hash map is the ingest path's): 100k
+    // observations over 50k distinct records.
+    let obs: Vec<Observation> = (0..100_000u64)
+        .map(|i| parse_line(&line(i % 50_000)).unwrap())
+        .collect();
+    g.throughput(Throughput::Elements(obs.len() as u64));
+    g.bench_function("pending_merge_100k_observations", |b| {
+        b.iter(|| {
+            let mut p = Pending::default();
+            for o in &obs {
+                p.add(o);
+            }
+            black_box(p.len())
         })
     });
     let dir = tempfile::tempdir().unwrap();
