@@ -5,7 +5,6 @@
 //!
 //! - `server`: `d4 server` (crate `d4-server`).
 //! - `client`: `d4 client` (crate `d4-client`).
-//! - `api`: the management API client used by `queue`, `sensor` and `stdout`.
 //! - `manage`: `d4 queue ...` and `d4 sensor ...`.
 //! - `stdout`: `d4 stdout`, a queue consumer.
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
@@ -13,7 +12,6 @@
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
 
 mod anonymize;
-mod api;
 mod backscatter;
 mod client;
 mod forward;
@@ -121,6 +119,23 @@ fn init_logging(verbose: u8, default: &str) {
         .init();
 }
 
+/// `d4 pdns`: a command that follows queues or serves finishes the batch
+/// in hand on the first Ctrl-C / SIGTERM, and quits at once on the second.
+fn pdns(c: d4_pdns::PdnsCmd) -> anyhow::Result<()> {
+    let shutdown = d4_pdns::cli::Shutdown::new();
+    if c.follows() {
+        let s = shutdown.clone();
+        signals::catch(move |n| {
+            if n == 1 {
+                s.trigger();
+            } else {
+                std::process::exit(130);
+            }
+        });
+    }
+    d4_pdns::run(c, shutdown)
+}
+
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
@@ -140,7 +155,7 @@ fn main() {
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
-        Cmd::Pdns(c) => d4_pdns::run(c),
+        Cmd::Pdns(c) => pdns(c),
     };
     if let Err(e) = r {
         if is_broken_pipe(&e) {
