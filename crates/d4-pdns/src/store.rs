@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use foldhash::fast::RandomState;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::record::Observation;
@@ -159,58 +160,14 @@ impl Policy {
     }
 }
 
-/// A multiply-xorshift hasher seeded per process: much cheaper than SipHash
-/// on the ingest path, and the random seed keeps crafted names from
-/// colliding on purpose.
-#[derive(Clone)]
-pub struct FastHash(u64);
-
-impl Default for FastHash {
-    fn default() -> FastHash {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x9e37_79b9_7f4a_7c15);
-        FastHash(h.finish() | 1)
-    }
-}
-
-/// The hasher state of [`FastHash`].
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        }
-        for &b in chunks.remainder() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^ (x >> 33)
-    }
-}
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
 /// Observations merged in memory per record, keyed by their store key,
 /// waiting for [`Store::apply`]. Memory grows with distinct records, not
 /// with observations.
 #[derive(Default)]
 pub struct Pending {
-    map: HashMap<Vec<u8>, Agg, FastHash>,
+    /// Keyed by names a sensor reports (anyone's choice): foldhash, seeded
+    /// per process, so crafted names cannot collide on purpose.
+    map: HashMap<Vec<u8>, Agg, RandomState>,
     sensors: Vec<String>,
     key: Vec<u8>,
     rev: String,
