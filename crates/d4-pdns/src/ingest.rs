@@ -12,10 +12,9 @@ use anyhow::{Context, Result};
 use d4_api::poll::{Handler, Idle};
 use d4_packet::capture::{CaptureReader, Packet};
 
-use crate::cof::Cof;
 use crate::extract::{ExtractConfig, Extractor};
 use crate::queue::Queue;
-use crate::record::{parse_line, type_name, Observation};
+use crate::record::{parse_line, type_name, Record};
 use crate::store::{Pending, Policy, Store};
 
 /// Longest line accepted (a passivedns or COF line).
@@ -85,7 +84,7 @@ impl Ingester {
     }
 
     /// Adds one observation.
-    pub fn observe(&mut self, mut o: Observation) -> Result<()> {
+    pub fn observe(&mut self, mut o: Record) -> Result<()> {
         if self.policy.excluded(&o.rrname) {
             self.stats.excluded += 1;
             return Ok(());
@@ -141,10 +140,8 @@ impl Ingester {
         if s.trim().is_empty() {
             return Ok(());
         }
-        match Cof::parse(s) {
-            Ok(c) if !c.rdata.contains('\0') && !c.rrname.contains('\0') => {
-                self.observe(c.into_observation())
-            }
+        match crate::cof::parse(s) {
+            Ok(r) if !r.rdata.contains('\0') && !r.rrname.contains('\0') => self.observe(r),
             _ => {
                 self.stats.bad_lines += 1;
                 Ok(())
@@ -194,7 +191,7 @@ impl Ingester {
             match reader.next_into(&mut p) {
                 Ok(true) => {
                     x.packet(&p, nanos, &mut |r| {
-                        pending.push(Observation::new(
+                        pending.push(Record::new(
                             r.rrname,
                             &type_name(r.rrtype),
                             r.rdata,

@@ -25,7 +25,7 @@ use anyhow::{Context, Result};
 use foldhash::fast::RandomState;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::record::Observation;
+use crate::record::Record;
 
 const RR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rr");
 const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
@@ -33,25 +33,6 @@ const SENSORS: TableDefinition<&str, ()> = TableDefinition::new("sensors");
 
 /// Most sensor ids remembered per record.
 pub const MAX_SENSORS: usize = 16;
-
-/// A stored record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored {
-    /// Owner name.
-    pub rrname: String,
-    /// Type mnemonic.
-    pub rrtype: String,
-    /// Rdata.
-    pub rdata: String,
-    /// First seen (seconds since the epoch).
-    pub time_first: u64,
-    /// Last seen.
-    pub time_last: u64,
-    /// Times seen.
-    pub count: u64,
-    /// Sensors that reported it.
-    pub sensors: Vec<String>,
-}
 
 /// `www.example.com` → `com.example.www`.
 pub fn reverse_name(n: &str) -> String {
@@ -175,7 +156,7 @@ pub struct Pending {
 
 impl Pending {
     /// Merges one observation.
-    pub fn add(&mut self, o: &Observation) {
+    pub fn add(&mut self, o: &Record) {
         self.rev.clear();
         reverse_into(&o.rrname, &mut self.rev);
         rr_key(&self.rev, &o.rrtype, &o.rdata, &mut self.key);
@@ -257,7 +238,7 @@ impl Store {
 
     /// Adds observations in one transaction (duplicates within the batch
     /// are merged first).
-    pub fn upsert(&self, batch: &[Observation]) -> Result<UpsertStats> {
+    pub fn upsert(&self, batch: &[Record]) -> Result<UpsertStats> {
         let mut p = Pending::default();
         for o in batch {
             p.add(o);
@@ -316,7 +297,7 @@ impl Store {
         Ok(st)
     }
 
-    fn decode_rr(k: &[u8], v: &[u8]) -> Option<Stored> {
+    fn decode_rr(k: &[u8], v: &[u8]) -> Option<Record> {
         let mut parts = k.splitn(3, |&b| b == 0);
         let rev = std::str::from_utf8(parts.next()?).ok()?;
         let t = std::str::from_utf8(parts.next()?).ok()?;
@@ -327,7 +308,7 @@ impl Store {
         } else {
             reverse_name(rev)
         };
-        Some(Stored {
+        Some(Record {
             rrname: name,
             rrtype: t.to_string(),
             rdata: d.to_string(),
@@ -340,7 +321,7 @@ impl Store {
 
     /// Records of a name (`wildcard`: also every name under it), at most
     /// `max` of them.
-    pub fn by_name(&self, name: &str, wildcard: bool, max: usize) -> Result<Vec<Stored>> {
+    pub fn by_name(&self, name: &str, wildcard: bool, max: usize) -> Result<Vec<Record>> {
         let rev = reverse_name(name);
         let mut prefix = rev.into_bytes();
         prefix.push(if wildcard { b'.' } else { 0 });
@@ -360,7 +341,7 @@ impl Store {
     }
 
     /// Records whose rdata is `rdata` (the reverse index), at most `max`.
-    pub fn by_rdata(&self, rdata: &str, max: usize) -> Result<Vec<Stored>> {
+    pub fn by_rdata(&self, rdata: &str, max: usize) -> Result<Vec<Record>> {
         let mut prefix = rdata.as_bytes().to_vec();
         prefix.push(0);
         let tx = self.db.begin_read()?;
@@ -473,8 +454,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn obs(n: &str, t: &str, d: &str, time: u64, sensor: &str) -> Observation {
-        let mut o = Observation::new(n, t, d, time, 1);
+    fn obs(n: &str, t: &str, d: &str, time: u64, sensor: &str) -> Record {
+        let mut o = Record::new(n, t, d, time, 1);
         o.sensors.push(sensor.into());
         o
     }
