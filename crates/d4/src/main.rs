@@ -10,6 +10,13 @@
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
 //! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
+//! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
+//! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
+//!   are told to stop (queue consumers check a flag through their
+//!   `d4_api::poll::Poller`; `d4 pdns` gets a `d4_pdns::cli::Shutdown`).
+//!
+//! The queue consumers (`stdout`, `forward`, `backscatter -u`, `pdns -u`) poll
+//! through `d4_api::poll::Poller`, the one polling loop.
 
 mod anonymize;
 mod backscatter;
