@@ -182,3 +182,158 @@ impl<'a> Poller<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::Conn;
+
+    /// What the fake server holds: the queue (its first item's number and
+    /// the items) and the requests it answered.
+    #[derive(Default)]
+    struct Queue {
+        first: u64,
+        items: VecDeque<Vec<u8>>,
+        log: Vec<String>,
+    }
+
+    /// A plain-HTTP stand-in for the server's pop/read/ack endpoints.
+    fn fake_server(items: &[&str]) -> (Api, Arc<Mutex<Queue>>) {
+        let q = Arc::new(Mutex::new(Queue {
+            items: items.iter().map(|i| i.as_bytes().to_vec()).collect(),
+            ..Queue::default()
+        }));
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let q2 = q.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                let q = q2.clone();
+                std::thread::spawn(move || {
+                    let mut r = BufReader::new(s.try_clone().unwrap());
+                    let mut w = s;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                        }
+                        let (op, n) = path
+                            .rsplit_once('?')
+                            .and_then(|(p, a)| Some((p.rsplit('/').next()?, a.split_once('=')?.1)))
+                            .unwrap();
+                        let n: u64 = n.parse().unwrap();
+                        let mut q = q.lock().unwrap();
+                        q.log.push(format!("{op} {n}"));
+                        let mut body = Vec::new();
+                        let first = q.first;
+                        match op {
+                            "pop" | "read" => {
+                                for i in q.items.iter().take(n as usize) {
+                                    body.extend_from_slice(&(i.len() as u32).to_le_bytes());
+                                    body.extend_from_slice(i);
+                                }
+                                if op == "pop" {
+                                    let k = q.items.len().min(n as usize);
+                                    q.items.drain(..k);
+                                    q.first += k as u64;
+                                }
+                            }
+                            _ => {
+                                while q.first < n && q.items.pop_front().is_some() {
+                                    q.first += 1;
+                                }
+                                body = b"{}".to_vec();
+                            }
+                        }
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-d4-first: {first}\r\n\r\n",
+                            body.len()
+                        );
+                        w.write_all(head.as_bytes()).unwrap();
+                        w.write_all(&body).unwrap();
+                    }
+                });
+            }
+        });
+        let api = Api::connect(&Conn {
+            data_dir: "/nonexistent".into(),
+            server: Some(format!("http://{addr}")),
+            token: Some("t".into()),
+            ca: None,
+        })
+        .unwrap();
+        (api, q)
+    }
+
+    #[test]
+    fn read_acknowledges_what_the_handler_handled_and_nothing_on_error() {
+        let (api, q) = fake_server(&["a", "b", "c", "d", "e"]);
+        let mut seen = Vec::new();
+        // Two of each batch handled: acknowledged up to them, the rest read again.
+        Poller::new(&api, "q", Take::Read, 3, Idle::Once)
+            .run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
+                seen.push(items.concat());
+                Ok(2.min(items.len()))
+            })
+            .unwrap();
+        assert_eq!(seen, [b"abc".to_vec(), b"cde".to_vec(), b"e".to_vec()]);
+        assert!(q.lock().unwrap().items.is_empty());
+        assert_eq!(
+            q.lock().unwrap().log,
+            ["read 3", "ack 2", "read 3", "ack 4", "read 3", "ack 5", "read 3"]
+        );
+
+        let (api, q) = fake_server(&["a", "b"]);
+        let r = Poller::new(&api, "q", Take::Read, 10, Idle::Follow)
+            .run(&mut |_: Vec<Vec<u8>>| -> Result<usize> { anyhow::bail!("handler failed") });
+        assert_eq!(r.unwrap_err().to_string(), "handler failed");
+        assert_eq!(q.lock().unwrap().items.len(), 2, "nothing acknowledged");
+        assert_eq!(q.lock().unwrap().log, ["read 10"]);
+    }
+
+    #[test]
+    fn pop_once_calls_idle_and_stop_ends_a_pause() {
+        struct H(Vec<u8>, u32);
+        impl Handler for H {
+            fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+                self.0.extend(items.concat());
+                Ok(0) // ignored when popping: the items are gone already
+            }
+            fn idle(&mut self) -> Result<()> {
+                self.1 += 1;
+                Ok(())
+            }
+        }
+        let (api, q) = fake_server(&["a", "b", "c"]);
+        let mut h = H(Vec::new(), 0);
+        Poller::new(&api, "q", Take::Pop, 2, Idle::Once)
+            .run(&mut h)
+            .unwrap();
+        assert_eq!((h.0.as_slice(), h.1), (&b"abc"[..], 1));
+        assert_eq!(q.lock().unwrap().log, ["pop 2", "pop 2", "pop 2"]);
+
+        // Following an empty queue with long pauses: the stop check ends one.
+        let t = Instant::now();
+        let stop_at = t + Duration::from_millis(300);
+        Poller::new(&api, "q", Take::Pop, 2, Idle::Follow)
+            .pause(Duration::from_secs(30), Duration::from_secs(30))
+            .stop_when(|| Instant::now() >= stop_at)
+            .run(&mut h)
+            .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(h.1, 2);
+    }
+}
