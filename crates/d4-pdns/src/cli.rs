@@ -506,7 +506,9 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = ing.flush();
+            if let Err(e) = ing.flush() {
+                tracing::error!("ingest: the records read last could not be stored: {e:#}");
+            }
         }));
     }
     if !policy.expiry.is_empty() {
