@@ -1,10 +1,21 @@
-//! `d4-api`: the client of the D4 server's management API, shared by the
-//! `d4` commands and the analyzers that consume queues. It finds the local
-//! server through `<data-dir>/server.json`, or uses `--server URL --token
-//! TOKEN [--ca FILE]`; pops, reads and acknowledges queue items (the binary
-//! batch format: u32 LE length, then the bytes); and opens the files that
-//! queue items name, only when they are regular files under the server's
-//! data directory (a queue item must never make a consumer open anything else).
+//! `d4-api`: the client of the D4 server's management API, for the `d4`
+//! commands and the analyzers that consume queues.
+//!
+//! It finds the local server through `<data-dir>/server.json`, or uses
+//! `--server URL --token TOKEN [--ca FILE]`; pops, reads and acknowledges
+//! queue items (the binary batch format: u32 LE length, then the bytes);
+//! polls a queue for its consumers ([`poll::Poller`]); and opens the files
+//! that queue items name, only when they are regular files under the
+//! server's data directory (a queue item must never make a consumer open
+//! anything else).
+//!
+//! # Layout
+//!
+//! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
+//!   and the checks on the files items name.
+//! - [`poll`]: the one queue-polling loop of every consumer.
+
+pub mod poll;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

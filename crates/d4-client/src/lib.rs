@@ -1,15 +1,28 @@
-//! `d4-client`: the D4 sensor. It reads a byte stream (stdin or a file),
-//! frames it as D4 and sends it to stdout or to a D4 server over TLS.
+//! `d4-client`: the sending side of a D4 sensor — frames a byte stream as
+//! D4 and delivers it to a D4 server over TLS (or to stdout), across
+//! dropped connections, restarting on a record boundary.
+//!
+//! [`run()`] takes a [`ClientConfig`] and any reader: `d4 client` gives it
+//! stdin or the configured file, `d4 forward` the stream it makes of a
+//! queue's items. It returns once the input has ended and, for a server,
+//! the server has confirmed the end of the session (TLS close_notify;
+//! `confirm` off: once it is sent).
 //!
 //! # Layout
 //!
 //! - [`config`]: the reference configuration directory (one file per setting,
-//!   as the C client and d4-goclient read it) or a TOML file; UUID creation.
+//!   as the C client and d4-goclient read it) or a TOML file; the sensor
+//!   UUID, created when missing.
 //! - [`transport`]: destinations — stdout, or TLS to a server verified against
-//!   `rootCA.crt` — and reconnection with capped exponential backoff.
-//! - [`run`]: the send loop: read a chunk of at most `snaplen` bytes, frame,
-//!   write; the frame in flight when a connection drops is sent again after
-//!   reconnecting (with the meta-header first, for type 2/254 streams).
+//!   `rootCA.crt` (`--insecure`: not verified) — and the capped exponential
+//!   backoff with jitter between connection attempts.
+//! - [`run`](mod@run): the send loop: reads up to 256 KiB at a time, cuts it into
+//!   HMAC-signed frames of at most `snaplen` bytes (crate `d4-proto`) and
+//!   flushes them in batches; a reader thread sends an empty frame after
+//!   `keepalive_secs` of quiet input. The last flushed batches are kept as a
+//!   replay window: after a drop it reconnects, sends the meta-header again
+//!   (types 2/254), the bytes that restart the stream on a record boundary
+//!   (pcap, pcapng, IPFIX, lines), then the window.
 
 pub mod config;
 pub mod run;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use d4_packet::capture::{CaptureReader, Packet};
 use d4_pdns::extract::{ExtractConfig, Extractor};
-use d4_pdns::record::{parse_line, Observation};
-use d4_pdns::store::Store;
+use d4_pdns::record::{parse_line, Record};
+use d4_pdns::store::{Pending, Store};
 
 fn capture_packets() -> Option<Vec<Packet>> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -70,6 +70,21 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The in-memory merge alone (its hash map is the ingest path's): 100k
+    // observations over 50k distinct records.
+    let obs: Vec<Record> = (0..100_000u64)
+        .map(|i| parse_line(&line(i % 50_000)).unwrap())
+        .collect();
+    g.throughput(Throughput::Elements(obs.len() as u64));
+    g.bench_function("pending_merge_100k_observations", |b| {
+        b.iter(|| {
+            let mut p = Pending::default();
+            for o in &obs {
+                p.add(o);
+            }
+            black_box(p.len())
+        })
+    });
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("bench.redb")).unwrap());
     let mut next = 0u64;
@@ -79,7 +94,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("upsert_50k_new_records", |b| {
         b.iter_batched(
             || {
-                let v: Vec<Observation> = (next..next + BATCH)
+                let v: Vec<Record> = (next..next + BATCH)
                     .map(|i| parse_line(&line(i)).unwrap())
                     .collect();
                 next += BATCH;

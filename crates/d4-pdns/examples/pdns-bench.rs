@@ -174,7 +174,8 @@ fn main() {
                 .init();
             let cli =
                 Cli::parse_from(std::iter::once("pdns".to_string()).chain(a[2..].iter().cloned()));
-            if let Err(e) = d4_pdns::run(cli.cmd) {
+            // No signal handling: the script ends `serve` with a plain kill.
+            if let Err(e) = d4_pdns::run(cli.cmd, d4_pdns::cli::Shutdown::new()) {
                 eprintln!("pdns: error: {e:#}");
                 std::process::exit(1);
             }

@@ -1,15 +1,19 @@
-//! `d4 pdns extract | ingest | serve`.
+//! `d4 pdns extract | ingest | serve`: the subcommands, run by the `d4`
+//! binary, which owns the signals: it calls [`Shutdown::trigger`] on
+//! Ctrl-C / SIGTERM for the commands that run until told to stop
+//! ([`PdnsCmd::follows`]).
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use d4_api::poll::{Handler, Idle};
 use d4_packet::capture::{CaptureReader, Packet};
+use tokio::sync::watch;
 
 use crate::extract::{ExtractConfig, Extractor};
 use crate::ingest::{Format, Ingester};
@@ -160,12 +164,62 @@ pub struct ServeArgs {
     conn: Conn,
 }
 
-/// Runs a `d4 pdns` subcommand.
-pub fn run(cmd: PdnsCmd) -> Result<()> {
+impl PdnsCmd {
+    /// Whether the command runs until told to stop (`serve`, and `extract`
+    /// or `ingest` following queues without `--once`): its caller should
+    /// then turn Ctrl-C / SIGTERM into [`Shutdown::trigger`].
+    pub fn follows(&self) -> bool {
+        match self {
+            PdnsCmd::Extract(a) => a.queue.is_some() && !a.once,
+            PdnsCmd::Ingest(a) => !a.queues.is_empty() && !a.once,
+            PdnsCmd::Serve(_) => true,
+        }
+    }
+}
+
+/// Tells a running command to finish: the batch in hand is written to the
+/// store, the lookup server stops accepting and ends the requests under
+/// way, and the store is closed cleanly (an unclean close makes the next
+/// open repair the file). Clones share the state.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Arc<watch::Sender<bool>>);
+
+impl Default for Shutdown {
+    fn default() -> Shutdown {
+        Shutdown(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Shutdown {
+    /// Not triggered yet.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Asks the command to finish (idempotent).
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once [`Shutdown::trigger`] is called.
+    pub async fn triggered(self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|t| *t).await;
+    }
+}
+
+/// Runs a `d4 pdns` subcommand; the ones that follow queues or serve
+/// finish when `shutdown` is triggered.
+pub fn run(cmd: PdnsCmd, shutdown: Shutdown) -> Result<()> {
     match cmd {
-        PdnsCmd::Extract(a) => extract(a),
-        PdnsCmd::Ingest(a) => ingest(a),
-        PdnsCmd::Serve(a) => serve(a),
+        PdnsCmd::Extract(a) => extract(a, &shutdown),
+        PdnsCmd::Ingest(a) => ingest(a, &shutdown),
+        PdnsCmd::Serve(a) => serve(a, shutdown),
     }
 }
 
@@ -189,52 +243,49 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Sets the returned flag on Ctrl-C / SIGTERM (second one exits at once).
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-            s.store(true, Ordering::Relaxed);
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-    });
-    stop
+/// The captures a type-1 queue names, extracted to the output.
+struct QueueCaptures<'a, F> {
+    q: &'a Queue,
+    x: &'a mut Extractor,
+    out: &'a mut dyn Write,
+    /// Captures that ended on an error.
+    failed: &'a mut Vec<String>,
+    /// Extracts one capture; `false` when it ended on an error.
+    one: F,
 }
 
-/// Ctrl-C or SIGTERM: the server stops accepting, finishes, and the store
-/// is closed cleanly (an unclean close makes the next open repair the file).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+impl<F> Handler for QueueCaptures<'_, F>
+where
+    F: FnMut(&mut Extractor, Box<dyn Read + Send>, &str, &mut dyn Write) -> bool,
+{
+    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+        for it in &items {
+            let path = match self.q.file_item(it) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("d4 pdns extract: {e:#}");
+                    continue;
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            match open_input(&path) {
+                Ok(r) => {
+                    let name = path.display().to_string();
+                    if !(self.one)(self.x, r, &name, &mut *self.out) {
+                        self.failed.push(name);
+                    }
+                }
+                Err(e) => eprintln!("d4 pdns extract: {e:#}"),
             }
         }
+        Ok(items.len())
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    fn idle(&mut self) -> Result<()> {
+        Ok(self.out.flush()?)
     }
 }
 
-fn extract(a: ExtractArgs) -> Result<()> {
+fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
     let mut x = Extractor::new(ExtractConfig {
         trailing_dot: !a.cof,
         max_flows: a.max_flows,
@@ -319,42 +370,18 @@ fn extract(a: ExtractArgs) -> Result<()> {
                 q.qtype
             );
         }
-        let stop = if a.once {
-            Arc::new(AtomicBool::new(false))
-        } else {
-            stop_flag()
-        };
-        let mut idle = Duration::from_millis(20);
-        while !stop.load(Ordering::Relaxed) {
-            let items = q.pop(64)?;
-            if items.is_empty() {
-                out.flush()?;
-                if a.once {
-                    break;
-                }
-                std::thread::sleep(idle);
-                idle = (idle * 2).min(Duration::from_millis(500));
-                continue;
-            }
-            idle = Duration::from_millis(20);
-            for it in items {
-                let path = match q.file_item(&it) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("d4 pdns extract: {e:#}");
-                        continue;
-                    }
-                };
-                match open_input(&path) {
-                    Ok(r) => {
-                        if !one(&mut x, r, &path.display().to_string(), &mut out) {
-                            failed.push(path.display().to_string());
-                        }
-                    }
-                    Err(e) => eprintln!("d4 pdns extract: {e:#}"),
-                }
-            }
-        }
+        let idle = if a.once { Idle::Once } else { Idle::Follow };
+        q.poller(64, idle)
+            .pause(Duration::from_millis(20), Duration::from_millis(500))
+            .retry(None)
+            .stop_when(|| shutdown.is_triggered())
+            .run(&mut QueueCaptures {
+                q: &q,
+                x: &mut x,
+                out: &mut out,
+                failed: &mut failed,
+                one: &mut one,
+            })?;
     }
     match werr {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
@@ -381,7 +408,7 @@ fn extract(a: ExtractArgs) -> Result<()> {
     Ok(())
 }
 
-fn ingest(a: IngestArgs) -> Result<()> {
+fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     if a.inputs.is_empty() && a.queues.is_empty() {
         bail!("nothing to ingest: give -r FILE (or -r - for stdin) or -u QUEUE");
     }
@@ -403,11 +430,6 @@ fn ingest(a: IngestArgs) -> Result<()> {
     }
     ing.flush()?;
     if !a.queues.is_empty() {
-        let stop = if a.once {
-            Arc::new(AtomicBool::new(false))
-        } else {
-            stop_flag()
-        };
         let queues: Vec<Queue> = a
             .queues
             .iter()
@@ -421,15 +443,16 @@ fn ingest(a: IngestArgs) -> Result<()> {
                 );
             }
         }
+        let stop = || shutdown.is_triggered();
         if a.once {
             for q in &queues {
-                ing.queue(q, false, 1000, &stop)?;
+                ing.queue(q, Idle::Once, 1000, stop)?;
             }
         } else {
             // Several queues: round-robin in one thread (one writer).
-            while !stop.load(Ordering::Relaxed) {
+            while !stop() {
                 for q in &queues {
-                    ing.queue(q, false, 1000, &stop)?;
+                    ing.queue(q, Idle::Once, 1000, stop)?;
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -450,7 +473,7 @@ fn ingest(a: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-fn serve(a: ServeArgs) -> Result<()> {
+fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let policy = a.store.policy()?;
     let store = a.store.open()?;
     // Lookups run on the runtime threads (a page read that misses the cache
@@ -460,7 +483,6 @@ fn serve(a: ServeArgs) -> Result<()> {
         .worker_threads(workers.clamp(4, 64))
         .enable_all()
         .build()?;
-    let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     if !a.queues.is_empty() {
         let queues: Vec<Queue> = a
@@ -474,29 +496,31 @@ fn serve(a: ServeArgs) -> Result<()> {
             a.store.batch,
             a.store.sensor_id.clone(),
         );
-        let s = stop.clone();
+        let s = shutdown.clone();
         threads.push(std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
+            while !s.is_triggered() {
                 for q in &queues {
-                    if let Err(e) = ing.queue(q, false, 1000, &s) {
+                    if let Err(e) = ing.queue(q, Idle::Once, 1000, || s.is_triggered()) {
                         tracing::warn!("ingest: {e:#}");
                     }
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = ing.flush();
+            if let Err(e) = ing.flush() {
+                tracing::error!("ingest: the records read last could not be stored: {e:#}");
+            }
         }));
     }
     if !policy.expiry.is_empty() {
         let (s, st, p, every) = (
-            stop.clone(),
+            shutdown.clone(),
             store.clone(),
             policy.clone(),
             a.expire_every.max(1),
         );
         threads.push(std::thread::spawn(move || {
             let mut waited = every;
-            while !s.load(Ordering::Relaxed) {
+            while !s.is_triggered() {
                 if waited >= every {
                     match st.expire(&p, now()) {
                         Ok(n) if n > 0 => tracing::info!("expired {n} records"),
@@ -517,9 +541,11 @@ fn serve(a: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         println!("d4 pdns serve: listening on http://{addr}");
         let _ = io::stdout().flush();
-        crate::serve::serve(listener, store.clone(), a.rate_limit, shutdown_signal()).await
+        let stopped = shutdown.clone().triggered();
+        crate::serve::serve(listener, store.clone(), a.rate_limit, stopped).await
     });
-    stop.store(true, Ordering::Relaxed);
+    // The server may also have failed: the threads stop either way.
+    shutdown.trigger();
     for t in threads {
         let _ = t.join();
     }

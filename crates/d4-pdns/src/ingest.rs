@@ -5,17 +5,16 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use d4_api::poll::{Handler, Idle};
 use d4_packet::capture::{CaptureReader, Packet};
 
-use crate::cof::Cof;
 use crate::extract::{ExtractConfig, Extractor};
 use crate::queue::Queue;
-use crate::record::{parse_line, type_name, Observation};
+use crate::record::{parse_line, type_name, Record};
 use crate::store::{Pending, Policy, Store};
 
 /// Longest line accepted (a passivedns or COF line).
@@ -85,7 +84,7 @@ impl Ingester {
     }
 
     /// Adds one observation.
-    pub fn observe(&mut self, mut o: Observation) -> Result<()> {
+    pub fn observe(&mut self, mut o: Record) -> Result<()> {
         if self.policy.excluded(&o.rrname) {
             self.stats.excluded += 1;
             return Ok(());
@@ -141,10 +140,8 @@ impl Ingester {
         if s.trim().is_empty() {
             return Ok(());
         }
-        match Cof::parse(s) {
-            Ok(c) if !c.rdata.contains('\0') && !c.rrname.contains('\0') => {
-                self.observe(c.into_observation())
-            }
+        match crate::cof::parse(s) {
+            Ok(r) if !r.rdata.contains('\0') && !r.rrname.contains('\0') => self.observe(r),
             _ => {
                 self.stats.bad_lines += 1;
                 Ok(())
@@ -194,7 +191,7 @@ impl Ingester {
             match reader.next_into(&mut p) {
                 Ok(true) => {
                     x.packet(&p, nanos, &mut |r| {
-                        pending.push(Observation::new(
+                        pending.push(Record::new(
                             r.rrname,
                             &type_name(r.rrtype),
                             r.rdata,
@@ -239,59 +236,67 @@ impl Ingester {
         }
     }
 
-    /// Follows a queue: type 8 items are passivedns lines, type 1 items
+    /// Consumes a queue: type 8 items are passivedns lines, type 1 items
     /// capture files (paths under the server's data directory). Returns
-    /// when `stop` is set, or when the queue is empty and `follow` is false.
+    /// when `stop` says so (after the batch in hand), or when the queue is
+    /// empty with [`Idle::Once`]; what was read is written to the store
+    /// (also every 0.5 s, and whenever the queue is empty).
     pub fn queue(
         &mut self,
         q: &Queue,
-        follow: bool,
+        idle: Idle,
         batch: usize,
-        stop: &AtomicBool,
+        stop: impl Fn() -> bool,
     ) -> Result<()> {
-        let mut idle = Duration::from_millis(20);
-        let mut last_flush = Instant::now();
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return self.flush();
-            }
-            let items = match q.pop(batch) {
-                Ok(i) => i,
-                Err(e) if follow => {
-                    tracing::warn!("{e:#}; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
+        let retry = (idle == Idle::Follow).then_some(Duration::from_secs(1));
+        q.poller(batch, idle)
+            .pause(Duration::from_millis(20), Duration::from_millis(500))
+            .retry(retry)
+            .stop_when(stop)
+            .run(&mut QueueItems {
+                ing: self,
+                q,
+                last_flush: Instant::now(),
+            })?;
+        self.flush()
+    }
+}
+
+/// The items of one queue, handed to an [`Ingester`].
+struct QueueItems<'a> {
+    ing: &'a mut Ingester,
+    q: &'a Queue,
+    /// When the pending records were last written.
+    last_flush: Instant,
+}
+
+impl Handler for QueueItems<'_> {
+    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+        for item in &items {
+            if self.q.qtype == "1" {
+                match self
+                    .q
+                    .file_item(item)
+                    .and_then(|p| self.ing.file(&p, Format::Pcap))
+                {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!("{e:#}"),
                 }
-                Err(e) => return Err(e),
-            };
-            if items.is_empty() {
-                self.flush()?;
-                last_flush = Instant::now();
-                if !follow {
-                    return Ok(());
+            } else {
+                for line in item.split(|&b| b == b'\n') {
+                    self.ing.passivedns_line(line)?;
                 }
-                std::thread::sleep(idle);
-                idle = (idle * 2).min(Duration::from_millis(500));
-                continue;
-            }
-            idle = Duration::from_millis(20);
-            for item in &items {
-                if q.qtype == "1" {
-                    match q.file_item(item).and_then(|p| self.file(&p, Format::Pcap)) {
-                        Ok(()) => {}
-                        Err(e) => tracing::warn!("{e:#}"),
-                    }
-                } else {
-                    for line in item.split(|&b| b == b'\n') {
-                        self.passivedns_line(line)?;
-                    }
-                }
-            }
-            if last_flush.elapsed() > Duration::from_millis(500) {
-                self.flush()?;
-                last_flush = Instant::now();
             }
         }
+        if self.last_flush.elapsed() > Duration::from_millis(500) {
+            self.idle()?;
+        }
+        Ok(items.len())
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        self.last_flush = Instant::now();
+        self.ing.flush()
     }
 }
 

@@ -1,10 +1,11 @@
 //! One analyzer queue of a D4 server, popped over its management API
 //! (crate `d4-api`: the server is found through `<data-dir>/server.json`, or
-//! `--server URL --token TOKEN [--ca FILE]`).
+//! `--server URL --token TOKEN [--ca FILE]`) by its shared poller.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use d4_api::poll::{Idle, Poller, Take};
 use d4_api::Api;
 
 pub use d4_api::Conn;
@@ -37,9 +38,9 @@ impl Queue {
         })
     }
 
-    /// Pops up to `n` items.
-    pub fn pop(&self, n: usize) -> Result<Vec<Vec<u8>>> {
-        self.api.pop(&self.uuid, n.clamp(1, 10_000))
+    /// A poller popping up to `batch` items at a time (`d4_api::poll`).
+    pub fn poller(&self, batch: usize, idle: Idle) -> Poller<'_> {
+        Poller::new(&self.api, &self.uuid, Take::Pop, batch, idle)
     }
 
     /// Checks that a type-1 item names a regular file under the server's

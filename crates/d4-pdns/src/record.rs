@@ -458,30 +458,41 @@ impl Rec<'_> {
     }
 }
 
-/// One observation to store: a record seen `count` times, last at `time`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Observation {
-    /// Normalised owner name.
+/// One passive DNS record, (rrname, rrtype, rdata) seen `count` times
+/// between `time_first` and `time_last` by `sensors`: what ingest merges,
+/// what the store keeps and returns, and, through serde, one COF object
+/// (see [`crate::cof`]: `sensors` is written `sensor_id`, left out when
+/// empty).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// Owner name (normalised: lower case, no trailing dot; `.` for the root).
     pub rrname: String,
-    /// Canonical type mnemonic.
+    /// Type mnemonic (canonical: upper case, `TYPE<n>` when unknown).
     pub rrtype: String,
-    /// Normalised rdata.
+    /// Rdata in presentation form (normalised).
     pub rdata: String,
-    /// First seen (seconds).
+    /// First seen (seconds since the epoch).
     pub time_first: u64,
-    /// Last seen (seconds).
+    /// Last seen (seconds since the epoch).
     pub time_last: u64,
-    /// Times seen.
+    /// Times seen (COF: optional on input, 1 when absent).
+    #[serde(default = "crate::cof::one", deserialize_with = "crate::cof::count")]
     pub count: u64,
-    /// Sensors that saw it.
+    /// Sensors that saw it (COF: a string or an array on input).
+    #[serde(
+        rename = "sensor_id",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::cof::one_or_many"
+    )]
     pub sensors: Vec<String>,
 }
 
-impl Observation {
+impl Record {
     /// From names and types in any case and with or without trailing dots.
-    pub fn new(rrname: &str, rrtype: &str, rdata: &str, time: u64, count: u64) -> Observation {
+    pub fn new(rrname: &str, rrtype: &str, rdata: &str, time: u64, count: u64) -> Record {
         let rrtype = canonical_type(rrtype);
-        Observation {
+        Record {
             rrname: normalize_name(rrname),
             rdata: normalize_rdata(&rrtype, rdata),
             rrtype,
@@ -506,7 +517,7 @@ pub enum LineError {
 }
 
 /// Parses a gamelinux passivedns line (default fields).
-pub fn parse_line(line: &str) -> Result<Observation, LineError> {
+pub fn parse_line(line: &str) -> Result<Record, LineError> {
     let line = line.trim_end_matches(['\r', '\n']);
     let mut f = [""; 9];
     let mut n = 0;
@@ -535,7 +546,7 @@ pub fn parse_line(line: &str) -> Result<Observation, LineError> {
     } else {
         f[8].parse().map_err(|_| LineError::Field("count"))?
     };
-    Ok(Observation::new(f[4], f[5], f[6], time, count.max(1)))
+    Ok(Record::new(f[4], f[5], f[6], time, count.max(1)))
 }
 
 #[cfg(test)]
@@ -550,7 +561,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             o,
-            Observation {
+            Record {
                 rrname: "upload.youtube.com".into(),
                 rrtype: "A".into(),
                 rdata: "74.125.43.117".into(),

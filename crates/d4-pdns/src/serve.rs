@@ -27,9 +27,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::cof::Cof;
-use crate::record::{canonical_type, normalize_name};
-use crate::store::{Store, Stored};
+use crate::record::{canonical_type, normalize_name, Record};
+use crate::store::Store;
 
 /// Most records a query reads from the store before sorting.
 pub const MAX_SCAN: usize = 1_000_000;
@@ -105,7 +104,7 @@ pub struct Params {
 #[derive(Debug)]
 pub struct Page {
     /// The records.
-    pub records: Vec<Stored>,
+    pub records: Vec<Record>,
     /// The cursor of the next page, if there is one.
     pub next: Option<String>,
 }
@@ -125,7 +124,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The sort key: newest first, then name, type, rdata.
-fn order(a: &Stored, b: &Stored) -> std::cmp::Ordering {
+fn order(a: &Record, b: &Record) -> std::cmp::Ordering {
     b.time_last
         .cmp(&a.time_last)
         .then_with(|| a.rrname.cmp(&b.rrname))
@@ -133,7 +132,7 @@ fn order(a: &Stored, b: &Stored) -> std::cmp::Ordering {
         .then_with(|| a.rdata.cmp(&b.rdata))
 }
 
-fn cursor_of(s: &Stored) -> String {
+fn cursor_of(s: &Record) -> String {
     let mut k = Vec::new();
     k.extend_from_slice(s.rrname.as_bytes());
     k.push(0);
@@ -143,12 +142,12 @@ fn cursor_of(s: &Stored) -> String {
     format!("{}-{}", s.time_last, hex(&k))
 }
 
-fn parse_cursor(c: &str) -> Option<Stored> {
+fn parse_cursor(c: &str) -> Option<Record> {
     let (t, k) = c.split_once('-')?;
     let k = unhex(k)?;
     let mut p = k.splitn(3, |&b| b == 0);
     let s = |b: Option<&[u8]>| String::from_utf8(b?.to_vec()).ok();
-    Some(Stored {
+    Some(Record {
         rrname: s(p.next())?,
         rrtype: s(p.next())?,
         rdata: s(p.next())?,
@@ -208,19 +207,18 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
     Ok(Page { records, next })
 }
 
-fn ndjson(records: Vec<Stored>) -> Vec<u8> {
+fn ndjson(records: Vec<Record>) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 128);
     for r in records {
-        if serde_json::to_writer(&mut out, &Cof::from(r)).is_ok() {
+        if serde_json::to_writer(&mut out, &r).is_ok() {
             out.push(b'\n');
         }
     }
     out
 }
 
-fn json_array(records: Vec<Stored>) -> Vec<u8> {
-    let v: Vec<Cof> = records.into_iter().map(Cof::from).collect();
-    serde_json::to_vec(&v).unwrap_or_else(|_| b"[]".to_vec())
+fn json_array(records: &[Record]) -> Vec<u8> {
+    serde_json::to_vec(&records).unwrap_or_else(|_| b"[]".to_vec())
 }
 
 fn error(status: StatusCode, msg: &str) -> Response {
@@ -279,7 +277,7 @@ async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: b
         h.insert("x-pdns-cursor", c);
     }
     let (ct, body) = if array {
-        ("application/json", json_array(page.records))
+        ("application/json", json_array(&page.records))
     } else {
         ("application/x-ndjson", ndjson(page.records))
     };
@@ -365,7 +363,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Observation;
+    use crate::record::Record;
 
     #[test]
     fn pages_through_everything_in_order_with_filters() {
@@ -374,7 +372,7 @@ mod tests {
         let mut batch = Vec::new();
         for i in 0..1000u64 {
             // Several records share a time_last: the tie-break keeps pages exact.
-            batch.push(Observation::new(
+            batch.push(Record::new(
                 "many.example",
                 if i % 3 == 0 { "AAAA" } else { "A" },
                 &if i % 3 == 0 {

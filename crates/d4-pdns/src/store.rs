@@ -22,9 +22,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use foldhash::fast::RandomState;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::record::Observation;
+use crate::record::Record;
 
 const RR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rr");
 const RDATA: TableDefinition<&[u8], ()> = TableDefinition::new("rdata");
@@ -32,25 +33,6 @@ const SENSORS: TableDefinition<&str, ()> = TableDefinition::new("sensors");
 
 /// Most sensor ids remembered per record.
 pub const MAX_SENSORS: usize = 16;
-
-/// A stored record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored {
-    /// Owner name.
-    pub rrname: String,
-    /// Type mnemonic.
-    pub rrtype: String,
-    /// Rdata.
-    pub rdata: String,
-    /// First seen (seconds since the epoch).
-    pub time_first: u64,
-    /// Last seen.
-    pub time_last: u64,
-    /// Times seen.
-    pub count: u64,
-    /// Sensors that reported it.
-    pub sensors: Vec<String>,
-}
 
 /// `www.example.com` → `com.example.www`.
 pub fn reverse_name(n: &str) -> String {
@@ -159,58 +141,14 @@ impl Policy {
     }
 }
 
-/// A multiply-xorshift hasher seeded per process: much cheaper than SipHash
-/// on the ingest path, and the random seed keeps crafted names from
-/// colliding on purpose.
-#[derive(Clone)]
-pub struct FastHash(u64);
-
-impl Default for FastHash {
-    fn default() -> FastHash {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x9e37_79b9_7f4a_7c15);
-        FastHash(h.finish() | 1)
-    }
-}
-
-/// The hasher state of [`FastHash`].
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        }
-        for &b in chunks.remainder() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^ (x >> 33)
-    }
-}
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(self.0)
-    }
-}
-
 /// Observations merged in memory per record, keyed by their store key,
 /// waiting for [`Store::apply`]. Memory grows with distinct records, not
 /// with observations.
 #[derive(Default)]
 pub struct Pending {
-    map: HashMap<Vec<u8>, Agg, FastHash>,
+    /// Keyed by names a sensor reports (anyone's choice): foldhash, seeded
+    /// per process, so crafted names cannot collide on purpose.
+    map: HashMap<Vec<u8>, Agg, RandomState>,
     sensors: Vec<String>,
     key: Vec<u8>,
     rev: String,
@@ -218,7 +156,7 @@ pub struct Pending {
 
 impl Pending {
     /// Merges one observation.
-    pub fn add(&mut self, o: &Observation) {
+    pub fn add(&mut self, o: &Record) {
         self.rev.clear();
         reverse_into(&o.rrname, &mut self.rev);
         rr_key(&self.rev, &o.rrtype, &o.rdata, &mut self.key);
@@ -300,7 +238,7 @@ impl Store {
 
     /// Adds observations in one transaction (duplicates within the batch
     /// are merged first).
-    pub fn upsert(&self, batch: &[Observation]) -> Result<UpsertStats> {
+    pub fn upsert(&self, batch: &[Record]) -> Result<UpsertStats> {
         let mut p = Pending::default();
         for o in batch {
             p.add(o);
@@ -359,7 +297,7 @@ impl Store {
         Ok(st)
     }
 
-    fn decode_rr(k: &[u8], v: &[u8]) -> Option<Stored> {
+    fn decode_rr(k: &[u8], v: &[u8]) -> Option<Record> {
         let mut parts = k.splitn(3, |&b| b == 0);
         let rev = std::str::from_utf8(parts.next()?).ok()?;
         let t = std::str::from_utf8(parts.next()?).ok()?;
@@ -370,7 +308,7 @@ impl Store {
         } else {
             reverse_name(rev)
         };
-        Some(Stored {
+        Some(Record {
             rrname: name,
             rrtype: t.to_string(),
             rdata: d.to_string(),
@@ -383,7 +321,7 @@ impl Store {
 
     /// Records of a name (`wildcard`: also every name under it), at most
     /// `max` of them.
-    pub fn by_name(&self, name: &str, wildcard: bool, max: usize) -> Result<Vec<Stored>> {
+    pub fn by_name(&self, name: &str, wildcard: bool, max: usize) -> Result<Vec<Record>> {
         let rev = reverse_name(name);
         let mut prefix = rev.into_bytes();
         prefix.push(if wildcard { b'.' } else { 0 });
@@ -403,7 +341,7 @@ impl Store {
     }
 
     /// Records whose rdata is `rdata` (the reverse index), at most `max`.
-    pub fn by_rdata(&self, rdata: &str, max: usize) -> Result<Vec<Stored>> {
+    pub fn by_rdata(&self, rdata: &str, max: usize) -> Result<Vec<Record>> {
         let mut prefix = rdata.as_bytes().to_vec();
         prefix.push(0);
         let tx = self.db.begin_read()?;
@@ -516,8 +454,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn obs(n: &str, t: &str, d: &str, time: u64, sensor: &str) -> Observation {
-        let mut o = Observation::new(n, t, d, time, 1);
+    fn obs(n: &str, t: &str, d: &str, time: u64, sensor: &str) -> Record {
+        let mut o = Record::new(n, t, d, time, 1);
         o.sensors.push(sensor.into());
         o
     }

@@ -10,7 +10,8 @@ use d4_analyzers::victims::{parse_window, VictimRow, Victims};
 use d4_packet::capture::{CaptureReader, Packet};
 use d4_packet::write::PcapWriter;
 
-use crate::api::{Api, Conn, Poller};
+use d4_api::poll::{Handler, Idle, Poller, Take};
+use d4_api::{Api, Conn};
 
 /// Find DDoS backscatter.
 #[derive(clap::Args)]
@@ -258,16 +259,25 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
             }
         });
     }
-    let mut poller = Poller::new(a.once);
-    while let Some((first, items)) = poller.next(
-        || api.read(queue, 16),
-        |(_, items)| items.is_empty(),
-        || run.flush(),
-    )? {
-        let n = items.len() as u64;
-        for item in items {
-            let path = String::from_utf8_lossy(&item).into_owned();
-            let r = d4_api::open_item_file(&item, root.as_deref()).and_then(|f| run.capture(f));
+    let idle = if a.once { Idle::Once } else { Idle::Follow };
+    let mut poller =
+        Poller::new(&api, queue, Take::Read, 16, idle).stop_when(crate::signals::interrupted);
+    poller.run(&mut Files { run, root })
+}
+
+/// The files a type-1 queue names, read into a [`Run`].
+struct Files<'a, W: Write> {
+    run: &'a mut Run<W>,
+    /// The server's `<data-dir>/data`: items must name regular files below it.
+    root: Option<PathBuf>,
+}
+
+impl<W: Write> Handler for Files<'_, W> {
+    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+        for item in &items {
+            let path = String::from_utf8_lossy(item).into_owned();
+            let r = d4_api::open_item_file(item, self.root.as_deref())
+                .and_then(|f| self.run.capture(f));
             if let Err(e) = r {
                 if crate::is_broken_pipe(&e) {
                     return Err(e); // nothing acknowledged: the batch is read again
@@ -275,8 +285,11 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
                 eprintln!("d4 backscatter: {path}: {e:#}");
             }
         }
-        run.flush()?;
-        api.ack(queue, first + n)?;
+        self.run.flush()?;
+        Ok(items.len())
     }
-    Ok(())
+
+    fn idle(&mut self) -> Result<()> {
+        self.run.flush()
+    }
 }

@@ -19,7 +19,8 @@ use d4_packet::capture::CaptureReader;
 use d4_packet::write::PcapWriter;
 
 use crate::anonymize::{copy_packets, AnonOpts, Anonymizer};
-use crate::api::{Api, Conn, Poller};
+use d4_api::poll::{Idle, Poller, Take};
+use d4_api::{Api, Conn};
 
 /// Forward a queue to another D4 server.
 #[derive(clap::Args)]
@@ -223,13 +224,11 @@ pub(crate) fn run(a: Args) -> Result<()> {
     });
     let batch = a.batch.clamp(1, 10_000);
     let (mut items_sent, mut bytes_sent) = (0u64, 0u64);
-    let mut poller = Poller::new(a.once);
-    while let Some((first, items)) = poller.next(
-        || api.read(&a.queue, batch),
-        |(_, items)| items.is_empty(),
-        || Ok(()),
-    )? {
-        let n = items.len() as u64;
+    let idle = if a.once { Idle::Once } else { Idle::Follow };
+    let mut poller =
+        Poller::new(&api, &a.queue, Take::Read, batch, idle).stop_when(crate::signals::interrupted);
+    poller.run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
+        let n = items.len();
         let (tx, rx) = sync_channel(8);
         let writer = ChannelWriter {
             tx,
@@ -254,11 +253,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("the item reader failed"))?;
         anon = produced.anon;
         match sent {
+            // Acknowledged by the poller once this returns.
             Ok(stats) if !produced.cut => {
-                api.ack(&a.queue, first + n).context(
-                    "sent, but cannot remove the items from the queue (they will be sent again)",
-                )?;
-                items_sent += n;
+                items_sent += n as u64;
                 bytes_sent += stats.bytes;
                 tracing::info!(
                     "forwarded {n} items ({} bytes{}); {items_sent} items, {bytes_sent} bytes in all",
@@ -269,19 +266,18 @@ pub(crate) fn run(a: Args) -> Result<()> {
                         String::new()
                     }
                 );
+                Ok(n)
             }
             Ok(_) => bail!("the sender stopped before the end of the batch; nothing removed"),
-            Err(e) => {
-                return Err(e.context(format!(
-                    "forwarding to {} failed; the {n} items in hand stay in the queue",
-                    match &cfg.destination {
-                        Destination::Server(s) => s.as_str(),
-                        Destination::Stdout => "stdout",
-                    }
-                )))
-            }
+            Err(e) => Err(e.context(format!(
+                "forwarding to {} failed; the {n} items in hand stay in the queue",
+                match &cfg.destination {
+                    Destination::Server(s) => s.as_str(),
+                    Destination::Stdout => "stdout",
+                }
+            ))),
         }
-    }
+    })?;
     if let Some(a) = &anon {
         eprintln!("d4 forward: {}", a.counts);
     }

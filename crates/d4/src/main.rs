@@ -5,15 +5,20 @@
 //!
 //! - `server`: `d4 server` (crate `d4-server`).
 //! - `client`: `d4 client` (crate `d4-client`).
-//! - `api`: the management API client used by `queue`, `sensor` and `stdout`.
 //! - `manage`: `d4 queue ...` and `d4 sensor ...`.
 //! - `stdout`: `d4 stdout`, a queue consumer.
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
 //! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
+//! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
+//! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
+//!   are told to stop (queue consumers check a flag through their
+//!   `d4_api::poll::Poller`; `d4 pdns` gets a `d4_pdns::cli::Shutdown`).
+//!
+//! The queue consumers (`stdout`, `forward`, `backscatter -u`, `pdns -u`) poll
+//! through `d4_api::poll::Poller`, the one polling loop.
 
 mod anonymize;
-mod api;
 mod backscatter;
 mod client;
 mod forward;
@@ -121,6 +126,23 @@ fn init_logging(verbose: u8, default: &str) {
         .init();
 }
 
+/// `d4 pdns`: a command that follows queues or serves finishes the batch
+/// in hand on the first Ctrl-C / SIGTERM, and quits at once on the second.
+fn pdns(c: d4_pdns::PdnsCmd) -> anyhow::Result<()> {
+    let shutdown = d4_pdns::cli::Shutdown::new();
+    if c.follows() {
+        let s = shutdown.clone();
+        signals::catch(move |n| {
+            if n == 1 {
+                s.trigger();
+            } else {
+                std::process::exit(130);
+            }
+        });
+    }
+    d4_pdns::run(c, shutdown)
+}
+
 fn main() {
     let cli = Cli::parse();
     let default_level = match cli.cmd {
@@ -140,7 +162,7 @@ fn main() {
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
-        Cmd::Pdns(c) => d4_pdns::run(c),
+        Cmd::Pdns(c) => pdns(c),
     };
     if let Err(e) = r {
         if is_broken_pipe(&e) {

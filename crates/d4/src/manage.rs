@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::api::{Api, Conn};
+use d4_api::{Api, Conn};
 
 /// Queue commands.
 #[derive(clap::Subcommand)]

@@ -1,5 +1,7 @@
 //! Ctrl-C / SIGTERM handling for the long-running commands that must not
-//! lose what they hold when interrupted.
+//! lose what they hold when interrupted. The binary owns the signals: the
+//! libraries it runs are told to stop (a flag they check, or
+//! `d4_pdns::cli::Shutdown`), never install handlers of their own.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -8,7 +10,7 @@ static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
 /// Counts Ctrl-C and SIGTERM instead of dying; `on_signal(n)` runs for the
 /// n-th one (on a background thread).
-pub(crate) fn catch(on_signal: fn(u32)) {
+pub(crate) fn catch(on_signal: impl Fn(u32) + Send + 'static) {
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

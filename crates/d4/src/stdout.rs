@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::api::{Api, Conn, Poller};
+use d4_api::poll::{Idle, Poller, Take};
+use d4_api::{Api, Conn};
 
 /// Pop a queue to stdout.
 #[derive(clap::Args)]
@@ -99,12 +100,11 @@ pub(crate) fn run(a: Args) -> Result<()> {
         pcap_header: None,
         root: data_root,
     };
-    let mut poller = Poller::new(a.once);
-    while let Some(items) = poller.next(
-        || api.pop(&a.queue, a.batch.clamp(1, 10_000)),
-        |items| items.is_empty(),
-        || Ok(()),
-    )? {
+    let idle = if a.once { Idle::Once } else { Idle::Follow };
+    let mut poller = Poller::new(&api, &a.queue, Take::Pop, a.batch, idle)
+        .stop_when(crate::signals::interrupted);
+    poller.run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
+        let n = items.len();
         for item in items {
             let r = if a.files {
                 let p = String::from_utf8_lossy(&item).into_owned();
@@ -135,6 +135,6 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 }
             })?;
         }
-    }
-    Ok(())
+        Ok(n)
+    })
 }

@@ -358,3 +358,90 @@ fn pdns_help_has_examples_and_bad_usage_exits_2() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nothing to ingest"));
 }
+
+/// `kill -TERM` to a child; its exit status, which must come within 10 s.
+fn sigterm(child: &mut Child) -> (std::process::ExitStatus, Duration) {
+    let t = std::time::Instant::now();
+    let k = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success(), "kill -TERM failed");
+    let status = wait_for("the process to exit", Duration::from_secs(10), || {
+        child.try_wait().unwrap()
+    });
+    (status, t.elapsed())
+}
+
+/// `n` passivedns lines of distinct records, the `wave`-th lot.
+fn lines(wave: u32, n: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{}.000000||10.0.0.3||192.0.2.53||IN||w{wave}.example.||A||10.{wave}.{}.{}||300||1\n",
+                1_700_002_000 + i,
+                i / 256,
+                i % 256
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_sigterm_stops_serve_and_ingest_and_loses_nothing() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("8", &[]);
+    let sensor = Sensor::new(&s, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("term.redb");
+    let store = store.to_str().unwrap();
+    let data_dir = s.data_dir();
+    let data_dir = data_dir.to_str().unwrap();
+    let records = |store: &str| -> u64 {
+        let p = Pdns::start(&["--store", store]);
+        p.info()["stats"]["records"].as_u64().unwrap()
+    };
+
+    // serve --ingest-queue: items popped just before the signal still reach the store.
+    sensor.send(lines(1, 3000).as_bytes());
+    s.wait_queue_len(&q, 3000);
+    let mut p = Pdns::start(&[
+        "--store",
+        store,
+        "--ingest-queue",
+        &q,
+        "--data-dir",
+        data_dir,
+    ]);
+    wait_for("the queue drained", Duration::from_secs(30), || {
+        (s.queue_len(&q) == 0).then_some(())
+    });
+    let (status, took) = sigterm(&mut p.child);
+    assert!(status.success(), "serve exited with {status}");
+    assert!(took < Duration::from_secs(5), "serve took {took:?} to stop");
+    drop(p);
+    assert_eq!(records(store), 3000);
+
+    // ingest -u (following): the same, for the command without a server.
+    sensor.send(lines(2, 3000).as_bytes());
+    s.wait_queue_len(&q, 3000);
+    let mut ingest = Command::new(D4)
+        .args(["pdns", "ingest", "-s", "-u", &q, "--store", store])
+        .args(["--data-dir", data_dir])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the queue drained", Duration::from_secs(30), || {
+        (s.queue_len(&q) == 0).then_some(())
+    });
+    let (status, took) = sigterm(&mut ingest);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut ingest.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "ingest exited with {status}: {err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "ingest took {took:?} to stop"
+    );
+    assert!(err.contains("3000 observations (3000 created"), "{err}");
+    assert_eq!(records(store), 6000);
+}
