@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use d4_packet::PcapScanner;
+use d4_packet::records::{Format, Resumption};
 use d4_proto::{FrameEncoder, Signer};
 
 use crate::config::{ClientConfig, Destination};
@@ -17,8 +17,6 @@ const READ_SIZE: usize = 256 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 /// A connection up this long is healthy: the failure count and backoff reset.
 const HEALTHY: Duration = Duration::from_secs(5);
-/// Longest partial record (line, block) kept for re-sending after a reconnection.
-const MAX_RESUME_RECORD: usize = 16 * 1024 * 1024;
 
 /// What a run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,184 +32,31 @@ pub struct RunStats {
 /// Remembers where the last whole record ends in what the server already
 /// has, so that a new connection can restart the stream on a record
 /// boundary: pcap needs its global header again, pcapng its section and
-/// interface blocks, text its partial line, IPFIX its partial message.
-enum Resume {
-    /// Nothing to restore (stdout, YAF-less types, or a stream we could not follow).
-    Nothing,
-    /// Type 4 until its first bytes say pcap or text.
-    Undecided(Vec<u8>),
-    /// A pcap stream (type 1, or type 4 from `dnscap -w -`): record
-    /// boundaries found without copying; only the cut record is kept.
-    Pcap {
-        scanner: PcapScanner,
-        /// The bytes of the record not yet complete.
-        partial: Vec<u8>,
-    },
-    /// A line-oriented stream: the bytes after the last newline.
-    Lines(Vec<u8>),
-    /// pcapng (type 5) or IPFIX (type 7): whole blocks or messages.
-    Blocks(Blocks),
-}
-
-/// Block-structured streams: the bytes of the block being cut, and for
-/// pcapng the blocks every new connection must start with.
-struct Blocks {
-    pcapng: bool,
-    big_endian: bool,
-    /// pcapng: the current section header and interface description blocks.
-    preamble: Vec<u8>,
-    /// The start of the block not yet complete.
-    partial: Vec<u8>,
-}
-
-impl Blocks {
-    /// Consumes whole blocks from `partial`; false if the stream cannot be followed.
-    fn advance(&mut self) -> bool {
-        loop {
-            let (need, len) = if self.pcapng {
-                let Some(h) = self.partial.get(..12) else {
-                    return true;
-                };
-                if h[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
-                    self.big_endian = match h[8..12] {
-                        [0x1a, 0x2b, 0x3c, 0x4d] => true,
-                        [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                        _ => return false,
-                    };
-                }
-                let l = [h[4], h[5], h[6], h[7]];
-                let len = if self.big_endian {
-                    u32::from_be_bytes(l)
-                } else {
-                    u32::from_le_bytes(l)
-                } as usize;
-                (12, len)
-            } else {
-                let Some(h) = self.partial.get(..4) else {
-                    return true;
-                };
-                (16, u16::from_be_bytes([h[2], h[3]]) as usize)
-            };
-            if len < need || len > MAX_RESUME_RECORD {
-                return false;
-            }
-            if self.partial.len() < len {
-                return true;
-            }
-            let block: Vec<u8> = self.partial.drain(..len).collect();
-            if self.pcapng {
-                match &block[..4] {
-                    [0x0a, 0x0d, 0x0d, 0x0a] => self.preamble = block,
-                    _ if self.block_type(&block) == 1 => self.preamble.extend_from_slice(&block),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn block_type(&self, b: &[u8]) -> u32 {
-        let t = [b[0], b[1], b[2], b[3]];
-        if self.big_endian {
-            u32::from_be_bytes(t)
-        } else {
-            u32::from_le_bytes(t)
-        }
-    }
-}
+/// interface blocks, text its partial line, IPFIX its partial message. The
+/// record structure is [`d4_packet::records`]'s (the server cuts its files
+/// with the same tracker); a record cut over `MAX_HELD_RECORD` bytes (a
+/// long line) is not re-sent.
+struct Resume(Resumption);
 
 impl Resume {
-    fn pcap() -> Resume {
-        Resume::Pcap {
-            scanner: PcapScanner::new(),
-            partial: Vec::new(),
-        }
-    }
-
     fn for_type(ty: u8, to_server: bool) -> Resume {
-        match (to_server, ty) {
-            (false, _) => Resume::Nothing,
-            (true, 1) => Resume::pcap(),
-            (true, 4) => Resume::Undecided(Vec::new()),
-            (true, 5 | 7) => Resume::Blocks(Blocks {
-                pcapng: ty == 5,
-                big_endian: false,
-                preamble: Vec::new(),
-                partial: Vec::new(),
-            }),
-            (true, 2 | 3 | 6 | 8 | 254) => Resume::Lines(Vec::new()),
-            _ => Resume::Nothing,
-        }
+        Resume(Resumption::new(
+            to_server.then(|| Format::for_d4_type(ty)).flatten(),
+        ))
     }
 
     /// Records that `data` reached the server.
     fn sent(&mut self, data: &[u8]) {
-        match self {
-            Resume::Nothing => {}
-            Resume::Undecided(head) => {
-                head.extend_from_slice(data);
-                if head.len() >= 4 {
-                    let head = std::mem::take(head);
-                    let pcap = matches!(
-                        head[..4],
-                        [0xd4, 0xc3, 0xb2, 0xa1]
-                            | [0xa1, 0xb2, 0xc3, 0xd4]
-                            | [0x4d, 0x3c, 0xb2, 0xa1]
-                            | [0xa1, 0xb2, 0x3c, 0x4d]
-                    );
-                    *self = if pcap {
-                        Resume::pcap()
-                    } else {
-                        Resume::Lines(Vec::new())
-                    };
-                    self.sent(&head);
-                }
-            }
-            Resume::Pcap { scanner, partial } => match scanner.feed(data) {
-                Ok(scan) => match scan.last_boundary {
-                    Some(b) => {
-                        partial.clear();
-                        partial.extend_from_slice(&data[b..]);
-                    }
-                    None => partial.extend_from_slice(&data[scan.records_start..]),
-                },
-                Err(e) => {
-                    tracing::warn!(
-                        "input is not a valid pcap stream ({e}); the server will refuse it"
-                    );
-                    *self = Resume::Nothing;
-                }
-            },
-            Resume::Lines(partial) => match data.iter().rposition(|&b| b == b'\n') {
-                Some(i) => {
-                    partial.clear();
-                    partial.extend_from_slice(&data[i + 1..]);
-                }
-                None if partial.len() + data.len() <= MAX_RESUME_RECORD => {
-                    partial.extend_from_slice(data)
-                }
-                None => partial.clear(),
-            },
-            Resume::Blocks(b) => {
-                b.partial.extend_from_slice(data);
-                if !b.advance() {
-                    tracing::warn!("cannot follow the record structure of the input; a reconnection may start mid-record");
-                    *self = Resume::Nothing;
-                }
-            }
+        if let Err(e) = self.0.sent(data) {
+            tracing::warn!(
+                "cannot follow the record structure of the input ({e}): the server will refuse it, or a reconnection may start mid-record"
+            );
         }
     }
 
     /// The bytes to send first on a new connection.
     fn prefix(&self) -> Vec<u8> {
-        match self {
-            Resume::Nothing => Vec::new(),
-            Resume::Undecided(head) => head.clone(),
-            Resume::Pcap { scanner, partial } => {
-                [scanner.header_bytes(), partial.as_slice()].concat()
-            }
-            Resume::Lines(p) => p.clone(),
-            Resume::Blocks(b) => [b.preamble.as_slice(), b.partial.as_slice()].concat(),
-        }
+        self.0.prefix()
     }
 }
 
@@ -589,14 +434,19 @@ fn send_with_keepalive(
 
 #[cfg(test)]
 mod tests {
+    use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
+
     use super::*;
 
-    fn pcapng_block(ty: u32, body: usize) -> Vec<u8> {
+    fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
         let len = (12 + body) as u32;
-        let mut b = ty.to_le_bytes().to_vec();
+        let mut b = match ty {
+            None => SHB_MAGIC.to_vec(),
+            Some(t) => t.to_le_bytes().to_vec(),
+        };
         b.extend_from_slice(&len.to_le_bytes());
-        if ty == 0x0a0d_0d0a {
-            b.extend_from_slice(&[0x4d, 0x3c, 0x2b, 0x1a]);
+        if ty.is_none() {
+            b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
             b.resize(8 + body, 0);
         } else {
             b.resize(8 + body, 7);
@@ -607,9 +457,9 @@ mod tests {
 
     #[test]
     fn resume_restarts_pcapng_with_its_preamble_and_the_cut_block() {
-        let shb = pcapng_block(0x0a0d_0d0a, 16);
-        let idb = pcapng_block(1, 8);
-        let epb = pcapng_block(6, 40);
+        let shb = pcapng_block(None, 16);
+        let idb = pcapng_block(Some(IDB_TYPE), 8);
+        let epb = pcapng_block(Some(6), 40);
         let stream = [shb.clone(), idb.clone(), epb.clone(), epb.clone()].concat();
         let mut r = Resume::for_type(5, true);
         let cut = stream.len() - 10;
@@ -641,8 +491,8 @@ mod tests {
         hdr.resize(24, 0);
         r.sent(&hdr[2..]);
         r.sent(&[1, 2, 3]);
-        assert!(matches!(r, Resume::Pcap { .. }));
+        assert_eq!(r.0.tracker().map(|t| t.followed()), Some(Format::Pcap));
         assert_eq!(r.prefix(), [hdr, vec![1, 2, 3]].concat());
-        assert!(matches!(Resume::for_type(3, false), Resume::Nothing));
+        assert!(Resume::for_type(3, false).0.tracker().is_none());
     }
 }

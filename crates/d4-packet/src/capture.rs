@@ -2,14 +2,14 @@
 //! micro- or nanosecond) and pcapng (sections of either byte order, several
 //! interfaces), from any reader (gunzip first with [`crate::gz`]).
 //! Lengths are bounded before anything is allocated for them; a corrupt or
-//! cut file yields its good packets, then an error that says where.
+//! cut file yields its good packets, then an error that says where. The
+//! bounds are those of [`crate::records`] (a pcap record at most
+//! [`MAX_RECORD_LEN`], a pcapng block at most [`MAX_BLOCK_LEN`]).
 
 use std::io::{self, Read};
 
 use crate::pcap::{read_u32 as u32_at, GlobalHeader, GLOBAL_HEADER_LEN, MAX_RECORD_LEN};
-
-/// Largest pcapng block accepted.
-const MAX_BLOCK: usize = 16 * 1024 * 1024;
+use crate::records::pcapng::{byte_order, IDB_TYPE, MAX_BLOCK_LEN, SHB_MAGIC};
 
 /// One packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl<R: Read> CaptureReader<R> {
         if !read_full(&mut r, &mut magic)? {
             return Err(CaptureError::Format([0; 4]));
         }
-        if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        if magic == SHB_MAGIC {
             let mut c = CaptureReader {
                 r,
                 kind: Kind::Pcapng {
@@ -171,13 +171,11 @@ impl<R: Read> CaptureReader<R> {
     fn section_rest(&mut self, len: [u8; 4]) -> Result<(), CaptureError> {
         let mut m = [0u8; 4];
         read_full(&mut self.r, &mut m).map_err(|e| self.cut(e))?;
-        let big = match m {
-            [0x1a, 0x2b, 0x3c, 0x4d] => true,
-            [0x4d, 0x3c, 0x2b, 0x1a] => false,
-            _ => return Err(self.corrupt("pcapng section header with a bad byte-order magic")),
+        let Some(big) = byte_order(m) else {
+            return Err(self.corrupt("pcapng section header with a bad byte-order magic"));
         };
         let len = u32_at(&len, big) as usize;
-        if !(28..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+        if !(28..=MAX_BLOCK_LEN).contains(&len) || !len.is_multiple_of(4) {
             return Err(self.corrupt(format!("pcapng section header of length {len}")));
         }
         let mut rest = vec![0u8; len - 12];
@@ -234,21 +232,21 @@ impl<R: Read> CaptureReader<R> {
                         Ok(true) => {}
                         Err(e) => return Err(self.cut(e)),
                     }
-                    if bh[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+                    if bh[..4] == SHB_MAGIC {
                         // A new section, maybe of the other byte order.
                         self.section_rest([bh[4], bh[5], bh[6], bh[7]])?;
                         continue;
                     }
                     let ty = u32_at(&bh[..4], big);
                     let len = u32_at(&bh[4..8], big) as usize;
-                    if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+                    if !(12..=MAX_BLOCK_LEN).contains(&len) || !len.is_multiple_of(4) {
                         return Err(self.corrupt(format!("pcapng block of length {len}")));
                     }
                     let mut body = vec![0u8; len - 8];
                     read_full(&mut self.r, &mut body).map_err(|e| self.cut(e))?;
                     let body = &body[..len - 12]; // without the trailing length
                     match ty {
-                        1 => {
+                        IDB_TYPE => {
                             if body.len() < 8 {
                                 return Err(self.corrupt("short interface description block"));
                             }

@@ -1,13 +1,15 @@
-//! `d4-packet`: capture formats as D4 carries them — a streaming pcap
-//! validator that cuts a byte stream on record boundaries, and gzip helpers.
+//! `d4-packet`: capture formats as D4 carries them — record boundaries in
+//! streams, capture files, DNS messages, IP flows — shared by the sensor, the
+//! server and every analyzer.
 //!
 //! # Layout
 //!
-//! - [`pcap`]: [`PcapSplitter`] checks a libpcap stream's global header and
-//!   returns only whole records, however the bytes were split in transit.
-//!   Record lengths are bounded before anything is buffered for them.
-//!   [`PcapScanner`] finds the same record boundaries without copying; the
-//!   sensor and the server use it (the splitter is its test oracle).
+//! - [`records`]: where whole records end in a stream (pcap, pcapng, IPFIX,
+//!   lines, type 4 pcap-or-text), in any split, with one set of bounds:
+//!   [`records::Tracker`], and on it [`records::Cutter`] (the server writes
+//!   whole records) and [`records::Resumption`] (the sensor restarts on a
+//!   boundary). Crash recovery and the pcap worker use the tracker too.
+//! - [`pcap`]: the pcap magic numbers and global header.
 //! - [`gz`]: open a file that may be gzip-compressed, compress a file.
 //! - [`capture`]: reading pcap and pcapng files as a stream of packets.
 //! - [`decode`]: the TCP facts of a frame (addresses, ports, flags, TTL);
@@ -26,7 +28,9 @@ pub mod decode;
 pub mod dns;
 pub mod gz;
 pub mod pcap;
+pub mod records;
 pub mod rewrite;
 pub mod write;
 
-pub use pcap::{GlobalHeader, PcapError, PcapScanner, PcapSplitter, Scan, MAX_RECORD_LEN};
+pub use pcap::{GlobalHeader, PcapError, MAX_RECORD_LEN};
+pub use records::{Format, RecordError, Tracker};

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use d4_packet::records::Format;
 use uuid::Uuid;
 
 use crate::queues::{QueueType, Queues};
@@ -85,15 +86,15 @@ impl Worker {
             )),
             (4, _) => Worker::Files(files::FileWorker::new(
                 r("4".into(), None, "dnscap", Some(QueueType::Type(4))),
-                files::Framing::Auto,
+                Format::PcapOrText,
             )),
             (5, _) => Worker::Files(files::FileWorker::new(
                 r("5".into(), None, "pcapng", Some(QueueType::Type(5))),
-                files::Framing::pcapng(),
+                Format::Pcapng,
             )),
             (7, _) => Worker::Files(files::FileWorker::new(
                 r("7".into(), None, "yaf", Some(QueueType::Type(7))),
-                files::Framing::Ipfix,
+                Format::Ipfix,
             )),
             (ty, _) => {
                 let ext = match ty {

@@ -1,15 +1,16 @@
 //! Type 1: a libpcap stream, validated, stored as whole records in `.cap` files.
 
 use chrono::{DateTime, Utc};
-use d4_packet::PcapScanner;
+use d4_packet::pcap::GLOBAL_HEADER_LEN;
+use d4_packet::records::{Format, Tracker};
 
 use super::{Output, Rotator};
 
 /// Writes a pcap stream into rotated `.cap` files as it comes (no copy),
 /// each a valid pcap: every file starts with the stream's global header and
-/// is cut only between records.
+/// is cut only between records ([`Tracker`] says where they end).
 pub struct PcapWorker {
-    scanner: PcapScanner,
+    tracker: Tracker,
     files: Rotator,
 }
 
@@ -17,7 +18,7 @@ impl PcapWorker {
     /// A worker writing through `files`.
     pub fn new(files: Rotator) -> PcapWorker {
         PcapWorker {
-            scanner: PcapScanner::new(),
+            tracker: Tracker::new(Format::Pcap),
             files,
         }
     }
@@ -29,13 +30,19 @@ impl PcapWorker {
 
     /// Handles one payload.
     pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
-        let was_at_boundary = self.scanner.at_boundary();
-        let scan = self.scanner.feed(payload).map_err(|e| e.to_string())?;
-        if let Some(h) = scan.new_header {
-            self.files.set_prefix(h.raw.to_vec());
+        let was_at_boundary = self.tracker.at_boundary();
+        let before = self.tracker.position();
+        let fed = self.tracker.feed(payload).map_err(|e| e.to_string())?;
+        // The global header opens every file; it is not written as data.
+        let records_start = (GLOBAL_HEADER_LEN as u64)
+            .saturating_sub(before)
+            .min(payload.len() as u64) as usize;
+        if fed.preamble_changed {
+            self.files.set_prefix(self.tracker.preamble().to_vec());
         }
-        let data = &payload[scan.records_start..];
-        let last = scan.last_boundary.map(|b| b - scan.records_start);
+        let data = &payload[records_start..];
+        // The last record end in `data`.
+        let last = fed.boundary.map(|b| (b - before) as usize - records_start);
         let cut = last.or(if was_at_boundary { Some(0) } else { None });
         let store = |e: std::io::Error| format!("cannot store the capture: {e}");
         match cut {
@@ -58,7 +65,7 @@ impl PcapWorker {
     /// Closes the current file. A last record cut short is not a record: it
     /// is removed from the file (which stays a valid pcap) and logged.
     pub fn finish(&mut self) -> Output {
-        // The file's own boundary is exact (the scanner may have stopped on
+        // The file's own boundary is exact (the tracker may have stopped on
         // a corrupt record header after part of a record was written).
         match self.files.truncate_to_boundary() {
             Ok(0) => {}

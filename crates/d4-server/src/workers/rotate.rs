@@ -7,6 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use d4_packet::records::{Format, Tracker};
 use uuid::Uuid;
 
 use super::WorkerCtx;
@@ -139,58 +140,26 @@ pub fn recover(data_root: &Path, compressor: &Compressor) -> usize {
     n
 }
 
-/// Cuts a file left by a crash back to its last whole record (pcap for type
-/// 1, lines for the line types); returns how many bytes were removed.
+/// Cuts a file left by a crash back to its last whole record, whatever its
+/// type's format (pcap, pcapng, IPFIX, type 4, lines: see
+/// [`d4_packet::records`]); returns how many bytes were removed. A file whose
+/// records cannot be followed is cut at the last boundary before the fault.
 fn cut_to_last_record(path: &Path, ty: &str) -> io::Result<u64> {
     use std::io::Read;
     let len = std::fs::metadata(path)?.len();
-    let keep = match ty {
-        "1" => {
-            let mut f = File::open(path)?;
-            let mut scanner = d4_packet::PcapScanner::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            let (mut off, mut last) = (0u64, 0u64);
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                match scanner.feed(&buf[..n]) {
-                    Ok(scan) => {
-                        if scan.new_header.is_some() {
-                            last = off + scan.records_start as u64;
-                        }
-                        if let Some(b) = scan.last_boundary {
-                            last = off + b as u64;
-                        }
-                    }
-                    Err(_) => break,
-                }
-                off += n as u64;
-            }
-            last
-        }
-        "3" | "6" | "8" | "254" => {
-            // Find the last newline, reading backwards in blocks.
-            let mut f = File::open(path)?;
-            let mut end = len;
-            let mut keep = 0;
-            let mut buf = vec![0u8; 64 * 1024];
-            'outer: while end > 0 {
-                let start = end.saturating_sub(buf.len() as u64);
-                let n = (end - start) as usize;
-                std::io::Seek::seek(&mut f, io::SeekFrom::Start(start))?;
-                f.read_exact(&mut buf[..n])?;
-                if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
-                    keep = start + i as u64 + 1;
-                    break 'outer;
-                }
-                end = start;
-            }
-            keep
-        }
-        _ => len,
+    let Some(format) = ty.parse().ok().and_then(Format::for_d4_type) else {
+        return Ok(0);
     };
+    let mut f = File::open(path)?;
+    let mut tracker = Tracker::new(format);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 || tracker.feed(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let keep = tracker.last_boundary();
     if keep < len {
         OpenOptions::new().write(true).open(path)?.set_len(keep)?;
     }
@@ -296,6 +265,11 @@ impl Rotator {
     /// Sets the bytes that open every file.
     pub fn set_prefix(&mut self, prefix: Vec<u8>) {
         self.prefix = prefix;
+    }
+
+    /// The bytes that open every file.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
     }
 
     /// The folder of files opened at `now`.
@@ -433,5 +407,113 @@ impl Rotator {
 impl Drop for Rotator {
     fn drop(&mut self) {
         self.rotate();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
+
+    use super::*;
+    use crate::store::Db;
+
+    fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
+        let len = (12 + body) as u32;
+        let mut b = match ty {
+            None => SHB_MAGIC.to_vec(),
+            Some(t) => t.to_le_bytes().to_vec(),
+        };
+        b.extend_from_slice(&len.to_le_bytes());
+        if ty.is_none() {
+            b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
+        }
+        b.resize(8 + body, 3);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    }
+
+    fn ipfix_message(len: u16) -> Vec<u8> {
+        let mut m = vec![0, 10];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.resize(usize::from(len), 9);
+        m
+    }
+
+    fn pcap_file(records: usize) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.resize(16, 0);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for i in 0..records {
+            v.extend_from_slice(&[0; 8]);
+            v.extend_from_slice(&20u32.to_le_bytes());
+            v.extend_from_slice(&20u32.to_le_bytes());
+            v.extend(std::iter::repeat_n(i as u8, 20));
+        }
+        v
+    }
+
+    /// Files a crash left (whole records, then half of one) in every type
+    /// with a record structure: recovery cuts each back to its last whole
+    /// record, compresses it and announces it to the type's queue.
+    #[test]
+    fn recovery_cuts_every_type_back_to_its_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let db = Arc::new(Db::open(&dir.path().join("store")).unwrap());
+        let queues = Queues::open(db).unwrap();
+        let sensor = Uuid::new_v4();
+        let pcapng = [
+            pcapng_block(None, 16),
+            pcapng_block(Some(IDB_TYPE), 8),
+            pcapng_block(Some(6), 40),
+            pcapng_block(Some(6), 64),
+        ]
+        .concat();
+        let ipfix = [ipfix_message(16), ipfix_message(300), ipfix_message(40)].concat();
+        let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
+            (
+                "5",
+                "pcapng",
+                pcapng,
+                pcapng_block(Some(6), 40)[..30].to_vec(),
+            ),
+            ("7", "yaf", ipfix, ipfix_message(100)[..50].to_vec()),
+            ("1", "cap", pcap_file(3), pcap_file(1)[24..40].to_vec()),
+            ("4", "dnscap", b"one\ntwo\n".to_vec(), b"thr".to_vec()),
+        ];
+        let mut ids = Vec::new();
+        for (ty, ext, whole, half) in &cases {
+            let t: u8 = ty.parse().unwrap();
+            let q = queues
+                .create(QueueType::Type(t), ty.to_string(), 10, vec![sensor])
+                .unwrap();
+            ids.push(q.uuid);
+            let folder = root
+                .join(sensor.simple().to_string())
+                .join(ty)
+                .join("2026/12/04");
+            std::fs::create_dir_all(&folder).unwrap();
+            let name = format!("{}-2026-12-04-101010.{ext}", sensor.simple());
+            std::fs::write(folder.join(name), [whole.as_slice(), half].concat()).unwrap();
+        }
+        let compressor = Compressor::start(6, queues.clone());
+        assert_eq!(recover(&root, &compressor), cases.len());
+        compressor.shutdown();
+        queues.flush_blocking();
+        for ((ty, _, whole, _), id) in cases.iter().zip(ids) {
+            let items = queues.pop(id, 10).unwrap();
+            assert_eq!(items.len(), 1, "type {ty}: one file announced");
+            let path = PathBuf::from(String::from_utf8(items[0].clone()).unwrap());
+            assert!(path.to_string_lossy().ends_with(".gz"), "{path:?}");
+            let mut got = Vec::new();
+            d4_packet::gz::open_maybe_gz(&path)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            assert_eq!(&got, whole, "type {ty}: cut at the last whole record");
+        }
     }
 }

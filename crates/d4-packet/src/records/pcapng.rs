@@ -1,0 +1,142 @@
+//! pcapng blocks: type (4 bytes), total length (4), body, total length
+//! again. A section header block (SHB) sets the byte order of its section
+//! through its byte-order magic; the SHB and the interface description
+//! blocks (IDB) that follow are the section's *preamble*, kept so that a new
+//! file or a resumed stream can start with them. Each block's end is a
+//! boundary.
+//!
+//! Bounds: a block is 12 to [`MAX_BLOCK_LEN`] bytes and a multiple of 4;
+//! the stream must start with an SHB; the preamble is at most
+//! [`MAX_BLOCK_LEN`] bytes. Only the 12 header bytes of other blocks are
+//! buffered.
+
+use super::{Progress, RecordError};
+
+/// The SHB block type, the same bytes in both byte orders.
+pub const SHB_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+/// The interface description block type.
+pub const IDB_TYPE: u32 = 1;
+/// The byte-order magic inside an SHB, as a number.
+pub const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+/// Largest block accepted (1 MiB), in a stream and in a file: also the most
+/// a sensor or the server holds back waiting for a block's end.
+pub const MAX_BLOCK_LEN: usize = 1024 * 1024;
+/// Smallest block: type, length and the trailing length.
+pub const MIN_BLOCK_LEN: usize = 12;
+
+/// The byte order given by an SHB's byte-order magic: `Some(big_endian)`.
+pub fn byte_order(magic: [u8; 4]) -> Option<bool> {
+    if u32::from_be_bytes(magic) == BYTE_ORDER_MAGIC {
+        Some(true)
+    } else if u32::from_le_bytes(magic) == BYTE_ORDER_MAGIC {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Where a pcapng stream stands.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Pcapng {
+    /// Byte order of the current section.
+    big_endian: bool,
+    /// Whether a block was started (the first must be an SHB).
+    started: bool,
+    /// The SHB and IDBs of the current section, whole.
+    pub(super) preamble: Vec<u8>,
+    /// The header of the block being read.
+    head: [u8; MIN_BLOCK_LEN],
+    /// How much of `head` is filled.
+    head_len: usize,
+    /// Bytes of the current block still to come.
+    remaining: usize,
+    /// Whether the current block belongs to the preamble (copied into
+    /// `building` as it comes).
+    keep: bool,
+    /// The preamble block being read.
+    building: Vec<u8>,
+}
+
+impl Pcapng {
+    fn u32(&self, b: [u8; 4]) -> u32 {
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// Scans `data`, which starts at stream offset `base`.
+    pub(super) fn feed(
+        &mut self,
+        data: &[u8],
+        base: u64,
+        p: &mut Progress,
+    ) -> Result<(), RecordError> {
+        let mut pos = 0;
+        while pos < data.len() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(data.len() - pos);
+                if self.keep {
+                    self.building.extend_from_slice(&data[pos..pos + take]);
+                }
+                self.remaining -= take;
+                pos += take;
+                if self.remaining == 0 {
+                    self.block_done(base + pos as u64, p);
+                }
+                continue;
+            }
+            let take = (MIN_BLOCK_LEN - self.head_len).min(data.len() - pos);
+            self.head[self.head_len..self.head_len + take].copy_from_slice(&data[pos..pos + take]);
+            self.head_len += take;
+            pos += take;
+            if !self.started && self.head_len >= 4 && self.head[..4] != SHB_MAGIC {
+                return Err(RecordError::NotPcapng);
+            }
+            if self.head_len < MIN_BLOCK_LEN {
+                break;
+            }
+            self.head_len = 0;
+            self.started = true;
+            let h = self.head;
+            let shb = h[..4] == SHB_MAGIC;
+            if shb {
+                self.big_endian =
+                    byte_order([h[8], h[9], h[10], h[11]]).ok_or(RecordError::PcapngByteOrder)?;
+            }
+            let ty = self.u32([h[0], h[1], h[2], h[3]]);
+            let len = self.u32([h[4], h[5], h[6], h[7]]) as usize;
+            if !(MIN_BLOCK_LEN..=MAX_BLOCK_LEN).contains(&len) || !len.is_multiple_of(4) {
+                return Err(RecordError::PcapngBlockLen(len));
+            }
+            self.keep = shb || ty == IDB_TYPE;
+            if self.keep {
+                let before = if shb { 0 } else { self.preamble.len() };
+                if before + len > MAX_BLOCK_LEN {
+                    return Err(RecordError::PcapngPreamble);
+                }
+                self.building.clear();
+                self.building.extend_from_slice(&h);
+            }
+            self.remaining = len - MIN_BLOCK_LEN;
+            if self.remaining == 0 {
+                self.block_done(base + pos as u64, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// A block ended at stream offset `at`.
+    fn block_done(&mut self, at: u64, p: &mut Progress) {
+        if self.keep {
+            if self.building[..4] == SHB_MAGIC {
+                self.preamble.clear();
+            }
+            self.preamble.append(&mut self.building);
+            self.keep = false;
+            p.preamble_changed = true;
+        }
+        p.boundary(at, true);
+    }
+}
