@@ -6,6 +6,15 @@
 //! of its rdata *within the message*, so a caller can decode the rdata or
 //! rewrite it in place (an A/AAAA address keeps its length).
 //!
+//! Two modes over the same walk, as etherparse's `SlicedPacket` and
+//! `LaxSlicedPacket`: strict ([`Message::parse`], [`Message::records`])
+//! refuses a message whose counts cannot fit and reports every fault as an
+//! error; lax ([`Message::parse_lax`], [`Message::records_lax`]) reads a
+//! message cut short (a snaplen-cut capture) as far as it goes: it yields
+//! the records that are whole and says where and why it stopped
+//! ([`Stop`]). The address rewriter uses the lax mode, the passive DNS
+//! extractor the strict one.
+//!
 //! Untrusted input is bounded: names follow compression pointers only
 //! backwards (so a loop is impossible) and at most [`MAX_POINTERS`] times,
 //! labels are at most 63 bytes and names at most 255; the section counts
@@ -179,6 +188,37 @@ impl<'a> Message<'a> {
         Ok(Message { buf, header })
     }
 
+    /// Lax mode: checks only that the 12-byte header is there; the section
+    /// counts may announce more than the message holds (it was cut). Walk
+    /// it with [`Message::records_lax`].
+    pub fn parse_lax(buf: &'a [u8]) -> Result<Message<'a>, DnsError> {
+        if buf.len() < HEADER_LEN {
+            return Err(DnsError::Truncated);
+        }
+        Ok(Message {
+            buf,
+            header: Header {
+                id: be16(buf, 0)?,
+                flags: be16(buf, 2)?,
+                qdcount: be16(buf, 4)?,
+                ancount: be16(buf, 6)?,
+                nscount: be16(buf, 8)?,
+                arcount: be16(buf, 10)?,
+            },
+        })
+    }
+
+    /// Lax walk: the records of the three sections that are whole, in
+    /// order, stopping at the first that is not (cut, or malformed); then
+    /// [`LaxRecords::stop`] says where and why. Never yields a record whose
+    /// name or rdata runs past the end of the message.
+    pub fn records_lax(&self) -> LaxRecords<'a> {
+        LaxRecords {
+            inner: self.records(),
+            stop: None,
+        }
+    }
+
     /// The message bytes.
     pub fn bytes(&self) -> &'a [u8] {
         self.buf
@@ -213,6 +253,7 @@ impl<'a> Message<'a> {
         Records {
             buf: self.buf,
             pos: q.pos,
+            section: None,
             left: [
                 self.header.ancount,
                 self.header.nscount,
@@ -406,6 +447,8 @@ impl<'a> Iterator for Questions<'a> {
 pub struct Records<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The section of the last entry walked (`None`: the questions).
+    section: Option<Section>,
     left: [u16; 3],
     pending_error: Option<DnsError>,
     done: bool,
@@ -424,6 +467,7 @@ impl<'a> Iterator for Records<'a> {
         let i = self.left.iter().position(|&n| n > 0)?;
         self.left[i] -= 1;
         let section = [Section::Answer, Section::Authority, Section::Additional][i];
+        self.section = Some(section);
         let r = (|| {
             let (name, after) = Name::parse(self.buf, self.pos)?;
             let rtype = be16(self.buf, after)?;
@@ -446,6 +490,49 @@ impl<'a> Iterator for Records<'a> {
         })();
         self.done = r.is_err();
         Some(r)
+    }
+}
+
+/// Where and why a lax walk stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stop {
+    /// Offset in the message of the entry that could not be read.
+    pub at: usize,
+    /// Its section (`None`: a question).
+    pub section: Option<Section>,
+    /// Why.
+    pub error: DnsError,
+}
+
+/// The whole records of a message, lax mode (see [`Message::records_lax`]).
+#[derive(Clone, Debug)]
+pub struct LaxRecords<'a> {
+    inner: Records<'a>,
+    stop: Option<Stop>,
+}
+
+impl LaxRecords<'_> {
+    /// Where and why the walk stopped, once it has (`None` while walking,
+    /// and when every record announced was whole).
+    pub fn stop(&self) -> Option<Stop> {
+        self.stop
+    }
+}
+
+impl<'a> Iterator for LaxRecords<'a> {
+    type Item = Record<'a>;
+    fn next(&mut self) -> Option<Record<'a>> {
+        match self.inner.next()? {
+            Ok(r) => Some(r),
+            Err(error) => {
+                self.stop = Some(Stop {
+                    at: self.inner.pos,
+                    section: self.inner.section,
+                    error,
+                });
+                None
+            }
+        }
     }
 }
 
@@ -585,6 +672,15 @@ mod tests {
                     let _ = r.name.to_string_lower();
                     assert!(r.rdata.end <= b.len());
                 }
+            }
+            // Lax: never past the end, and the strict walk's records first.
+            if let Ok(m) = Message::parse_lax(&b) {
+                let strict: Vec<_> = Message::parse(&b)
+                    .map(|s| s.records().map_while(Result::ok).map(|r| r.rdata).collect())
+                    .unwrap_or_default();
+                let lax: Vec<_> = m.records_lax().map(|r| r.rdata).collect();
+                assert!(lax.iter().all(|r| r.end <= b.len()));
+                assert_eq!(&lax[..strict.len()], &strict[..]);
             }
         }
     }

@@ -5,12 +5,15 @@
 //! (header checksum recomputed; TCP/UDP checksums adjusted for the pseudo
 //! header), IPv6 (extension headers walked; TCP/UDP/ICMPv6 checksums
 //! adjusted), ARP (sender and target addresses, optional), and optionally
-//! the A/AAAA addresses inside DNS messages over UDP. Checksums are
+//! the A/AAAA addresses inside DNS messages over UDP (found by the lax walk
+//! of [`crate::dns`], so a snaplen-cut message gives what it holds). Checksums are
 //! updated incrementally (RFC 1624), so snaplen-truncated packets keep
 //! checksums that are right for the original packet. A frame that cannot be
 //! parsed is left unchanged and reported, never dropped.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::dns::Message;
 
 /// What happened to one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,54 +299,20 @@ pub fn ipv6_upper_layer(p: &[u8]) -> Option<(u8, usize)> {
     }
 }
 
-/// Skips a DNS name at `o` without following compression pointers: the
-/// offset after it. `None` if it runs off the message or is malformed.
-fn skip_name(m: &[u8], mut o: usize) -> Option<usize> {
-    // A name has at most 127 labels; a pointer ends it.
-    for _ in 0..128 {
-        let l = *m.get(o)?;
-        match l >> 6 {
-            0 if l == 0 => return Some(o + 1),
-            0 => o += 1 + usize::from(l),
-            3 => return (o + 2 <= m.len()).then_some(o + 2),
-            _ => return None,
-        }
-    }
-    None
-}
-
 /// The (offset, length) of every A/AAAA address in a DNS message, as far
-/// as the message goes (a truncated one gives what it holds).
+/// as the message goes (a truncated one gives what it holds: the lax walk).
 fn dns_addresses(m: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let Some(h) = m.get(..12) else { return out };
-    let count = |i: usize| usize::from(u16::from_be_bytes([h[i], h[i + 1]]));
-    let mut o = 12;
-    for _ in 0..count(4) {
-        match skip_name(m, o) {
-            Some(e) if e + 4 <= m.len() => o = e + 4,
-            _ => return out,
-        }
-    }
-    // Each record takes at least 11 bytes: the loop is bounded by the message.
-    for _ in 0..count(6) + count(8) + count(10) {
-        let Some(e) = skip_name(m, o) else { return out };
-        let Some(f) = m.get(e..e + 10) else {
-            return out;
-        };
-        let ty = u16::from_be_bytes([f[0], f[1]]);
-        let class = u16::from_be_bytes([f[2], f[3]]) & 0x7fff; // mDNS cache-flush bit
-        let len = usize::from(u16::from_be_bytes([f[8], f[9]]));
-        let rdata = e + 10;
-        if rdata + len > m.len() {
-            return out;
-        }
-        if class == 1 && ((ty == 1 && len == 4) || (ty == 28 && len == 16)) {
-            out.push((rdata, len));
-        }
-        o = rdata + len;
-    }
-    out
+    let Ok(msg) = Message::parse_lax(m) else {
+        return Vec::new();
+    };
+    msg.records_lax()
+        .filter(|r| {
+            let len = r.rdata.len();
+            // The mDNS cache-flush bit is not part of the class.
+            r.class & 0x7fff == 1 && ((r.rtype == 1 && len == 4) || (r.rtype == 28 && len == 16))
+        })
+        .map(|r| (r.rdata.start, r.rdata.len()))
+        .collect()
 }
 
 /// Rewrites the A/AAAA addresses of a DNS message over UDP (port 53 or
