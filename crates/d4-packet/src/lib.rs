@@ -16,7 +16,11 @@
 //!   the IP layer (addresses, protocol, IPv4 fragment fields, payload), UDP
 //!   and TCP segments.
 //! - [`dns`]: a zero-copy, bounded DNS message walker (records with the
-//!   byte range of their rdata).
+//!   byte range of their rdata), strict or lax (a cut message read as far
+//!   as it goes).
+//! - [`flow`]: IPv4 defragmentation and TCP reassembly (contiguous bytes per
+//!   direction, out-of-order and retransmitted segments handled), bounded
+//!   and port-agnostic, for every analyzer that reads flows.
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
@@ -26,6 +30,7 @@ pub mod anon;
 pub mod capture;
 pub mod decode;
 pub mod dns;
+pub mod flow;
 pub mod gz;
 pub mod pcap;
 pub mod records;

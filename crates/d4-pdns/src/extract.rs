@@ -1,19 +1,39 @@
 //! Captured packets → DNS records: link layer, IPv4 fragment reassembly,
 //! UDP and TCP (reassembled, several messages per segment, messages across
 //! segments) on port 53, then one record per answer of each response, or
-//! one record carrying the rcode name for an error response.
+//! one record carrying the rcode name for an error response. Reassembly is
+//! `d4_packet::flow`'s (this module hands it the port-53 flows and reads
+//! the 2-byte-length-framed messages of RFC 1035 4.2.2 from the bytes).
 
 use std::net::IpAddr;
 
+use crate::record::{has_names, present, rcode_name, Rec};
 use d4_packet::capture::Packet;
 use d4_packet::decode;
 use d4_packet::dns::{Message, Section};
-
-use crate::reassembly::{Defrag, ReassemblyStats, Streams};
-use crate::record::{has_names, present, rcode_name, Rec};
+use d4_packet::flow::{Defrag, TcpStreams};
 
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;
+
+/// Least bytes buffered per TCP direction: one largest message and its
+/// length prefix.
+const MIN_FLOW_BUFFER: usize = 65_537;
+
+/// Counters of the reassemblers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    /// Fragments seen.
+    pub fragments: u64,
+    /// Datagrams completed.
+    pub datagrams: u64,
+    /// Datagrams given up (timeout, table full, bad geometry).
+    pub datagrams_dropped: u64,
+    /// TCP messages delivered.
+    pub tcp_messages: u64,
+    /// TCP flows dropped (table full, buffer limit, gap).
+    pub flows_dropped: u64,
+}
 
 /// What the extractor saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,7 +61,8 @@ pub struct ExtractConfig {
     pub max_fragmented: usize,
     /// TCP flow directions tracked at once.
     pub max_flows: usize,
-    /// Bytes buffered per TCP flow direction.
+    /// Bytes buffered per TCP flow direction (at least 65,537: one largest
+    /// message).
     pub max_flow_buffer: usize,
 }
 
@@ -66,7 +87,7 @@ struct Scratch {
 /// Turns packets into records.
 pub struct Extractor {
     defrag: Defrag,
-    streams: Streams,
+    streams: TcpStreams,
     scratch: Scratch,
     dot: bool,
     last_sweep: u64,
@@ -79,7 +100,7 @@ impl Extractor {
     pub fn new(c: ExtractConfig) -> Extractor {
         Extractor {
             defrag: Defrag::new(c.max_fragmented, 30),
-            streams: Streams::new(c.max_flows, c.max_flow_buffer),
+            streams: TcpStreams::new(c.max_flows, c.max_flow_buffer.max(MIN_FLOW_BUFFER)),
             scratch: Scratch::default(),
             dot: c.trailing_dot,
             last_sweep: 0,
@@ -159,12 +180,21 @@ impl Extractor {
                 return;
             }
             let key = (src, seg.sport, dst, seg.dport);
-            let mut rs = stats.reassembly;
-            self.streams.segment(sec, key, &seg, &mut rs, &mut |m| {
-                message(scratch, stats, dot, sec, usec, dst, src, m, emit)
+            self.streams.segment(sec, key, &seg, &mut |b| {
+                // Whole 2-byte-length-framed messages; the rest waits.
+                let mut used = 0;
+                while let Some(h) = b.get(used..used + 2) {
+                    let l = usize::from(u16::from_be_bytes([h[0], h[1]]));
+                    let Some(m) = b.get(used + 2..used + 2 + l) else {
+                        break;
+                    };
+                    stats.reassembly.tcp_messages += 1;
+                    message(scratch, stats, dot, sec, usec, dst, src, m, emit);
+                    used += 2 + l;
+                }
+                used
             });
-            stats.reassembly.tcp_messages = rs.tcp_messages;
-            stats.reassembly.flows_dropped = rs.flows_dropped;
+            stats.reassembly.flows_dropped = self.streams.stats.flows_dropped;
         }
     }
 }

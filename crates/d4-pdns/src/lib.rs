@@ -7,8 +7,8 @@
 //!
 //! - [`record`]: type/rcode mnemonics, rdata presentation, normalisation,
 //!   the passivedns line format.
-//! - [`reassembly`]: bounded IPv4 fragment and DNS-over-TCP reassembly.
-//! - [`extract`]: captured packets → records (`d4 pdns extract`).
+//! - [`extract`]: captured packets → records (`d4 pdns extract`), IPv4
+//!   fragments and TCP streams put back by `d4_packet::flow`.
 //! - [`cof`]: the Common Output Format (NDJSON) records.
 //! - [`store`]: the embedded store (redb): upserts, indexes by name,
 //!   name suffix and rdata, expiry.
@@ -22,7 +22,6 @@ pub mod cof;
 pub mod extract;
 pub mod ingest;
 pub mod queue;
-pub mod reassembly;
 pub mod record;
 pub mod serve;
 pub mod store;
