@@ -22,7 +22,8 @@
 //!   `keepalive_secs` of quiet input. The last flushed batches are kept as a
 //!   replay window: after a drop it reconnects, sends the meta-header again
 //!   (types 2/254), the bytes that restart the stream on a record boundary
-//!   (pcap, pcapng, IPFIX, lines), then the window.
+//!   (pcap, pcapng, IPFIX, lines: `d4_packet::records::Resumption`, on the
+//!   tracker the server cuts its files with), then the window.
 
 pub mod config;
 pub mod run;

@@ -24,7 +24,7 @@
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
-//! - [`write`]: packets from any input written as one pcap stream.
+//! - [`write`](mod@write): packets from any input written as one pcap stream.
 
 pub mod anon;
 pub mod capture;

@@ -9,10 +9,11 @@
 //! they come), its file worker ([`Cutter`]: it holds back the record not yet
 //! whole) and its crash recovery (a file cut back to its last boundary).
 //!
-//! One file per format, as pcap-parser does: [`pcap`] (the global header,
+//! One file per format, as pcap-parser does: `pcap` (the global header,
 //! then records), [`pcapng`] (blocks; the section header and interface
 //! blocks kept as the *preamble* that opens a new file or a resumed
-//! stream), [`ipfix`] (messages), and `lines`.
+//! stream), [`ipfix`] (messages), and `lines`; the pcap magic numbers and
+//! global header are [`crate::pcap`]'s.
 //!
 //! Bounds, the same for every caller: a pcap record at most
 //! [`crate::MAX_RECORD_LEN`] bytes, a pcapng block at most
@@ -25,7 +26,7 @@
 mod hold;
 pub mod ipfix;
 mod lines;
-pub mod pcap;
+mod pcap;
 pub mod pcapng;
 
 pub use hold::{Cutter, Resumption};
