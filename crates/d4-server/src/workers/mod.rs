@@ -151,3 +151,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
