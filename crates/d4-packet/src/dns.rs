@@ -12,7 +12,8 @@
 //! error; lax ([`Message::parse_lax`], [`Message::records_lax`]) reads a
 //! message cut short (a snaplen-cut capture) as far as it goes: it yields
 //! the records that are whole and says where and why it stopped
-//! ([`Stop`]). The address rewriter uses the lax mode, the passive DNS
+//! ([`Stop`]); it steps over names without following their pointers, so a
+//! bad pointer does not hide the records after it. The address rewriter uses the lax mode, the passive DNS
 //! extractor the strict one.
 //!
 //! Untrusted input is bounded: names follow compression pointers only
@@ -105,7 +106,9 @@ pub struct Message<'a> {
     pub header: Header,
 }
 
-/// A validated name inside a message (not copied).
+/// A name inside a message (not copied): validated when it comes from
+/// [`Name::parse`] (the strict walk); from [`Name::skip`] (the lax walk)
+/// only its own labels were checked, and its labels may end early.
 #[derive(Clone, Copy, Debug)]
 pub struct Name<'a> {
     msg: &'a [u8],
@@ -211,10 +214,15 @@ impl<'a> Message<'a> {
     /// Lax walk: the records of the three sections that are whole, in
     /// order, stopping at the first that is not (cut, or malformed); then
     /// [`LaxRecords::stop`] says where and why. Never yields a record whose
-    /// name or rdata runs past the end of the message.
+    /// name or rdata runs past the end of the message. Names are only
+    /// stepped over ([`Name::skip`]: their compression pointers are not
+    /// followed), so a record whose owner name points somewhere wrong is
+    /// still yielded with its rdata — the rewriter must find every address
+    /// — and its name may render short. On a well-formed message it yields
+    /// exactly the strict walk's records.
     pub fn records_lax(&self) -> LaxRecords<'a> {
         LaxRecords {
-            inner: self.records(),
+            inner: self.records_in(true),
             stop: None,
         }
     }
@@ -226,11 +234,16 @@ impl<'a> Message<'a> {
 
     /// The questions.
     pub fn questions(&self) -> Questions<'a> {
+        self.questions_in(false)
+    }
+
+    fn questions_in(&self, lax: bool) -> Questions<'a> {
         Questions {
             buf: self.buf,
             pos: HEADER_LEN,
             left: self.header.qdcount,
             failed: false,
+            lax,
         }
     }
 
@@ -242,7 +255,11 @@ impl<'a> Message<'a> {
     /// The records of all three sections, in order (the questions are
     /// walked first to find where they start).
     pub fn records(&self) -> Records<'a> {
-        let mut q = self.questions();
+        self.records_in(false)
+    }
+
+    fn records_in(&self, lax: bool) -> Records<'a> {
+        let mut q = self.questions_in(lax);
         let mut failed = None;
         for r in q.by_ref() {
             if let Err(e) = r {
@@ -261,6 +278,7 @@ impl<'a> Message<'a> {
             ],
             pending_error: failed,
             done: false,
+            lax,
         }
     }
 
@@ -326,12 +344,44 @@ impl<'a> Name<'a> {
         }
     }
 
-    /// The labels, in order (the root label not included). Valid by
-    /// construction: [`Name::parse`] walked the same path.
+    /// Steps over the name at `start` without following its compression
+    /// pointer (lax mode): the name and the offset just after its in-place
+    /// part. Checks only that its own labels are there and well-typed (at
+    /// most 127 of them); the name it denotes is not validated, so its
+    /// labels may end early.
+    pub fn skip(msg: &'a [u8], start: usize) -> Result<(Name<'a>, usize), DnsError> {
+        let mut o = start;
+        for _ in 0..128 {
+            let l = *msg.get(o).ok_or(DnsError::Truncated)?;
+            match l >> 6 {
+                0 if l == 0 => return Ok((Name { msg, start }, o + 1)),
+                0 => o += 1 + usize::from(l),
+                3 if o + 2 <= msg.len() => return Ok((Name { msg, start }, o + 2)),
+                3 => return Err(DnsError::Truncated),
+                _ => return Err(DnsError::BadLabel(l)),
+            }
+        }
+        Err(DnsError::NameTooLong)
+    }
+
+    /// [`Name::parse`], or [`Name::skip`] in lax mode.
+    fn read(msg: &'a [u8], start: usize, lax: bool) -> Result<(Name<'a>, usize), DnsError> {
+        if lax {
+            Name::skip(msg, start)
+        } else {
+            Name::parse(msg, start)
+        }
+    }
+
+    /// The labels, in order (the root label not included). Bounded like
+    /// [`Name::parse`]; a name from [`Name::skip`] stops at a pointer that
+    /// is not backwards.
     pub fn labels(&self) -> Labels<'a> {
         Labels {
             msg: self.msg,
             pos: self.start,
+            jumps: 0,
+            len: 1,
         }
     }
 
@@ -380,25 +430,37 @@ impl<'a> Name<'a> {
 pub struct Labels<'a> {
     msg: &'a [u8],
     pos: usize,
+    /// Pointers followed so far (at most [`MAX_POINTERS`]).
+    jumps: usize,
+    /// Name length so far, root label included (at most [`MAX_NAME_LEN`]).
+    len: usize,
 }
 
 impl<'a> Iterator for Labels<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        // Bounded like `Name::parse` so that a `Name` built by hand cannot loop.
-        for _ in 0..=MAX_POINTERS {
+        // Bounded over the whole name as `Name::parse` is (pointers and
+        // length), so that a name it did not validate (`Name::skip`) cannot
+        // loop: backwards pointers alone do not end a walk that moves
+        // forwards along labels in between.
+        loop {
             let b = *self.msg.get(self.pos)?;
             match b >> 6 {
                 0 if b == 0 => return None,
                 0 => {
                     let l = usize::from(b);
+                    self.len += l + 1;
+                    if self.len > MAX_NAME_LEN {
+                        return None;
+                    }
                     let s = self.msg.get(self.pos + 1..self.pos + 1 + l)?;
                     self.pos += 1 + l;
                     return Some(s);
                 }
                 3 => {
                     let t = usize::from(be16(self.msg, self.pos).ok()? & 0x3fff);
-                    if t >= self.pos {
+                    self.jumps += 1;
+                    if t >= self.pos || self.jumps > MAX_POINTERS {
                         return None;
                     }
                     self.pos = t;
@@ -406,7 +468,6 @@ impl<'a> Iterator for Labels<'a> {
                 _ => return None,
             }
         }
-        None
     }
 }
 
@@ -417,6 +478,8 @@ pub struct Questions<'a> {
     pos: usize,
     left: u16,
     failed: bool,
+    /// Names stepped over, not followed (lax mode).
+    lax: bool,
 }
 
 impl<'a> Iterator for Questions<'a> {
@@ -427,7 +490,7 @@ impl<'a> Iterator for Questions<'a> {
         }
         self.left -= 1;
         let r = (|| {
-            let (name, after) = Name::parse(self.buf, self.pos)?;
+            let (name, after) = Name::read(self.buf, self.pos, self.lax)?;
             let qtype = be16(self.buf, after)?;
             let qclass = be16(self.buf, after + 2)?;
             self.pos = after + 4;
@@ -452,6 +515,8 @@ pub struct Records<'a> {
     left: [u16; 3],
     pending_error: Option<DnsError>,
     done: bool,
+    /// Names stepped over, not followed (lax mode).
+    lax: bool,
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -469,7 +534,7 @@ impl<'a> Iterator for Records<'a> {
         let section = [Section::Answer, Section::Authority, Section::Additional][i];
         self.section = Some(section);
         let r = (|| {
-            let (name, after) = Name::parse(self.buf, self.pos)?;
+            let (name, after) = Name::read(self.buf, self.pos, self.lax)?;
             let rtype = be16(self.buf, after)?;
             let class = be16(self.buf, after + 2)?;
             let ttl = be32(self.buf, after + 4)?;
@@ -649,6 +714,45 @@ mod tests {
             r.last().unwrap().as_ref().unwrap_err(),
             &DnsError::Truncated
         );
+    }
+
+    #[test]
+    fn lax_steps_over_a_bad_pointer_strict_stops_there() {
+        let mut m = sample();
+        // The CNAME's owner points forward (to its own rdata).
+        m[34] = 45;
+        let strict: Vec<_> = Message::parse(&m).unwrap().records().collect();
+        assert!(matches!(strict[0], Err(DnsError::ForwardPointer { .. })));
+        let msg = Message::parse_lax(&m).unwrap();
+        let mut lax = msg.records_lax();
+        let rs: Vec<_> = lax.by_ref().collect();
+        assert_eq!(rs.len(), 2);
+        assert_eq!(&m[rs[1].rdata.clone()], &[192, 0, 2, 1]);
+        assert_eq!(lax.stop(), None);
+        // Cut inside the A record's rdata: one record, stopped there.
+        let cut = Message::parse_lax(&m[..m.len() - 2]).unwrap();
+        let mut lax = cut.records_lax();
+        assert_eq!(lax.by_ref().count(), 1);
+        assert_eq!(
+            lax.stop(),
+            Some(Stop {
+                at: 47,
+                section: Some(Section::Answer),
+                error: DnsError::Truncated
+            })
+        );
+    }
+
+    #[test]
+    fn an_unvalidated_name_cannot_loop() {
+        // A label, then a pointer back to it: forever, were the walk not
+        // bounded over the whole name.
+        let m = [1, b'a', 0xc0, 0];
+        let (n, after) = Name::skip(&m, 0).unwrap();
+        assert_eq!(after, 4);
+        assert!(Name::parse(&m, 0).is_err());
+        assert_eq!(n.labels().count(), MAX_POINTERS + 1);
+        assert!(n.to_string_lower().len() < MAX_NAME_LEN);
     }
 
     #[test]

@@ -645,6 +645,76 @@ mod tests {
         }
     }
 
+    /// The walker the rewriter had before the lax DNS walk, kept as the
+    /// oracle that the rewriting did not change.
+    fn old_dns_addresses(m: &[u8]) -> Vec<(usize, usize)> {
+        fn skip_name(m: &[u8], mut o: usize) -> Option<usize> {
+            for _ in 0..128 {
+                let l = *m.get(o)?;
+                match l >> 6 {
+                    0 if l == 0 => return Some(o + 1),
+                    0 => o += 1 + usize::from(l),
+                    3 => return (o + 2 <= m.len()).then_some(o + 2),
+                    _ => return None,
+                }
+            }
+            None
+        }
+        let mut out = Vec::new();
+        let Some(h) = m.get(..12) else { return out };
+        let count = |i: usize| usize::from(u16::from_be_bytes([h[i], h[i + 1]]));
+        let mut o = 12;
+        for _ in 0..count(4) {
+            match skip_name(m, o) {
+                Some(e) if e + 4 <= m.len() => o = e + 4,
+                _ => return out,
+            }
+        }
+        for _ in 0..count(6) + count(8) + count(10) {
+            let Some(e) = skip_name(m, o) else { return out };
+            let Some(f) = m.get(e..e + 10) else {
+                return out;
+            };
+            let ty = u16::from_be_bytes([f[0], f[1]]);
+            let class = u16::from_be_bytes([f[2], f[3]]) & 0x7fff;
+            let len = usize::from(u16::from_be_bytes([f[8], f[9]]));
+            let rdata = e + 10;
+            if rdata + len > m.len() {
+                return out;
+            }
+            if class == 1 && ((ty == 1 && len == 4) || (ty == 28 && len == 16)) {
+                out.push((rdata, len));
+            }
+            o = rdata + len;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// The lax walk finds exactly the addresses the old walker found,
+        /// on the sample response with bytes changed and cut anywhere.
+        #[test]
+        fn dns_addresses_as_before(
+            edits in proptest::collection::vec((0usize..200, proptest::num::u8::ANY), 0..4),
+            cut in 0usize..200,
+        ) {
+            let mut m = dns_response();
+            for (at, b) in edits {
+                let i = at % m.len();
+                m[i] = b;
+            }
+            let m = &m[..cut.min(m.len())];
+            proptest::prop_assert_eq!(dns_addresses(m), old_dns_addresses(m));
+        }
+
+        #[test]
+        fn dns_addresses_as_before_on_any_bytes(
+            m in proptest::collection::vec(proptest::num::u8::ANY, 0..120),
+        ) {
+            proptest::prop_assert_eq!(dns_addresses(&m), old_dns_addresses(&m));
+        }
+    }
+
     #[test]
     fn dns_walker_stops_on_truncated_and_hostile_messages() {
         let msg = dns_response();
