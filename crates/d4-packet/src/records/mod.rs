@@ -76,7 +76,7 @@ pub enum RecordError {
     #[error(transparent)]
     Pcap(#[from] PcapError),
     /// A pcapng stream that does not start with a section header block.
-    #[error("not a pcapng stream (no section header block first)")]
+    #[error("not a pcapng stream (no section header block first): D4 type 5 carries pcapng; send pcap as type 1")]
     NotPcapng,
     /// A section header block with a bad byte-order magic.
     #[error("pcapng section header with a bad byte-order magic")]
@@ -91,7 +91,7 @@ pub enum RecordError {
     )]
     PcapngPreamble,
     /// An IPFIX message length under the header's.
-    #[error("IPFIX message of length {0} (less than a header)")]
+    #[error("IPFIX message of length {0} (less than its 16-byte header): the stream is corrupt or not IPFIX (D4 type 7 carries YAF's IPFIX output)")]
     IpfixTooShort(usize),
 }
 
