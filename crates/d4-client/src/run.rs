@@ -1,4 +1,35 @@
-//! The send loop.
+//! The send loop: a stream in, D4 frames out, across dropped connections.
+//!
+//! [`run`] reads up to 256 KiB at a time (stdin unbuffered) and cuts it into
+//! frames of at most `snaplen` bytes: for a regular file these are exactly
+//! the reference C client's frames (with `--timestamp` and `--end-frame` the
+//! output is byte-identical to its vectors). Frames accumulate in a buffer
+//! flushed at 256 KiB or whenever the input has no more data ready; after a
+//! flush the sensor checks that the server has not closed the connection.
+//!
+//! A reader thread feeds the send loop, so that after `--keepalive` seconds
+//! (10) without input the sensor sends an empty frame: a quiet source keeps
+//! its connection (the server closes sessions with no frame for 30 s).
+//!
+//! D4 has no acknowledgement, so the sensor keeps a replay window: the last
+//! flushed batches (small ones merged), up to 4 MiB (`--replay-window`) — and
+//! while a connection is unproven (younger than 5 s, or after failures: the
+//! server may be refusing it) up to 8 times that. On a failed write or a
+//! closed connection it waits (capped exponential backoff, 250 ms doubling to
+//! 30 s, ±20 % jitter, reset after 5 s of healthy connection; `--max-retries`
+//! bounds the attempts), reconnects, sends the meta-header again (types
+//! 2/254), then the bytes that restart the stream on a record boundary as of
+//! the start of the window ([`d4_packet::records::Resumption`]: for pcap the
+//! global header and the start of the cut record, for pcapng the section
+//! header and interface blocks and the start of the cut block, for IPFIX the
+//! cut message, for line types the start of the cut line; type 4 is followed
+//! as pcap or text from its first bytes), then the window, then what was not
+//! flushed. What the old connection had delivered may arrive twice, at most
+//! the window; bytes beyond the window that were still in kernel buffers
+//! when a connection broke can be lost (the window is sized above the usual
+//! socket buffers). At the end the sensor sends close_notify and waits for
+//! the server's: without it (a refused sensor) it retries as above, and fails
+//! with a clear message after `--max-retries`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

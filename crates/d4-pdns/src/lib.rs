@@ -16,6 +16,25 @@
 //! - [`serve`]: the HTTP lookup server (`d4 pdns serve`).
 //! - [`queue`]: popping a D4 server's analyzer queue over its API.
 //! - [`cli`]: the `d4 pdns` subcommands ([`PdnsCmd`], [`run`]).
+//!
+//! # Data flow
+//!
+//! `extract::Extractor` takes packets (link layer → IP → IPv4 fragments
+//! through `d4_packet::flow::Defrag` → UDP, or TCP through
+//! `d4_packet::flow::TcpStreams`, both on port 53; the 2-byte-framed DNS
+//! messages of a TCP stream are read here) and calls back with one borrowed
+//! `record::Rec` per answer (or per error response). `ingest::Ingester`
+//! turns passivedns lines, COF lines and extracted records into normalised
+//! [`record::Record`]s, merges them in a `store::Pending` map per record, and
+//! applies it to `store::Store` in one redb write transaction (a point read,
+//! merge and write per record, key order). The store keys records by
+//! reversed name so that a name and a `*.suffix` are both prefix scans, with
+//! a reverse index by rdata. `serve` is axum on a multi-thread tokio runtime;
+//! lookups run in `spawn_blocking` (redb read transactions) and page with an
+//! opaque cursor. With `--ingest-queue` a thread consumes the D4 server's
+//! queues over its management API (`queue::Queue`, on `d4_api::poll`) and is
+//! the store's single writer. The binary owns the signals: long-running
+//! subcommands get a [`cli::Shutdown`] and stop after the batch in hand.
 
 pub mod cli;
 pub mod cof;

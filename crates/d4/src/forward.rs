@@ -8,6 +8,17 @@
 //! end of that session (TLS close_notify after storing everything): a crash
 //! or an unreachable destination loses nothing; at worst a batch is sent
 //! twice. The reference pipeline popped newest-first and cut items at snaplen.
+//!
+//! Threads: the main thread reads a batch of items (`d4_api::poll`, read then
+//! ack); a producer thread turns them into one stream — for a type-1 queue
+//! each named file (checked to be a regular file under the server's data
+//! directory) is read as a capture, rewritten by the anonymizer when
+//! `--pnat`/`--cryptopan-key` is given, and written through one `PcapWriter`;
+//! for 4/5/7 the files as they are; for line types the items, one per line —
+//! into a bounded channel (8 × 256 KiB) that `d4_client::run` reads and sends
+//! as one D4 session. Unreadable items are reported by name and acknowledged
+//! (they never will be readable); a failed session leaves the batch in the
+//! queue.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
