@@ -12,6 +12,9 @@
 #    (default 30) over 16 keep-alive connections, open loop; p50/p90/p99/max;
 #    after a 20 s warm-up at 3000/s; the server runs with a 4 GiB page cache.
 #    The load average before each phase is printed: this machine is shared.
+# 3. wildcard: GET /query/*.example.org?limit=1 (every record matches) 100 times
+#    in a row, then 4 clients x 100 at once: server CPU per lookup and its RSS
+#    (issue 19: a page costs its limit, not the matching set).
 #
 # Uses the `pdns-bench` example (the same code as `d4 pdns`, without the rest of d4).
 set -euo pipefail
@@ -55,3 +58,18 @@ T0=$(awk '{print $14 + $15}' /proc/$SERVE_PID/stat)
 "$B" load "$BASE" "$N" "$RATE" "$SECS" 16 | sed 's/^/lookup: /'
 T1=$(awk '{print $14 + $15}' /proc/$SERVE_PID/stat)
 echo "lookup: server CPU $(echo "($T1 - $T0) / $(getconf CLK_TCK)" | bc -l | xargs printf '%.1f') s for $((RATE * SECS)) requests"
+rss() { awk '/VmRSS/{print int($2/1024)}' /proc/$SERVE_PID/status; }
+echo "wildcard: server RSS before $(rss) MB"
+T0=$(awk '{print $14 + $15}' /proc/$SERVE_PID/stat)
+for _ in $(seq 100); do curl -s -o /dev/null "$BASE/query/*.example.org?limit=1"; done
+T1=$(awk '{print $14 + $15}' /proc/$SERVE_PID/stat)
+echo "wildcard: 100 lookups *.example.org?limit=1 in a row: server CPU $(echo "($T1 - $T0) / $(getconf CLK_TCK) / 100" | bc -l | xargs printf '%.4f') s per lookup"
+T0=$T1
+CLIENTS=()
+for _ in 1 2 3 4; do
+  (for _ in $(seq 100); do curl -s -o /dev/null "$BASE/query/*.example.org?limit=1"; done) &
+  CLIENTS+=($!)
+done
+wait "${CLIENTS[@]}"
+T1=$(awk '{print $14 + $15}' /proc/$SERVE_PID/stat)
+echo "wildcard: 4 clients x 100 at once: server CPU $(echo "($T1 - $T0) / $(getconf CLK_TCK) / 400" | bc -l | xargs printf '%.4f') s per lookup; RSS after $(rss) MB"

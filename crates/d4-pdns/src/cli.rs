@@ -116,7 +116,7 @@ impl StoreArgs {
 /// `d4 pdns ingest`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  d4 pdns ingest -r passivedns.log --store pdns.redb\n  d4 pdns ingest -r export.ndjson --format cof\n  d4 pdns ingest -r dns.pcap.gz                 # captures are extracted first\n  d4 pdns ingest -u QUEUE8 -u QUEUE1 --sensor-id paris --expire A=2592000 --exclude local\n  d4 pdns ingest -u QUEUE --once                # drain what is queued, then exit\n\nStores per (rrname, rrtype, rdata): time_first, time_last, count, sensors. Names and\nrdata are normalised (lower case, no trailing dot). Queue items of type 8 are passivedns\nlines; of type 1, capture files of the D4 server. Bad lines are counted and skipped.\nThe store has one writer at a time: to serve while ingesting queues, use\n`d4 pdns serve --ingest-queue QUEUE`."
+    after_help = "Examples:\n  d4 pdns ingest -r passivedns.log --store pdns.redb\n  d4 pdns ingest -r export.ndjson --format cof\n  d4 pdns ingest -r dns.pcap.gz                 # captures are extracted first\n  d4 pdns ingest -u QUEUE8 -u QUEUE1 --sensor-id paris --expire A=2592000 --exclude local\n  d4 pdns ingest -u QUEUE --once                # drain what is queued, then exit\n\nStores per (rrname, rrtype, rdata): time_first, time_last, count, sensors. Names and\nrdata are normalised (lower case, no trailing dot). Queue items of type 8 are passivedns\nlines; of type 1, capture files of the D4 server. Bad lines are counted and skipped;\nan input that is not empty and yields no record is an error (exit 1). The format of\nan input is told by its first bytes, whatever its name. The store has one writer at a\ntime: to serve while ingesting queues, use `d4 pdns serve --ingest-queue QUEUE`."
 )]
 pub struct IngestArgs {
     /// File to read (gzip or plain; `-` for stdin); repeat for several.
@@ -143,7 +143,7 @@ pub struct IngestArgs {
 /// `d4 pdns serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  d4 pdns serve --store pdns.redb\n  d4 pdns serve --ingest-queue QUEUE8 --sensor-id paris      # ingest and serve\n  curl http://127.0.0.1:8400/query/www.example.com\n  curl 'http://127.0.0.1:8400/query/*.example.com?rrtype=A&limit=100'\n  curl http://127.0.0.1:8400/query/192.0.2.1                 # names pointing at it\n  curl http://127.0.0.1:8400/fquery/www.example.com          # one JSON array\n  curl http://127.0.0.1:8400/info\n\nAnswers are COF NDJSON (application/x-ndjson) sorted by time_last, newest first.\nParameters: limit (1..10000, default 1000), cursor (the x-pdns-cursor header of the\nprevious page; absent on the last page), rrtype, time_first_after, time_last_before,\nformat=json. Clients beyond --rate-limit requests/s get 429."
+    after_help = "Examples:\n  d4 pdns serve --store pdns.redb\n  d4 pdns serve --ingest-queue QUEUE8 --sensor-id paris      # ingest and serve\n  curl http://127.0.0.1:8400/query/www.example.com\n  curl 'http://127.0.0.1:8400/query/*.example.com?rrtype=A&limit=100'\n  curl http://127.0.0.1:8400/query/192.0.2.1                 # names pointing at it\n  curl http://127.0.0.1:8400/fquery/www.example.com          # one JSON array\n  curl http://127.0.0.1:8400/info\n\nAnswers are COF NDJSON (application/x-ndjson) in store order (name, type, rdata).\nParameters: limit (1..10000, default 1000), cursor (the x-pdns-cursor header of the\nprevious page; absent once the end is reached; a page whose filters skipped many\nrecords may be short and still have one), rrtype, time_first_after, time_last_before,\nformat=json. Clients beyond --rate-limit requests/s get 429."
 )]
 pub struct ServeArgs {
     /// Address to listen on (plain HTTP).
@@ -422,7 +422,10 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     );
     let mut failed = Vec::new();
     for p in &a.inputs {
-        let r = open_input(p).and_then(|r| ing.reader(r, a.format));
+        // An input that is not empty and yields no record is an error.
+        let r = open_input(p)
+            .and_then(|r| ing.reader(r, a.format))
+            .and_then(|s| s.require_records());
         if let Err(e) = r {
             eprintln!("d4 pdns ingest: {}: {e:#}", p.display());
             failed.push(p.display().to_string());
@@ -468,7 +471,10 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
         );
     }
     if !failed.is_empty() {
-        bail!("damaged or unreadable: {}", failed.join(", "));
+        bail!(
+            "nothing read from, damaged or unreadable: {}",
+            failed.join(", ")
+        );
     }
     Ok(())
 }

@@ -50,6 +50,96 @@ pub struct IngestStats {
     pub damaged_captures: u64,
     /// Malformed DNS messages skipped in captures.
     pub malformed_messages: u64,
+    /// Lines read (passivedns, COF), blank ones included.
+    pub lines: u64,
+    /// Packets read from captures.
+    pub packets: u64,
+}
+
+/// What one input held ([`Ingester::reader`]): enough to tell an input
+/// that yielded nothing from an empty one, and to say what it looked like.
+#[derive(Clone, Debug)]
+pub struct InputSummary {
+    /// The format it was read as (sniffed, or as given).
+    pub format: Format,
+    /// Bytes read (after gunzip).
+    pub bytes: u64,
+    /// Records it yielded (those dropped by an excluded suffix included).
+    pub records: u64,
+    /// Lines (passivedns, COF) or packets (captures) read.
+    pub units: u64,
+    /// Lines that did not parse; malformed DNS messages of a capture.
+    pub bad: u64,
+    /// Its first bytes.
+    pub head: Vec<u8>,
+}
+
+impl InputSummary {
+    /// An error unless the input was empty or yielded a record: bad input
+    /// is never counted as a success.
+    pub fn require_records(&self) -> Result<()> {
+        if self.records > 0 || self.bytes == 0 {
+            return Ok(());
+        }
+        let what = match self.format {
+            Format::Pcap => format!(
+                "read as a capture (pcap/pcapng): {} packets, {} malformed DNS messages, no DNS answer",
+                self.units, self.bad
+            ),
+            Format::Cof => format!(
+                "read as COF NDJSON: {} lines, {} not COF records",
+                self.units, self.bad
+            ),
+            Format::Passivedns | Format::Auto => format!(
+                "read as passivedns lines: {} lines, {} not passivedns records",
+                self.units, self.bad
+            ),
+        };
+        let head: String = self
+            .head
+            .iter()
+            .take(16)
+            .copied()
+            .map(char::from)
+            .flat_map(char::escape_default)
+            .collect();
+        anyhow::bail!(
+            "no record in {} bytes {what}; it starts with \"{head}\" (--format pcap, cof or passivedns if this guess is wrong)",
+            self.bytes
+        )
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<'a, R> {
+    r: R,
+    n: &'a mut u64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.r.read(buf)?;
+        *self.n += k as u64;
+        Ok(k)
+    }
+}
+
+/// The first bytes of a stream, enough to tell its format: 4 bytes of
+/// magic and one that is not white space (or the end, or 4 KiB). A read
+/// may return fewer bytes than asked (a file opened through a chain does):
+/// this reads until it has them.
+fn read_head(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0u8; 64];
+    while head.len() < 4 || (head.len() < 4096 && head.iter().all(u8::is_ascii_whitespace)) {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(head)
 }
 
 /// Batches observations into the store.
@@ -162,6 +252,7 @@ impl Ingester {
             if n == 0 {
                 return Ok(());
             }
+            self.stats.lines += 1;
             if line.len() > MAX_LINE {
                 self.stats.bad_lines += 1;
                 // Skip the rest of the long line.
@@ -190,6 +281,7 @@ impl Ingester {
         let result = loop {
             match reader.next_into(&mut p) {
                 Ok(true) => {
+                    self.stats.packets += 1;
                     x.packet(&p, nanos, &mut |r| {
                         pending.push(Record::new(
                             r.rrname,
@@ -215,25 +307,48 @@ impl Ingester {
     }
 
     /// A file (gzip or plain) in `format`.
-    pub fn file(&mut self, path: &Path, format: Format) -> Result<()> {
+    pub fn file(&mut self, path: &Path, format: Format) -> Result<InputSummary> {
         let r = d4_packet::gz::open_maybe_gz(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         self.reader(r, format)
             .with_context(|| format!("{}", path.display()))
     }
 
-    /// Any reader in `format` (auto: sniffed from the first bytes).
-    pub fn reader(&mut self, r: impl Read, format: Format) -> Result<()> {
-        let mut r = BufReader::with_capacity(256 * 1024, r);
+    /// Any reader in `format` (auto: sniffed from the first bytes, whatever
+    /// the name it came with); says what it held.
+    pub fn reader(&mut self, mut r: impl Read, format: Format) -> Result<InputSummary> {
+        let mut bytes = 0u64;
+        let head = read_head(&mut Counted {
+            r: &mut r,
+            n: &mut bytes,
+        })?;
         let format = match format {
-            Format::Auto => sniff(r.fill_buf()?),
+            Format::Auto => sniff(&head),
             f => f,
         };
-        match format {
+        let before = self.stats;
+        let r = Counted {
+            r: std::io::Cursor::new(head.as_slice()).chain(r),
+            n: &mut bytes,
+        };
+        let r = BufReader::with_capacity(256 * 1024, r);
+        let result = match format {
             Format::Pcap => self.capture(r),
             Format::Cof => self.lines(r, true),
             _ => self.lines(r, false),
-        }
+        };
+        result?;
+        let s = self.stats;
+        Ok(InputSummary {
+            format,
+            // The head was counted when it was read, and again through the chain.
+            bytes: bytes - head.len() as u64,
+            records: (s.observations + s.excluded) - (before.observations + before.excluded),
+            units: (s.lines + s.packets) - (before.lines + before.packets),
+            bad: (s.bad_lines + s.malformed_messages)
+                - (before.bad_lines + before.malformed_messages),
+            head,
+        })
     }
 
     /// Consumes a queue: type 8 items are passivedns lines, type 1 items
@@ -279,7 +394,8 @@ impl Handler for QueueItems<'_> {
                     .file_item(item)
                     .and_then(|p| self.ing.file(&p, Format::Pcap))
                 {
-                    Ok(()) => {}
+                    // A capture of the queue without DNS is not an error.
+                    Ok(_) => {}
                     Err(e) => tracing::warn!("{e:#}"),
                 }
             } else {
@@ -357,5 +473,52 @@ mod tests {
         assert_eq!((r[1].rrtype.as_str(), r[1].count), ("AAAA", 1));
         assert_eq!(sniff(b"\xd4\xc3\xb2\xa1"), Format::Pcap);
         assert_eq!(sniff(b"  {\"a\""), Format::Cof);
+    }
+
+    /// Hands out one byte per read, as a file opened through a chain may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(out)) => {
+                    *out = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn the_format_is_sniffed_from_short_reads_and_nothing_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
+        let mut i = Ingester::new(store, Policy::default(), 10, None);
+        // A pcap header alone, one byte per read: sniffed as a capture.
+        let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        pcap.extend_from_slice(&[0; 8]);
+        pcap.extend_from_slice(&[0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+        let s = i.reader(Trickle(&pcap), Format::Auto).unwrap();
+        assert_eq!(s.format, Format::Pcap);
+        assert_eq!((s.bytes, s.records, s.units), (24, 0, 0));
+        let e = s.require_records().unwrap_err().to_string();
+        assert!(e.contains("no record in 24 bytes read as a capture"), "{e}");
+        // COF after white space, one byte per read.
+        let cof = br#"
+   {"rrname":"a.example","rrtype":"A","rdata":"192.0.2.1","time_first":1,"time_last":2}"#;
+        let s = i.reader(Trickle(cof), Format::Auto).unwrap();
+        assert_eq!((s.format, s.records), (Format::Cof, 1));
+        s.require_records().unwrap();
+        // Empty: nothing to complain about.
+        let s = i.reader(&b""[..], Format::Auto).unwrap();
+        assert_eq!(s.bytes, 0);
+        s.require_records().unwrap();
+        // Lines that are not records.
+        let s = i.reader(&b"x\ny\n"[..], Format::Auto).unwrap();
+        assert_eq!((s.units, s.bad), (2, 2));
+        let e = s.require_records().unwrap_err().to_string();
+        assert!(e.contains("read as passivedns lines: 2 lines, 2 not passivedns records; it starts with \"x\\ny\\n\""), "{e}");
     }
 }

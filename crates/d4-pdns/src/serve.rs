@@ -7,12 +7,16 @@
 //!   also `/query/<q>?format=json`.
 //! - `GET /info`: `{"version","software","stats","sensors"}`.
 //!
-//! Records are sorted by `time_last` (newest first, then name, type, rdata).
-//! Parameters: `limit` (default 1000, at most 10000), `cursor` (from the
-//! `x-pdns-cursor` header of the previous page; absent on the last page),
-//! `rrtype`, `time_first_after`, `time_last_before`. Each client address
-//! gets a token bucket (`--rate-limit` requests/s, burst twice that);
-//! beyond it, 429.
+//! Records come in store key order (name by reversed labels, then type,
+//! rdata; by rdata: name, type), so a page is read from the index where the
+//! previous one stopped: it costs at most `limit` + [`MAX_SKIP`] entries
+//! read (`x-pdns-examined`) and memory for its own records, whatever the
+//! query matches. Parameters: `limit` (default 1000, at most 10000),
+//! `cursor` (from the `x-pdns-cursor` header of the previous page; absent
+//! once the end is reached; a page that spent its budget on records the
+//! filters skip may be short or empty and still carry one), `rrtype`,
+//! `time_first_after`, `time_last_before`. Each client address gets a token
+//! bucket (`--rate-limit` requests/s, burst twice that); beyond it, 429.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,10 +32,11 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::record::{canonical_type, normalize_name, Record};
-use crate::store::Store;
+use crate::store::{Filter, ScanError, Select, Store};
 
-/// Most records a query reads from the store before sorting.
-pub const MAX_SCAN: usize = 1_000_000;
+/// Most entries a page examines beyond its `limit` (records the filters
+/// skip): a page costs at most `limit + MAX_SKIP` entries read.
+pub const MAX_SKIP: usize = 10_000;
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 1000;
 /// Largest page size.
@@ -105,8 +110,10 @@ pub struct Params {
 pub struct Page {
     /// The records.
     pub records: Vec<Record>,
-    /// The cursor of the next page, if there is one.
+    /// The cursor of the next page, while there may be one.
     pub next: Option<String>,
+    /// Store entries examined for this page (the `x-pdns-examined` header).
+    pub examined: u64,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -123,41 +130,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The sort key: newest first, then name, type, rdata.
-fn order(a: &Record, b: &Record) -> std::cmp::Ordering {
-    b.time_last
-        .cmp(&a.time_last)
-        .then_with(|| a.rrname.cmp(&b.rrname))
-        .then_with(|| a.rrtype.cmp(&b.rrtype))
-        .then_with(|| a.rdata.cmp(&b.rdata))
-}
-
-fn cursor_of(s: &Record) -> String {
-    let mut k = Vec::new();
-    k.extend_from_slice(s.rrname.as_bytes());
-    k.push(0);
-    k.extend_from_slice(s.rrtype.as_bytes());
-    k.push(0);
-    k.extend_from_slice(s.rdata.as_bytes());
-    format!("{}-{}", s.time_last, hex(&k))
-}
-
-fn parse_cursor(c: &str) -> Option<Record> {
-    let (t, k) = c.split_once('-')?;
-    let k = unhex(k)?;
-    let mut p = k.splitn(3, |&b| b == 0);
-    let s = |b: Option<&[u8]>| String::from_utf8(b?.to_vec()).ok();
-    Some(Record {
-        rrname: s(p.next())?,
-        rrtype: s(p.next())?,
-        rdata: s(p.next())?,
-        time_first: 0,
-        time_last: t.parse().ok()?,
-        count: 0,
-        sensors: vec![],
-    })
-}
-
 /// Why a query is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -169,7 +141,8 @@ pub enum QueryError {
     Store(#[from] anyhow::Error),
 }
 
-/// Answers a query (blocking: reads the store).
+/// Answers a query (blocking: reads the store, at most `limit` +
+/// [`MAX_SKIP`] entries of it).
 pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
     let q = q.trim();
     if q.is_empty() || q.len() > 1024 {
@@ -182,29 +155,36 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
         return Err(QueryError::Bad(format!("limit must be 1..={MAX_LIMIT}")));
     }
     let after = match &p.cursor {
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
+        Some(c) => Some(unhex(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
         None => None,
     };
-    let rrtype = p.rrtype.as_deref().map(canonical_type);
-    let mut records = if let Ok(ip) = q.parse::<IpAddr>() {
-        store.by_rdata(&ip.to_string(), MAX_SCAN)?
-    } else if let Some(suffix) = q.strip_prefix("*.") {
-        store.by_name(&normalize_name(suffix), true, MAX_SCAN)?
-    } else {
-        store.by_name(&normalize_name(q), false, MAX_SCAN)?
+    let filter = Filter {
+        rrtype: p.rrtype.as_deref().map(canonical_type),
+        time_first_after: p.time_first_after,
+        time_last_before: p.time_last_before,
     };
-    records.retain(|r| {
-        rrtype.as_ref().is_none_or(|t| &r.rrtype == t)
-            && p.time_first_after.is_none_or(|t| r.time_first > t)
-            && p.time_last_before.is_none_or(|t| r.time_last < t)
-            && after
-                .as_ref()
-                .is_none_or(|a| order(a, r) == std::cmp::Ordering::Less)
-    });
-    records.sort_unstable_by(order);
-    let next = (records.len() > limit).then(|| cursor_of(&records[limit - 1]));
-    records.truncate(limit);
-    Ok(Page { records, next })
+    let (ip, name);
+    let sel = if let Ok(a) = q.parse::<IpAddr>() {
+        ip = a.to_string();
+        Select::Rdata(&ip)
+    } else if let Some(suffix) = q.strip_prefix("*.") {
+        name = normalize_name(suffix);
+        Select::Suffix(&name)
+    } else {
+        name = normalize_name(q);
+        Select::Name(&name)
+    };
+    let scan = store
+        .scan(&sel, &filter, after.as_deref(), limit, MAX_SKIP)
+        .map_err(|e| match e {
+            ScanError::Cursor => QueryError::Bad(e.to_string()),
+            ScanError::Store(e) => QueryError::Store(e),
+        })?;
+    Ok(Page {
+        records: scan.records,
+        next: scan.next.map(|k| hex(&k)),
+        examined: scan.examined,
+    })
 }
 
 fn ndjson(records: Vec<Record>) -> Vec<u8> {
@@ -247,7 +227,8 @@ async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: b
     let store = st.store.clone();
     // A name or an address reads a few B-tree pages: answered on the
     // runtime thread (a hand-off to the blocking pool costs more than the
-    // lookup). A wildcard may read up to MAX_SCAN records: blocking pool.
+    // lookup). A wildcard reads more pages (up to limit + MAX_SKIP
+    // entries, its names spread over the tree): blocking pool.
     let started = Instant::now();
     let what = q.clone();
     let r = if q.trim_start().starts_with("*.") {
@@ -276,6 +257,7 @@ async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: b
     {
         h.insert("x-pdns-cursor", c);
     }
+    h.insert("x-pdns-examined", HeaderValue::from(page.examined));
     let (ct, body) = if array {
         ("application/json", json_array(&page.records))
     } else {
@@ -393,6 +375,8 @@ mod tests {
         loop {
             let page = lookup(&s, "many.example", &p).unwrap();
             assert!(page.records.len() <= 64);
+            // A page reads its records and the one showing a next page.
+            assert!(page.examined <= 65, "{}", page.examined);
             seen.extend(page.records);
             match page.next {
                 Some(c) => p.cursor = Some(c),
@@ -400,7 +384,10 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 1000);
-        assert!(seen.windows(2).all(|w| order(&w[0], &w[1]).is_lt()));
+        // Key order: type, then rdata; each record once.
+        assert!(seen
+            .windows(2)
+            .all(|w| (&w[0].rrtype, &w[0].rdata) < (&w[1].rrtype, &w[1].rdata)));
         let aaaa = lookup(
             &s,
             "MANY.example.",

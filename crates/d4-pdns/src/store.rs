@@ -19,6 +19,7 @@
 //! Writes come in batches ([`Store::upsert`]): one transaction per batch.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -39,6 +40,18 @@ pub fn reverse_name(n: &str) -> String {
     let mut out = String::with_capacity(n.len());
     reverse_into(n, &mut out);
     out
+}
+
+fn reverse_into_bytes(n: &str, out: &mut Vec<u8>) {
+    if n == "." {
+        return;
+    }
+    for (i, l) in n.rsplit('.').enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        out.extend_from_slice(l.as_bytes());
+    }
 }
 
 fn reverse_into(n: &str, out: &mut String) {
@@ -191,6 +204,127 @@ impl Pending {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// What a lookup matches.
+#[derive(Clone, Copy, Debug)]
+pub enum Select<'a> {
+    /// The records of one name (normalised).
+    Name(&'a str),
+    /// The records of every name under a suffix (normalised, without `*.`).
+    Suffix(&'a str),
+    /// The records whose rdata is this (normalised).
+    Rdata(&'a str),
+}
+
+/// Conditions on the records of a [`Store::scan`].
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only this type (canonical mnemonic).
+    pub rrtype: Option<String>,
+    /// Only records first seen after this time (seconds).
+    pub time_first_after: Option<u64>,
+    /// Only records last seen before this time (seconds).
+    pub time_last_before: Option<u64>,
+}
+
+impl Filter {
+    fn rrtype_is(&self, t: &[u8]) -> bool {
+        self.rrtype.as_ref().is_none_or(|x| x.as_bytes() == t)
+    }
+
+    /// The time conditions on a stored value (its first 16 bytes).
+    fn times(&self, v: &[u8]) -> bool {
+        let n = |i: usize| {
+            v.get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+        };
+        let (Some(first), Some(last)) = (n(0), n(8)) else {
+            return false;
+        };
+        self.time_first_after.is_none_or(|t| first > t)
+            && self.time_last_before.is_none_or(|t| last < t)
+    }
+}
+
+/// A page of a [`Store::scan`].
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The records, in store key order.
+    pub records: Vec<Record>,
+    /// Where the next page starts (after this key), while there may be one.
+    pub next: Option<Vec<u8>>,
+    /// Index entries examined for this page (records returned, records
+    /// skipped by the filter, and the one that showed a next page).
+    pub examined: u64,
+}
+
+/// Why a scan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The cursor is not a key of this lookup.
+    #[error("bad cursor: not one of this query")]
+    Cursor,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+macro_rules! store_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ScanError {
+            fn from(e: $t) -> ScanError {
+                ScanError::Store(e.into())
+            }
+        }
+    )*};
+}
+store_error!(redb::StorageError, redb::TableError, redb::TransactionError);
+
+/// The bookkeeping of one [`Store::scan`] page.
+struct Paging {
+    scan: Scan,
+    limit: usize,
+    /// Most entries examined.
+    budget: u64,
+    /// The key of the last entry this page is done with: the next page
+    /// starts after it.
+    done: Vec<u8>,
+}
+
+impl Paging {
+    /// Counts one more entry examined; false when the budget is spent.
+    fn examine(&mut self) -> bool {
+        if self.scan.examined >= self.budget {
+            return false;
+        }
+        self.scan.examined += 1;
+        true
+    }
+
+    /// An entry examined, `rec` when it passed the filter; true when it
+    /// shows that a next page follows (the page was full).
+    fn offer(&mut self, rec: Option<Record>, key: &[u8]) -> bool {
+        let full = self.scan.records.len() >= self.limit;
+        match rec {
+            Some(_) if full => return true,
+            Some(r) => self.scan.records.push(r),
+            // Skipped after the page is full: the next page looks at it
+            // again (it is not done with).
+            None if full => return false,
+            None => {}
+        }
+        self.done.clear();
+        self.done.extend_from_slice(key);
+        false
+    }
+
+    /// The page, with a cursor: more entries may match.
+    fn more(mut self) -> Scan {
+        self.scan.next = Some(self.done);
+        self.scan
     }
 }
 
@@ -374,6 +508,120 @@ impl Store {
         Ok(out)
     }
 
+    /// A page of the records `sel` matches that pass `filter`, in store
+    /// key order, starting after the key `after` (a [`Scan::next`] of the
+    /// previous page). At most `limit` records are returned and at most
+    /// `limit + max_skip` index entries examined (records skipped by the
+    /// filter count): the cost of a page is bounded by its size whatever
+    /// the store holds, and only the page is kept in memory. `next` is set
+    /// while the scan stopped before the end of the matching keys; a page
+    /// that ran out of budget may be short, or empty, and still have one.
+    pub fn scan(
+        &self,
+        sel: &Select<'_>,
+        filter: &Filter,
+        after: Option<&[u8]>,
+        limit: usize,
+        max_skip: usize,
+    ) -> Result<Scan, ScanError> {
+        let limit = limit.max(1);
+        let budget = limit.saturating_add(max_skip);
+        let mut prefix = Vec::with_capacity(64);
+        let by_rdata = match sel {
+            Select::Name(n) | Select::Suffix(n) => {
+                reverse_into_bytes(n, &mut prefix);
+                if matches!(sel, Select::Suffix(_)) {
+                    prefix.push(b'.');
+                } else {
+                    prefix.push(0);
+                    // One name and one type: the key prefix narrows to them.
+                    if let Some(t) = &filter.rrtype {
+                        prefix.extend_from_slice(t.as_bytes());
+                        prefix.push(0);
+                    }
+                }
+                false
+            }
+            Select::Rdata(d) => {
+                prefix.extend_from_slice(d.as_bytes());
+                prefix.push(0);
+                true
+            }
+        };
+        if let Some(a) = after {
+            if !a.starts_with(&prefix) {
+                return Err(ScanError::Cursor);
+            }
+        }
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix.as_slice()),
+        };
+        let tx = self.db.begin_read()?;
+        let rr = tx.open_table(RR)?;
+        let mut page = Paging {
+            scan: Scan::default(),
+            limit,
+            budget: budget as u64,
+            done: Vec::new(),
+        };
+        if by_rdata {
+            let idx = tx.open_table(RDATA)?;
+            let mut key = Vec::with_capacity(64);
+            for e in idx.range::<&[u8]>((start, Bound::Unbounded))? {
+                let (k, _) = e?;
+                let k = k.value();
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if !page.examine() {
+                    return Ok(page.more());
+                }
+                // `rdata 0 revname 0 rrtype` → `revname 0 rrtype 0 rdata`.
+                let mut p = k[prefix.len()..].splitn(2, |&b| b == 0);
+                let rec = match (p.next(), p.next()) {
+                    (Some(rev), Some(t)) if filter.rrtype_is(t) => {
+                        key.clear();
+                        key.extend_from_slice(rev);
+                        key.push(0);
+                        key.extend_from_slice(t);
+                        key.push(0);
+                        key.extend_from_slice(&prefix[..prefix.len() - 1]);
+                        match rr.get(key.as_slice())? {
+                            Some(v) if filter.times(v.value()) => Self::decode_rr(&key, v.value()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if page.offer(rec, k) {
+                    return Ok(page.more());
+                }
+            }
+        } else {
+            for e in rr.range::<&[u8]>((start, Bound::Unbounded))? {
+                let (k, v) = e?;
+                let (k, v) = (k.value(), v.value());
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                if !page.examine() {
+                    return Ok(page.more());
+                }
+                let t = k.split(|&b| b == 0).nth(1).unwrap_or_default();
+                let rec = if filter.rrtype_is(t) && filter.times(v) {
+                    Self::decode_rr(k, v)
+                } else {
+                    None
+                };
+                if page.offer(rec, k) {
+                    return Ok(page.more());
+                }
+            }
+        }
+        Ok(page.scan)
+    }
+
     /// Sensor ids seen (at most 10,000 listed).
     pub fn sensors(&self) -> Result<Vec<String>> {
         let tx = self.db.begin_read()?;
@@ -531,6 +779,124 @@ mod tests {
         assert_eq!(s.expire(&p, 205).unwrap(), 2);
         assert!(s.by_rdata("192.0.2.9", 10).unwrap().is_empty());
         assert_eq!(s.len().unwrap(), 3);
+    }
+
+    /// Every page of a scan, followed by its cursors.
+    fn all_pages(
+        s: &Store,
+        sel: &Select<'_>,
+        f: &Filter,
+        limit: usize,
+        max_skip: usize,
+    ) -> Vec<Record> {
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        for _ in 0..10_000 {
+            let page = s.scan(sel, f, after.as_deref(), limit, max_skip).unwrap();
+            assert!(page.records.len() <= limit);
+            assert!(page.examined as usize <= limit + max_skip);
+            out.extend(page.records);
+            match page.next {
+                Some(k) => after = Some(k),
+                None => return out,
+            }
+        }
+        panic!("the cursors never end");
+    }
+
+    #[test]
+    fn scan_pages_give_every_match_once_within_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("pdns.redb")).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..300u64 {
+            let name = format!("h{}.z{}.example.com", i % 37, i % 5);
+            let (t, d) = match i % 4 {
+                0 => ("AAAA", format!("2001:db8::{}", i % 7)),
+                1 => ("CNAME", format!("t{}.example.net", i % 3)),
+                _ => ("A", format!("192.0.2.{}", i % 11)),
+            };
+            batch.push(obs(&name, t, &d, 1000 + i, "s"));
+        }
+        batch.push(obs("example.com", "A", "192.0.2.1", 5, "s"));
+        batch.push(obs("example.community", "A", "192.0.2.1", 5, "s"));
+        s.upsert(&batch).unwrap();
+        let everything: Vec<Record> = s.by_name("com", true, usize::MAX).unwrap();
+        let filters = [
+            Filter::default(),
+            Filter {
+                rrtype: Some("CNAME".into()),
+                ..Filter::default()
+            },
+            Filter {
+                time_first_after: Some(1100),
+                time_last_before: Some(1250),
+                ..Filter::default()
+            },
+            Filter {
+                rrtype: Some("MX".into()),
+                ..Filter::default()
+            },
+        ];
+        let sels = [
+            Select::Suffix("example.com"),
+            Select::Suffix("z3.example.com"),
+            Select::Name("h4.z4.example.com"),
+            Select::Rdata("192.0.2.1"),
+            Select::Rdata("t1.example.net"),
+        ];
+        for sel in &sels {
+            for f in &filters {
+                let matches = |r: &Record| {
+                    let sel_ok = match sel {
+                        Select::Suffix(x) => r.rrname.ends_with(&format!(".{x}")),
+                        Select::Name(x) => r.rrname == *x,
+                        Select::Rdata(x) => r.rdata == *x,
+                    };
+                    sel_ok
+                        && f.rrtype.as_ref().is_none_or(|t| &r.rrtype == t)
+                        && f.time_first_after.is_none_or(|t| r.time_first > t)
+                        && f.time_last_before.is_none_or(|t| r.time_last < t)
+                };
+                let mut want: Vec<_> = everything
+                    .iter()
+                    .chain(&s.by_rdata("192.0.2.1", usize::MAX).unwrap())
+                    .filter(|r| matches(r))
+                    .map(|r| (r.rrname.clone(), r.rrtype.clone(), r.rdata.clone()))
+                    .collect();
+                want.sort();
+                want.dedup();
+                for (limit, skip) in [(1, 0), (1, 3), (4, 1), (7, 50), (1000, 10_000)] {
+                    let got: Vec<_> = all_pages(&s, sel, f, limit, skip)
+                        .into_iter()
+                        .map(|r| (r.rrname, r.rrtype, r.rdata))
+                        .collect();
+                    let mut sorted = got.clone();
+                    sorted.sort();
+                    sorted.dedup();
+                    assert_eq!(sorted.len(), got.len(), "{sel:?} {f:?}: a record twice");
+                    assert_eq!(sorted, want, "{sel:?} {f:?} limit {limit} skip {skip}");
+                }
+            }
+        }
+        // A cursor of another lookup is refused.
+        let page = s
+            .scan(
+                &Select::Suffix("example.com"),
+                &Filter::default(),
+                None,
+                1,
+                0,
+            )
+            .unwrap();
+        let other = s.scan(
+            &Select::Rdata("192.0.2.1"),
+            &Filter::default(),
+            page.next.as_deref(),
+            1,
+            0,
+        );
+        assert!(matches!(other, Err(ScanError::Cursor)));
     }
 
     #[test]
