@@ -418,15 +418,10 @@ impl Handler for QueueItems<'_> {
 
 /// The format of a stream from its first bytes.
 pub fn sniff(head: &[u8]) -> Format {
+    use d4_packet::{pcap::is_pcap_magic, records::pcapng::SHB_MAGIC};
     let magic = head.get(..4).map(|m| [m[0], m[1], m[2], m[3]]);
     match magic {
-        Some(
-            [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d]
-            | [0x0a, 0x0d, 0x0d, 0x0a],
-        ) => Format::Pcap,
+        Some(m) if is_pcap_magic(m) || m == SHB_MAGIC => Format::Pcap,
         _ if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => Format::Cof,
         _ => Format::Passivedns,
     }
