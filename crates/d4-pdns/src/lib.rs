@@ -32,8 +32,8 @@
 //! a reverse index by rdata. `serve` is axum on a multi-thread tokio runtime;
 //! lookups run in `spawn_blocking` (redb read transactions), in the store's
 //! key order, and page with an opaque cursor: a page examines at most its
-//! limit plus `serve::MAX_SKIP` entries. With `--ingest-queue` a thread consumes the D4 server's
-//! queues over its management API (`queue::Queue`, on `d4_api::poll`) and is
+//! limit plus `serve::MAX_SKIP` entries. With `--ingest-queue` a thread
+//! consumes the D4 server's queues over its management API (`queue::Queue`, on `d4_api::poll`) and is
 //! the store's single writer. The binary owns the signals: long-running
 //! subcommands get a [`cli::Shutdown`] and stop after the batch in hand.
 
