@@ -19,27 +19,27 @@ use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::Db;
+use crate::store::db::Db;
 
 /// Failed logins (per address and per account) before the lock.
-pub const MAX_FAILURES: u32 = 5;
+pub(crate) const MAX_FAILURES: u32 = 5;
 /// How long a lock lasts, and the window failures are counted in (seconds).
-pub const LOCK_SECS: i64 = 300;
+pub(crate) const LOCK_SECS: i64 = 300;
 /// How long a browser session lasts (seconds).
-pub const SESSION_SECS: i64 = 12 * 3600;
+pub(crate) const SESSION_SECS: i64 = 12 * 3600;
 /// Most sessions per account: a new login ends the oldest past it.
-pub const MAX_SESSIONS: usize = 32;
+pub(crate) const MAX_SESSIONS: usize = 32;
 /// Failed-login counters kept before finished ones are forgotten.
 const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 10;
+pub(crate) const MIN_PASSWORD: usize = 10;
 /// The file with the first admin's credentials, in the data dir.
-pub const DEFAULT_PASSWORD_FILE: &str = "DEFAULT_PASSWORD";
+pub(crate) const DEFAULT_PASSWORD_FILE: &str = "DEFAULT_PASSWORD";
 
 /// What an account may do. `admin` ⊃ `user` ⊃ `sensor_register`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub(crate) enum Role {
     /// Only `POST /api/v1/add/sensor/register` (API only: cannot log in).
     SensorRegister,
     /// Sees everything, pops queues, registers sensors; changes nothing else.
@@ -50,12 +50,12 @@ pub enum Role {
 
 impl Role {
     /// Whether this role includes `needed`.
-    pub fn allows(self, needed: Role) -> bool {
+    pub(crate) fn allows(self, needed: Role) -> bool {
         self >= needed
     }
 
     /// Parses `admin`, `user`, `sensor_register`.
-    pub fn parse(s: &str) -> Result<Role> {
+    pub(crate) fn parse(s: &str) -> Result<Role> {
         match s {
             "admin" => Ok(Role::Admin),
             "user" => Ok(Role::User),
@@ -65,7 +65,7 @@ impl Role {
     }
 
     /// The name used in the API and the UI.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::User => "user",
@@ -76,43 +76,43 @@ impl Role {
 
 /// An account as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct User {
+pub(crate) struct User {
     /// Login name.
-    pub name: String,
+    pub(crate) name: String,
     /// Role.
-    pub role: Role,
+    pub(crate) role: Role,
     /// argon2id PHC string.
-    pub password_hash: String,
+    pub(crate) password_hash: String,
     /// Set for new accounts and the first admin: the next login must change it.
-    pub must_change_password: bool,
+    pub(crate) must_change_password: bool,
     /// SHA-256 (hex) of the API key.
-    pub api_key_hash: String,
+    pub(crate) api_key_hash: String,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
 }
 
 /// An account as the API and UI show it (no secrets).
 #[derive(Clone, Debug, Serialize)]
-pub struct UserView {
+pub(crate) struct UserView {
     /// Login name.
-    pub name: String,
+    pub(crate) name: String,
     /// Role.
-    pub role: Role,
+    pub(crate) role: Role,
     /// Whether the next login must change the password.
-    pub must_change_password: bool,
+    pub(crate) must_change_password: bool,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
 }
 
 /// A browser session (cookie `d4_session`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WebSession {
+pub(crate) struct WebSession {
     /// Account name.
-    pub user: String,
+    pub(crate) user: String,
     /// The CSRF token every form of this session carries.
-    pub csrf: String,
+    pub(crate) csrf: String,
     /// Unix seconds.
-    pub expires: i64,
+    pub(crate) expires: i64,
 }
 
 /// Failed logins for one address or account.
@@ -125,7 +125,7 @@ struct Throttle {
 
 /// Why a login failed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum LoginError {
+pub(crate) enum LoginError {
     /// Too many failures: retry after this many seconds.
     Throttled(i64),
     /// Wrong name or password (which one is not said).
@@ -142,7 +142,7 @@ struct Throttles {
 }
 
 /// The account registry.
-pub struct Accounts {
+pub(crate) struct Accounts {
     db: Arc<Db>,
     users: Mutex<BTreeMap<String, User>>,
     sessions: Mutex<HashMap<String, WebSession>>,
@@ -154,7 +154,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A random secret: 32 characters of `[A-Za-z0-9]`.
-pub fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     (0..32)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
@@ -162,7 +162,7 @@ pub fn random_secret() -> String {
 }
 
 /// SHA-256 in hex (digests of API keys and cookies).
-pub fn digest(s: &str) -> String {
+pub(crate) fn digest(s: &str) -> String {
     Sha256::digest(s.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -188,7 +188,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether `name` can be an account name (1-64 of `A-Z a-z 0-9 . _ @ - +`).
-pub fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -208,7 +208,7 @@ fn check_new_password(pw: &str) -> Result<()> {
 
 impl Accounts {
     /// Loads accounts, live sessions and throttle state.
-    pub fn load(db: Arc<Db>) -> Result<Accounts> {
+    pub(crate) fn load(db: Arc<Db>) -> Result<Accounts> {
         let now = chrono::Utc::now().timestamp();
         let users = db
             .docs_with_prefix::<User>("user:")?
@@ -249,7 +249,7 @@ impl Accounts {
     /// On first start (no account at all): creates `admin` with a random
     /// password that must be changed at first login and an API key, and
     /// writes both to `<data-dir>/DEFAULT_PASSWORD` (mode 0600).
-    pub fn ensure_admin(&self, data_dir: &Path, web_url: &str) -> Result<bool> {
+    pub(crate) fn ensure_admin(&self, data_dir: &Path, web_url: &str) -> Result<bool> {
         if !lock(&self.users).is_empty() {
             return Ok(false);
         }
@@ -258,13 +258,13 @@ impl Accounts {
         let text = format!(
             "# d4 web UI: {web_url}/\n# The password must be changed at first login; this file is removed then.\nuser: admin\npassword: {password}\napi_key: {key}\n"
         );
-        crate::write_private(&data_dir.join(DEFAULT_PASSWORD_FILE), text.as_bytes())?;
+        crate::server::write_private(&data_dir.join(DEFAULT_PASSWORD_FILE), text.as_bytes())?;
         Ok(true)
     }
 
     /// Creates an account; it must change its password at first login.
     /// Returns its API key (shown once).
-    pub fn create_user(&self, name: &str, role: Role, password: &str) -> Result<String> {
+    pub(crate) fn create_user(&self, name: &str, role: Role, password: &str) -> Result<String> {
         if !valid_name(name) {
             bail!("{name:?} is not a valid user name (1-64 of A-Z a-z 0-9 . _ @ - +)");
         }
@@ -287,7 +287,7 @@ impl Accounts {
     }
 
     /// Every account, without secrets.
-    pub fn list(&self) -> Vec<UserView> {
+    pub(crate) fn list(&self) -> Vec<UserView> {
         lock(&self.users)
             .values()
             .map(|u| UserView {
@@ -300,7 +300,7 @@ impl Accounts {
     }
 
     /// One account.
-    pub fn get(&self, name: &str) -> Option<User> {
+    pub(crate) fn get(&self, name: &str) -> Option<User> {
         lock(&self.users).get(name).cloned()
     }
 
@@ -313,7 +313,7 @@ impl Accounts {
 
     /// Changes an account's role (the last admin stays admin) and ends its
     /// sessions.
-    pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
+    pub(crate) fn set_role(&self, name: &str, role: Role) -> Result<()> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if u.role == Role::Admin && role != Role::Admin && self.admins() == 1 {
             bail!("{name:?} is the last admin");
@@ -326,7 +326,7 @@ impl Accounts {
     }
 
     /// Deletes an account and its sessions (not the last admin).
-    pub fn delete_user(&self, name: &str) -> Result<()> {
+    pub(crate) fn delete_user(&self, name: &str) -> Result<()> {
         let u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         if u.role == Role::Admin && self.admins() == 1 {
             bail!("{name:?} is the last admin");
@@ -358,7 +358,7 @@ impl Accounts {
     }
 
     /// Gives an account a new API key; returns it (shown once).
-    pub fn reset_api_key(&self, name: &str) -> Result<String> {
+    pub(crate) fn reset_api_key(&self, name: &str) -> Result<String> {
         let mut u = self.get(name).ok_or_else(|| anyhow!("no user {name:?}"))?;
         let key = random_secret();
         u.api_key_hash = digest(&key);
@@ -368,7 +368,7 @@ impl Accounts {
     }
 
     /// The account an API key belongs to.
-    pub fn by_api_key(&self, key: &str) -> Option<User> {
+    pub(crate) fn by_api_key(&self, key: &str) -> Option<User> {
         let d = digest(key);
         lock(&self.users)
             .values()
@@ -465,7 +465,7 @@ impl Accounts {
     /// The throttle check and a failure slot are taken together, before the
     /// password is checked, so parallel attempts get no more than
     /// [`MAX_FAILURES`] checks.
-    pub fn login(
+    pub(crate) fn login(
         &self,
         name: &str,
         password: &str,
@@ -532,7 +532,7 @@ impl Accounts {
         };
         let doc = serde_json::to_vec(&s)?;
         self.db.write(|tx| {
-            let mut t = tx.open_table(crate::store::KV)?;
+            let mut t = tx.open_table(crate::store::db::KV)?;
             for k in &gone {
                 t.remove(format!("websession:{k}").as_str())?;
             }
@@ -543,7 +543,7 @@ impl Accounts {
     }
 
     /// The session a cookie opens, and its account.
-    pub fn session(&self, cookie: &str, now: i64) -> Option<(WebSession, User)> {
+    pub(crate) fn session(&self, cookie: &str, now: i64) -> Option<(WebSession, User)> {
         let s = lock(&self.sessions).get(&digest(cookie)).cloned()?;
         if s.expires <= now {
             return None;
@@ -553,7 +553,7 @@ impl Accounts {
     }
 
     /// Ends a session.
-    pub fn logout(&self, cookie: &str) -> Result<()> {
+    pub(crate) fn logout(&self, cookie: &str) -> Result<()> {
         let id = digest(cookie);
         if lock(&self.sessions).remove(&id).is_some() {
             self.db.delete_doc(&format!("websession:{id}"))?;
@@ -564,7 +564,7 @@ impl Accounts {
     /// Changes a password (the old one must be right); clears the
     /// must-change flag; ends the account's other sessions (all but the one
     /// of cookie `keep`). For the first admin, removes DEFAULT_PASSWORD.
-    pub fn change_password(
+    pub(crate) fn change_password(
         &self,
         name: &str,
         old: &str,

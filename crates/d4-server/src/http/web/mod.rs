@@ -8,7 +8,7 @@
 //! must change its password before any other page opens; logins are throttled
 //! ([`crate::accounts`]). Pages answer with a strict Content-Security-Policy
 //! (no script at all) and `X-Frame-Options: DENY`. The operations behind the
-//! forms are the API's ([`crate::api`]), so UI and API cannot drift apart.
+//! forms are the API's ([`crate::http::api`]), so UI and API cannot drift apart.
 
 mod svg;
 
@@ -28,8 +28,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::accounts::{LoginError, Role, User};
-use crate::api::{self, ActionBody, ApiError, CreateQueue, CreateUser, PeerAddr, TypesBody};
-use crate::Shared;
+use crate::http::api::{self, ActionBody, ApiError, CreateQueue, CreateUser, PeerAddr, TypesBody};
+use crate::server::Shared;
 
 const STYLE: &str = include_str!("style.css");
 const SESSION_COOKIE: &str = "d4_session";
@@ -37,7 +37,7 @@ const LOGIN_COOKIE: &str = "d4_login";
 const FLASH_COOKIE: &str = "d4_flash";
 
 /// The whole HTTPS application: UI pages, `/api/v1`, `/metrics`.
-pub fn app(shared: Arc<Shared>) -> Router {
+pub(crate) fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))

@@ -31,28 +31,28 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::policy::{Mirror, Policy, Reject};
-use crate::sensors::Sensors;
-use crate::store::Db;
+use crate::ingest::policy::{Mirror, Policy, Reject};
+use crate::ingest::sensors::Sensors;
+use crate::store::db::Db;
 
 /// The reference set of blocked sensor UUIDs.
-pub const BLACKLIST_UUID: &str = "blacklist_uuid";
+pub(crate) const BLACKLIST_UUID: &str = "blacklist_uuid";
 /// The reference set of blocked addresses.
-pub const BLACKLIST_IP: &str = "blacklist_ip";
+pub(crate) const BLACKLIST_IP: &str = "blacklist_ip";
 /// Sensors whose addresses are blocked when they connect.
-pub const BLACKLIST_IP_BY_UUID: &str = "blacklist_ip_by_uuid";
+pub(crate) const BLACKLIST_IP_BY_UUID: &str = "blacklist_ip_by_uuid";
 /// Approved sensors (registration mode).
-pub const REGISTERED_UUID: &str = "registered_uuid";
+pub(crate) const REGISTERED_UUID: &str = "registered_uuid";
 /// Sensors waiting for approval.
-pub const PENDING: &str = "sensor_pending_registration";
+pub(crate) const PENDING: &str = "sensor_pending_registration";
 /// Accepted types.
-pub const ACCEPTED_TYPE: &str = "server:accepted_type";
+pub(crate) const ACCEPTED_TYPE: &str = "server:accepted_type";
 /// Accepted extended types.
-pub const ACCEPTED_EXTENDED_TYPE: &str = "server:accepted_extended_type";
+pub(crate) const ACCEPTED_EXTENDED_TYPE: &str = "server:accepted_extended_type";
 /// The default HMAC key.
-pub const DEFAULT_KEY: &str = "server:hmac_default_key";
+pub(crate) const DEFAULT_KEY: &str = "server:hmac_default_key";
 /// Kick requests of the reference UI.
-pub const SENSOR_TO_KICK: &str = "server:sensor_to_kick";
+pub(crate) const SENSOR_TO_KICK: &str = "server:sensor_to_kick";
 
 /// `temp_blacklist_uuid:<uuid>`.
 fn kick_key(u: &Uuid) -> String {
@@ -85,7 +85,7 @@ const ROUND: Duration = Duration::from_millis(250);
 /// shared default key set if missing (checked against this node's), and the
 /// shared policy read. `Err` when Redis did not answer in time (the loop
 /// goes on trying).
-pub async fn first_sync(
+pub(crate) async fn first_sync(
     p: &Policy,
     sensors: &Sensors,
     default_key: &str,
@@ -99,7 +99,7 @@ pub async fn first_sync(
 
 /// Runs until the policy is dropped: a round every 250 ms, and at once
 /// after a change made here.
-pub async fn sync_loop(
+pub(crate) async fn sync_loop(
     policy: Weak<Policy>,
     sensors: Weak<Sensors>,
     default_key: String,
@@ -335,7 +335,7 @@ const RENEW: Duration = Duration::from_secs(5);
 /// every node sharing the Redis (`d4:live:<uuid>:<type>`, value
 /// `<node>/<session>`, 15 s expiry renewed every 5 s while the session lives,
 /// so a crashed node's leases lapse by themselves).
-pub struct Leases {
+pub(crate) struct Leases {
     c: ConnectionManager,
     node: String,
 }
@@ -346,7 +346,7 @@ pub struct Leases {
 /// if another session (on any node) holds it by then, or takes it after an
 /// outage longer than the lease, this session is closed as a second
 /// connection.
-pub struct Lease {
+pub(crate) struct Lease {
     renew: tokio::task::JoinHandle<()>,
     leases: Arc<Leases>,
     key: String,
@@ -354,7 +354,7 @@ pub struct Lease {
 }
 
 /// The error for a Redis call given up after `wait`.
-pub fn timed_out(wait: Duration) -> redis::RedisError {
+pub(crate) fn timed_out(wait: Duration) -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         format!("no answer within {} ms", wait.as_millis()),
@@ -362,7 +362,7 @@ pub fn timed_out(wait: Duration) -> redis::RedisError {
 }
 
 /// The outcome of [`Leases::acquire`].
-pub enum Acquired {
+pub(crate) enum Acquired {
     /// This session holds the (UUID, type) lease.
     Held(Lease),
     /// Another session does: refuse this one.
@@ -403,7 +403,7 @@ impl Drop for Lease {
 
 impl Leases {
     /// Leases for this node (a random node name unless given).
-    pub fn new(c: ConnectionManager) -> Arc<Leases> {
+    pub(crate) fn new(c: ConnectionManager) -> Arc<Leases> {
         Arc::new(Leases {
             c,
             node: Uuid::new_v4().simple().to_string(),
@@ -413,7 +413,7 @@ impl Leases {
     /// What Redis says of a sensor starting a session: kicked (for how
     /// long), and the HMAC key to check it with (its own `hmac_key`, else
     /// `server:hmac_default_key`; `None` when neither is set).
-    pub async fn admit(&self, uuid: Uuid) -> redis::RedisResult<Admission> {
+    pub(crate) async fn admit(&self, uuid: Uuid) -> redis::RedisResult<Admission> {
         let mut c = self.c.clone();
         let (ttl, own, default): (i64, Option<String>, Option<String>) = redis::pipe()
             .pttl(kick_key(&uuid))
@@ -433,13 +433,13 @@ impl Leases {
     /// Takes the (UUID, type) lease for a session, waiting at most `wait`
     /// for Redis. `close` ends the session if it turns out to be a second
     /// connection later (see [`Lease`]).
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         self: &Arc<Self>,
         uuid: Uuid,
         ty: u8,
         session: Uuid,
         wait: Duration,
-        close: Arc<crate::sensors::CloseSignal>,
+        close: Arc<crate::ingest::sensors::CloseSignal>,
     ) -> Acquired {
         let key = format!("d4:live:{}:{ty}", uuid.simple());
         let value = format!("{}/{}", self.node, session.simple());
@@ -477,7 +477,7 @@ impl Leases {
                         tracing::warn!(
                             "live-connection lease {k2} is held by another session: this one is a second connection"
                         );
-                        close.close(crate::policy::Reject::AlreadyConnected(ty));
+                        close.close(crate::ingest::policy::Reject::AlreadyConnected(ty));
                         return;
                     }
                     Err(e) => tracing::warn!("cannot renew the live-connection lease {k2}: {e}"),
@@ -499,11 +499,11 @@ impl Leases {
 
 /// What Redis says of a sensor starting a session.
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     /// Kicked: seconds left.
-    pub kicked: Option<u64>,
+    pub(crate) kicked: Option<u64>,
     /// The key to check its frames with.
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// One aggregate of accepted traffic: a (sensor, address, type, day).
@@ -588,17 +588,17 @@ const META_BATCH: usize = 500;
 /// Redis is away the sums are kept in the local store (bounded: past
 /// 100,000 entries new ones are dropped and counted) and written when it
 /// returns, also after a restart.
-pub struct MetaMirror {
+pub(crate) struct MetaMirror {
     pending: std::sync::Mutex<Pending>,
     /// Entries dropped (buffer full).
-    pub dropped: std::sync::atomic::AtomicU64,
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
     /// Entries waiting (for `/metrics`).
-    pub waiting: std::sync::atomic::AtomicU64,
+    pub(crate) waiting: std::sync::atomic::AtomicU64,
 }
 
 impl MetaMirror {
     /// Starts the writer task, with what a previous run left on disk.
-    pub fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<MetaMirror> {
+    pub(crate) fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<MetaMirror> {
         let left: Spooled = match db.get_doc(META_DOC) {
             Ok(p) => p.unwrap_or_default(),
             Err(e) => {
@@ -642,7 +642,7 @@ impl MetaMirror {
     }
 
     /// Records a session's traffic (never blocks on Redis).
-    pub fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
+    pub(crate) fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
         let ty = type_key.split(':').next().unwrap_or(type_key);
         let now = chrono::Utc::now();
         let u = uuid.simple().to_string();
@@ -664,7 +664,7 @@ impl MetaMirror {
     }
 
     /// Records a session's start (`list_uuid_ip`).
-    pub fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
+    pub(crate) fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
         let entry = format!("{ip}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
         let mut p = self.lock();
         if !self.full(&p) {
@@ -673,7 +673,7 @@ impl MetaMirror {
     }
 
     /// Records a sensor's error (`Error` of `metadata_uuid:<uuid>`).
-    pub fn error(&self, uuid: Uuid, reason: &str) {
+    pub(crate) fn error(&self, uuid: Uuid, reason: &str) {
         let u = uuid.simple().to_string();
         let mut p = self.lock();
         if !p.errors.contains_key(&u) && self.full(&p) {

@@ -27,7 +27,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::config::RedisTarget;
-use crate::queues::{QueueDef, QueueType};
+use crate::store::queues::{QueueDef, QueueType};
 
 /// Queues in Redis.
 #[derive(Clone)]
@@ -130,7 +130,7 @@ return out
 });
 
 /// The list key of a queue.
-pub fn list_key(ty: &QueueType, id: Uuid) -> String {
+pub(crate) fn list_key(ty: &QueueType, id: Uuid) -> String {
     format!("analyzer:{ty}:{id}")
 }
 

@@ -13,58 +13,58 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{Mode, ServerConfig};
-use crate::store::Db;
+use crate::store::db::Db;
 
 /// The persistent part of the policy (store document `policy`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct PolicyState {
+pub(crate) struct PolicyState {
     /// Approved sensors (registration mode).
-    pub approved: BTreeSet<Uuid>,
+    pub(crate) approved: BTreeSet<Uuid>,
     /// Sensors that tried to connect while not approved, with when and from where.
-    pub pending: BTreeMap<Uuid, PendingSensor>,
+    pub(crate) pending: BTreeMap<Uuid, PendingSensor>,
     /// Refused sensors.
-    pub blocked_uuids: BTreeSet<Uuid>,
+    pub(crate) blocked_uuids: BTreeSet<Uuid>,
     /// Refused peers: addresses (as /32 or /128) and ranges.
-    pub blocked_nets: BTreeSet<IpNet>,
+    pub(crate) blocked_nets: BTreeSet<IpNet>,
     /// Sensors whose next peer address is added to `blocked_nets`.
-    pub block_ip_by_uuid: BTreeSet<Uuid>,
+    pub(crate) block_ip_by_uuid: BTreeSet<Uuid>,
     /// Per-sensor HMAC keys (never shown by the API).
-    pub keys: BTreeMap<Uuid, String>,
+    pub(crate) keys: BTreeMap<Uuid, String>,
     /// Operator settings per sensor (name, tags, limits, monitoring).
-    pub settings: BTreeMap<Uuid, SensorSettings>,
+    pub(crate) settings: BTreeMap<Uuid, SensorSettings>,
     /// Accepted types set from the UI or API (instead of the configuration's).
-    pub accepted_types: Option<BTreeSet<u8>>,
+    pub(crate) accepted_types: Option<BTreeSet<u8>>,
     /// Accepted extended types set from the UI or API (empty: any).
-    pub accepted_extended: Option<BTreeSet<String>>,
+    pub(crate) accepted_extended: Option<BTreeSet<String>>,
     /// Redis mode: the shared policy as last read from Redis (what this
     /// node's changes are measured against); `None` before the first sync,
     /// when this node's whole policy is added to Redis.
-    pub redis_synced: Option<Mirror>,
+    pub(crate) redis_synced: Option<Mirror>,
 }
 
 /// The part of the policy shared through Redis in the reference sets
 /// (see `redis_policy`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Mirror {
+pub(crate) struct Mirror {
     /// `blacklist_uuid`.
-    pub blocked_uuids: BTreeSet<Uuid>,
+    pub(crate) blocked_uuids: BTreeSet<Uuid>,
     /// `blacklist_ip`.
-    pub blocked_nets: BTreeSet<IpNet>,
+    pub(crate) blocked_nets: BTreeSet<IpNet>,
     /// `blacklist_ip_by_uuid`.
-    pub block_ip_by_uuid: BTreeSet<Uuid>,
+    pub(crate) block_ip_by_uuid: BTreeSet<Uuid>,
     /// `registered_uuid`.
-    pub approved: BTreeSet<Uuid>,
+    pub(crate) approved: BTreeSet<Uuid>,
     /// `sensor_pending_registration`.
-    pub pending: BTreeSet<Uuid>,
+    pub(crate) pending: BTreeSet<Uuid>,
     /// `server:accepted_type`.
-    pub accepted_types: BTreeSet<u8>,
+    pub(crate) accepted_types: BTreeSet<u8>,
     /// `server:accepted_extended_type`.
-    pub accepted_extended: BTreeSet<String>,
+    pub(crate) accepted_extended: BTreeSet<String>,
     /// `hmac_key` of `metadata_uuid:<uuid>` (written, not read back: a
     /// session reads its sensor's key from Redis when it starts).
-    pub keys: BTreeMap<Uuid, String>,
+    pub(crate) keys: BTreeMap<Uuid, String>,
 }
 
 /// `base` with the changes from `before` to `after` applied.
@@ -84,54 +84,54 @@ fn merge3<T: Ord + Clone>(
 /// What an operator sets on a sensor.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct SensorSettings {
+pub(crate) struct SensorSettings {
     /// Short name.
-    pub name: String,
+    pub(crate) name: String,
     /// Free text.
-    pub description: String,
+    pub(crate) description: String,
     /// Tags, for filtering.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Largest frame accepted from this sensor (bytes), below the server's
     /// `max_frame_size`; `None` for the server's.
-    pub max_frame_size: Option<u32>,
+    pub(crate) max_frame_size: Option<u32>,
     /// Seconds of silence after which the sensor is reported (monitoring);
     /// `None`: not monitored.
-    pub monitor_delay_secs: Option<u64>,
+    pub(crate) monitor_delay_secs: Option<u64>,
 }
 
 /// A sensor waiting for approval.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct PendingSensor {
+pub(crate) struct PendingSensor {
     /// Unix seconds of the first attempt.
-    pub first_seen: i64,
+    pub(crate) first_seen: i64,
     /// Unix seconds of the last attempt.
-    pub last_seen: i64,
+    pub(crate) last_seen: i64,
     /// Peer address of the last attempt.
-    pub ip: String,
+    pub(crate) ip: String,
     /// Registered through the API (`POST /api/v1/add/sensor/register`).
     #[serde(default)]
-    pub registered: bool,
+    pub(crate) registered: bool,
     /// Contact given at registration.
     #[serde(default)]
-    pub mail: Option<String>,
+    pub(crate) mail: Option<String>,
     /// Third-party sensor (given at registration).
     #[serde(default)]
-    pub third_party: bool,
+    pub(crate) third_party: bool,
     /// HMAC key given at registration, set as the sensor's key on approval
     /// (never shown).
     #[serde(default)]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// Most pending sensors remembered: past it, newcomers (connections and
 /// registrations) wait until an operator clears the list.
-pub const MAX_PENDING: usize = 1000;
+pub(crate) const MAX_PENDING: usize = 1000;
 
 /// Why a session is refused. The text is what the log and the sensor's
 /// error record say.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Reject {
+pub(crate) enum Reject {
     /// Check 1.
     #[error("peer address {0} is blocklisted")]
     BlockedIp(IpAddr),
@@ -195,7 +195,7 @@ pub enum Reject {
 
 impl Reject {
     /// A short name for the reason (metrics label).
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Reject::BlockedIp(_) => "blocked_ip",
             Reject::BlockIpByUuid(_) => "block_ip_by_uuid",
@@ -220,10 +220,10 @@ impl Reject {
 }
 
 /// The policy shared by all sessions.
-pub struct Policy {
+pub(crate) struct Policy {
     mode: Mode,
     /// Limit for frame payloads.
-    pub max_frame_size: u32,
+    pub(crate) max_frame_size: u32,
     accepted_types: BTreeSet<u8>,
     accepted_extended: BTreeSet<String>,
     kick_for: Duration,
@@ -231,7 +231,7 @@ pub struct Policy {
     kicked: Mutex<HashMap<Uuid, Instant>>,
     /// Woken by every change made through [`Policy::update`] and every
     /// kick (Redis mode: shared at once).
-    pub changed: tokio::sync::Notify,
+    pub(crate) changed: tokio::sync::Notify,
     /// Kicks not yet written to Redis (Redis mode).
     kicks_to_share: Mutex<Vec<Uuid>>,
     /// Redis mode: kicks are shared.
@@ -248,7 +248,7 @@ pub struct Policy {
 
 impl Policy {
     /// Loads the policy state from the store; the rest comes from the configuration.
-    pub fn load(cfg: &ServerConfig, db: Arc<Db>) -> Result<Policy> {
+    pub(crate) fn load(cfg: &ServerConfig, db: Arc<Db>) -> Result<Policy> {
         let state: PolicyState = db.get_doc("policy")?.unwrap_or_default();
         Ok(Policy {
             mode: cfg.mode,
@@ -270,7 +270,7 @@ impl Policy {
     }
 
     /// The admission mode.
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
@@ -279,13 +279,13 @@ impl Policy {
     }
 
     /// A copy of the persistent state (for listings).
-    pub fn snapshot(&self) -> PolicyState {
+    pub(crate) fn snapshot(&self) -> PolicyState {
         self.read().clone()
     }
 
     /// Changes the state and persists it. Locks are never nested: the state
     /// lock is released before the signer cache is touched.
-    pub fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
         let (out, doc) = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             let out = f(&mut s);
@@ -304,7 +304,7 @@ impl Policy {
 
     /// Changes the state in memory only; [`Policy::persist_if_changed`]
     /// writes it (sessions must not wait for a disk commit).
-    pub fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
+    pub(crate) fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
         let out = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             self.changes
@@ -316,7 +316,7 @@ impl Policy {
     }
 
     /// Writes the state if a lazy update changed it (called periodically).
-    pub fn persist_if_changed(&self) -> Result<()> {
+    pub(crate) fn persist_if_changed(&self) -> Result<()> {
         if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let doc = self.snapshot();
             self.db.put_docs(&[("policy".to_string(), &doc)])?;
@@ -325,7 +325,7 @@ impl Policy {
     }
 
     /// The accepted types in force (set by an operator, or the configuration's).
-    pub fn accepted_types(&self) -> BTreeSet<u8> {
+    pub(crate) fn accepted_types(&self) -> BTreeSet<u8> {
         self.read()
             .accepted_types
             .clone()
@@ -333,7 +333,7 @@ impl Policy {
     }
 
     /// The accepted extended types in force (empty: any valid name).
-    pub fn accepted_extended(&self) -> BTreeSet<String> {
+    pub(crate) fn accepted_extended(&self) -> BTreeSet<String> {
         self.read()
             .accepted_extended
             .clone()
@@ -341,7 +341,7 @@ impl Policy {
     }
 
     /// Check 1, also run when a connection is accepted.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
             return Err(Reject::BlockedIp(ip));
         }
@@ -350,7 +350,7 @@ impl Policy {
 
     /// Redis mode: the shared part of the policy as this node has it, and the
     /// state last synchronised with Redis.
-    pub fn mirror(&self) -> (Mirror, Option<Mirror>) {
+    pub(crate) fn mirror(&self) -> (Mirror, Option<Mirror>) {
         let s = self.read();
         (self.mirror_of(&s), s.redis_synced.clone())
     }
@@ -383,7 +383,7 @@ impl Policy {
     /// Redis mode: takes the shared policy read from Redis (`shared`, whose
     /// writes included this node's changes up to `before`), keeping the
     /// changes made here since `before` was taken.
-    pub fn apply_mirror(&self, shared: Mirror, before: &Mirror) {
+    pub(crate) fn apply_mirror(&self, shared: Mirror, before: &Mirror) {
         self.update_lazily(|s| {
             let now = self.mirror_of(s);
             s.blocked_uuids = merge3(
@@ -452,7 +452,7 @@ impl Policy {
     }
 
     /// Redis mode: a key set here for a sensor and not yet written to Redis.
-    pub fn unsynced_key(&self, u: Uuid) -> Option<String> {
+    pub(crate) fn unsynced_key(&self, u: Uuid) -> Option<String> {
         let s = self.read();
         let local = s.keys.get(&u).or_else(|| s.pending.get(&u)?.key.as_ref())?;
         let synced = s.redis_synced.as_ref().and_then(|m| m.keys.get(&u));
@@ -461,7 +461,7 @@ impl Policy {
 
     /// Refuses a sensor for the kick period (shared with the other nodes in
     /// Redis mode).
-    pub fn kick(&self, uuid: Uuid) {
+    pub(crate) fn kick(&self, uuid: Uuid) {
         self.kick_for(uuid, self.kick_for);
         if self.shares_kicks.load(std::sync::atomic::Ordering::SeqCst) {
             self.kicks_to_share
@@ -473,7 +473,7 @@ impl Policy {
     }
 
     /// Refuses a sensor for `d` (a kick made elsewhere).
-    pub fn kick_for(&self, uuid: Uuid, d: Duration) {
+    pub(crate) fn kick_for(&self, uuid: Uuid, d: Duration) {
         self.kicked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -481,18 +481,18 @@ impl Policy {
     }
 
     /// The kick period.
-    pub fn kick_period(&self) -> Duration {
+    pub(crate) fn kick_period(&self) -> Duration {
         self.kick_for
     }
 
     /// Redis mode: kicks are to be shared from now on.
-    pub fn share_kicks(&self) {
+    pub(crate) fn share_kicks(&self) {
         self.shares_kicks
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Redis mode: the kicks made here since the last call.
-    pub fn take_kicks(&self) -> Vec<Uuid> {
+    pub(crate) fn take_kicks(&self) -> Vec<Uuid> {
         std::mem::take(
             &mut *self
                 .kicks_to_share
@@ -502,7 +502,7 @@ impl Policy {
     }
 
     /// Redis mode: kicks to write again after a failure.
-    pub fn return_kicks(&self, k: Vec<Uuid>) {
+    pub(crate) fn return_kicks(&self, k: Vec<Uuid>) {
         self.kicks_to_share
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -510,7 +510,7 @@ impl Policy {
     }
 
     /// Checks 1-6 on a header (the ones that need no session state).
-    pub fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
+    pub(crate) fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
         self.check_ip(ip)?;
         let u = h.uuid;
         if self.read().block_ip_by_uuid.contains(&u) {
@@ -563,7 +563,7 @@ impl Policy {
     }
 
     /// Check 6 for the extended type announced by a meta-header.
-    pub fn check_extended(&self, name: &str) -> Result<(), Reject> {
+    pub(crate) fn check_extended(&self, name: &str) -> Result<(), Reject> {
         let accepted = self.accepted_extended();
         if accepted.is_empty() || accepted.contains(name) {
             Ok(())
@@ -600,7 +600,7 @@ impl Policy {
     }
 
     /// The signer for a sensor: its own key, or the default key.
-    pub fn signer(&self, u: Uuid) -> Signer {
+    pub(crate) fn signer(&self, u: Uuid) -> Signer {
         if let Some(s) = self
             .signers
             .lock()

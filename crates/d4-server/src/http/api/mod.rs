@@ -55,17 +55,17 @@ use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
 use crate::accounts::Role;
-use crate::policy::{Reject, SensorSettings};
-use crate::queues::{QueueDef, QueueType};
-use crate::sensors::SensorMeta;
-use crate::Shared;
+use crate::ingest::policy::{Reject, SensorSettings};
+use crate::ingest::sensors::SensorMeta;
+use crate::server::Shared;
+use crate::store::queues::{QueueDef, QueueType};
 
 /// The OpenAPI document of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 
 /// An API error: status and reason.
 #[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -86,7 +86,7 @@ impl From<anyhow::Error> for ApiError {
 }
 
 /// A result of an API operation.
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
@@ -94,19 +94,19 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 /// Who is calling (set by the authentication layer).
 #[derive(Clone, Debug)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// Account name (`local` for the server.json token).
-    pub name: String,
+    pub(crate) name: String,
     /// Its role.
-    pub role: Role,
+    pub(crate) role: Role,
 }
 
 /// The peer address of an HTTPS connection.
 #[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+pub(crate) struct PeerAddr(pub std::net::SocketAddr);
 
 /// Runs blocking work (disk commits, password hashing) off the async threads.
-pub async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -118,19 +118,19 @@ pub async fn blocking<T: Send + 'static>(
 /// Changes the policy (a disk commit) off the async threads.
 async fn policy_update<T: Send + 'static>(
     s: &Arc<Shared>,
-    f: impl FnOnce(&mut crate::policy::PolicyState) -> T + Send + 'static,
+    f: impl FnOnce(&mut crate::ingest::policy::PolicyState) -> T + Send + 'static,
 ) -> ApiResult<T> {
     let s = s.clone();
     blocking(move || s.policy.update(f)).await
 }
 
 /// Parses a UUID (with or without dashes).
-pub fn parse_uuid(s: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_uuid(s: &str) -> ApiResult<Uuid> {
     Uuid::try_parse(s.trim()).map_err(|_| bad(format!("{s:?} is not a UUID")))
 }
 
 /// The role a request needs: the one place API permissions are decided.
-pub fn required_role(method: &Method, path: &str) -> Role {
+pub(crate) fn required_role(method: &Method, path: &str) -> Role {
     let path = path.trim_end_matches('/');
     if path.ends_with("/add/sensor/register") {
         return Role::SensorRegister;
@@ -151,7 +151,7 @@ pub fn required_role(method: &Method, path: &str) -> Role {
 }
 
 /// The API routes (under `/api/v1`) and `/metrics`.
-pub fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
+pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     let v1 = Router::new()
         .route("/server", get(server_info))
         .route("/queues", get(list_queues).post(create_queue))
@@ -236,7 +236,7 @@ async fn openapi() -> Response {
 }
 
 /// Who a token belongs to.
-pub fn principal_of_token(s: &Shared, token: &str) -> Option<Principal> {
+pub(crate) fn principal_of_token(s: &Shared, token: &str) -> Option<Principal> {
     if constant_time_eq(token.as_bytes(), s.api_token.as_bytes()) {
         return Some(Principal {
             name: "local".into(),
@@ -296,14 +296,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Most HTTPS connections served at once; past it, new ones are closed.
-pub const MAX_WEB_CONNECTIONS: usize = 256;
+pub(crate) const MAX_WEB_CONNECTIONS: usize = 256;
 /// Time allowed for the TLS handshake, and for each request's header (also
 /// how long an idle keep-alive connection stays open).
-pub const WEB_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const WEB_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves the web UI and the API over TLS until shutdown.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
-    let app = crate::web::app(shared.clone());
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
+    let app = crate::http::web::app(shared.clone());
     let mut sd = shared.shutdown.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_WEB_CONNECTIONS));
     loop {
@@ -352,16 +352,16 @@ async fn server_info(State(s): State<Arc<Shared>>) -> Json<Value> {
 
 /// A queue as the API shows it.
 #[derive(Serialize)]
-pub struct QueueView {
+pub(crate) struct QueueView {
     /// Definition and counters.
     #[serde(flatten)]
-    pub def: QueueDef,
+    pub(crate) def: QueueDef,
     /// Items waiting.
-    pub length: u64,
+    pub(crate) length: u64,
 }
 
 /// A queue with its length.
-pub fn view(def: QueueDef) -> QueueView {
+pub(crate) fn view(def: QueueDef) -> QueueView {
     QueueView {
         length: def.len(),
         def,
@@ -375,22 +375,22 @@ async fn list_queues(State(s): State<Arc<Shared>>) -> Json<Vec<QueueView>> {
 /// A new queue.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateQueue {
+pub(crate) struct CreateQueue {
     /// Type number or extended type name.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub(crate) ty: String,
     /// Free text.
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     /// Most items kept.
-    pub max_size: Option<u64>,
+    pub(crate) max_size: Option<u64>,
     /// Sensor group (UUIDs).
     #[serde(default)]
-    pub sensors: Vec<String>,
+    pub(crate) sensors: Vec<String>,
 }
 
 /// Creates a queue.
-pub async fn op_create_queue(s: &Arc<Shared>, c: CreateQueue) -> ApiResult<QueueDef> {
+pub(crate) async fn op_create_queue(s: &Arc<Shared>, c: CreateQueue) -> ApiResult<QueueDef> {
     let ty = QueueType::parse(&c.ty)?;
     let sensors = c
         .sensors
@@ -415,7 +415,7 @@ async fn create_queue(
 }
 
 /// A queue by UUID, or 404.
-pub fn find_queue(s: &Shared, id: &str) -> ApiResult<QueueDef> {
+pub(crate) fn find_queue(s: &Shared, id: &str) -> ApiResult<QueueDef> {
     let u = parse_uuid(id)?;
     s.queues
         .get(u)
@@ -430,7 +430,7 @@ async fn show_queue(
 }
 
 /// Deletes a queue.
-pub async fn op_delete_queue(s: &Arc<Shared>, id: &str) -> ApiResult<QueueDef> {
+pub(crate) async fn op_delete_queue(s: &Arc<Shared>, id: &str) -> ApiResult<QueueDef> {
     let d = find_queue(s, id)?;
     let sq = s.clone();
     let d = blocking(move || sq.queues.delete(d.uuid)).await?;
@@ -446,7 +446,7 @@ async fn delete_queue(
 }
 
 /// Removes every item of a queue.
-pub async fn op_empty_queue(s: &Arc<Shared>, id: &str) -> ApiResult<u64> {
+pub(crate) async fn op_empty_queue(s: &Arc<Shared>, id: &str) -> ApiResult<u64> {
     let d = find_queue(s, id)?;
     let sq = s.clone();
     let n = blocking(move || sq.queues.empty(d.uuid)).await?;
@@ -468,7 +468,7 @@ struct Count {
 }
 
 /// Content type of a popped batch.
-pub const ITEMS_CONTENT_TYPE: &str = "application/vnd.d4.items";
+pub(crate) const ITEMS_CONTENT_TYPE: &str = "application/vnd.d4.items";
 
 async fn pop_queue(
     State(s): State<Arc<Shared>>,
@@ -558,7 +558,7 @@ struct Resize {
 }
 
 /// Changes a queue's max size.
-pub async fn op_resize_queue(s: &Arc<Shared>, id: &str, max: u64) -> ApiResult<QueueDef> {
+pub(crate) async fn op_resize_queue(s: &Arc<Shared>, id: &str, max: u64) -> ApiResult<QueueDef> {
     let d = find_queue(s, id)?;
     let sq = s.clone();
     blocking(move || sq.queues.resize(d.uuid, max)).await
@@ -574,34 +574,34 @@ async fn resize_queue(
 
 /// A sensor as the API shows it (its key never).
 #[derive(Serialize, Clone)]
-pub struct SensorView {
+pub(crate) struct SensorView {
     /// Metadata and statistics.
     #[serde(flatten)]
-    pub meta: SensorMeta,
+    pub(crate) meta: SensorMeta,
     /// `approved`, `pending`, `blocked` or `unknown`.
-    pub status: &'static str,
+    pub(crate) status: &'static str,
     /// Approved (registration mode).
-    pub approved: bool,
+    pub(crate) approved: bool,
     /// In the UUID blocklist.
-    pub blocked: bool,
+    pub(crate) blocked: bool,
     /// Its next addresses are blocklisted.
-    pub block_ips: bool,
+    pub(crate) block_ips: bool,
     /// Has a key of its own (the key itself is never shown).
-    pub has_own_key: bool,
+    pub(crate) has_own_key: bool,
     /// Has a live session.
-    pub connected: bool,
+    pub(crate) connected: bool,
     /// Types of its live sessions.
-    pub live_types: Vec<u8>,
+    pub(crate) live_types: Vec<u8>,
     /// Operator settings.
-    pub settings: SensorSettings,
+    pub(crate) settings: SensorSettings,
 }
 
 /// One sensor's view.
-pub fn sensor_view(
+pub(crate) fn sensor_view(
     s: &Shared,
     u: Uuid,
-    p: &crate::policy::PolicyState,
-    live: &[crate::sensors::LiveSession],
+    p: &crate::ingest::policy::PolicyState,
+    live: &[crate::ingest::sensors::LiveSession],
 ) -> SensorView {
     let live: Vec<u8> = live.iter().filter(|l| l.uuid == u).map(|l| l.ty).collect();
     let blocked = p.blocked_uuids.contains(&u);
@@ -637,7 +637,7 @@ pub fn sensor_view(
 }
 
 /// Every sensor the server knows (metadata, approved, pending, blocked).
-pub fn all_sensors(s: &Shared) -> Vec<SensorView> {
+pub(crate) fn all_sensors(s: &Shared) -> Vec<SensorView> {
     let p = s.policy.snapshot();
     let mut ids: Vec<Uuid> = s.sensors.all().iter().map(|m| m.uuid).collect();
     let mut seen: BTreeSet<Uuid> = ids.iter().copied().collect();
@@ -676,23 +676,23 @@ async fn show_sensor(
 
 /// Body of sensor actions.
 #[derive(Deserialize, Default)]
-pub struct ActionBody {
+pub(crate) struct ActionBody {
     /// For `key`.
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
     /// For `settings`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// For `settings`.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// For `settings`.
-    pub tags: Option<Vec<String>>,
+    pub(crate) tags: Option<Vec<String>>,
     /// For `settings` (0: the server's limit).
-    pub max_frame_size: Option<u32>,
+    pub(crate) max_frame_size: Option<u32>,
     /// For `settings` (0: not monitored).
-    pub monitor_delay_secs: Option<u64>,
+    pub(crate) monitor_delay_secs: Option<u64>,
 }
 
 /// Runs a sensor action; returns a short result for the API.
-pub async fn op_sensor_action(
+pub(crate) async fn op_sensor_action(
     s: &Arc<Shared>,
     u: Uuid,
     action: &str,
@@ -866,7 +866,7 @@ struct NetBody {
 }
 
 /// Parses an address or a CIDR range.
-pub fn parse_net(s: &str) -> ApiResult<IpNet> {
+pub(crate) fn parse_net(s: &str) -> ApiResult<IpNet> {
     let s = s.trim();
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n.trunc());
@@ -877,7 +877,7 @@ pub fn parse_net(s: &str) -> ApiResult<IpNet> {
 }
 
 /// Adds an address or range to the IP blocklist and closes its sessions.
-pub async fn op_block_net(s: &Arc<Shared>, net: &str) -> ApiResult<IpNet> {
+pub(crate) async fn op_block_net(s: &Arc<Shared>, net: &str) -> ApiResult<IpNet> {
     let n = parse_net(net)?;
     policy_update(s, move |p| p.blocked_nets.insert(n)).await?;
     close_sessions_in(s, &[n]);
@@ -886,7 +886,7 @@ pub async fn op_block_net(s: &Arc<Shared>, net: &str) -> ApiResult<IpNet> {
 }
 
 /// Removes an address or range from the IP blocklist.
-pub async fn op_unblock_net(s: &Arc<Shared>, net: &str) -> ApiResult<IpNet> {
+pub(crate) async fn op_unblock_net(s: &Arc<Shared>, net: &str) -> ApiResult<IpNet> {
     let n = parse_net(net)?;
     let removed = policy_update(s, move |p| p.blocked_nets.remove(&n)).await?;
     if !removed {
@@ -953,12 +953,12 @@ async fn blocklist(State(s): State<Arc<Shared>>) -> Json<Value> {
 
 /// Accepted types and extended types.
 #[derive(Deserialize, Serialize)]
-pub struct TypesBody {
+pub(crate) struct TypesBody {
     /// Accepted D4 types.
-    pub types: Vec<u8>,
+    pub(crate) types: Vec<u8>,
     /// Accepted extended types (empty: any valid name).
     #[serde(default)]
-    pub extended: Vec<String>,
+    pub(crate) extended: Vec<String>,
 }
 
 async fn get_types(State(s): State<Arc<Shared>>) -> Json<TypesBody> {
@@ -969,7 +969,7 @@ async fn get_types(State(s): State<Arc<Shared>>) -> Json<TypesBody> {
 }
 
 /// Sets the accepted types and extended types.
-pub async fn op_set_types(s: &Arc<Shared>, b: TypesBody) -> ApiResult<()> {
+pub(crate) async fn op_set_types(s: &Arc<Shared>, b: TypesBody) -> ApiResult<()> {
     let mut types = BTreeSet::new();
     for t in b.types {
         if !d4_proto::D4Type::DEFINED.contains(&t) {
@@ -1015,17 +1015,17 @@ async fn list_users(State(s): State<Arc<Shared>>) -> Json<Value> {
 /// A new account.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateUser {
+pub(crate) struct CreateUser {
     /// Login name.
-    pub name: String,
+    pub(crate) name: String,
     /// `admin`, `user` or `sensor_register`.
-    pub role: String,
+    pub(crate) role: String,
     /// First password (changed at first login).
-    pub password: String,
+    pub(crate) password: String,
 }
 
 /// Creates an account; returns its API key.
-pub async fn op_create_user(s: &Arc<Shared>, c: CreateUser) -> ApiResult<String> {
+pub(crate) async fn op_create_user(s: &Arc<Shared>, c: CreateUser) -> ApiResult<String> {
     let role = Role::parse(&c.role)?;
     let a = s.accounts.clone();
     let name = c.name.clone();
@@ -1052,7 +1052,7 @@ struct RoleBody {
 }
 
 /// Runs an action on an account: `role`, `delete`, `api-key`.
-pub async fn op_user_action(
+pub(crate) async fn op_user_action(
     s: &Arc<Shared>,
     name: &str,
     action: &str,
@@ -1164,18 +1164,21 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
     let res = policy_update(&s, move |p| {
         // Bounded like the pending sensors that connect: a full list keeps
         // its entries, newcomers are refused until it is cleared.
-        if p.pending.len() >= crate::policy::MAX_PENDING && !p.pending.contains_key(&u) {
+        if p.pending.len() >= crate::ingest::policy::MAX_PENDING && !p.pending.contains_key(&u) {
             return false;
         }
-        let e = p.pending.entry(u).or_insert(crate::policy::PendingSensor {
-            first_seen: t,
-            last_seen: t,
-            ip: String::new(),
-            registered: true,
-            mail: None,
-            third_party: false,
-            key: None,
-        });
+        let e = p
+            .pending
+            .entry(u)
+            .or_insert(crate::ingest::policy::PendingSensor {
+                first_seen: t,
+                last_seen: t,
+                ip: String::new(),
+                registered: true,
+                mail: None,
+                third_party: false,
+                key: None,
+            });
         e.registered = true;
         e.mail = mail;
         e.third_party = third_party;
@@ -1197,7 +1200,7 @@ async fn register_sensor(State(s): State<Arc<Shared>>, body: axum::body::Bytes) 
 }
 
 /// UUIDs (32 hex) of monitored sensors that are silent past their delay.
-pub fn silent_sensors(s: &Shared) -> Vec<String> {
+pub(crate) fn silent_sensors(s: &Shared) -> Vec<String> {
     crate::monitor::check(s, chrono::Utc::now().timestamp())
         .into_iter()
         .filter(|a| a.kind == "sensor_silent")
@@ -1225,7 +1228,7 @@ fn label(v: &str) -> String {
 }
 
 /// The Prometheus text exposition of the server's counters.
-pub fn metrics_text(s: &Shared) -> String {
+pub(crate) fn metrics_text(s: &Shared) -> String {
     let mut o = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::redis_queues::{PushGroup, RedisQueues};
-use crate::store::{item_key, Db, ITEMS, QUEUES};
+use crate::store::db::{item_key, Db, ITEMS, QUEUES};
+use crate::store::redis::queues::{PushGroup, RedisQueues};
 
 /// What a queue carries: a D4 type number or an extended type name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ struct PushBatch {
 type Routes = HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>>;
 
 /// The queue registry and its writer.
-pub struct Queues {
+pub(crate) struct Queues {
     db: Arc<Db>,
     /// Definitions and counters (the store is updated in the same transaction).
     defs: Mutex<HashMap<Uuid, QueueDef>>,
@@ -159,7 +159,7 @@ struct RedisMode {
 }
 
 /// Store document: the queue definitions last read from Redis.
-pub const REDIS_DEFS_DOC: &str = "redis_queue_defs";
+pub(crate) const REDIS_DEFS_DOC: &str = "redis_queue_defs";
 /// Store document: no sequence number at or above it was used.
 const SEQ_FLOOR_DOC: &str = "redis_seq_floor";
 /// How far ahead of the numbers in use the floor is kept.
@@ -182,9 +182,9 @@ fn save_defs(db: &Db, list: &[QueueDef]) {
 }
 
 /// Most items held in the spool while Redis is unreachable.
-pub const SPOOL_MAX: u64 = 1_000_000;
+pub(crate) const SPOOL_MAX: u64 = 1_000_000;
 /// Most bytes of items held in the spool (sensors choose line lengths).
-pub const SPOOL_MAX_BYTES: u64 = 1 << 30;
+pub(crate) const SPOOL_MAX_BYTES: u64 = 1 << 30;
 
 /// Spooled items of one queue with consecutive sequence numbers.
 struct SpoolRun<'a> {
@@ -211,7 +211,7 @@ fn redis_node_name(db: &Db, data_dir: &std::path::Path) -> Result<String> {
             id
         }
     };
-    let host: String = crate::host_name()
+    let host: String = crate::server::host_name()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
         .take(64)
@@ -263,7 +263,7 @@ const BATCH_ITEMS: usize = 8192;
 
 impl Queues {
     /// Loads the queues from the store and starts the writer thread.
-    pub fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
+    pub(crate) fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
         let mut defs = HashMap::new();
         for row in db.queue_rows()? {
             match serde_json::from_slice::<QueueDef>(&row) {
@@ -297,7 +297,7 @@ impl Queues {
     /// threads. Definitions are read again every second, so that queues made
     /// or removed by other nodes or reference tools are routed to at once.
     /// `data_dir` names the node in Redis.
-    pub async fn open_redis(
+    pub(crate) async fn open_redis(
         db: Arc<Db>,
         mut r: RedisQueues,
         data_dir: &std::path::Path,
@@ -605,7 +605,7 @@ impl Queues {
     }
 
     /// Redis mode: (items waiting in the spool, items dropped because it was full).
-    pub fn redis_spool(&self) -> Option<(u64, u64)> {
+    pub(crate) fn redis_spool(&self) -> Option<(u64, u64)> {
         self.redis.as_ref().map(|r| {
             (
                 r.spooled.load(Ordering::Relaxed),
@@ -630,7 +630,7 @@ impl Queues {
     }
 
     /// The queues that receive `ty` data from `sensor`.
-    pub fn route(&self, ty: &QueueType, sensor: Uuid) -> Vec<Uuid> {
+    pub(crate) fn route(&self, ty: &QueueType, sensor: Uuid) -> Vec<Uuid> {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
         match routes.get(ty) {
             None => Vec::new(),
@@ -644,7 +644,12 @@ impl Queues {
 
     /// Hands items to the writer. Waits (back-pressure) while the writer is
     /// behind, at most `stall`; an error means the items were not taken.
-    pub async fn push(&self, queues: Vec<Uuid>, items: Vec<Bytes>, stall: Duration) -> Result<()> {
+    pub(crate) async fn push(
+        &self,
+        queues: Vec<Uuid>,
+        items: Vec<Bytes>,
+        stall: Duration,
+    ) -> Result<()> {
         if queues.is_empty() || items.is_empty() {
             return Ok(());
         }
@@ -665,7 +670,7 @@ impl Queues {
     }
 
     /// The same, from a thread outside the async runtime (background gzip).
-    pub fn push_blocking(&self, queues: Vec<Uuid>, items: Vec<Bytes>) {
+    pub(crate) fn push_blocking(&self, queues: Vec<Uuid>, items: Vec<Bytes>) {
         if queues.is_empty() || items.is_empty() {
             return;
         }
@@ -683,7 +688,7 @@ impl Queues {
     }
 
     /// Waits until every item handed over so far is committed (shutdown).
-    pub fn flush_blocking(&self) {
+    pub(crate) fn flush_blocking(&self) {
         let (done, wait) = std::sync::mpsc::channel();
         let b = PushBatch {
             queues: Vec::new(),
@@ -696,7 +701,7 @@ impl Queues {
     }
 
     /// Creates a queue.
-    pub fn create(
+    pub(crate) fn create(
         &self,
         ty: QueueType,
         description: String,
@@ -738,7 +743,7 @@ impl Queues {
     }
 
     /// Every queue.
-    pub fn list(&self) -> Vec<QueueDef> {
+    pub(crate) fn list(&self) -> Vec<QueueDef> {
         if let Some(r) = &self.redis {
             // Live lengths and counters (the cache only routes pushes).
             if let Ok(v) = r.run(r.q.list()) {
@@ -751,7 +756,7 @@ impl Queues {
     }
 
     /// One queue.
-    pub fn get(&self, id: Uuid) -> Option<QueueDef> {
+    pub(crate) fn get(&self, id: Uuid) -> Option<QueueDef> {
         if let Some(r) = &self.redis {
             if let Ok(d) = r.run(r.q.get(id)) {
                 return d;
@@ -761,7 +766,7 @@ impl Queues {
     }
 
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
-    pub fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
+    pub(crate) fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
         if let Some(r) = &self.redis {
             let d = r.run(r.q.resize(id, max_size))?;
             self.refresh(r)?;
@@ -786,7 +791,7 @@ impl Queues {
     }
 
     /// Deletes a queue and its items.
-    pub fn delete(&self, id: Uuid) -> Result<QueueDef> {
+    pub(crate) fn delete(&self, id: Uuid) -> Result<QueueDef> {
         if let Some(r) = &self.redis {
             let d = r.run(r.q.delete(id))?;
             self.refresh(r)?;
@@ -812,7 +817,7 @@ impl Queues {
     }
 
     /// Removes and returns up to `n` items, oldest first.
-    pub fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
         if let Some(r) = &self.redis {
             return r.run(r.q.pop(id, n));
         }
@@ -821,7 +826,7 @@ impl Queues {
 
     /// Removes the items numbered below `upto` (see [`Queues::read`]): a
     /// consumer acknowledges what it has processed. Returns how many went.
-    pub fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
+    pub(crate) fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
         if let Some(r) = &self.redis {
             // Redis holds the batch read in a list of its own, numbered
             // from 0 by `read`: drop its first `upto` items.
@@ -862,7 +867,7 @@ impl Queues {
 
     /// Removes every item of a queue (any type, extended ones too); returns
     /// how many.
-    pub fn empty(&self, id: Uuid) -> Result<u64> {
+    pub(crate) fn empty(&self, id: Uuid) -> Result<u64> {
         if let Some(r) = &self.redis {
             return r.run(r.q.empty(id));
         }
@@ -887,7 +892,7 @@ impl Queues {
     }
 
     /// The first `n` items, left in place.
-    pub fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
         if let Some(r) = &self.redis {
             return r.run(r.q.peek(id, n));
         }
@@ -896,7 +901,7 @@ impl Queues {
 
     /// The first `n` items with their numbers, left in place until
     /// [`Queues::ack`]: a consumer that dies before acknowledging loses nothing.
-    pub fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub(crate) fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         if let Some(r) = &self.redis {
             let items = r.run(r.q.read(id, n))?;
             return Ok((0u64..).zip(items).collect());

@@ -19,11 +19,11 @@ use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
-use crate::policy::Reject;
-use crate::redis_policy::Acquired;
-use crate::sensors::{CloseSignal, LiveSession, Traffic};
+use crate::ingest::policy::Reject;
+use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
+use crate::server::Shared;
+use crate::store::redis::policy::Acquired;
 use crate::workers::{Output, Worker};
-use crate::Shared;
 
 /// Room made in the frame buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -53,11 +53,16 @@ struct Session {
     last_report: Instant,
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
-    lease: Option<crate::redis_policy::Lease>,
+    lease: Option<crate::store::redis::policy::Lease>,
 }
 
 /// Serves one accepted TCP connection to its end.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+) {
     let ip = peer.ip().to_canonical();
     let id = Uuid::new_v4();
     if let Err(r) = shared.policy.check_ip(ip) {
@@ -289,7 +294,9 @@ impl Session {
             if let Some(l) = &self.shared.leases {
                 // Redis mode: kicks made on any node, and the keys in Redis.
                 let admit = tokio::time::timeout(REDIS_WAIT, l.admit(f.header.uuid)).await;
-                match admit.unwrap_or_else(|_| Err(crate::redis_policy::timed_out(REDIS_WAIT))) {
+                match admit
+                    .unwrap_or_else(|_| Err(crate::store::redis::policy::timed_out(REDIS_WAIT)))
+                {
                     Ok(a) => {
                         if let Some(secs) = a.kicked {
                             return Err(Reject::Kicked(secs));
@@ -318,7 +325,6 @@ impl Session {
                 uuid: f.header.uuid,
                 ty: f.header.ty,
                 ip: self.ip,
-                since: Utc::now().timestamp(),
                 close: self.close.clone(),
             };
             if !self.shared.sensors.register_live(live) {
@@ -453,7 +459,7 @@ fn show(u: Option<Uuid>) -> String {
 }
 
 /// Refuses a connection before its session starts.
-pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
+pub(crate) fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
     reject(shared, Uuid::nil(), ip, None, r);
 }
 
