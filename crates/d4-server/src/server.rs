@@ -1,6 +1,7 @@
 //! The server as one value: [`start`] brings every part up and returns a
 //! [`RunningServer`]; [`run`] serves until its shutdown future completes.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -341,34 +342,15 @@ impl RunningServer {
     }
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
-pub async fn run(cfg: ServerConfig) -> Result<()> {
+/// Runs the server until `shutdown` completes (the binary passes Ctrl-C or
+/// SIGTERM; tests pass what they like), then stops it gracefully: sessions
+/// end with their files finished, the last files are compressed and
+/// announced, the queue writer is flushed and metadata persisted.
+pub async fn run(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let server = start(cfg).await?;
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!("stopping: finishing files and queues");
     server.shutdown().await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]
