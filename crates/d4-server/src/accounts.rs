@@ -183,8 +183,11 @@ fn check_password(hash: &str, pw: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether two secrets (tokens, digests, CSRF values) are equal, in time
+/// that does not depend on where they differ (`subtle`; the length is not
+/// secret). The one comparison of secrets in the server.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Whether `name` can be an account name (1-64 of `A-Z a-z 0-9 . _ @ - +`).
@@ -596,6 +599,14 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_by_value_and_length() {
+        assert!(ct_eq(b"token", b"token"));
+        assert!(!ct_eq(b"token", b"tokem"));
+        assert!(!ct_eq(b"token", b"token2"));
+        assert!(ct_eq(b"", b""));
+    }
 
     fn accounts() -> (tempfile::TempDir, Accounts) {
         let d = tempfile::tempdir().unwrap();

@@ -237,7 +237,7 @@ async fn openapi() -> Response {
 
 /// Who a token belongs to.
 pub(crate) fn principal_of_token(s: &Shared, token: &str) -> Option<Principal> {
-    if constant_time_eq(token.as_bytes(), s.api_token.as_bytes()) {
+    if crate::accounts::ct_eq(token.as_bytes(), s.api_token.as_bytes()) {
         return Some(Principal {
             name: "local".into(),
             role: Role::Admin,
@@ -289,10 +289,6 @@ async fn auth(
     }
     req.extensions_mut().insert(p);
     next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Most HTTPS connections served at once; past it, new ones are closed.

@@ -133,14 +133,6 @@ fn enc(s: &str) -> String {
     o
 }
 
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 fn html<T: Template>(t: &T) -> Response {
     match t.render() {
         Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
@@ -223,7 +215,7 @@ fn forbidden(text: &str) -> Response {
 /// Checks the CSRF token of a form and the role an action needs; the
 /// refusal to send, if any.
 fn guard(c: &Ctx, f: &Fields, needed: Role) -> Option<Response> {
-    if !ct_eq(f.get("csrf"), &c.csrf) {
+    if !crate::accounts::ct_eq(f.get("csrf").as_bytes(), c.csrf.as_bytes()) {
         tracing::warn!(
             "form from {:?} refused: CSRF token missing or wrong",
             c.user.name
@@ -385,7 +377,8 @@ async fn login(
     Form(f): Form<Fields>,
 ) -> Response {
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !ct_eq(f.get("csrf"), &expected) {
+    if expected.is_empty() || !crate::accounts::ct_eq(f.get("csrf").as_bytes(), expected.as_bytes())
+    {
         return forbidden("CSRF token missing or wrong: open the login page again");
     }
     let (name, pw) = (
