@@ -148,12 +148,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let mut leases = None;
     let mut meta_mirror = None;
     let queues = match cfg.redis_targets()? {
-        None => queues::Queues::open(db.clone())?,
+        None => crate::store::embedded::queues::open(db.clone())?,
         Some((meta, lists)) => {
             // A node that has read its queues from Redis before may start
             // while Redis is away (with those); a new one may not.
             let known = db
-                .get_doc::<serde_json::Value>(queues::REDIS_DEFS_DOC)?
+                .get_doc::<serde_json::Value>(crate::store::redis::backend::REDIS_DEFS_DOC)?
                 .is_some();
             let r =
                 redis_queues::RedisQueues::connect(&meta, &lists, cfg.default_queue_size, known)
@@ -184,7 +184,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 r.meta_connection(),
                 db.clone(),
             ));
-            queues::Queues::open_redis(db.clone(), r, &data_dir).await?
+            crate::store::redis::backend::open(db.clone(), r, &data_dir).await?
         }
     };
     let gzip = if cfg.gzip_level == 0 {

@@ -2,5 +2,6 @@
 //! in Redis mode the state shared with other nodes.
 
 pub(crate) mod db;
+pub(crate) mod embedded;
 pub(crate) mod queues;
 pub(crate) mod redis;
