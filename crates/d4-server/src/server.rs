@@ -63,10 +63,11 @@ pub(crate) struct Shared {
     pub(crate) started: i64,
     /// The bound ingest address.
     pub(crate) ingest_addr: SocketAddr,
-    /// Redis mode: cross-node live-connection leases.
-    pub(crate) leases: Option<Arc<redis_policy::Leases>>,
+    /// Kicks, keys and live-connection leases across nodes (Redis mode;
+    /// nothing in embedded mode).
+    pub(crate) leases: Arc<dyn crate::store::SessionGate>,
     /// Redis mode: sensor metadata and daily statistics in the reference schema.
-    pub(crate) meta_mirror: Option<Arc<redis_policy::MetaMirror>>,
+    pub(crate) meta_mirror: Arc<dyn crate::store::MetaMirror>,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -145,8 +146,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let db = Arc::new(store::Db::open(&data_dir.join("store"))?);
     let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
-    let mut leases = None;
-    let mut meta_mirror = None;
+    let mut leases: Arc<dyn crate::store::SessionGate> = Arc::new(crate::store::LocalOnly);
+    let mut meta_mirror: Arc<dyn crate::store::MetaMirror> = Arc::new(crate::store::LocalOnly);
     let queues = match cfg.redis_targets()? {
         None => crate::store::embedded::queues::open(db.clone())?,
         Some((meta, lists)) => {
@@ -179,11 +180,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 c,
                 synced,
             ));
-            leases = Some(redis_policy::Leases::new(r.meta_connection()));
-            meta_mirror = Some(redis_policy::MetaMirror::start(
-                r.meta_connection(),
-                db.clone(),
-            ));
+            leases = crate::store::redis::leases::RedisLeases::new(r.meta_connection());
+            meta_mirror =
+                crate::store::redis::meta::RedisMeta::start(r.meta_connection(), db.clone());
             crate::store::redis::backend::open(db.clone(), r, &data_dir).await?
         }
     };

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
-use crate::store::redis::policy::Acquired;
+use crate::store::Acquired;
 use crate::workers::{Output, Worker};
 
 /// Room made in the frame buffer before each read.
@@ -53,7 +53,7 @@ struct Session {
     last_report: Instant,
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
-    lease: Option<crate::store::redis::policy::Lease>,
+    lease: Option<Box<dyn crate::store::Lease>>,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -291,26 +291,26 @@ impl Session {
     /// Check 9, then the payload goes to its worker.
     async fn frame(&mut self, f: Frame) -> Result<(), Reject> {
         if !self.live {
-            if let Some(l) = &self.shared.leases {
-                // Redis mode: kicks made on any node, and the keys in Redis.
-                let admit = tokio::time::timeout(REDIS_WAIT, l.admit(f.header.uuid)).await;
-                match admit
-                    .unwrap_or_else(|_| Err(crate::store::redis::policy::timed_out(REDIS_WAIT)))
-                {
-                    Ok(a) => {
-                        if let Some(secs) = a.kicked {
-                            return Err(Reject::Kicked(secs));
-                        }
-                        // A key just set here wins over Redis until written there.
-                        if let Some(k) = self.shared.policy.unsynced_key(f.header.uuid).or(a.key) {
-                            self.signer = Some(Signer::new(k.as_bytes()));
-                        }
+            // Kicks made on any node, and the keys in the shared store
+            // (Redis mode; nothing in embedded mode).
+            let admit = tokio::time::timeout(REDIS_WAIT, self.shared.leases.admit(f.header.uuid))
+                .await
+                .unwrap_or_else(|_| Err(crate::store::redis::timed_out(REDIS_WAIT).into()));
+            match admit {
+                Ok(None) => {}
+                Ok(Some(a)) => {
+                    if let Some(secs) = a.kicked {
+                        return Err(Reject::Kicked(secs));
                     }
-                    Err(e) => tracing::warn!(
-                        session = %self.id,
-                        "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
-                    ),
+                    // A key just set here wins over Redis until written there.
+                    if let Some(k) = self.shared.policy.unsynced_key(f.header.uuid).or(a.key) {
+                        self.signer = Some(Signer::new(k.as_bytes()));
+                    }
                 }
+                Err(e) => tracing::warn!(
+                    session = %self.id,
+                    "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
+                ),
             }
         }
         let Some(signer) = &self.signer else {
@@ -331,16 +331,18 @@ impl Session {
                 return Err(Reject::AlreadyConnected(f.header.ty));
             }
             self.live = true;
-            if let Some(m) = &self.shared.meta_mirror {
-                m.session_started(f.header.uuid, self.ip);
-            }
-            if let (Some(l), false) = (&self.shared.leases, matches!(f.header.ty, 2 | 254)) {
+            self.shared
+                .meta_mirror
+                .session_started(f.header.uuid, self.ip);
+            if !matches!(f.header.ty, 2 | 254) {
                 let close = self.close.clone();
-                match l
+                match self
+                    .shared
+                    .leases
                     .acquire(f.header.uuid, f.header.ty, self.id, REDIS_WAIT, close)
                     .await
                 {
-                    Acquired::Held(lease) => self.lease = Some(lease),
+                    Acquired::Held(lease) => self.lease = lease,
                     Acquired::Taken => return Err(Reject::AlreadyConnected(f.header.ty)),
                     Acquired::Unknown(lease, e) => {
                         tracing::warn!(
@@ -404,9 +406,12 @@ impl Session {
         self.last_report = Instant::now();
         if let Some(u) = self.uuid {
             if self.traffic.frames > 0 {
-                if let Some(m) = &self.shared.meta_mirror {
-                    m.record(u, self.ip, &self.traffic.type_key, self.traffic.frames);
-                }
+                self.shared.meta_mirror.record(
+                    u,
+                    self.ip,
+                    &self.traffic.type_key,
+                    self.traffic.frames,
+                );
                 self.shared
                     .sensors
                     .record_traffic(u, self.ip, &self.traffic, Utc::now());
@@ -475,7 +480,7 @@ fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject)
         .or_insert(0) += 1;
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, &r.to_string());
-    if let (Some(m), Some(u)) = (&shared.meta_mirror, uuid) {
-        m.error(u, &r.to_string());
+    if let Some(u) = uuid {
+        shared.meta_mirror.error(u, &r.to_string());
     }
 }

@@ -1330,18 +1330,18 @@ pub(crate) fn metrics_text(s: &Shared) -> String {
             vec![(String::new(), dropped)],
         );
     }
-    if let Some(m) = &s.meta_mirror {
+    if let Some((waiting, dropped)) = s.meta_mirror.backlog() {
         metric(
             "d4_redis_meta_waiting",
             "gauge",
             "Sensor metadata and statistics entries waiting for Redis (on disk while it is away).",
-            vec![(String::new(), m.waiting.load(Ordering::Relaxed))],
+            vec![(String::new(), waiting)],
         );
         metric(
             "d4_redis_meta_dropped_total",
             "counter",
             "Sensor metadata and statistics entries lost because the buffer was full.",
-            vec![(String::new(), m.dropped.load(Ordering::Relaxed))],
+            vec![(String::new(), dropped)],
         );
     }
     let live = s.sensors.live();
