@@ -280,11 +280,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         ingest,
         TlsAcceptor::from(ingest_tls),
     ));
-    tasks.spawn(http::api::serve(
-        shared.clone(),
-        web,
-        TlsAcceptor::from(api_tls),
-    ));
+    tasks.spawn(http::serve(shared.clone(), web, TlsAcceptor::from(api_tls)));
     tasks.spawn(monitor::run(shared.clone()));
     let s2 = shared.clone();
     tasks.spawn(async move {
