@@ -34,6 +34,25 @@ pub(crate) struct Stats {
     pub(crate) skipped: AtomicU64,
     /// Rejections by reason ([`policy::Reject::kind`]).
     pub(crate) rejects_by_reason: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Rejections by whose fault they are ([`policy::Reject::whose`]).
+    pub(crate) faults_by_whose: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl Stats {
+    /// Counts a refused or closed session, by reason and by whose fault.
+    pub(crate) fn count_reject(&self, r: &policy::Reject) {
+        self.rejects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bump = |m: &std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+                    k: &'static str| {
+            *m.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(k)
+                .or_insert(0) += 1;
+        };
+        bump(&self.rejects_by_reason, r.kind());
+        bump(&self.faults_by_whose, r.whose().as_str());
+    }
 }
 
 /// State shared by every session and the API.

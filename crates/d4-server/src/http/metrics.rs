@@ -2,7 +2,7 @@
 //! reason and by whose fault, per type, queue lengths, drops, sessions,
 //! alerts; the Redis spool and metadata buffer in Redis mode).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,13 +12,40 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-use crate::server::Shared;
+use crate::server::{Shared, Stats};
 use crate::store::queues::QueueDef;
 
 pub(crate) fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The rows of `d4_rejects_total` (by reason: the existing labels, plus
+/// `server_io`, `too_many_connections`, `queue_stalled`, `store` and
+/// `closed_by_server`, which count the server's faults apart from the
+/// sensors') and `d4_session_faults_total` (by whose fault).
+#[allow(clippy::type_complexity)]
+fn reject_rows(stats: &Stats) -> [(&'static str, &'static str, Vec<(String, u64)>); 2] {
+    let rows = |m: &std::sync::Mutex<BTreeMap<&'static str, u64>>, l: &str| {
+        m.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (format!("{{{l}=\"{}\"}}", label(k)), *v))
+            .collect()
+    };
+    [
+        (
+            "d4_rejects_total",
+            "Sessions refused or closed on error, by reason.",
+            rows(&stats.rejects_by_reason, "reason"),
+        ),
+        (
+            "d4_session_faults_total",
+            "Sessions refused or closed on error, by whose fault (sensor, policy, server, store).",
+            rows(&stats.faults_by_whose, "whose"),
+        ),
+    ]
 }
 
 /// The Prometheus text exposition of the server's counters.
@@ -49,20 +76,9 @@ pub(crate) fn metrics_text(s: &Shared) -> String {
         "Records refused inside good sessions.",
         c(&s.stats.skipped),
     );
-    let reasons = s
-        .stats
-        .rejects_by_reason
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(k, v)| (format!("{{reason=\"{}\"}}", label(k)), *v))
-        .collect();
-    metric(
-        "d4_rejects_total",
-        "counter",
-        "Sessions refused or closed on error, by reason.",
-        reasons,
-    );
+    for (name, help, rows) in reject_rows(&s.stats) {
+        metric(name, "counter", help, rows);
+    }
     let totals = s.sensors.totals();
     metric(
         "d4_type_frames_total",
@@ -177,4 +193,55 @@ pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         metrics_text(&s),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::reject::Reject;
+
+    #[test]
+    fn server_faults_have_labels_of_their_own() {
+        let stats = Stats::default();
+        stats.count_reject(&Reject::TooManyConnections("too many connections".into()));
+        stats.count_reject(&Reject::ClosedByServer);
+        stats.count_reject(&Reject::ServerIo("cannot store lines: disk full".into()));
+        stats.count_reject(&Reject::ServerIo("cannot write stored data".into()));
+        stats.count_reject(&Reject::QueueStalled("stalled".into()));
+        stats.count_reject(&Reject::Store("the queue writer has stopped".into()));
+        stats.count_reject(&Reject::Timeout(
+            "no complete frame header within 30 s".into(),
+        ));
+        stats.count_reject(&Reject::BadHmac);
+        stats.count_reject(&Reject::BlockedUuid);
+        let [rejects, faults] = reject_rows(&stats);
+        let rows = |r: &(&str, &str, Vec<(String, u64)>)| -> BTreeMap<String, u64> {
+            r.2.iter().cloned().collect()
+        };
+        let by_reason = rows(&rejects);
+        assert_eq!(rejects.0, "d4_rejects_total");
+        for (k, n) in [
+            ("too_many_connections", 1),
+            ("closed_by_server", 1),
+            ("server_io", 2),
+            ("queue_stalled", 1),
+            ("store", 1),
+            ("timeout", 1),
+            ("bad_hmac", 1),
+            ("blocked_uuid", 1),
+        ] {
+            assert_eq!(
+                by_reason.get(&format!("{{reason=\"{k}\"}}")),
+                Some(&n),
+                "{k}"
+            );
+        }
+        assert_eq!(by_reason.len(), 8, "no other label: {by_reason:?}");
+        let by_whose = rows(&faults);
+        assert_eq!(faults.0, "d4_session_faults_total");
+        for (k, n) in [("server", 5), ("store", 1), ("sensor", 2), ("policy", 1)] {
+            assert_eq!(by_whose.get(&format!("{{whose=\"{k}\"}}")), Some(&n), "{k}");
+        }
+        assert_eq!(stats.rejects.load(std::sync::atomic::Ordering::Relaxed), 9);
+    }
 }

@@ -45,7 +45,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
         };
         if per_ip > shared.cfg.max_connections_per_ip {
             release(&per_ip_count, ip);
-            let r = policy::Reject::Timeout(format!(
+            let r = policy::Reject::TooManyConnections(format!(
                 "too many connections from {ip} (max_connections_per_ip = {})",
                 shared.cfg.max_connections_per_ip
             ));

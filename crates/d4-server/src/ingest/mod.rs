@@ -3,5 +3,6 @@
 
 pub(crate) mod listener;
 pub(crate) mod policy;
+pub(crate) mod reject;
 pub(crate) mod sensors;
 pub(crate) mod session;

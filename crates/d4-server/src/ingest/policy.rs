@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub(crate) use super::reject::Reject;
 use crate::config::{Mode, ServerConfig};
 use crate::store::db::Db;
 
@@ -126,98 +127,6 @@ pub(crate) struct PendingSensor {
 /// Most pending sensors remembered: past it, newcomers (connections and
 /// registrations) wait until an operator clears the list.
 pub(crate) const MAX_PENDING: usize = 1000;
-
-/// Why a session is refused. The text is what the log and the sensor's
-/// error record say.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum Reject {
-    /// Check 1.
-    #[error("peer address {0} is blocklisted")]
-    BlockedIp(IpAddr),
-    /// Check 2.
-    #[error("sensor is set to have its addresses blocklisted; {0} added to the IP blocklist")]
-    BlockIpByUuid(IpAddr),
-    /// Check 3.
-    #[error("sensor UUID is blocklisted")]
-    BlockedUuid,
-    /// Check 3, temporary.
-    #[error("sensor was kicked; refused for {0} more seconds")]
-    Kicked(u64),
-    /// Check 4.
-    #[error("sensor is not approved (registration mode): approve it with `d4 sensor approve {0}`")]
-    NotApproved(Uuid),
-    /// Check 5.
-    #[error("frame size {size} exceeds the limit of {max} bytes")]
-    TooLarge {
-        /// Announced size.
-        size: u32,
-        /// Limit.
-        max: u32,
-    },
-    /// Check 6.
-    #[error("UUID {0} is not a version 4 UUID")]
-    NotV4(Uuid),
-    /// Check 6.
-    #[error("type 0 is reserved")]
-    Type0,
-    /// Check 6.
-    #[error("type {0} is not accepted by this server")]
-    TypeNotAccepted(u8),
-    /// Check 6 (type 254).
-    #[error("extended type {0:?} is not accepted by this server")]
-    ExtendedNotAccepted(String),
-    /// Check 7.
-    #[error("a type 2 frame (meta-header) must come before type 254")]
-    ExtendedFirst,
-    /// Check 7.
-    #[error("sensor already has a live connection for type {0}")]
-    AlreadyConnected(u8),
-    /// Check 8.
-    #[error("UUID changed inside the session (from {0} to {1})")]
-    UuidChanged(Uuid, Uuid),
-    /// Check 8.
-    #[error("type changed inside the session (from {0} to {1}); only 2 → 254 is allowed")]
-    TypeChanged(u8, u8),
-    /// Check 9.
-    #[error("HMAC does not match (wrong key?)")]
-    BadHmac,
-    /// Framing: the payload is not what its type says.
-    #[error("{0}")]
-    BadPayload(String),
-    /// Framing: idle or stalled.
-    #[error("{0}")]
-    Timeout(String),
-    /// Unsupported protocol version.
-    #[error("protocol version {0} is not supported (only 1)")]
-    Version(u8),
-}
-
-impl Reject {
-    /// A short name for the reason (metrics label).
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Reject::BlockedIp(_) => "blocked_ip",
-            Reject::BlockIpByUuid(_) => "block_ip_by_uuid",
-            Reject::BlockedUuid => "blocked_uuid",
-            Reject::Kicked(_) => "kicked",
-            Reject::NotApproved(_) => "not_approved",
-            Reject::TooLarge { .. } => "too_large",
-            Reject::NotV4(_) => "not_v4",
-            Reject::Type0 => "type_0",
-            Reject::TypeNotAccepted(_) => "type_not_accepted",
-            Reject::ExtendedNotAccepted(_) => "extended_type_not_accepted",
-            Reject::ExtendedFirst => "extended_first",
-            Reject::AlreadyConnected(_) => "already_connected",
-            Reject::UuidChanged(..) => "uuid_changed",
-            Reject::TypeChanged(..) => "type_changed",
-            Reject::BadHmac => "bad_hmac",
-            Reject::BadPayload(_) => "bad_payload",
-            Reject::Timeout(_) => "timeout",
-            Reject::Version(_) => "version",
-        }
-    }
-}
 
 /// The policy shared by all sessions.
 pub(crate) struct Policy {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::ingest::reject::{Reject, Whose};
 use crate::store::db::Db;
 
 /// How many peer addresses are remembered per sensor.
@@ -48,6 +49,13 @@ pub(crate) struct ErrorRecord {
     pub(crate) ip: String,
     /// What was wrong.
     pub(crate) reason: String,
+    /// Its kind (the `reason` label of `d4_rejects_total`; `skipped` for a
+    /// refused record); empty in records kept by older versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) kind: String,
+    /// Whose fault: `sensor`, `policy`, `server` or `store`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) whose: String,
 }
 
 /// A sensor's metadata (store document `sensor:<32 hex>`).
@@ -102,6 +110,12 @@ pub(crate) struct Rejection {
     pub(crate) uuid: Option<Uuid>,
     /// What was wrong.
     pub(crate) reason: String,
+    /// Its kind (the `reason` label of `d4_rejects_total`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) kind: String,
+    /// Whose fault: `sensor`, `policy`, `server` or `store`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) whose: String,
 }
 
 /// A live session.
@@ -123,24 +137,20 @@ pub(crate) struct LiveSession {
 #[derive(Debug, Default)]
 pub(crate) struct CloseSignal {
     notify: Notify,
-    reason: Mutex<Option<crate::ingest::policy::Reject>>,
+    reason: Mutex<Option<Reject>>,
 }
 
 impl CloseSignal {
     /// Asks the session to close for `reason`.
-    pub(crate) fn close(&self, reason: crate::ingest::policy::Reject) {
+    pub(crate) fn close(&self, reason: Reject) {
         *lock(&self.reason) = Some(reason);
         self.notify.notify_one();
     }
 
     /// Waits for a close request; returns its reason.
-    pub(crate) async fn closed(&self) -> crate::ingest::policy::Reject {
+    pub(crate) async fn closed(&self) -> Reject {
         self.notify.notified().await;
-        lock(&self.reason)
-            .take()
-            .unwrap_or(crate::ingest::policy::Reject::Timeout(
-                "closed by the server".into(),
-            ))
+        lock(&self.reason).take().unwrap_or(Reject::ClosedByServer)
     }
 }
 
@@ -294,12 +304,16 @@ impl Sensors {
     }
 
     /// Records a rejection (for the sensor if its UUID is known or v4, and server-wide).
-    pub(crate) fn record_error(&self, u: Option<Uuid>, ip: IpAddr, reason: &str) {
+    pub(crate) fn record_error(&self, u: Option<Uuid>, ip: IpAddr, r: &Reject) {
         let time = chrono::Utc::now().timestamp();
+        let reason = r.to_string();
+        let (kind, whose) = (r.kind().to_string(), r.whose().as_str().to_string());
         let rec = ErrorRecord {
             time,
             ip: ip.to_string(),
-            reason: reason.to_string(),
+            reason: reason.clone(),
+            kind: kind.clone(),
+            whose: whose.clone(),
         };
         if let Some(u) = u.filter(d4_proto::is_v4) {
             let mut all = lock(&self.meta);
@@ -334,7 +348,9 @@ impl Sensors {
             time,
             ip: ip.to_string(),
             uuid: u,
-            reason: reason.to_string(),
+            reason,
+            kind,
+            whose,
         });
         r.truncate(KEEP_REJECTIONS);
     }
@@ -345,6 +361,8 @@ impl Sensors {
             time: chrono::Utc::now().timestamp(),
             ip: ip.to_string(),
             reason: reason.to_string(),
+            kind: "skipped".into(),
+            whose: Whose::Sensor.as_str().into(),
         };
         let mut all = lock(&self.meta);
         let m = all.entry(u).or_insert_with(|| SensorMeta {
@@ -412,11 +430,7 @@ impl Sensors {
     }
 
     /// Asks every live session of a sensor to close; returns how many.
-    pub(crate) fn close_sessions_of(
-        &self,
-        u: Uuid,
-        reason: crate::ingest::policy::Reject,
-    ) -> usize {
+    pub(crate) fn close_sessions_of(&self, u: Uuid, reason: Reject) -> usize {
         let live = lock(&self.live);
         let mut n = 0;
         for s in live.values().filter(|s| s.uuid == u) {

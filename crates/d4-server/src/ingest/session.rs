@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
+use crate::store::queues::PushError;
 use crate::store::Acquired;
 use crate::workers::{Output, Worker};
 
@@ -173,7 +174,7 @@ impl Session {
                 self.report();
             }
             if let Some(w) = &mut self.worker {
-                w.flush().map_err(|e| (self.uuid, Reject::BadPayload(e)))?;
+                w.flush().map_err(|e| (self.uuid, Reject::ServerIo(e)))?;
             }
             let buf = dec.buffer_mut();
             buf.reserve(READ_CHUNK);
@@ -277,7 +278,7 @@ impl Session {
             std::fs::write(path, self.meta.raw())
         });
         if let Err(e) = save {
-            return Err(Reject::BadPayload(format!(
+            return Err(Reject::ServerIo(format!(
                 "cannot store the meta-header: {e}"
             )));
         }
@@ -372,7 +373,7 @@ impl Session {
         };
         let out = worker
             .data(&f.payload, Utc::now())
-            .map_err(Reject::BadPayload)?;
+            .map_err(Reject::from_worker)?;
         self.deliver(out).await
     }
 
@@ -399,7 +400,10 @@ impl Session {
             .queues
             .push(queues, out.items, stall)
             .await
-            .map_err(|e| Reject::Timeout(e.to_string()))
+            .map_err(|e| match e {
+                PushError::Stalled(_) => Reject::QueueStalled(e.to_string()),
+                PushError::Stopped => Reject::Store(e.to_string()),
+            })
     }
 
     fn report(&mut self) {
@@ -470,16 +474,9 @@ pub(crate) fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
 
 /// Logs and records a rejection. Only this session is affected.
 fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject) {
-    shared.stats.rejects.fetch_add(1, Ordering::Relaxed);
-    *shared
-        .stats
-        .rejects_by_reason
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(r.kind())
-        .or_insert(0) += 1;
+    shared.stats.count_reject(r);
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
-    shared.sensors.record_error(uuid, ip, &r.to_string());
+    shared.sensors.record_error(uuid, ip, r);
     if let Some(u) = uuid {
         shared.meta_mirror.error(u, &r.to_string());
     }

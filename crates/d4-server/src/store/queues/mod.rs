@@ -26,13 +26,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::store::db::Db;
 pub use def::{QueueDef, QueueType};
+
+/// Why items were not taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PushError {
+    /// The writer did not take them within the stall time (back-pressure).
+    #[error("analyzer queues stalled for {} s", .0.as_secs())]
+    Stalled(Duration),
+    /// The writer has stopped (the server is stopping, or its thread died).
+    #[error("the queue writer has stopped")]
+    Stopped,
+}
 
 /// Items for some queues, from one worker.
 pub(crate) struct PushBatch {
@@ -201,7 +212,7 @@ impl Queues {
         queues: Vec<Uuid>,
         items: Vec<Bytes>,
         stall: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), PushError> {
         if queues.is_empty() || items.is_empty() {
             return Ok(());
         }
@@ -216,8 +227,8 @@ impl Queues {
         .await
         {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => bail!("the queue writer has stopped"),
-            Err(_) => bail!("analyzer queues stalled for {} s", stall.as_secs()),
+            Ok(Err(_)) => Err(PushError::Stopped),
+            Err(_) => Err(PushError::Stalled(stall)),
         }
     }
 
