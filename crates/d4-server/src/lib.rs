@@ -11,11 +11,15 @@
 //!   `server.json`, and stops them in order.
 //! - `ingest/`: sensors in: the listener (connection limits), one session
 //!   per connection (decode, check, verify, hand over), the admission
-//!   policy and the sensor registry.
+//!   policy, why a session is refused and whose fault that is (`reject`:
+//!   the sensor's, the policy's, the server's, the store's), and the sensor
+//!   registry.
 //! - `workers/`: per-type reconstruction, rotated files, gzip, announcements.
-//! - `store/`: what is kept: the embedded database (redb), the analyzer
-//!   queues behind one backend trait (embedded or Redis), and in Redis
-//!   mode the shared policy, connection leases and sensor metadata mirror.
+//! - `store/`: what is kept, one trait per concern with an embedded and a
+//!   Redis implementation: the local redb database, the analyzer queues
+//!   (`QueueBackend`), cross-node admission (`SessionGate`: kicks, keys,
+//!   leases) and the sensor metadata mirror (`MetaMirror`); in Redis mode
+//!   also the policy shared with other nodes.
 //! - `http/`: the HTTPS port: accept loop and authentication, the REST API
 //!   (`api/`), the server-rendered admin UI (`web/`), `/metrics`, and the
 //!   operations both the API and the UI call.

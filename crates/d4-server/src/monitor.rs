@@ -3,7 +3,11 @@
 //! non-empty queues nobody popped for `queue_stale_secs`. Alerts are shown in
 //! the UI, listed by `GET /api/v1/alerts` (and, for sensors, by the
 //! reference's `GET /api/v1/sensors/monitoring/errors`), and POSTed to
-//! `webhook_url` when they fire and when they resolve.
+//! `webhook_url` when they fire and when they resolve
+//! (`{"source":"d4","state":"fired"|"resolved","alert":{...}}`; failures
+//! counted in `/metrics`). Each round's deliveries run in a task of their
+//! own (10 s per request, 30 s in all), so a slow receiver never delays the
+//! checks; logs name only the URL's host.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,19 @@
 //! The server as one value: [`start`] brings every part up and returns a
 //! [`RunningServer`]; [`run`] serves until its shutdown future completes.
+//!
+//! [`start`] creates the data dir, the TLS material (`tls`), opens the store,
+//! loads policy and sensors, chooses the store backends (embedded, or Redis
+//! with its policy sync, leases and metadata mirror), recovers files a
+//! crash left unfinished, binds both listeners and writes
+//! `<data-dir>/server.json` (ingest address, API URL, API token, CA path;
+//! mode 0600), which is how `d4 queue|sensor|stdout` find the server with
+//! no flags. A background task persists the policy and sensor metadata
+//! every 5 s.
+//!
+//! The library never listens to signals: [`run`] takes a shutdown future
+//! (the `d4` binary passes Ctrl-C / SIGTERM). [`RunningServer::shutdown`]
+//! ends sessions (their files finished), compresses and announces the last
+//! files, flushes the queue writer and persists metadata.
 
 use std::future::Future;
 use std::net::SocketAddr;

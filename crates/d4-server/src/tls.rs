@@ -1,5 +1,8 @@
 //! TLS material: a CA and a server certificate generated on first start into
-//! `<data-dir>/tls/`, loaded on later starts.
+//! `<data-dir>/tls/`, loaded on later starts. The server certificate names
+//! `localhost`, `127.0.0.1`, `::1` and the host name (rcgen); the same CA
+//! signs the ingest and the HTTPS certificates, and is the sensors'
+//! `rootCA.crt`.
 
 use std::path::Path;
 use std::sync::Arc;

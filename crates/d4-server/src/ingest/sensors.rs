@@ -1,5 +1,13 @@
 //! What the server knows about sensors: metadata and statistics (persisted),
 //! live sessions (for the one-connection rule and kicks), and recent rejections.
+//!
+//! Sensor metadata: first/last seen, per-type first/last seen, last 16
+//! addresses, last error (with its kind and whose fault it is), skipped
+//! records, daily bytes/frames; persisted every 5 s and at shutdown. The
+//! live-session table enforces one connection per (UUID, type) except types
+//! 2/254 on this node (across nodes in Redis mode: the lease of
+//! [`SessionGate`](crate::store::SessionGate)), and lets `kick`/`block`
+//! close sessions.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;

@@ -5,6 +5,38 @@
 //! (`max_frame_size`) plus one read; workers hold at most one partial record.
 //! Back-pressure is TCP's: the session reads the socket only after the
 //! previous bytes were stored and their queue items handed over.
+//!
+//! The IP blocklist is checked at accept, before the TLS handshake (10 s at
+//! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
+//! sits under it. Reading is `read_buf` into the decoder's buffer, which
+//! grows with the bytes that arrive, never with an announced size; frames
+//! are processed before the next read, so a slow disk or a full queue
+//! channel stops the reading instead of dropping data.
+//!
+//! Each header is checked (`policy`, checks 1-6, then the session rules
+//! 7-8) as soon as its 62 bytes are in, before its payload is awaited; the
+//! HMAC (check 9) once the frame is complete, with the sensor's key or the
+//! default key. In Redis mode the first frame also asks the
+//! [`SessionGate`](crate::store::SessionGate) for kicks and keys made on
+//! other nodes, and the first verified frame takes the cross-node lease.
+//! Any rejection closes that session only, is logged with its reason, and
+//! recorded for the sensor (`last_error`, `error_count`, with its kind and
+//! [whose fault](super::reject::Whose) it is) and server-wide
+//! (`/api/v1/rejections`, `/metrics`).
+//!
+//! Timeouts: a header must arrive within `idle_timeout_secs` (30 s) of the
+//! previous frame; a frame whose header arrived may take
+//! `stall_timeout_secs` (120 s) — a slow large frame is not cut at 30 s, a
+//! byte-per-second client is; a known sensor with no frame under way that
+//! stays silent is closed without an error (quiet is not wrong). Accepted
+//! traffic is reported to the registry once a second.
+//!
+//! When the sensor ends its stream cleanly (TLS close_notify), the worker
+//! finishes (file closed, last items queued) and only then does the server
+//! answer with its own close_notify: that is the sensor's confirmation that
+//! everything was stored. Refused sessions get none. `kick`, `block` and IP
+//! blocks close live sessions through a `CloseSignal` that carries the
+//! reason.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;

@@ -1,4 +1,6 @@
-//! The embedded store (redb): one file under `<data-dir>/store/`, three tables.
+//! The embedded store (redb): one file under `<data-dir>/store/`, four
+//! tables (the fourth, `redis_spool`, holds queue items while Redis is away
+//! in Redis mode; see `store::redis::backend`).
 //!
 //! - `kv`: JSON documents (policy, sensor metadata), keyed by name;
 //! - `queues`: analyzer queue definitions and counters, keyed by queue UUID;

@@ -1,5 +1,18 @@
 //! Admission policy: who may send what. The ingest checks of spec 02, in
 //! their order, as pure functions of the policy state and one header.
+//!
+//! The persistent policy (approved, pending, blocked UUIDs, blocked
+//! addresses and CIDR ranges, block-IP-by-UUID, per-sensor keys, per-sensor
+//! settings — name, description, tags, a frame size limit below the
+//! server's, a monitoring delay — and accepted types set from the UI, which
+//! override the configuration's) is one store document, plus the in-memory
+//! kick list (30 s). [`Reject`] names every reason. Operator changes are
+//! committed at once (off the async threads); changes made by sessions (a
+//! new pending sensor, an address blocked by UUID) are applied in memory
+//! and written by the 5-second background task, so no session waits for a
+//! disk commit. Locks are never nested. In Redis mode the shared parts are
+//! kept in step by `store::redis::policy` ([`Mirror`],
+//! [`Policy::apply_mirror`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
