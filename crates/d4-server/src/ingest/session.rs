@@ -56,6 +56,7 @@ use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
 use crate::store::queues::PushError;
 use crate::store::Acquired;
+use crate::store::StoreError;
 use crate::workers::{Output, Worker};
 
 /// Room made in the frame buffer before each read.
@@ -328,7 +329,7 @@ impl Session {
             // (Redis mode; nothing in embedded mode).
             let admit = tokio::time::timeout(REDIS_WAIT, self.shared.leases.admit(f.header.uuid))
                 .await
-                .unwrap_or_else(|_| Err(crate::store::redis::timed_out(REDIS_WAIT).into()));
+                .unwrap_or_else(|_| Err(StoreError::TimedOut(REDIS_WAIT)));
             match admit {
                 Ok(None) => {}
                 Ok(Some(a)) => {

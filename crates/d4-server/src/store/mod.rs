@@ -42,6 +42,9 @@ pub(crate) enum StoreError {
     /// Redis refused or failed the call.
     #[error(transparent)]
     Redis(#[from] ::redis::RedisError),
+    /// No answer in time.
+    #[error("no answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
 }
 
 /// What the shared store says of a sensor starting a session.

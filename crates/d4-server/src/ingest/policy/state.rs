@@ -36,7 +36,7 @@ pub(crate) struct PolicyState {
 }
 
 /// The part of the policy shared through Redis in the reference sets
-/// (see `redis_policy`).
+/// (see `store::redis::policy`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct Mirror {
