@@ -448,3 +448,18 @@ impl Sensors {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_close_without_a_reason_is_the_servers() {
+        let c = CloseSignal::default();
+        c.notify.notify_one();
+        let r = c.closed().await;
+        assert_eq!((r.kind(), r.whose()), ("closed_by_server", Whose::Server));
+        c.close(Reject::BlockedUuid);
+        assert_eq!(c.closed().await, Reject::BlockedUuid);
+    }
+}

@@ -388,3 +388,35 @@ fn too_many_connections_are_the_servers_limit() {
     assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"still here\n")));
     first.close();
 }
+
+/// A failure of the server's disk is the server's fault: recorded for the
+/// sensor with kind `server_io` and `whose: server`, and counted so in
+/// `/metrics` — never as the sensor's `bad_payload`.
+#[test]
+fn a_disk_failure_is_the_servers_fault() {
+    let s = Server::start(&[]);
+    let u = Uuid::new_v4();
+    // The day's folder cannot be made: a file stands where it goes.
+    let day = s.day_dir(&u, "3");
+    std::fs::create_dir_all(day.parent().unwrap()).unwrap();
+    std::fs::write(&day, b"").unwrap();
+    let mut c = Raw::connect(&s, None);
+    c.write(&frame(u, 3, KEY.as_bytes(), b"a line\n"));
+    assert!(c.closed_by_server(), "the session is closed");
+    let e = wait_for("the error record", Duration::from_secs(20), || {
+        let e = s.sensor(&u)["last_error"].clone();
+        (e["kind"] == "server_io").then_some(e)
+    });
+    assert_eq!(e["whose"], "server", "{e}");
+    assert!(e["reason"].as_str().unwrap().starts_with("cannot "), "{e}");
+    let m = s.metrics();
+    assert!(
+        m.contains("d4_rejects_total{reason=\"server_io\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("d4_session_faults_total{whose=\"server\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains("reason=\"bad_payload\""), "{m}");
+}
