@@ -31,7 +31,6 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
 use crate::ingest::{policy, sensors};
-use crate::store::redis::{policy as redis_policy, queues as redis_queues};
 use crate::store::{db as store, queues};
 use crate::{accounts, http, monitor, tls, workers};
 
@@ -179,44 +178,15 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let db = Arc::new(store::Db::open(&data_dir.join("store"))?);
     let policy = Arc::new(policy::Policy::load(&cfg, db.clone())?);
     let sensors = Arc::new(sensors::Sensors::load(db.clone())?);
-    let mut leases: Arc<dyn crate::store::SessionGate> = Arc::new(crate::store::LocalOnly);
-    let mut meta_mirror: Arc<dyn crate::store::MetaMirror> = Arc::new(crate::store::LocalOnly);
-    let queues = match cfg.redis_targets()? {
-        None => crate::store::embedded::queues::open(db.clone())?,
+    let crate::store::Backends {
+        queues,
+        gate: leases,
+        mirror: meta_mirror,
+    } = match cfg.redis_targets()? {
+        None => crate::store::embedded::open(db.clone())?,
         Some((meta, lists)) => {
-            // A node that has read its queues from Redis before may start
-            // while Redis is away (with those); a new one may not.
-            let known = db
-                .get_doc::<serde_json::Value>(crate::store::redis::backend::REDIS_DEFS_DOC)?
-                .is_some();
-            let r =
-                redis_queues::RedisQueues::connect(&meta, &lists, cfg.default_queue_size, known)
-                    .await?;
-            tracing::info!(
-                "analyzer queues in Redis: metadata {meta}, lists {lists} (reference key schema)"
-            );
-            let mut c = r.meta_connection();
-            policy.share_kicks();
-            let synced = match redis_policy::first_sync(&policy, &sensors, &cfg.default_key, &mut c)
-                .await
-            {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!("cannot read the shared policy from Redis: {e}; the last one read applies until it answers");
-                    false
-                }
-            };
-            tokio::spawn(redis_policy::sync_loop(
-                Arc::downgrade(&policy),
-                Arc::downgrade(&sensors),
-                cfg.default_key.clone(),
-                c,
-                synced,
-            ));
-            leases = crate::store::redis::leases::RedisLeases::new(r.meta_connection());
-            meta_mirror =
-                crate::store::redis::meta::RedisMeta::start(r.meta_connection(), db.clone());
-            crate::store::redis::backend::open(db.clone(), r, &data_dir).await?
+            crate::store::redis::open(&cfg, &meta, &lists, &db, &policy, &sensors, &data_dir)
+                .await?
         }
     };
     let gzip = if cfg.gzip_level == 0 {

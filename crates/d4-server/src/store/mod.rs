@@ -30,6 +30,16 @@ use uuid::Uuid;
 
 use crate::ingest::sensors::CloseSignal;
 
+/// The store backends the server runs on, one per concern.
+pub(crate) struct Backends {
+    /// The analyzer queues.
+    pub(crate) queues: Arc<queues::Queues>,
+    /// Admission across nodes.
+    pub(crate) gate: Arc<dyn SessionGate>,
+    /// The sensor metadata mirror.
+    pub(crate) mirror: Arc<dyn MetaMirror>,
+}
+
 /// A boxed future, for the async methods of the traits here (they are used
 /// as trait objects).
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -2,3 +2,19 @@
 //! the local redb store, nothing shared with other nodes.
 
 pub(crate) mod queues;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::store::db::Db;
+use crate::store::{Backends, LocalOnly};
+
+/// The embedded backends: queues in the local store, nothing shared.
+pub(crate) fn open(db: Arc<Db>) -> Result<Backends> {
+    Ok(Backends {
+        queues: queues::open(db)?,
+        gate: Arc::new(LocalOnly),
+        mirror: Arc::new(LocalOnly),
+    })
+}
