@@ -20,6 +20,10 @@ pub(crate) mod embedded;
 pub(crate) mod queues;
 pub(crate) mod redis;
 
+/// The path `workers/` names the store by.
+#[allow(unused_imports)]
+pub(crate) use db::Db;
+
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;

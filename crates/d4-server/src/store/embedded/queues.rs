@@ -24,8 +24,15 @@ pub(crate) struct EmbeddedQueues {
     cat: Arc<Catalog>,
 }
 
+impl Queues {
+    /// Queues in the embedded store: loads them and starts the writer thread.
+    pub(crate) fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
+        open(db)
+    }
+}
+
 /// Loads the queues from the store and starts the writer thread.
-pub(crate) fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
+fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
     let mut defs = HashMap::new();
     for row in db.queue_rows()? {
         match serde_json::from_slice::<QueueDef>(&row) {
