@@ -131,7 +131,7 @@ impl ServerConfig {
     /// reference layout), whatever the URL form (TCP, `rediss://`, a Unix
     /// socket, with credentials or not).
     /// The TLS files apply to both.
-    pub fn redis_targets(&self) -> Result<Option<(RedisTarget, RedisTarget)>> {
+    pub(crate) fn redis_targets(&self) -> Result<Option<(RedisTarget, RedisTarget)>> {
         let Some(meta) = &self.redis_url else {
             return Ok(None);
         };
@@ -203,17 +203,17 @@ impl ServerConfig {
 #[derive(Clone, Debug)]
 pub struct RedisTarget {
     /// What the client connects with.
-    pub info: redis::ConnectionInfo,
+    pub(crate) info: redis::ConnectionInfo,
     /// The CA and client certificate for `rediss://`, when not the defaults.
-    pub tls: Option<std::sync::Arc<RedisTls>>,
+    pub(crate) tls: Option<std::sync::Arc<RedisTls>>,
 }
 
 /// PEM material for a TLS connection to Redis.
-pub struct RedisTls {
+pub(crate) struct RedisTls {
     /// The CA to trust instead of the system's store.
-    pub ca: Option<Vec<u8>>,
+    pub(crate) ca: Option<Vec<u8>>,
     /// This node's certificate and key, for Redis servers that ask for one.
-    pub client: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for RedisTls {
@@ -242,7 +242,7 @@ impl RedisTarget {
     }
 
     /// The same instance, database `db`.
-    pub fn with_db(&self, db: i64) -> RedisTarget {
+    pub(crate) fn with_db(&self, db: i64) -> RedisTarget {
         let settings = self.info.redis_settings().clone().set_db(db);
         RedisTarget {
             info: self.info.clone().set_redis_settings(settings),
@@ -251,12 +251,12 @@ impl RedisTarget {
     }
 
     /// Whether the connection is TLS (`rediss://`).
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self.info.addr(), redis::ConnectionAddr::TcpTls { .. })
     }
 
     /// A client for this instance, with the configured TLS material.
-    pub fn client(&self) -> Result<redis::Client> {
+    pub(crate) fn client(&self) -> Result<redis::Client> {
         let made = match &self.tls {
             Some(t) if self.is_tls() => redis::Client::build_with_tls(
                 self.info.clone(),

@@ -3,7 +3,11 @@
 //! non-empty queues nobody popped for `queue_stale_secs`. Alerts are shown in
 //! the UI, listed by `GET /api/v1/alerts` (and, for sensors, by the
 //! reference's `GET /api/v1/sensors/monitoring/errors`), and POSTed to
-//! `webhook_url` when they fire and when they resolve.
+//! `webhook_url` when they fire and when they resolve
+//! (`{"source":"d4","state":"fired"|"resolved","alert":{...}}`; failures
+//! counted in `/metrics`). Each round's deliveries run in a task of their
+//! own (10 s per request, 30 s in all), so a slow receiver never delays the
+//! checks; logs name only the URL's host.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,32 +15,32 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::Shared;
+use crate::server::Shared;
 
 /// One condition that needs an operator.
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Alert {
+pub(crate) struct Alert {
     /// `sensor_silent`, `queue_full` or `queue_stale`.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// Sensor UUID (32 hex) or queue UUID.
-    pub subject: String,
+    pub(crate) subject: String,
     /// What is wrong, in words.
-    pub message: String,
+    pub(crate) message: String,
     /// Unix seconds when it was first seen.
-    pub since: i64,
+    pub(crate) since: i64,
 }
 
 /// The alerts in force.
 #[derive(Default)]
-pub struct Monitor {
+pub(crate) struct Monitor {
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
     /// Webhook deliveries that failed (metrics).
-    pub webhook_failures: std::sync::atomic::AtomicU64,
+    pub(crate) webhook_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Monitor {
     /// The alerts in force, oldest first.
-    pub fn alerts(&self) -> Vec<Alert> {
+    pub(crate) fn alerts(&self) -> Vec<Alert> {
         let mut v: Vec<Alert> = self
             .alerts
             .lock()
@@ -67,7 +71,7 @@ impl Monitor {
 }
 
 /// What is wrong now.
-pub fn check(s: &Shared, now: i64) -> Vec<Alert> {
+pub(crate) fn check(s: &Shared, now: i64) -> Vec<Alert> {
     let mut out = Vec::new();
     let p = s.policy.snapshot();
     for (u, set) in &p.settings {
@@ -179,7 +183,7 @@ async fn deliver(
 
 /// Runs the checks until shutdown. Webhook deliveries run in tasks of
 /// their own: a slow receiver never delays the checks.
-pub async fn run(s: Arc<Shared>) {
+pub(crate) async fn run(s: Arc<Shared>) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -1,5 +1,8 @@
 //! TLS material: a CA and a server certificate generated on first start into
-//! `<data-dir>/tls/`, loaded on later starts.
+//! `<data-dir>/tls/`, loaded on later starts. The server certificate names
+//! `localhost`, `127.0.0.1`, `::1` and the host name (rcgen); the same CA
+//! signs the ingest and the HTTPS certificates, and is the sensors'
+//! `rootCA.crt`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Paths of the TLS files inside `<data-dir>/tls/`.
-pub const CA_CERT: &str = "ca.crt";
+pub(crate) const CA_CERT: &str = "ca.crt";
 const CA_KEY: &str = "ca.key";
 const SERVER_CERT: &str = "server.crt";
 const SERVER_KEY: &str = "server.key";
@@ -37,7 +40,7 @@ pub fn ensure_material(dir: &Path) -> Result<()> {
     ca.not_after = rcgen::date_time_ymd(2046, 1, 1);
     let ca_cert = ca.self_signed(&ca_key).context("signing the CA")?;
 
-    let host = crate::host_name();
+    let host = crate::server::host_name();
     let mut names = vec!["localhost".to_string()];
     if !host.is_empty() && host != "localhost" {
         names.push(host);
@@ -57,12 +60,12 @@ pub fn ensure_material(dir: &Path) -> Result<()> {
         .context("signing the server certificate")?;
 
     std::fs::write(dir.join(CA_CERT), ca_cert.pem())?;
-    crate::write_private(&dir.join(CA_KEY), issuer.key().serialize_pem().as_bytes())?;
+    crate::server::write_private(&dir.join(CA_KEY), issuer.key().serialize_pem().as_bytes())?;
     std::fs::write(
         dir.join(SERVER_CERT),
         format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
     )?;
-    crate::write_private(&dir.join(SERVER_KEY), leaf_key.serialize_pem().as_bytes())?;
+    crate::server::write_private(&dir.join(SERVER_KEY), leaf_key.serialize_pem().as_bytes())?;
     tracing::info!(
         "generated a TLS CA and server certificate in {}; give {} to sensors as rootCA.crt",
         dir.display(),
@@ -72,7 +75,7 @@ pub fn ensure_material(dir: &Path) -> Result<()> {
 }
 
 /// The rustls server configuration from `dir`.
-pub fn server_config(dir: &Path, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn server_config(dir: &Path, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>> {
     let cert_path = dir.join(SERVER_CERT);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .with_context(|| format!("cannot read {}", cert_path.display()))?

@@ -361,3 +361,62 @@ fn a_slow_frame_is_not_cut_by_the_idle_timeout() {
     s.wait_queue_len(&q, 8);
     assert!(s.sensor(&u)["last_error"].is_null());
 }
+
+/// A connection past `max_connections_per_ip` meets the server's limit: it
+/// is counted as such in `/metrics` (and as the server's fault), not as a
+/// sensor's timeout.
+#[test]
+fn too_many_connections_are_the_servers_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(&cfg, "max_connections_per_ip = 1\n").unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let u = Uuid::new_v4();
+    let mut first = Raw::connect(&s, None);
+    assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"first\n")));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = Raw::connect(&s, None);
+    assert!(second.closed_by_server(), "the second connection is closed");
+    wait_for("the limit in /metrics", Duration::from_secs(10), || {
+        let m = s.metrics();
+        (m.contains("d4_rejects_total{reason=\"too_many_connections\"} 1")
+            && m.contains("d4_session_faults_total{whose=\"server\"} 1")
+            && !m.contains("reason=\"timeout\""))
+        .then_some(())
+    });
+    // The first connection is untouched.
+    assert!(first.write(&frame(u, 3, KEY.as_bytes(), b"still here\n")));
+    first.close();
+}
+
+/// A failure of the server's disk is the server's fault: recorded for the
+/// sensor with kind `server_io` and `whose: server`, and counted so in
+/// `/metrics` — never as the sensor's `bad_payload`.
+#[test]
+fn a_disk_failure_is_the_servers_fault() {
+    let s = Server::start(&[]);
+    let u = Uuid::new_v4();
+    // The day's folder cannot be made: a file stands where it goes.
+    let day = s.day_dir(&u, "3");
+    std::fs::create_dir_all(day.parent().unwrap()).unwrap();
+    std::fs::write(&day, b"").unwrap();
+    let mut c = Raw::connect(&s, None);
+    c.write(&frame(u, 3, KEY.as_bytes(), b"a line\n"));
+    assert!(c.closed_by_server(), "the session is closed");
+    let e = wait_for("the error record", Duration::from_secs(20), || {
+        let e = s.sensor(&u)["last_error"].clone();
+        (e["kind"] == "server_io").then_some(e)
+    });
+    assert_eq!(e["whose"], "server", "{e}");
+    assert!(e["reason"].as_str().unwrap().starts_with("cannot "), "{e}");
+    let m = s.metrics();
+    assert!(
+        m.contains("d4_rejects_total{reason=\"server_io\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("d4_session_faults_total{whose=\"server\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains("reason=\"bad_payload\""), "{m}");
+}

@@ -639,7 +639,7 @@ impl RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
         if secure {
-            d4_server::tls::ensure_material(&path.join("tls")).unwrap();
+            d4_server::ensure_tls_material(&path.join("tls")).unwrap();
         }
         Some(Self::launch(path, Some(dir), secure))
     }
@@ -763,10 +763,10 @@ impl RedisServer {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
-    pub async fn queues(&self) -> d4_server::redis_queues::RedisQueues {
+    pub async fn queues(&self) -> d4_server::RedisQueues {
         // The reference layout: metadata in DB 0, queue lists in DB 2.
-        let target = |db| d4_server::config::RedisTarget::parse("test", &self.url(db)).unwrap();
-        d4_server::redis_queues::RedisQueues::connect(&target(0), &target(2), 10_000, false)
+        let target = |db| d4_server::RedisTarget::parse("test", &self.url(db)).unwrap();
+        d4_server::RedisQueues::connect(&target(0), &target(2), 10_000, false)
             .await
             .unwrap()
     }

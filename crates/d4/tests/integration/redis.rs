@@ -3,7 +3,7 @@
 //! checked with plain Redis commands as the reference analyzers issue them,
 //! and the server with `--store redis://`.
 
-use d4_server::queues::QueueType;
+use d4_server::QueueType;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -46,7 +46,7 @@ async fn reference_schema_and_plain_rpop_in_order() {
 
 #[tokio::test]
 async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
-    use d4_server::redis_queues::PushGroup;
+    use d4_server::PushGroup;
     let Some(r) = RedisServer::start() else {
         return;
     };
@@ -61,14 +61,14 @@ async fn pushes_are_idempotent_and_a_foreign_key_type_spoils_no_other_queue() {
         .create(t3.clone(), String::new(), 3, vec![])
         .await
         .unwrap();
-    let group = |d: &d4_server::queues::QueueDef, first_seq, items| PushGroup {
+    let group = |d: &d4_server::QueueDef, first_seq, items| PushGroup {
         queue: d.uuid,
         ty: &t3,
         max: d.max_size,
         first_seq,
         items,
     };
-    let key = |d: &d4_server::queues::QueueDef| format!("analyzer:3:{}", d.uuid);
+    let key = |d: &d4_server::QueueDef| format!("analyzer:3:{}", d.uuid);
     let (s0, s1) = (q.reserve(2), q.reserve(4));
     let first: &[&[u8]] = &[b"a1", b"a2"];
     let second: &[&[u8]] = &[b"b1", b"b2", b"b3", b"b4"];
@@ -133,7 +133,7 @@ async fn max_size_groups_and_extended_types() {
         )
         .await
         .unwrap();
-    let id = |d: &d4_server::queues::QueueDef| d.uuid.to_string();
+    let id = |d: &d4_server::QueueDef| d.uuid.to_string();
     assert_eq!(
         r.cli(0, &["SISMEMBER", "analyzer_uuid_group:3", &id(&only_a)]),
         "1"

@@ -27,7 +27,7 @@ use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::config::RedisTarget;
-use crate::queues::{QueueDef, QueueType};
+use crate::store::queues::{QueueDef, QueueType};
 
 /// Queues in Redis.
 #[derive(Clone)]
@@ -130,7 +130,7 @@ return out
 });
 
 /// The list key of a queue.
-pub fn list_key(ty: &QueueType, id: Uuid) -> String {
+pub(crate) fn list_key(ty: &QueueType, id: Uuid) -> String {
     format!("analyzer:{ty}:{id}")
 }
 
@@ -229,7 +229,7 @@ impl RedisQueues {
     }
 
     /// A connection to the metadata instance (for the other shared state).
-    pub fn meta_connection(&self) -> ConnectionManager {
+    pub(crate) fn meta_connection(&self) -> ConnectionManager {
         self.meta.clone()
     }
 
@@ -359,7 +359,7 @@ impl RedisQueues {
     }
 
     /// The queues a sensor's data of type `ty` goes to.
-    pub async fn route(&self, ty: &QueueType, sensor: Uuid) -> Result<Vec<Uuid>> {
+    pub(crate) async fn route(&self, ty: &QueueType, sensor: Uuid) -> Result<Vec<Uuid>> {
         let mut c = self.meta.clone();
         let mut ids: Vec<String> = c.smembers(type_set(ty, false)).await?;
         let group: Vec<String> = c.smembers(sensor_set(ty, sensor)).await?;
@@ -385,7 +385,12 @@ impl RedisQueues {
 
     /// Pushes items to one queue (`LPUSH` + `LTRIM`): it keeps its newest
     /// `max_size` items; the others are counted in `d4_dropped`.
-    pub async fn push_to(&self, ty: &QueueType, q: Uuid, items: &[impl AsRef<[u8]>]) -> Result<()> {
+    pub(crate) async fn push_to(
+        &self,
+        ty: &QueueType,
+        q: Uuid,
+        items: &[impl AsRef<[u8]>],
+    ) -> Result<()> {
         let mut m = self.meta.clone();
         let max: Option<u64> = m.hget(meta_key(q), "max_size").await?;
         self.push_with_max(ty, q, max.unwrap_or(self.default_max), items)
@@ -393,7 +398,7 @@ impl RedisQueues {
     }
 
     /// The same with the queue's max size known (the server's cache).
-    pub async fn push_with_max(
+    pub(crate) async fn push_with_max(
         &self,
         ty: &QueueType,
         q: Uuid,
@@ -436,7 +441,7 @@ impl RedisQueues {
     }
 
     /// The next sequence number [`Self::reserve`] gives.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.seq.next.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -513,7 +518,7 @@ impl RedisQueues {
     }
 
     /// The first `n` items, oldest first, left in place.
-    pub async fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
+    pub(crate) async fn peek(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
         let d = self.def(id).await?;
         let mut l = self.lists.clone();
         let n = n.clamp(1, 10_000) as isize;
@@ -523,7 +528,7 @@ impl RedisQueues {
     }
 
     /// Removes every item; returns how many.
-    pub async fn empty(&self, id: Uuid) -> Result<u64> {
+    pub(crate) async fn empty(&self, id: Uuid) -> Result<u64> {
         let d = self.def(id).await?;
         let mut l = self.lists.clone();
         let key = list_key(&d.ty, id);

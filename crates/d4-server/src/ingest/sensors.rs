@@ -1,5 +1,13 @@
 //! What the server knows about sensors: metadata and statistics (persisted),
 //! live sessions (for the one-connection rule and kicks), and recent rejections.
+//!
+//! Sensor metadata: first/last seen, per-type first/last seen, last 16
+//! addresses, last error (with its kind and whose fault it is), skipped
+//! records, daily bytes/frames; persisted every 5 s and at shutdown. The
+//! live-session table enforces one connection per (UUID, type) except types
+//! 2/254 on this node (across nodes in Redis mode: the lease of
+//! [`SessionGate`](crate::store::SessionGate)), and lets `kick`/`block`
+//! close sessions.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
@@ -10,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::store::Db;
+use crate::ingest::reject::{Reject, Whose};
+use crate::store::db::Db;
 
 /// How many peer addresses are remembered per sensor.
-pub const LAST_IPS: usize = 16;
+pub(crate) const LAST_IPS: usize = 16;
 /// How many days of daily counters are kept per sensor.
 const KEEP_DAYS: usize = 31;
 /// How many sensors known only from rejected sessions are remembered.
@@ -23,142 +32,149 @@ const KEEP_REJECTIONS: usize = 256;
 
 /// First and last time a sensor sent a type.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Unix seconds.
-    pub first: i64,
+    pub(crate) first: i64,
     /// Unix seconds.
-    pub last: i64,
+    pub(crate) last: i64,
 }
 
 /// Bytes and frames of one day.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct DayStats {
+pub(crate) struct DayStats {
     /// Payload bytes accepted.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Frames accepted.
-    pub frames: u64,
+    pub(crate) frames: u64,
 }
 
 /// A session error recorded for a sensor.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ErrorRecord {
+pub(crate) struct ErrorRecord {
     /// Unix seconds.
-    pub time: i64,
+    pub(crate) time: i64,
     /// Peer address.
-    pub ip: String,
+    pub(crate) ip: String,
     /// What was wrong.
-    pub reason: String,
+    pub(crate) reason: String,
+    /// Its kind (the `reason` label of `d4_rejects_total`; `skipped` for a
+    /// refused record); empty in records kept by older versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) kind: String,
+    /// Whose fault: `sensor`, `policy`, `server` or `store`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) whose: String,
 }
 
 /// A sensor's metadata (store document `sensor:<32 hex>`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct SensorMeta {
+pub(crate) struct SensorMeta {
     /// Sensor UUID.
-    pub uuid: Uuid,
+    pub(crate) uuid: Uuid,
     /// Unix seconds of the first accepted frame.
-    pub first_seen: i64,
+    pub(crate) first_seen: i64,
     /// Unix seconds of the last accepted frame.
-    pub last_seen: i64,
+    pub(crate) last_seen: i64,
     /// Per type (and `254:<name>` for extended types): first and last seen.
-    pub types: BTreeMap<String, Seen>,
+    pub(crate) types: BTreeMap<String, Seen>,
     /// Last peer addresses, newest first, with Unix seconds.
-    pub last_ips: VecDeque<(String, i64)>,
+    pub(crate) last_ips: VecDeque<(String, i64)>,
     /// The last error, cleared by the next accepted frame.
-    pub last_error: Option<ErrorRecord>,
+    pub(crate) last_error: Option<ErrorRecord>,
     /// Errors ever recorded.
-    pub error_count: u64,
+    pub(crate) error_count: u64,
     /// Records refused inside otherwise good sessions (e.g. a line that is not JSON).
-    pub skipped_count: u64,
+    pub(crate) skipped_count: u64,
     /// The last refused record and why (kept: accepted frames do not clear it).
-    pub last_skipped: Option<ErrorRecord>,
+    pub(crate) last_skipped: Option<ErrorRecord>,
     /// Daily counters by `YYYYMMDD`.
-    pub daily: BTreeMap<String, DayStats>,
+    pub(crate) daily: BTreeMap<String, DayStats>,
     /// Free text set by an operator.
-    pub description: String,
+    pub(crate) description: String,
 }
 
 /// Server-wide counters of one day: per type and per peer address.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct ServerDay {
+pub(crate) struct ServerDay {
     /// By type key (`1`, `254:maltrail`).
-    pub types: BTreeMap<String, DayStats>,
+    pub(crate) types: BTreeMap<String, DayStats>,
     /// By peer address (at most [`MAX_DAILY_IPS`] a day).
-    pub ips: BTreeMap<String, DayStats>,
+    pub(crate) ips: BTreeMap<String, DayStats>,
 }
 
 /// Most peer addresses counted per day.
-pub const MAX_DAILY_IPS: usize = 10_000;
+pub(crate) const MAX_DAILY_IPS: usize = 10_000;
 
 /// A rejection, server-wide (also for connections with no usable UUID).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// Unix seconds.
-    pub time: i64,
+    pub(crate) time: i64,
     /// Peer address.
-    pub ip: String,
+    pub(crate) ip: String,
     /// Sensor UUID, if one was read.
-    pub uuid: Option<Uuid>,
+    pub(crate) uuid: Option<Uuid>,
     /// What was wrong.
-    pub reason: String,
+    pub(crate) reason: String,
+    /// Its kind (the `reason` label of `d4_rejects_total`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) kind: String,
+    /// Whose fault: `sensor`, `policy`, `server` or `store`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) whose: String,
 }
 
 /// A live session.
 #[derive(Clone, Debug)]
-pub struct LiveSession {
+pub(crate) struct LiveSession {
     /// Session id.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Sensor.
-    pub uuid: Uuid,
+    pub(crate) uuid: Uuid,
     /// Type (as first sent).
-    pub ty: u8,
+    pub(crate) ty: u8,
     /// Peer.
-    pub ip: IpAddr,
-    /// Unix seconds.
-    pub since: i64,
+    pub(crate) ip: IpAddr,
     /// Wakes the session to close it, with the reason.
-    pub close: Arc<CloseSignal>,
+    pub(crate) close: Arc<CloseSignal>,
 }
 
 /// Asks a live session to close, saying why.
 #[derive(Debug, Default)]
-pub struct CloseSignal {
+pub(crate) struct CloseSignal {
     notify: Notify,
-    reason: Mutex<Option<crate::policy::Reject>>,
+    reason: Mutex<Option<Reject>>,
 }
 
 impl CloseSignal {
     /// Asks the session to close for `reason`.
-    pub fn close(&self, reason: crate::policy::Reject) {
+    pub(crate) fn close(&self, reason: Reject) {
         *lock(&self.reason) = Some(reason);
         self.notify.notify_one();
     }
 
     /// Waits for a close request; returns its reason.
-    pub async fn closed(&self) -> crate::policy::Reject {
+    pub(crate) async fn closed(&self) -> Reject {
         self.notify.notified().await;
-        lock(&self.reason)
-            .take()
-            .unwrap_or(crate::policy::Reject::Timeout(
-                "closed by the server".into(),
-            ))
+        lock(&self.reason).take().unwrap_or(Reject::ClosedByServer)
     }
 }
 
 /// Accumulated accepted traffic of a session since its last report.
 #[derive(Debug, Default)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// Type key (`3`, `254:maltrail`).
-    pub type_key: String,
+    pub(crate) type_key: String,
     /// Payload bytes.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Frames.
-    pub frames: u64,
+    pub(crate) frames: u64,
 }
 
 /// The registry.
-pub struct Sensors {
+pub(crate) struct Sensors {
     db: Arc<Db>,
     meta: Mutex<HashMap<Uuid, SensorMeta>>,
     dirty: Mutex<HashSet<Uuid>>,
@@ -178,7 +194,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Sensors {
     /// Loads every sensor's metadata.
-    pub fn load(db: Arc<Db>) -> Result<Sensors> {
+    pub(crate) fn load(db: Arc<Db>) -> Result<Sensors> {
         let meta = db
             .docs_with_prefix::<SensorMeta>("sensor:")?
             .into_iter()
@@ -202,7 +218,7 @@ impl Sensors {
     }
 
     /// Writes changed metadata to the store (called periodically and at shutdown).
-    pub fn persist(&self) -> Result<()> {
+    pub(crate) fn persist(&self) -> Result<()> {
         let gone: Vec<Uuid> = std::mem::take(&mut *lock(&self.forgotten))
             .into_iter()
             .collect();
@@ -231,7 +247,7 @@ impl Sensors {
 
     /// Records accepted traffic: last seen, per-type seen, peer address, daily
     /// counters; clears the last error.
-    pub fn record_traffic(
+    pub(crate) fn record_traffic(
         &self,
         u: Uuid,
         ip: IpAddr,
@@ -296,12 +312,16 @@ impl Sensors {
     }
 
     /// Records a rejection (for the sensor if its UUID is known or v4, and server-wide).
-    pub fn record_error(&self, u: Option<Uuid>, ip: IpAddr, reason: &str) {
+    pub(crate) fn record_error(&self, u: Option<Uuid>, ip: IpAddr, r: &Reject) {
         let time = chrono::Utc::now().timestamp();
+        let reason = r.to_string();
+        let (kind, whose) = (r.kind().to_string(), r.whose().as_str().to_string());
         let rec = ErrorRecord {
             time,
             ip: ip.to_string(),
-            reason: reason.to_string(),
+            reason: reason.clone(),
+            kind: kind.clone(),
+            whose: whose.clone(),
         };
         if let Some(u) = u.filter(d4_proto::is_v4) {
             let mut all = lock(&self.meta);
@@ -336,17 +356,21 @@ impl Sensors {
             time,
             ip: ip.to_string(),
             uuid: u,
-            reason: reason.to_string(),
+            reason,
+            kind,
+            whose,
         });
         r.truncate(KEEP_REJECTIONS);
     }
 
     /// Records a refused record (counted and skipped; the session goes on).
-    pub fn record_skipped(&self, u: Uuid, ip: IpAddr, reason: &str) {
+    pub(crate) fn record_skipped(&self, u: Uuid, ip: IpAddr, reason: &str) {
         let rec = ErrorRecord {
             time: chrono::Utc::now().timestamp(),
             ip: ip.to_string(),
             reason: reason.to_string(),
+            kind: "skipped".into(),
+            whose: Whose::Sensor.as_str().into(),
         };
         let mut all = lock(&self.meta);
         let m = all.entry(u).or_insert_with(|| SensorMeta {
@@ -360,41 +384,41 @@ impl Sensors {
     }
 
     /// One sensor's metadata.
-    pub fn get(&self, u: Uuid) -> Option<SensorMeta> {
+    pub(crate) fn get(&self, u: Uuid) -> Option<SensorMeta> {
         lock(&self.meta).get(&u).cloned()
     }
 
     /// Every sensor's metadata.
-    pub fn all(&self) -> Vec<SensorMeta> {
+    pub(crate) fn all(&self) -> Vec<SensorMeta> {
         let mut v: Vec<_> = lock(&self.meta).values().cloned().collect();
         v.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
         v
     }
 
     /// Server-wide daily counters, oldest day first.
-    pub fn daily(&self) -> BTreeMap<String, ServerDay> {
+    pub(crate) fn daily(&self) -> BTreeMap<String, ServerDay> {
         lock(&self.daily).clone()
     }
 
     /// Accepted traffic per type key since the server started.
-    pub fn totals(&self) -> BTreeMap<String, DayStats> {
+    pub(crate) fn totals(&self) -> BTreeMap<String, DayStats> {
         lock(&self.totals).clone()
     }
 
     /// Recent rejections, newest first.
-    pub fn rejections(&self) -> Vec<Rejection> {
+    pub(crate) fn rejections(&self) -> Vec<Rejection> {
         lock(&self.rejections).iter().cloned().collect()
     }
 
     /// Whether (UUID, type) already has a live session that excludes another
     /// (types 2 and 254 never do).
-    pub fn is_live(&self, u: Uuid, ty: u8) -> bool {
+    pub(crate) fn is_live(&self, u: Uuid, ty: u8) -> bool {
         !matches!(ty, 2 | 254) && lock(&self.live).values().any(|o| o.uuid == u && o.ty == ty)
     }
 
     /// Registers a live session; refuses a second one for the same (UUID, type)
     /// unless the type is 2 or 254.
-    pub fn register_live(&self, s: LiveSession) -> bool {
+    pub(crate) fn register_live(&self, s: LiveSession) -> bool {
         let mut live = lock(&self.live);
         if !matches!(s.ty, 2 | 254) && live.values().any(|o| o.uuid == s.uuid && o.ty == s.ty) {
             return false;
@@ -404,17 +428,17 @@ impl Sensors {
     }
 
     /// Forgets a live session.
-    pub fn unregister_live(&self, id: Uuid) {
+    pub(crate) fn unregister_live(&self, id: Uuid) {
         lock(&self.live).remove(&id);
     }
 
     /// Live sessions.
-    pub fn live(&self) -> Vec<LiveSession> {
+    pub(crate) fn live(&self) -> Vec<LiveSession> {
         lock(&self.live).values().cloned().collect()
     }
 
     /// Asks every live session of a sensor to close; returns how many.
-    pub fn close_sessions_of(&self, u: Uuid, reason: crate::policy::Reject) -> usize {
+    pub(crate) fn close_sessions_of(&self, u: Uuid, reason: Reject) -> usize {
         let live = lock(&self.live);
         let mut n = 0;
         for s in live.values().filter(|s| s.uuid == u) {
@@ -422,5 +446,20 @@ impl Sensors {
             n += 1;
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_close_without_a_reason_is_the_servers() {
+        let c = CloseSignal::default();
+        c.notify.notify_one();
+        let r = c.closed().await;
+        assert_eq!((r.kind(), r.whose()), ("closed_by_server", Whose::Server));
+        c.close(Reject::BlockedUuid);
+        assert_eq!(c.closed().await, Reject::BlockedUuid);
     }
 }

@@ -1,5 +1,18 @@
 //! Admission policy: who may send what. The ingest checks of spec 02, in
 //! their order, as pure functions of the policy state and one header.
+//!
+//! The persistent policy (approved, pending, blocked UUIDs, blocked
+//! addresses and CIDR ranges, block-IP-by-UUID, per-sensor keys, per-sensor
+//! settings — name, description, tags, a frame size limit below the
+//! server's, a monitoring delay — and accepted types set from the UI, which
+//! override the configuration's) is one store document, plus the in-memory
+//! kick list (30 s). [`Reject`] names every reason. Operator changes are
+//! committed at once (off the async threads); changes made by sessions (a
+//! new pending sensor, an address blocked by UUID) are applied in memory
+//! and written by the 5-second background task, so no session waits for a
+//! disk commit. Locks are never nested. In Redis mode the shared parts are
+//! kept in step by `store::redis::policy` ([`Mirror`],
+//! [`Policy::apply_mirror`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -9,221 +22,25 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use d4_proto::{Header, Signer};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub(crate) use super::reject::Reject;
+use state::merge3;
+pub(crate) use state::{Mirror, PendingSensor, PolicyState, SensorSettings};
+
+mod state;
 use crate::config::{Mode, ServerConfig};
-use crate::store::Db;
-
-/// The persistent part of the policy (store document `policy`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PolicyState {
-    /// Approved sensors (registration mode).
-    pub approved: BTreeSet<Uuid>,
-    /// Sensors that tried to connect while not approved, with when and from where.
-    pub pending: BTreeMap<Uuid, PendingSensor>,
-    /// Refused sensors.
-    pub blocked_uuids: BTreeSet<Uuid>,
-    /// Refused peers: addresses (as /32 or /128) and ranges.
-    pub blocked_nets: BTreeSet<IpNet>,
-    /// Sensors whose next peer address is added to `blocked_nets`.
-    pub block_ip_by_uuid: BTreeSet<Uuid>,
-    /// Per-sensor HMAC keys (never shown by the API).
-    pub keys: BTreeMap<Uuid, String>,
-    /// Operator settings per sensor (name, tags, limits, monitoring).
-    pub settings: BTreeMap<Uuid, SensorSettings>,
-    /// Accepted types set from the UI or API (instead of the configuration's).
-    pub accepted_types: Option<BTreeSet<u8>>,
-    /// Accepted extended types set from the UI or API (empty: any).
-    pub accepted_extended: Option<BTreeSet<String>>,
-    /// Redis mode: the shared policy as last read from Redis (what this
-    /// node's changes are measured against); `None` before the first sync,
-    /// when this node's whole policy is added to Redis.
-    pub redis_synced: Option<Mirror>,
-}
-
-/// The part of the policy shared through Redis in the reference sets
-/// (see `redis_policy`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Mirror {
-    /// `blacklist_uuid`.
-    pub blocked_uuids: BTreeSet<Uuid>,
-    /// `blacklist_ip`.
-    pub blocked_nets: BTreeSet<IpNet>,
-    /// `blacklist_ip_by_uuid`.
-    pub block_ip_by_uuid: BTreeSet<Uuid>,
-    /// `registered_uuid`.
-    pub approved: BTreeSet<Uuid>,
-    /// `sensor_pending_registration`.
-    pub pending: BTreeSet<Uuid>,
-    /// `server:accepted_type`.
-    pub accepted_types: BTreeSet<u8>,
-    /// `server:accepted_extended_type`.
-    pub accepted_extended: BTreeSet<String>,
-    /// `hmac_key` of `metadata_uuid:<uuid>` (written, not read back: a
-    /// session reads its sensor's key from Redis when it starts).
-    pub keys: BTreeMap<Uuid, String>,
-}
-
-/// `base` with the changes from `before` to `after` applied.
-fn merge3<T: Ord + Clone>(
-    base: &BTreeSet<T>,
-    before: &BTreeSet<T>,
-    after: &BTreeSet<T>,
-) -> BTreeSet<T> {
-    let mut out: BTreeSet<T> = base
-        .difference(&before.difference(after).cloned().collect())
-        .cloned()
-        .collect();
-    out.extend(after.difference(before).cloned());
-    out
-}
-
-/// What an operator sets on a sensor.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SensorSettings {
-    /// Short name.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Tags, for filtering.
-    pub tags: Vec<String>,
-    /// Largest frame accepted from this sensor (bytes), below the server's
-    /// `max_frame_size`; `None` for the server's.
-    pub max_frame_size: Option<u32>,
-    /// Seconds of silence after which the sensor is reported (monitoring);
-    /// `None`: not monitored.
-    pub monitor_delay_secs: Option<u64>,
-}
-
-/// A sensor waiting for approval.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct PendingSensor {
-    /// Unix seconds of the first attempt.
-    pub first_seen: i64,
-    /// Unix seconds of the last attempt.
-    pub last_seen: i64,
-    /// Peer address of the last attempt.
-    pub ip: String,
-    /// Registered through the API (`POST /api/v1/add/sensor/register`).
-    #[serde(default)]
-    pub registered: bool,
-    /// Contact given at registration.
-    #[serde(default)]
-    pub mail: Option<String>,
-    /// Third-party sensor (given at registration).
-    #[serde(default)]
-    pub third_party: bool,
-    /// HMAC key given at registration, set as the sensor's key on approval
-    /// (never shown).
-    #[serde(default)]
-    pub key: Option<String>,
-}
+use crate::store::db::Db;
 
 /// Most pending sensors remembered: past it, newcomers (connections and
 /// registrations) wait until an operator clears the list.
-pub const MAX_PENDING: usize = 1000;
-
-/// Why a session is refused. The text is what the log and the sensor's
-/// error record say.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Reject {
-    /// Check 1.
-    #[error("peer address {0} is blocklisted")]
-    BlockedIp(IpAddr),
-    /// Check 2.
-    #[error("sensor is set to have its addresses blocklisted; {0} added to the IP blocklist")]
-    BlockIpByUuid(IpAddr),
-    /// Check 3.
-    #[error("sensor UUID is blocklisted")]
-    BlockedUuid,
-    /// Check 3, temporary.
-    #[error("sensor was kicked; refused for {0} more seconds")]
-    Kicked(u64),
-    /// Check 4.
-    #[error("sensor is not approved (registration mode): approve it with `d4 sensor approve {0}`")]
-    NotApproved(Uuid),
-    /// Check 5.
-    #[error("frame size {size} exceeds the limit of {max} bytes")]
-    TooLarge {
-        /// Announced size.
-        size: u32,
-        /// Limit.
-        max: u32,
-    },
-    /// Check 6.
-    #[error("UUID {0} is not a version 4 UUID")]
-    NotV4(Uuid),
-    /// Check 6.
-    #[error("type 0 is reserved")]
-    Type0,
-    /// Check 6.
-    #[error("type {0} is not accepted by this server")]
-    TypeNotAccepted(u8),
-    /// Check 6 (type 254).
-    #[error("extended type {0:?} is not accepted by this server")]
-    ExtendedNotAccepted(String),
-    /// Check 7.
-    #[error("a type 2 frame (meta-header) must come before type 254")]
-    ExtendedFirst,
-    /// Check 7.
-    #[error("sensor already has a live connection for type {0}")]
-    AlreadyConnected(u8),
-    /// Check 8.
-    #[error("UUID changed inside the session (from {0} to {1})")]
-    UuidChanged(Uuid, Uuid),
-    /// Check 8.
-    #[error("type changed inside the session (from {0} to {1}); only 2 → 254 is allowed")]
-    TypeChanged(u8, u8),
-    /// Check 9.
-    #[error("HMAC does not match (wrong key?)")]
-    BadHmac,
-    /// Framing: the payload is not what its type says.
-    #[error("{0}")]
-    BadPayload(String),
-    /// Framing: idle or stalled.
-    #[error("{0}")]
-    Timeout(String),
-    /// Unsupported protocol version.
-    #[error("protocol version {0} is not supported (only 1)")]
-    Version(u8),
-}
-
-impl Reject {
-    /// A short name for the reason (metrics label).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Reject::BlockedIp(_) => "blocked_ip",
-            Reject::BlockIpByUuid(_) => "block_ip_by_uuid",
-            Reject::BlockedUuid => "blocked_uuid",
-            Reject::Kicked(_) => "kicked",
-            Reject::NotApproved(_) => "not_approved",
-            Reject::TooLarge { .. } => "too_large",
-            Reject::NotV4(_) => "not_v4",
-            Reject::Type0 => "type_0",
-            Reject::TypeNotAccepted(_) => "type_not_accepted",
-            Reject::ExtendedNotAccepted(_) => "extended_type_not_accepted",
-            Reject::ExtendedFirst => "extended_first",
-            Reject::AlreadyConnected(_) => "already_connected",
-            Reject::UuidChanged(..) => "uuid_changed",
-            Reject::TypeChanged(..) => "type_changed",
-            Reject::BadHmac => "bad_hmac",
-            Reject::BadPayload(_) => "bad_payload",
-            Reject::Timeout(_) => "timeout",
-            Reject::Version(_) => "version",
-        }
-    }
-}
+pub(crate) const MAX_PENDING: usize = 1000;
 
 /// The policy shared by all sessions.
-pub struct Policy {
+pub(crate) struct Policy {
     mode: Mode,
     /// Limit for frame payloads.
-    pub max_frame_size: u32,
+    pub(crate) max_frame_size: u32,
     accepted_types: BTreeSet<u8>,
     accepted_extended: BTreeSet<String>,
     kick_for: Duration,
@@ -231,7 +48,7 @@ pub struct Policy {
     kicked: Mutex<HashMap<Uuid, Instant>>,
     /// Woken by every change made through [`Policy::update`] and every
     /// kick (Redis mode: shared at once).
-    pub changed: tokio::sync::Notify,
+    pub(crate) changed: tokio::sync::Notify,
     /// Kicks not yet written to Redis (Redis mode).
     kicks_to_share: Mutex<Vec<Uuid>>,
     /// Redis mode: kicks are shared.
@@ -248,7 +65,7 @@ pub struct Policy {
 
 impl Policy {
     /// Loads the policy state from the store; the rest comes from the configuration.
-    pub fn load(cfg: &ServerConfig, db: Arc<Db>) -> Result<Policy> {
+    pub(crate) fn load(cfg: &ServerConfig, db: Arc<Db>) -> Result<Policy> {
         let state: PolicyState = db.get_doc("policy")?.unwrap_or_default();
         Ok(Policy {
             mode: cfg.mode,
@@ -270,7 +87,7 @@ impl Policy {
     }
 
     /// The admission mode.
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
@@ -279,13 +96,13 @@ impl Policy {
     }
 
     /// A copy of the persistent state (for listings).
-    pub fn snapshot(&self) -> PolicyState {
+    pub(crate) fn snapshot(&self) -> PolicyState {
         self.read().clone()
     }
 
     /// Changes the state and persists it. Locks are never nested: the state
     /// lock is released before the signer cache is touched.
-    pub fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
+    pub(crate) fn update<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> Result<T> {
         let (out, doc) = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             let out = f(&mut s);
@@ -304,7 +121,7 @@ impl Policy {
 
     /// Changes the state in memory only; [`Policy::persist_if_changed`]
     /// writes it (sessions must not wait for a disk commit).
-    pub fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
+    pub(crate) fn update_lazily<T>(&self, f: impl FnOnce(&mut PolicyState) -> T) -> T {
         let out = {
             let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
             self.changes
@@ -316,7 +133,7 @@ impl Policy {
     }
 
     /// Writes the state if a lazy update changed it (called periodically).
-    pub fn persist_if_changed(&self) -> Result<()> {
+    pub(crate) fn persist_if_changed(&self) -> Result<()> {
         if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let doc = self.snapshot();
             self.db.put_docs(&[("policy".to_string(), &doc)])?;
@@ -325,7 +142,7 @@ impl Policy {
     }
 
     /// The accepted types in force (set by an operator, or the configuration's).
-    pub fn accepted_types(&self) -> BTreeSet<u8> {
+    pub(crate) fn accepted_types(&self) -> BTreeSet<u8> {
         self.read()
             .accepted_types
             .clone()
@@ -333,7 +150,7 @@ impl Policy {
     }
 
     /// The accepted extended types in force (empty: any valid name).
-    pub fn accepted_extended(&self) -> BTreeSet<String> {
+    pub(crate) fn accepted_extended(&self) -> BTreeSet<String> {
         self.read()
             .accepted_extended
             .clone()
@@ -341,7 +158,7 @@ impl Policy {
     }
 
     /// Check 1, also run when a connection is accepted.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Reject> {
         if self.read().blocked_nets.iter().any(|n| n.contains(&ip)) {
             return Err(Reject::BlockedIp(ip));
         }
@@ -350,7 +167,7 @@ impl Policy {
 
     /// Redis mode: the shared part of the policy as this node has it, and the
     /// state last synchronised with Redis.
-    pub fn mirror(&self) -> (Mirror, Option<Mirror>) {
+    pub(crate) fn mirror(&self) -> (Mirror, Option<Mirror>) {
         let s = self.read();
         (self.mirror_of(&s), s.redis_synced.clone())
     }
@@ -383,7 +200,7 @@ impl Policy {
     /// Redis mode: takes the shared policy read from Redis (`shared`, whose
     /// writes included this node's changes up to `before`), keeping the
     /// changes made here since `before` was taken.
-    pub fn apply_mirror(&self, shared: Mirror, before: &Mirror) {
+    pub(crate) fn apply_mirror(&self, shared: Mirror, before: &Mirror) {
         self.update_lazily(|s| {
             let now = self.mirror_of(s);
             s.blocked_uuids = merge3(
@@ -452,7 +269,7 @@ impl Policy {
     }
 
     /// Redis mode: a key set here for a sensor and not yet written to Redis.
-    pub fn unsynced_key(&self, u: Uuid) -> Option<String> {
+    pub(crate) fn unsynced_key(&self, u: Uuid) -> Option<String> {
         let s = self.read();
         let local = s.keys.get(&u).or_else(|| s.pending.get(&u)?.key.as_ref())?;
         let synced = s.redis_synced.as_ref().and_then(|m| m.keys.get(&u));
@@ -461,7 +278,7 @@ impl Policy {
 
     /// Refuses a sensor for the kick period (shared with the other nodes in
     /// Redis mode).
-    pub fn kick(&self, uuid: Uuid) {
+    pub(crate) fn kick(&self, uuid: Uuid) {
         self.kick_for(uuid, self.kick_for);
         if self.shares_kicks.load(std::sync::atomic::Ordering::SeqCst) {
             self.kicks_to_share
@@ -473,7 +290,7 @@ impl Policy {
     }
 
     /// Refuses a sensor for `d` (a kick made elsewhere).
-    pub fn kick_for(&self, uuid: Uuid, d: Duration) {
+    pub(crate) fn kick_for(&self, uuid: Uuid, d: Duration) {
         self.kicked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -481,18 +298,18 @@ impl Policy {
     }
 
     /// The kick period.
-    pub fn kick_period(&self) -> Duration {
+    pub(crate) fn kick_period(&self) -> Duration {
         self.kick_for
     }
 
     /// Redis mode: kicks are to be shared from now on.
-    pub fn share_kicks(&self) {
+    pub(crate) fn share_kicks(&self) {
         self.shares_kicks
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Redis mode: the kicks made here since the last call.
-    pub fn take_kicks(&self) -> Vec<Uuid> {
+    pub(crate) fn take_kicks(&self) -> Vec<Uuid> {
         std::mem::take(
             &mut *self
                 .kicks_to_share
@@ -502,7 +319,7 @@ impl Policy {
     }
 
     /// Redis mode: kicks to write again after a failure.
-    pub fn return_kicks(&self, k: Vec<Uuid>) {
+    pub(crate) fn return_kicks(&self, k: Vec<Uuid>) {
         self.kicks_to_share
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -510,7 +327,7 @@ impl Policy {
     }
 
     /// Checks 1-6 on a header (the ones that need no session state).
-    pub fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
+    pub(crate) fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
         self.check_ip(ip)?;
         let u = h.uuid;
         if self.read().block_ip_by_uuid.contains(&u) {
@@ -563,7 +380,7 @@ impl Policy {
     }
 
     /// Check 6 for the extended type announced by a meta-header.
-    pub fn check_extended(&self, name: &str) -> Result<(), Reject> {
+    pub(crate) fn check_extended(&self, name: &str) -> Result<(), Reject> {
         let accepted = self.accepted_extended();
         if accepted.is_empty() || accepted.contains(name) {
             Ok(())
@@ -600,7 +417,7 @@ impl Policy {
     }
 
     /// The signer for a sensor: its own key, or the default key.
-    pub fn signer(&self, u: Uuid) -> Signer {
+    pub(crate) fn signer(&self, u: Uuid) -> Signer {
         if let Some(s) = self
             .signers
             .lock()

@@ -1,4 +1,6 @@
-//! The embedded store (redb): one file under `<data-dir>/store/`, three tables.
+//! The embedded store (redb): one file under `<data-dir>/store/`, four
+//! tables (the fourth, `redis_spool`, holds queue items while Redis is away
+//! in Redis mode; see `store::redis::backend`).
 //!
 //! - `kv`: JSON documents (policy, sensor metadata), keyed by name;
 //! - `queues`: analyzer queue definitions and counters, keyed by queue UUID;
@@ -17,23 +19,23 @@ use redb::{
 };
 
 /// JSON documents by name.
-pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Queue definitions by queue UUID.
-pub const QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queues");
+pub(crate) const QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queues");
 /// Queue items by (queue UUID, sequence).
-pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+pub(crate) const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
 /// Redis mode: queue items waiting for Redis to come back, in arrival order.
-pub const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("redis_spool");
+pub(crate) const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("redis_spool");
 
 /// The database.
-pub struct Db {
+pub(crate) struct Db {
     /// The redb handle (internally synchronised).
     db: Database,
 }
 
 impl Db {
     /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Db> {
+    pub(crate) fn open(dir: &Path) -> Result<Db> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join("d4.redb");
         let db = Database::create(&path).with_context(|| {
@@ -52,7 +54,7 @@ impl Db {
     }
 
     /// Runs `f` in one write transaction and commits it.
-    pub fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_write()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -60,7 +62,7 @@ impl Db {
     }
 
     /// A JSON document from `kv`.
-    pub fn get_doc<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+    pub(crate) fn get_doc<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(KV)?;
         match t.get(key)? {
@@ -73,7 +75,7 @@ impl Db {
     }
 
     /// Every `kv` document whose key starts with `prefix`.
-    pub fn docs_with_prefix<T: serde::de::DeserializeOwned>(
+    pub(crate) fn docs_with_prefix<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, T)>> {
@@ -94,7 +96,7 @@ impl Db {
     }
 
     /// Stores JSON documents in one transaction.
-    pub fn put_docs<T: serde::Serialize>(&self, docs: &[(String, T)]) -> Result<()> {
+    pub(crate) fn put_docs<T: serde::Serialize>(&self, docs: &[(String, T)]) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.open_table(KV)?;
             for (k, v) in docs {
@@ -105,7 +107,7 @@ impl Db {
     }
 
     /// Removes a `kv` document.
-    pub fn delete_doc(&self, key: &str) -> Result<()> {
+    pub(crate) fn delete_doc(&self, key: &str) -> Result<()> {
         self.write(|tx| {
             tx.open_table(KV)?.remove(key)?;
             Ok(())
@@ -113,7 +115,7 @@ impl Db {
     }
 
     /// Every queue definition (raw JSON).
-    pub fn queue_rows(&self) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn queue_rows(&self) -> Result<Vec<Vec<u8>>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(QUEUES)?;
         let mut out = Vec::new();
@@ -125,7 +127,7 @@ impl Db {
 
     /// Writes entries into the spool under their sequence numbers (one
     /// transaction).
-    pub fn spool_append(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
+    pub(crate) fn spool_append(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.open_table(SPOOL)?;
             for (k, e) in entries {
@@ -136,7 +138,7 @@ impl Db {
     }
 
     /// The newest spool key.
-    pub fn spool_last_key(&self) -> Result<Option<u64>> {
+    pub(crate) fn spool_last_key(&self) -> Result<Option<u64>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SPOOL)?;
         let last = t.last()?.map(|(k, _)| k.value());
@@ -144,7 +146,7 @@ impl Db {
     }
 
     /// The oldest `n` spool entries with their keys.
-    pub fn spool_first(&self, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub(crate) fn spool_first(&self, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SPOOL)?;
         let mut out = Vec::new();
@@ -156,7 +158,7 @@ impl Db {
     }
 
     /// Removes the spool entries up to and including key `upto`.
-    pub fn spool_remove_upto(&self, upto: u64) -> Result<()> {
+    pub(crate) fn spool_remove_upto(&self, upto: u64) -> Result<()> {
         self.write(|tx| {
             let mut t = tx.open_table(SPOOL)?;
             t.retain_in(..=upto, |_, _| false)?;
@@ -165,7 +167,7 @@ impl Db {
     }
 
     /// Entries in the spool, and their bytes.
-    pub fn spool_size(&self) -> Result<(u64, u64)> {
+    pub(crate) fn spool_size(&self) -> Result<(u64, u64)> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(SPOOL)?;
         let mut bytes = 0u64;
@@ -176,7 +178,12 @@ impl Db {
     }
 
     /// Up to `n` items of a queue from sequence `from` on, without removing them.
-    pub fn peek_items(&self, queue: &[u8; 16], from: u64, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub(crate) fn peek_items(
+        &self,
+        queue: &[u8; 16],
+        from: u64,
+        n: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(ITEMS)?;
         let lo = item_key(queue, from);
@@ -193,7 +200,7 @@ impl Db {
 }
 
 /// The `items` key of one queue item.
-pub fn item_key(queue: &[u8; 16], seq: u64) -> [u8; 24] {
+pub(crate) fn item_key(queue: &[u8; 16], seq: u64) -> [u8; 24] {
     let mut k = [0u8; 24];
     k[..16].copy_from_slice(queue);
     k[16..].copy_from_slice(&seq.to_be_bytes());

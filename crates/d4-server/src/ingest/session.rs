@@ -5,6 +5,38 @@
 //! (`max_frame_size`) plus one read; workers hold at most one partial record.
 //! Back-pressure is TCP's: the session reads the socket only after the
 //! previous bytes were stored and their queue items handed over.
+//!
+//! The IP blocklist is checked at accept, before the TLS handshake (10 s at
+//! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
+//! sits under it. Reading is `read_buf` into the decoder's buffer, which
+//! grows with the bytes that arrive, never with an announced size; frames
+//! are processed before the next read, so a slow disk or a full queue
+//! channel stops the reading instead of dropping data.
+//!
+//! Each header is checked (`policy`, checks 1-6, then the session rules
+//! 7-8) as soon as its 62 bytes are in, before its payload is awaited; the
+//! HMAC (check 9) once the frame is complete, with the sensor's key or the
+//! default key. In Redis mode the first frame also asks the
+//! [`SessionGate`](crate::store::SessionGate) for kicks and keys made on
+//! other nodes, and the first verified frame takes the cross-node lease.
+//! Any rejection closes that session only, is logged with its reason, and
+//! recorded for the sensor (`last_error`, `error_count`, with its kind and
+//! [whose fault](super::reject::Whose) it is) and server-wide
+//! (`/api/v1/rejections`, `/metrics`).
+//!
+//! Timeouts: a header must arrive within `idle_timeout_secs` (30 s) of the
+//! previous frame; a frame whose header arrived may take
+//! `stall_timeout_secs` (120 s) — a slow large frame is not cut at 30 s, a
+//! byte-per-second client is; a known sensor with no frame under way that
+//! stays silent is closed without an error (quiet is not wrong). Accepted
+//! traffic is reported to the registry once a second.
+//!
+//! When the sensor ends its stream cleanly (TLS close_notify), the worker
+//! finishes (file closed, last items queued) and only then does the server
+//! answer with its own close_notify: that is the sensor's confirmation that
+//! everything was stored. Refused sessions get none. `kick`, `block` and IP
+//! blocks close live sessions through a `CloseSignal` that carries the
+//! reason.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -19,11 +51,13 @@ use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
-use crate::policy::Reject;
-use crate::redis_policy::Acquired;
-use crate::sensors::{CloseSignal, LiveSession, Traffic};
+use crate::ingest::policy::Reject;
+use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
+use crate::server::Shared;
+use crate::store::queues::PushError;
+use crate::store::Acquired;
+use crate::store::StoreError;
 use crate::workers::{Output, Worker};
-use crate::Shared;
 
 /// Room made in the frame buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -53,11 +87,16 @@ struct Session {
     last_report: Instant,
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
-    lease: Option<crate::redis_policy::Lease>,
+    lease: Option<Box<dyn crate::store::Lease>>,
 }
 
 /// Serves one accepted TCP connection to its end.
-pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+) {
     let ip = peer.ip().to_canonical();
     let id = Uuid::new_v4();
     if let Err(r) = shared.policy.check_ip(ip) {
@@ -168,7 +207,7 @@ impl Session {
                 self.report();
             }
             if let Some(w) = &mut self.worker {
-                w.flush().map_err(|e| (self.uuid, Reject::BadPayload(e)))?;
+                w.flush().map_err(|e| (self.uuid, Reject::ServerIo(e)))?;
             }
             let buf = dec.buffer_mut();
             buf.reserve(READ_CHUNK);
@@ -272,7 +311,7 @@ impl Session {
             std::fs::write(path, self.meta.raw())
         });
         if let Err(e) = save {
-            return Err(Reject::BadPayload(format!(
+            return Err(Reject::ServerIo(format!(
                 "cannot store the meta-header: {e}"
             )));
         }
@@ -286,24 +325,26 @@ impl Session {
     /// Check 9, then the payload goes to its worker.
     async fn frame(&mut self, f: Frame) -> Result<(), Reject> {
         if !self.live {
-            if let Some(l) = &self.shared.leases {
-                // Redis mode: kicks made on any node, and the keys in Redis.
-                let admit = tokio::time::timeout(REDIS_WAIT, l.admit(f.header.uuid)).await;
-                match admit.unwrap_or_else(|_| Err(crate::redis_policy::timed_out(REDIS_WAIT))) {
-                    Ok(a) => {
-                        if let Some(secs) = a.kicked {
-                            return Err(Reject::Kicked(secs));
-                        }
-                        // A key just set here wins over Redis until written there.
-                        if let Some(k) = self.shared.policy.unsynced_key(f.header.uuid).or(a.key) {
-                            self.signer = Some(Signer::new(k.as_bytes()));
-                        }
+            // Kicks made on any node, and the keys in the shared store
+            // (Redis mode; nothing in embedded mode).
+            let admit = tokio::time::timeout(REDIS_WAIT, self.shared.leases.admit(f.header.uuid))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::TimedOut(REDIS_WAIT)));
+            match admit {
+                Ok(None) => {}
+                Ok(Some(a)) => {
+                    if let Some(secs) = a.kicked {
+                        return Err(Reject::Kicked(secs));
                     }
-                    Err(e) => tracing::warn!(
-                        session = %self.id,
-                        "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
-                    ),
+                    // A key just set here wins over Redis until written there.
+                    if let Some(k) = self.shared.policy.unsynced_key(f.header.uuid).or(a.key) {
+                        self.signer = Some(Signer::new(k.as_bytes()));
+                    }
                 }
+                Err(e) => tracing::warn!(
+                    session = %self.id,
+                    "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
+                ),
             }
         }
         let Some(signer) = &self.signer else {
@@ -318,23 +359,24 @@ impl Session {
                 uuid: f.header.uuid,
                 ty: f.header.ty,
                 ip: self.ip,
-                since: Utc::now().timestamp(),
                 close: self.close.clone(),
             };
             if !self.shared.sensors.register_live(live) {
                 return Err(Reject::AlreadyConnected(f.header.ty));
             }
             self.live = true;
-            if let Some(m) = &self.shared.meta_mirror {
-                m.session_started(f.header.uuid, self.ip);
-            }
-            if let (Some(l), false) = (&self.shared.leases, matches!(f.header.ty, 2 | 254)) {
+            self.shared
+                .meta_mirror
+                .session_started(f.header.uuid, self.ip);
+            if !matches!(f.header.ty, 2 | 254) {
                 let close = self.close.clone();
-                match l
+                match self
+                    .shared
+                    .leases
                     .acquire(f.header.uuid, f.header.ty, self.id, REDIS_WAIT, close)
                     .await
                 {
-                    Acquired::Held(lease) => self.lease = Some(lease),
+                    Acquired::Held(lease) => self.lease = lease,
                     Acquired::Taken => return Err(Reject::AlreadyConnected(f.header.ty)),
                     Acquired::Unknown(lease, e) => {
                         tracing::warn!(
@@ -364,7 +406,7 @@ impl Session {
         };
         let out = worker
             .data(&f.payload, Utc::now())
-            .map_err(Reject::BadPayload)?;
+            .map_err(Reject::from_worker)?;
         self.deliver(out).await
     }
 
@@ -391,16 +433,22 @@ impl Session {
             .queues
             .push(queues, out.items, stall)
             .await
-            .map_err(|e| Reject::Timeout(e.to_string()))
+            .map_err(|e| match e {
+                PushError::Stalled(_) => Reject::QueueStalled(e.to_string()),
+                PushError::Stopped => Reject::Store(e.to_string()),
+            })
     }
 
     fn report(&mut self) {
         self.last_report = Instant::now();
         if let Some(u) = self.uuid {
             if self.traffic.frames > 0 {
-                if let Some(m) = &self.shared.meta_mirror {
-                    m.record(u, self.ip, &self.traffic.type_key, self.traffic.frames);
-                }
+                self.shared.meta_mirror.record(
+                    u,
+                    self.ip,
+                    &self.traffic.type_key,
+                    self.traffic.frames,
+                );
                 self.shared
                     .sensors
                     .record_traffic(u, self.ip, &self.traffic, Utc::now());
@@ -453,23 +501,16 @@ fn show(u: Option<Uuid>) -> String {
 }
 
 /// Refuses a connection before its session starts.
-pub fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
+pub(crate) fn reject_connection(shared: &Shared, ip: IpAddr, r: &Reject) {
     reject(shared, Uuid::nil(), ip, None, r);
 }
 
 /// Logs and records a rejection. Only this session is affected.
 fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject) {
-    shared.stats.rejects.fetch_add(1, Ordering::Relaxed);
-    *shared
-        .stats
-        .rejects_by_reason
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(r.kind())
-        .or_insert(0) += 1;
+    shared.stats.count_reject(r);
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
-    shared.sensors.record_error(uuid, ip, &r.to_string());
-    if let (Some(m), Some(u)) = (&shared.meta_mirror, uuid) {
-        m.error(u, &r.to_string());
+    shared.sensors.record_error(uuid, ip, r);
+    if let Some(u) = uuid {
+        shared.meta_mirror.error(u, &r.to_string());
     }
 }

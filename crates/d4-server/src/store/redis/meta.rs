@@ -1,510 +1,18 @@
-//! Redis mode: the policy shared between nodes and with the reference
-//! tools, in the reference key schema.
-//!
-//! - Sets `blacklist_uuid` (32 hex digits), `blacklist_ip` (addresses or
-//!   CIDR networks), `blacklist_ip_by_uuid`, `registered_uuid`,
-//!   `sensor_pending_registration`, `server:accepted_type`,
-//!   `server:accepted_extended_type`: every 250 ms each node writes the
-//!   changes made here since the last round, then reads the sets back into
-//!   its policy (Redis is the truth; a change made on another node or with
-//!   `redis-cli` applies here within about half a second). The state last
-//!   read is kept in the local store: the first round of a node that never
-//!   synchronised adds its whole policy; changes made while Redis is away
-//!   are written when it returns; meanwhile the last sets read stay in force.
-//! - Per-sensor HMAC keys in `metadata_uuid:<uuid>` `hmac_key`, the default
-//!   key in `server:hmac_default_key` (set by the first node if missing): a
-//!   session reads both when it starts, as the reference server does.
-//! - Kicks: `temp_blacklist_uuid:<uuid>` with the kick period as TTL; a node
-//!   closes its sessions of a sensor kicked elsewhere within a round, and
-//!   turns the reference UI's requests (`server:sensor_to_kick`) into kicks.
-//! - [`Leases`]: one live connection per (UUID, type) across nodes.
-//! - [`MetaMirror`]: sensor metadata and daily statistics, buffered on disk
-//!   while Redis is away.
+//! Redis mode: sensor metadata and daily statistics mirrored into the
+//! reference schema ([`MetaMirror`]), buffered on disk while Redis is away.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ipnet::IpNet;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::policy::{Mirror, Policy, Reject};
-use crate::sensors::Sensors;
-use crate::store::Db;
-
-/// The reference set of blocked sensor UUIDs.
-pub const BLACKLIST_UUID: &str = "blacklist_uuid";
-/// The reference set of blocked addresses.
-pub const BLACKLIST_IP: &str = "blacklist_ip";
-/// Sensors whose addresses are blocked when they connect.
-pub const BLACKLIST_IP_BY_UUID: &str = "blacklist_ip_by_uuid";
-/// Approved sensors (registration mode).
-pub const REGISTERED_UUID: &str = "registered_uuid";
-/// Sensors waiting for approval.
-pub const PENDING: &str = "sensor_pending_registration";
-/// Accepted types.
-pub const ACCEPTED_TYPE: &str = "server:accepted_type";
-/// Accepted extended types.
-pub const ACCEPTED_EXTENDED_TYPE: &str = "server:accepted_extended_type";
-/// The default HMAC key.
-pub const DEFAULT_KEY: &str = "server:hmac_default_key";
-/// Kick requests of the reference UI.
-pub const SENSOR_TO_KICK: &str = "server:sensor_to_kick";
-
-/// `temp_blacklist_uuid:<uuid>`.
-fn kick_key(u: &Uuid) -> String {
-    format!("temp_blacklist_uuid:{}", u.simple())
-}
-
-/// `metadata_uuid:<uuid>`.
-fn meta_key(u: &Uuid) -> String {
-    format!("metadata_uuid:{}", u.simple())
-}
-
-fn net_member(n: &IpNet) -> String {
-    if n.prefix_len() == n.max_prefix_len() {
-        n.addr().to_string()
-    } else {
-        n.to_string()
-    }
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-}
-
-/// How often the policy is synchronised.
-const ROUND: Duration = Duration::from_millis(250);
-
-/// The first synchronisation, before the server takes connections: the
-/// shared default key set if missing (checked against this node's), and the
-/// shared policy read. `Err` when Redis did not answer in time (the loop
-/// goes on trying).
-pub async fn first_sync(
-    p: &Policy,
-    sensors: &Sensors,
-    default_key: &str,
-    c: &mut ConnectionManager,
-) -> anyhow::Result<()> {
-    let t = Duration::from_secs(3);
-    tokio::time::timeout(t, check_default_key(c, default_key)).await??;
-    tokio::time::timeout(t, round(p, sensors, c)).await??;
-    Ok(())
-}
-
-/// Runs until the policy is dropped: a round every 250 ms, and at once
-/// after a change made here.
-pub async fn sync_loop(
-    policy: Weak<Policy>,
-    sensors: Weak<Sensors>,
-    default_key: String,
-    mut c: ConnectionManager,
-    mut key_checked: bool,
-) {
-    let mut failing = false;
-    loop {
-        let (Some(p), Some(s)) = (policy.upgrade(), sensors.upgrade()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(ROUND) => {}
-            _ = p.changed.notified() => {}
-        }
-        if !key_checked {
-            key_checked = check_default_key(&mut c, &default_key).await.is_ok();
-        }
-        let r = match tokio::time::timeout(Duration::from_secs(5), round(&p, &s, &mut c)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("no answer within 5 s".to_string()),
-        };
-        match r {
-            Ok(()) if failing => {
-                tracing::info!(
-                    "shared policy in Redis reachable again; changes made meanwhile written"
-                );
-                failing = false;
-            }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                tracing::error!(
-                    "cannot sync the policy with Redis: {e}; the last one read stays in force, changes made here are written when Redis returns"
-                );
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// Sets the shared default key if none is set; warns when it differs from
-/// this node's.
-async fn check_default_key(c: &mut ConnectionManager, mine: &str) -> redis::RedisResult<()> {
-    let _: bool = c.set_nx(DEFAULT_KEY, mine).await?;
-    let shared: Option<String> = c.get(DEFAULT_KEY).await?;
-    if shared.as_deref() != Some(mine) {
-        tracing::warn!(
-            "the default HMAC key in Redis ({DEFAULT_KEY}) differs from this node's configuration; sensors without their own key are checked with the one in Redis"
-        );
-    }
-    Ok(())
-}
-
-/// Adds the members of `after` not in `before`, removes the others.
-fn diff<T: Ord>(
-    pipe: &mut redis::Pipeline,
-    key: &str,
-    before: &BTreeSet<T>,
-    after: &BTreeSet<T>,
-    spell: impl Fn(&T) -> Vec<String>,
-) {
-    for x in after.difference(before) {
-        if let Some(first) = spell(x).into_iter().next() {
-            pipe.sadd(key, first).ignore();
-        }
-    }
-    for x in before.difference(after) {
-        for v in spell(x) {
-            pipe.srem(key, v).ignore();
-        }
-    }
-}
-
-/// A UUID as the reference writes it (32 hex digits), then the other spelling.
-fn uuid_spellings(u: &Uuid) -> Vec<String> {
-    vec![u.simple().to_string(), u.hyphenated().to_string()]
-}
-
-fn uuids(v: Vec<String>) -> BTreeSet<Uuid> {
-    v.iter()
-        .filter_map(|s| Uuid::parse_str(s.trim()).ok())
-        .collect()
-}
-
-async fn round(p: &Policy, sensors: &Sensors, c: &mut ConnectionManager) -> redis::RedisResult<()> {
-    let (now, synced) = p.mirror();
-    let before = synced.unwrap_or_default();
-    let kicks = p.take_kicks();
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    diff(
-        &mut pipe,
-        BLACKLIST_UUID,
-        &before.blocked_uuids,
-        &now.blocked_uuids,
-        uuid_spellings,
-    );
-    diff(
-        &mut pipe,
-        BLACKLIST_IP,
-        &before.blocked_nets,
-        &now.blocked_nets,
-        |n| vec![net_member(n)],
-    );
-    diff(
-        &mut pipe,
-        BLACKLIST_IP_BY_UUID,
-        &before.block_ip_by_uuid,
-        &now.block_ip_by_uuid,
-        uuid_spellings,
-    );
-    diff(
-        &mut pipe,
-        REGISTERED_UUID,
-        &before.approved,
-        &now.approved,
-        uuid_spellings,
-    );
-    diff(
-        &mut pipe,
-        PENDING,
-        &before.pending,
-        &now.pending,
-        uuid_spellings,
-    );
-    diff(
-        &mut pipe,
-        ACCEPTED_TYPE,
-        &before.accepted_types,
-        &now.accepted_types,
-        |t| vec![t.to_string()],
-    );
-    diff(
-        &mut pipe,
-        ACCEPTED_EXTENDED_TYPE,
-        &before.accepted_extended,
-        &now.accepted_extended,
-        |t| vec![t.clone()],
-    );
-    for (u, k) in &now.keys {
-        if before.keys.get(u) != Some(k) {
-            pipe.hset(meta_key(u), "hmac_key", k).ignore();
-        }
-    }
-    for u in before.keys.keys().filter(|u| !now.keys.contains_key(u)) {
-        pipe.hdel(meta_key(u), "hmac_key").ignore();
-    }
-    let secs = p.kick_period().as_secs().max(1);
-    for u in &kicks {
-        pipe.set_ex(kick_key(u), "kicked", secs).ignore();
-    }
-    // Read back in the same transaction: what every node now enforces.
-    pipe.smembers(BLACKLIST_UUID)
-        .smembers(BLACKLIST_IP)
-        .smembers(BLACKLIST_IP_BY_UUID)
-        .smembers(REGISTERED_UUID)
-        .smembers(PENDING)
-        .smembers(ACCEPTED_TYPE)
-        .smembers(ACCEPTED_EXTENDED_TYPE)
-        .smembers(SENSOR_TO_KICK);
-    #[allow(clippy::type_complexity)]
-    let r: redis::RedisResult<(
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-    )> = pipe.query_async(c).await;
-    let (bu, bi, bibu, reg, pend, ty, ext, to_kick) = match r {
-        Ok(r) => r,
-        Err(e) => {
-            p.return_kicks(kicks);
-            return Err(e);
-        }
-    };
-    let shared = Mirror {
-        blocked_uuids: uuids(bu),
-        blocked_nets: bi.iter().filter_map(|s| parse_net(s.trim())).collect(),
-        block_ip_by_uuid: uuids(bibu),
-        approved: uuids(reg),
-        pending: uuids(pend),
-        accepted_types: ty.iter().filter_map(|t| t.trim().parse().ok()).collect(),
-        accepted_extended: ext.into_iter().collect(),
-        keys: now.keys.clone(),
-    };
-    p.apply_mirror(shared, &now);
-
-    // Kick requests of the reference UI become kicks every node sees.
-    if !to_kick.is_empty() {
-        let mut pipe = redis::pipe();
-        for s in &to_kick {
-            if let Ok(u) = Uuid::parse_str(s.trim()) {
-                pipe.set_ex(kick_key(&u), "kicked", secs).ignore();
-            }
-            pipe.srem(SENSOR_TO_KICK, s).ignore();
-        }
-        let _: () = pipe.query_async(c).await?;
-    }
-    // Sessions here of sensors kicked on another node (or by a reference tool).
-    let live: BTreeSet<Uuid> = sensors.live().iter().map(|l| l.uuid).collect();
-    if !live.is_empty() {
-        let mut pipe = redis::pipe();
-        for u in &live {
-            pipe.pttl(kick_key(u));
-        }
-        let ttls: Vec<i64> = pipe.query_async(c).await?;
-        for (u, ms) in live.iter().zip(ttls) {
-            // -1: set without an expiry; -2: no such key.
-            if ms > 0 || ms == -1 {
-                let d = u64::try_from(ms).map_or(p.kick_period(), Duration::from_millis);
-                p.kick_for(*u, d);
-                let n = sensors.close_sessions_of(*u, Reject::Kicked(d.as_secs() + 1));
-                tracing::info!(
-                    "sensor {} kicked through Redis ({n} sessions closed here)",
-                    u.simple()
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// How long a live-connection lease lasts without renewal.
-const LEASE_MS: u64 = 15_000;
-/// How often a session renews its lease.
-const RENEW: Duration = Duration::from_secs(5);
-
-/// Cross-node live-connection leases: one connection per (UUID, type) across
-/// every node sharing the Redis (`d4:live:<uuid>:<type>`, value
-/// `<node>/<session>`, 15 s expiry renewed every 5 s while the session lives,
-/// so a crashed node's leases lapse by themselves).
-pub struct Leases {
-    c: ConnectionManager,
-    node: String,
-}
-
-/// A session's lease, renewed while it lives and released on drop (best
-/// effort; it lapses anyway). When Redis did not answer the first request,
-/// the session was let in and the lease is taken as soon as Redis answers;
-/// if another session (on any node) holds it by then, or takes it after an
-/// outage longer than the lease, this session is closed as a second
-/// connection.
-pub struct Lease {
-    renew: tokio::task::JoinHandle<()>,
-    leases: Arc<Leases>,
-    key: String,
-    value: String,
-}
-
-/// The error for a Redis call given up after `wait`.
-pub fn timed_out(wait: Duration) -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("no answer within {} ms", wait.as_millis()),
-    ))
-}
-
-/// The outcome of [`Leases::acquire`].
-pub enum Acquired {
-    /// This session holds the (UUID, type) lease.
-    Held(Lease),
-    /// Another session does: refuse this one.
-    Taken,
-    /// Redis did not answer in time: the session is let in (availability
-    /// first) and the lease keeps being asked for.
-    Unknown(Lease, redis::RedisError),
-}
-
-/// Keeps a lease: renews it if held, takes it if free; 0 if another holds it.
-const HOLD_SCRIPT: &str = "
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
-return 0";
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.renew.abort();
-        let (leases, key, value) = (self.leases.clone(), self.key.clone(), self.value.clone());
-        tokio::spawn(async move {
-            let mut c = leases.c.clone();
-            let r: redis::RedisResult<i64> = redis::Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            )
-            .key(&key)
-            .arg(&value)
-            .invoke_async(&mut c)
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(
-                    "cannot release the live-connection lease {key}: {e} (it lapses in 15 s)"
-                );
-            }
-        });
-    }
-}
-
-impl Leases {
-    /// Leases for this node (a random node name unless given).
-    pub fn new(c: ConnectionManager) -> Arc<Leases> {
-        Arc::new(Leases {
-            c,
-            node: Uuid::new_v4().simple().to_string(),
-        })
-    }
-
-    /// What Redis says of a sensor starting a session: kicked (for how
-    /// long), and the HMAC key to check it with (its own `hmac_key`, else
-    /// `server:hmac_default_key`; `None` when neither is set).
-    pub async fn admit(&self, uuid: Uuid) -> redis::RedisResult<Admission> {
-        let mut c = self.c.clone();
-        let (ttl, own, default): (i64, Option<String>, Option<String>) = redis::pipe()
-            .pttl(kick_key(&uuid))
-            .hget(meta_key(&uuid), "hmac_key")
-            .get(DEFAULT_KEY)
-            .query_async(&mut c)
-            .await?;
-        Ok(Admission {
-            kicked: match ttl {
-                -2 => None,
-                ms => Some(u64::try_from(ms).map_or(30, |ms| ms.div_ceil(1000))),
-            },
-            key: own.or(default),
-        })
-    }
-
-    /// Takes the (UUID, type) lease for a session, waiting at most `wait`
-    /// for Redis. `close` ends the session if it turns out to be a second
-    /// connection later (see [`Lease`]).
-    pub async fn acquire(
-        self: &Arc<Self>,
-        uuid: Uuid,
-        ty: u8,
-        session: Uuid,
-        wait: Duration,
-        close: Arc<crate::sensors::CloseSignal>,
-    ) -> Acquired {
-        let key = format!("d4:live:{}:{ty}", uuid.simple());
-        let value = format!("{}/{}", self.node, session.simple());
-        let mut c = self.c.clone();
-        let mut set = redis::cmd("SET");
-        set.arg(&key).arg(&value).arg("NX").arg("PX").arg(LEASE_MS);
-        let first =
-            match tokio::time::timeout(wait, set.query_async::<Option<String>>(&mut c)).await {
-                Ok(Ok(None)) => return Acquired::Taken,
-                Ok(Ok(Some(_))) => Ok(()),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(timed_out(wait)),
-            };
-        let (k2, v2, mut c2) = (key.clone(), value.clone(), self.c.clone());
-        let mut held = first.is_ok();
-        let renew = tokio::spawn(async move {
-            loop {
-                // Asked for again soon while not known to be held.
-                tokio::time::sleep(if held { RENEW } else { Duration::from_secs(1) }).await;
-                let r: redis::RedisResult<i64> = redis::Script::new(HOLD_SCRIPT)
-                    .key(&k2)
-                    .arg(&v2)
-                    .arg(LEASE_MS)
-                    .invoke_async(&mut c2)
-                    .await;
-                match r {
-                    Ok(1) => held = true,
-                    Ok(2) => {
-                        if held {
-                            tracing::warn!("live-connection lease {k2} had lapsed; taken again");
-                        }
-                        held = true;
-                    }
-                    Ok(_) => {
-                        tracing::warn!(
-                            "live-connection lease {k2} is held by another session: this one is a second connection"
-                        );
-                        close.close(crate::policy::Reject::AlreadyConnected(ty));
-                        return;
-                    }
-                    Err(e) => tracing::warn!("cannot renew the live-connection lease {k2}: {e}"),
-                }
-            }
-        });
-        let lease = Lease {
-            renew,
-            leases: self.clone(),
-            key,
-            value,
-        };
-        match first {
-            Ok(()) => Acquired::Held(lease),
-            Err(e) => Acquired::Unknown(lease, e),
-        }
-    }
-}
-
-/// What Redis says of a sensor starting a session.
-#[derive(Debug)]
-pub struct Admission {
-    /// Kicked: seconds left.
-    pub kicked: Option<u64>,
-    /// The key to check its frames with.
-    pub key: Option<String>,
-}
+use super::timed_out;
+use crate::store::db::Db;
+use crate::store::MetaMirror;
 
 /// One aggregate of accepted traffic: a (sensor, address, type, day).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -588,17 +96,17 @@ const META_BATCH: usize = 500;
 /// Redis is away the sums are kept in the local store (bounded: past
 /// 100,000 entries new ones are dropped and counted) and written when it
 /// returns, also after a restart.
-pub struct MetaMirror {
+pub(crate) struct RedisMeta {
     pending: std::sync::Mutex<Pending>,
     /// Entries dropped (buffer full).
-    pub dropped: std::sync::atomic::AtomicU64,
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
     /// Entries waiting (for `/metrics`).
-    pub waiting: std::sync::atomic::AtomicU64,
+    pub(crate) waiting: std::sync::atomic::AtomicU64,
 }
 
-impl MetaMirror {
+impl RedisMeta {
     /// Starts the writer task, with what a previous run left on disk.
-    pub fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<MetaMirror> {
+    pub(crate) fn start(c: ConnectionManager, db: Arc<Db>) -> Arc<RedisMeta> {
         let left: Spooled = match db.get_doc(META_DOC) {
             Ok(p) => p.unwrap_or_default(),
             Err(e) => {
@@ -612,7 +120,7 @@ impl MetaMirror {
                 "{n} sensor metadata entries buffered by a previous run are being written to Redis"
             );
         }
-        let m = Arc::new(MetaMirror {
+        let m = Arc::new(RedisMeta {
             waiting: std::sync::atomic::AtomicU64::new(n as u64),
             pending: std::sync::Mutex::new(left.pending),
             dropped: std::sync::atomic::AtomicU64::new(0),
@@ -642,7 +150,7 @@ impl MetaMirror {
     }
 
     /// Records a session's traffic (never blocks on Redis).
-    pub fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
+    pub(crate) fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
         let ty = type_key.split(':').next().unwrap_or(type_key);
         let now = chrono::Utc::now();
         let u = uuid.simple().to_string();
@@ -664,7 +172,7 @@ impl MetaMirror {
     }
 
     /// Records a session's start (`list_uuid_ip`).
-    pub fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
+    pub(crate) fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
         let entry = format!("{ip}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
         let mut p = self.lock();
         if !self.full(&p) {
@@ -673,7 +181,7 @@ impl MetaMirror {
     }
 
     /// Records a sensor's error (`Error` of `metadata_uuid:<uuid>`).
-    pub fn error(&self, uuid: Uuid, reason: &str) {
+    pub(crate) fn error(&self, uuid: Uuid, reason: &str) {
         let u = uuid.simple().to_string();
         let mut p = self.lock();
         if !p.errors.contains_key(&u) && self.full(&p) {
@@ -683,11 +191,30 @@ impl MetaMirror {
     }
 }
 
+impl MetaMirror for RedisMeta {
+    fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
+        RedisMeta::record(self, uuid, ip, type_key, frames)
+    }
+
+    fn session_started(&self, uuid: Uuid, ip: std::net::IpAddr) {
+        RedisMeta::session_started(self, uuid, ip)
+    }
+
+    fn error(&self, uuid: Uuid, reason: &str) {
+        RedisMeta::error(self, uuid, reason)
+    }
+
+    fn backlog(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        Some((self.waiting.load(Relaxed), self.dropped.load(Relaxed)))
+    }
+}
+
 /// Writes the buffer every second; keeps it on disk while Redis is away.
 /// Each batch carries a marker that its script sets, so a batch whose
 /// answer was lost (or that Redis ran late) and is sent again counts once.
 async fn writer(
-    m: Weak<MetaMirror>,
+    m: Weak<RedisMeta>,
     mut c: ConnectionManager,
     db: Arc<Db>,
     mut inflight: Option<Inflight>,

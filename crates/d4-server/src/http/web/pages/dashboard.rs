@@ -1,0 +1,194 @@
+//! `/`: the dashboard (volumes per day, sensors, alerts).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::http::ops::sensors::all_sensors;
+use crate::http::web::auth::Ctx;
+use crate::http::web::svg;
+use crate::http::web::{html, layout, ts, Flash, Layout};
+use crate::server::Shared;
+
+// ---------------------------------------------------------------- dashboard
+
+pub(crate) struct VolumeRow {
+    pub(crate) uuid: String,
+    pub(crate) label: String,
+    pub(crate) today: String,
+    pub(crate) frames: String,
+    pub(crate) week: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub(crate) struct DashboardPage {
+    pub(crate) l: Layout,
+    pub(crate) connected: usize,
+    pub(crate) seen_today: usize,
+    pub(crate) today_bytes: String,
+    pub(crate) today_frames: String,
+    pub(crate) pending: usize,
+    pub(crate) alerts: Vec<(String, &'static str, String)>,
+    pub(crate) chart_bytes: String,
+    pub(crate) chart_frames: String,
+    pub(crate) per_sensor: Vec<VolumeRow>,
+    pub(crate) per_type: Vec<VolumeRow>,
+    pub(crate) errors: Vec<(String, String, String, String)>,
+}
+
+/// The last 7 days as `YYYYMMDD`, oldest first.
+pub(crate) fn last_days(n: i64) -> Vec<String> {
+    let today = Utc::now().date_naive();
+    (0..n)
+        .rev()
+        .filter_map(|i| today.checked_sub_days(chrono::Days::new(i as u64)))
+        .map(|d| d.format("%Y%m%d").to_string())
+        .collect()
+}
+
+pub(crate) fn day_label(d: &str) -> String {
+    format!(
+        "{}-{}",
+        d.get(4..6).unwrap_or(""),
+        d.get(6..8).unwrap_or("")
+    )
+}
+
+pub(crate) async fn dashboard(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Query(f): Query<Flash>,
+) -> Response {
+    let days = last_days(7);
+    let today = days.last().cloned().unwrap_or_default();
+    let sensors = all_sensors(&s);
+    let names: BTreeMap<Uuid, String> = sensors
+        .iter()
+        .map(|v| (v.meta.uuid, v.settings.name.clone()))
+        .collect();
+    let daily = s.sensors.daily();
+    let mut chart_b = Vec::new();
+    let mut chart_f = Vec::new();
+    let mut per_type: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for d in &days {
+        let day = daily.get(d);
+        let (b, fr) = day
+            .map(|x| {
+                x.types
+                    .values()
+                    .fold((0, 0), |a, t| (a.0 + t.bytes, a.1 + t.frames))
+            })
+            .unwrap_or((0, 0));
+        chart_b.push((day_label(d), b));
+        chart_f.push((day_label(d), fr));
+        for (t, st) in day
+            .map(|x| x.types.iter().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            let e = per_type.entry(t.clone()).or_default();
+            e.2 += st.bytes;
+            if *d == today {
+                e.0 += st.bytes;
+                e.1 += st.frames;
+            }
+        }
+    }
+    let mut per_sensor: Vec<(u64, VolumeRow)> = sensors
+        .iter()
+        .filter(|v| v.meta.first_seen > 0)
+        .map(|v| {
+            let t = v.meta.daily.get(&today).copied().unwrap_or_default();
+            let week: u64 = days
+                .iter()
+                .filter_map(|d| v.meta.daily.get(d))
+                .map(|x| x.bytes)
+                .sum();
+            let uuid = v.meta.uuid.simple().to_string();
+            let label = names
+                .get(&v.meta.uuid)
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .unwrap_or_else(|| uuid.clone());
+            (
+                week,
+                VolumeRow {
+                    uuid,
+                    label,
+                    today: svg::bytes(t.bytes),
+                    frames: svg::count(t.frames),
+                    week: svg::bytes(week),
+                },
+            )
+        })
+        .collect();
+    per_sensor.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
+    let today_stats = daily.get(&today);
+    let (tb, tf) = today_stats
+        .map(|x| {
+            x.types
+                .values()
+                .fold((0, 0), |a, t| (a.0 + t.bytes, a.1 + t.frames))
+        })
+        .unwrap_or((0, 0));
+    let day_start = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc().timestamp())
+        .unwrap_or(0);
+    let page = DashboardPage {
+        l: layout(&s, &c, &f, "dashboard"),
+        connected: sensors.iter().filter(|v| v.connected).count(),
+        seen_today: sensors
+            .iter()
+            .filter(|v| v.meta.last_seen >= day_start)
+            .count(),
+        today_bytes: svg::bytes(tb),
+        today_frames: svg::count(tf),
+        pending: sensors.iter().filter(|v| v.status == "pending").count(),
+        alerts: s
+            .monitor
+            .alerts()
+            .into_iter()
+            .map(|a| (ts(a.since), a.kind, a.message))
+            .collect(),
+        chart_bytes: svg::bars(
+            "chart-bytes",
+            "Bytes received per day",
+            &chart_b,
+            svg::bytes,
+        ),
+        chart_frames: svg::bars("chart-frames", "Frames per day", &chart_f, svg::count),
+        per_sensor: per_sensor.into_iter().map(|x| x.1).take(50).collect(),
+        per_type: per_type
+            .into_iter()
+            .map(|(t, (b, fr, w))| VolumeRow {
+                uuid: String::new(),
+                label: t,
+                today: svg::bytes(b),
+                frames: svg::count(fr),
+                week: svg::bytes(w),
+            })
+            .collect(),
+        errors: s
+            .sensors
+            .rejections()
+            .into_iter()
+            .take(10)
+            .map(|r| {
+                (
+                    ts(r.time),
+                    r.ip,
+                    r.uuid.map(|u| u.simple().to_string()).unwrap_or_default(),
+                    r.reason,
+                )
+            })
+            .collect(),
+    };
+    html(&page)
+}

@@ -1,0 +1,118 @@
+//! `/registrations`: pending sensors, approve or reject.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+
+use crate::accounts::Role;
+use crate::http::ops::sensors::{op_sensor_action, ActionBody};
+use crate::http::ops::{parse_uuid, ApiError};
+use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::{back, html, layout, ts, Flash, Layout};
+use crate::server::Shared;
+
+// ---------------------------------------------------------------- registrations
+
+pub(crate) struct PendingRow {
+    pub(crate) uuid: String,
+    pub(crate) how: &'static str,
+    pub(crate) mail: String,
+    pub(crate) first: String,
+    pub(crate) last: String,
+    pub(crate) ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "registrations.html")]
+pub(crate) struct RegistrationsPage {
+    pub(crate) l: Layout,
+    pub(crate) pending: Vec<PendingRow>,
+    pub(crate) approved: Vec<(String, String)>,
+    pub(crate) shared_secret: bool,
+}
+
+pub(crate) async fn registrations_page(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Query(f): Query<Flash>,
+) -> Response {
+    let p = s.policy.snapshot();
+    let page = RegistrationsPage {
+        l: layout(&s, &c, &f, "registrations"),
+        pending: p
+            .pending
+            .iter()
+            .map(|(u, x)| PendingRow {
+                uuid: u.simple().to_string(),
+                how: if x.first_seen == 0 && x.ip.is_empty() {
+                    "through Redis (another node or a reference tool)"
+                } else if x.registered {
+                    if x.third_party {
+                        "API (third party)"
+                    } else {
+                        "API"
+                    }
+                } else {
+                    "connection attempt"
+                },
+                mail: x.mail.clone().unwrap_or_default(),
+                first: ts(x.first_seen),
+                last: ts(x.last_seen),
+                ip: x.ip.clone(),
+            })
+            .collect(),
+        approved: p
+            .approved
+            .iter()
+            .map(|u| {
+                (
+                    u.simple().to_string(),
+                    p.settings
+                        .get(u)
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        shared_secret: s.policy.mode() == crate::Mode::SharedSecret,
+    };
+    html(&page)
+}
+
+pub(crate) async fn registration_post(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = guard(&c, &f, Role::Admin) {
+        return r;
+    }
+    let r = match (parse_uuid(&id), action.as_str()) {
+        (Err(e), _) => Err(e),
+        (Ok(u), a @ ("approve" | "reject" | "revoke")) => {
+            op_sensor_action(&s, u, a, ActionBody::default())
+                .await
+                .map(|_| {
+                    format!(
+                        "Sensor {} {}.",
+                        u.simple(),
+                        match a {
+                            "approve" => "approved",
+                            "reject" => "rejected",
+                            _ => "revoked",
+                        }
+                    )
+                })
+        }
+        (Ok(_), other) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no action {other:?}"),
+        )),
+    };
+    back("/registrations", r)
+}

@@ -1,0 +1,136 @@
+//! `/users`: accounts (admin only).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+
+use crate::accounts::Role;
+use crate::http::ops::users::{op_create_user, op_user_action, CreateUser};
+use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
+use crate::server::Shared;
+
+// ---------------------------------------------------------------- users
+
+pub(crate) struct UserRow {
+    pub(crate) name: String,
+    pub(crate) role: &'static str,
+    pub(crate) must_change: bool,
+    pub(crate) created: String,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub(crate) struct UsersPage {
+    pub(crate) l: Layout,
+    pub(crate) users: Vec<UserRow>,
+    pub(crate) new_key: String,
+    pub(crate) new_key_user: String,
+}
+
+pub(crate) fn users_view(s: &Shared, c: &Ctx, f: &Flash, new_key: (String, String)) -> Response {
+    if c.user.role != Role::Admin {
+        return message(
+            s,
+            c,
+            StatusCode::FORBIDDEN,
+            "Users",
+            "Only admins manage users.",
+        );
+    }
+    html(&UsersPage {
+        l: layout(s, c, f, "users"),
+        users: s
+            .accounts
+            .list()
+            .into_iter()
+            .map(|u| UserRow {
+                name: u.name,
+                role: u.role.as_str(),
+                must_change: u.must_change_password,
+                created: ts(u.created),
+            })
+            .collect(),
+        new_key_user: new_key.0,
+        new_key: new_key.1,
+    })
+}
+
+pub(crate) async fn users_page(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Query(f): Query<Flash>,
+) -> Response {
+    users_view(&s, &c, &f, Default::default())
+}
+
+pub(crate) async fn user_create(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = guard(&c, &f, Role::Admin) {
+        return r;
+    }
+    let name = f.get("name").trim().to_string();
+    let r = op_create_user(
+        &s,
+        CreateUser {
+            name: name.clone(),
+            role: f.get("role").to_string(),
+            password: f.get("password").to_string(),
+        },
+    )
+    .await;
+    match r {
+        // The key is shown on this answer only, never again.
+        Ok(key) => users_view(
+            &s,
+            &c,
+            &Flash {
+                msg: format!("User {name} created."),
+                ..Flash::default()
+            },
+            (name, key),
+        ),
+        Err(e) => back("/users", Err(e)),
+    }
+}
+
+pub(crate) async fn user_post(
+    State(s): State<Arc<Shared>>,
+    c: Ctx,
+    Path((name, action)): Path<(String, String)>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = guard(&c, &f, Role::Admin) {
+        return r;
+    }
+    let role = Some(f.get("role").to_string()).filter(|r| !r.is_empty());
+    match op_user_action(&s, &name, &action, role).await {
+        Ok(v) if action == "api-key" => {
+            let key = v["api_key"].as_str().unwrap_or_default().to_string();
+            users_view(
+                &s,
+                &c,
+                &Flash {
+                    msg: format!("New API key for {name}."),
+                    ..Flash::default()
+                },
+                (name, key),
+            )
+        }
+        Ok(_) => back(
+            "/users",
+            Ok(match action.as_str() {
+                "delete" => format!("User {name} deleted."),
+                _ => format!("Role of {name} changed."),
+            }),
+        ),
+        Err(e) => back("/users", Err(e)),
+    }
+}
