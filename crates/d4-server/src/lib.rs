@@ -37,9 +37,6 @@ mod monitor;
 mod server;
 mod store;
 mod tls;
-// workers/ is being rewritten elsewhere: its items still say `pub`, and
-// `WorkerCtx::queues` is read by none of them.
-#[allow(unreachable_pub, dead_code)]
 mod workers;
 
 pub use config::{Mode, RedisTarget, ServerConfig};
@@ -47,6 +44,3 @@ pub use server::{run, start, ControlFile, RunningServer, CONTROL_FILE};
 pub use store::queues::{QueueDef, QueueType};
 pub use store::redis::queues::{PushGroup, RedisQueues};
 pub use tls::ensure_material as ensure_tls_material;
-
-/// The path `workers/` imports the queues by.
-use store::queues;

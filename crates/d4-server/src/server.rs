@@ -197,7 +197,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     let ctx = Arc::new(workers::WorkerCtx {
         data_root: data_dir.join("data"),
         rotation: Duration::from_secs(cfg.rotation_secs),
-        queues: queues.clone(),
         compressor: workers::Compressor::start(cfg.gzip_level, queues.clone()),
     });
     if gzip > 0 {

@@ -177,14 +177,11 @@ impl Reject {
 
     /// A worker's error: storing failed (the server's disk) or the payload
     /// is not what its type says (the sensor's).
-    // TODO(workers): workers return `Result<_, String>`; their storage
-    // errors all start with "cannot store" / "cannot write" today. A typed
-    // worker error would replace this test.
-    pub(crate) fn from_worker(e: String) -> Reject {
-        if e.starts_with("cannot store") || e.starts_with("cannot write") {
-            Reject::ServerIo(e)
-        } else {
-            Reject::BadPayload(e)
+    pub(crate) fn from_worker(e: crate::workers::WorkerError) -> Reject {
+        use crate::workers::WorkerError;
+        match e {
+            WorkerError::Store { .. } => Reject::ServerIo(e.to_string()),
+            WorkerError::Stream(m) => Reject::BadPayload(m),
         }
     }
 }
@@ -195,11 +192,12 @@ mod tests {
 
     #[test]
     fn server_faults_are_not_the_sensors() {
-        let r = Reject::from_worker("cannot store lines: No space left on device".into());
+        use crate::workers::WorkerError;
+        let full = std::io::Error::from_raw_os_error(28);
+        let r = Reject::from_worker(WorkerError::store("lines")(full));
         assert_eq!((r.kind(), r.whose()), ("server_io", Whose::Server));
-        let r = Reject::from_worker("cannot write stored data: I/O error".into());
-        assert_eq!((r.kind(), r.whose()), ("server_io", Whose::Server));
-        let r = Reject::from_worker("pcap record of 300000 bytes: the stream is corrupt".into());
+        assert!(r.to_string().contains("cannot store lines"), "{r}");
+        let r = Reject::from_worker(WorkerError::Stream("pcap record too long".into()));
         assert_eq!((r.kind(), r.whose()), ("bad_payload", Whose::Sensor));
         let r = Reject::TooManyConnections("too many connections from 192.0.2.1".into());
         assert_eq!(

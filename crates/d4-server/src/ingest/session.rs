@@ -207,7 +207,7 @@ impl Session {
                 self.report();
             }
             if let Some(w) = &mut self.worker {
-                w.flush().map_err(|e| (self.uuid, Reject::ServerIo(e)))?;
+                w.flush().map_err(|e| (self.uuid, Reject::from_worker(e)))?;
             }
             let buf = dec.buffer_mut();
             buf.reserve(READ_CHUNK);

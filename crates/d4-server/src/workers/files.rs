@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use d4_packet::records::{Cutter, Format};
 
-use super::{Output, Rotator};
-use crate::queues::QueueType;
+use super::{Output, Rotator, WorkerError};
+use crate::store::queues::QueueType;
 
 /// Stores a stream into rotated files, cut between records.
-pub struct FileWorker {
+pub(crate) struct FileWorker {
     files: Rotator,
     /// Where records end; the bytes of the record not yet whole.
     cutter: Cutter,
@@ -18,13 +18,13 @@ pub struct FileWorker {
 
 impl FileWorker {
     /// The file rotator.
-    pub fn files_mut(&mut self) -> &mut Rotator {
+    pub(crate) fn files_mut(&mut self) -> &mut Rotator {
         &mut self.files
     }
 
     /// A worker writing through `files` a stream of `format` (pcapng,
     /// IPFIX, or type 4's pcap-or-text).
-    pub fn new(files: Rotator, format: Format) -> FileWorker {
+    pub(crate) fn new(files: Rotator, format: Format) -> FileWorker {
         FileWorker {
             files,
             cutter: Cutter::new(format),
@@ -32,7 +32,7 @@ impl FileWorker {
     }
 
     /// The queue type (file paths are announced there).
-    pub fn queue_type(&self) -> QueueType {
+    pub(crate) fn queue_type(&self) -> QueueType {
         match self.cutter.tracker().format() {
             Format::Pcapng => QueueType::Type(5),
             Format::Ipfix => QueueType::Type(7),
@@ -41,10 +41,14 @@ impl FileWorker {
     }
 
     /// Handles one payload.
-    pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+    pub(crate) fn data(
+        &mut self,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Output, WorkerError> {
         // The preamble as of before these bytes opens a file rotated while
         // writing them (the rotator's prefix is set after each write).
-        let whole = self.cutter.push(payload).map_err(|e| e.to_string())?;
+        let whole = self.cutter.push(payload)?;
         if !whole.is_empty() {
             // A new file must not repeat a preamble it starts with.
             if self.files.current_path().is_none() {
@@ -52,7 +56,7 @@ impl FileWorker {
             }
             self.files
                 .write(whole, now)
-                .map_err(|e| format!("cannot store data: {e}"))?;
+                .map_err(WorkerError::store("data"))?;
             let preamble = self.cutter.tracker().preamble();
             if self.files.prefix() != preamble {
                 self.files.set_prefix(preamble.to_vec());
@@ -63,7 +67,7 @@ impl FileWorker {
 
     /// Closes the file. An unfinished last record is stored only after a
     /// clean end of text streams (binary records cut short are not records).
-    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
+    pub(crate) fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         let rest = self.cutter.take_held();
         if !rest.is_empty() {
             if clean && self.cutter.tracker().followed() == Format::Lines {
@@ -107,8 +111,8 @@ mod tests {
     }
 
     /// What a cutter hands out for `b` in one push.
-    fn whole(f: &mut Cutter, b: &[u8]) -> Result<usize, String> {
-        f.push(b).map(|w| w.len()).map_err(|e| e.to_string())
+    fn whole(f: &mut Cutter, b: &[u8]) -> Result<usize, WorkerError> {
+        Ok(f.push(b).map(|w| w.len())?)
     }
 
     #[test]
@@ -127,6 +131,7 @@ mod tests {
         assert!(
             whole(&mut Cutter::new(Format::Pcapng), b"GET / HTTP/1.1\r\n\r\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not a pcapng stream")
         );
     }

@@ -4,38 +4,38 @@
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 
-use super::{Output, Rotator};
-use crate::queues::QueueType;
+use super::{Output, Rotator, WorkerError};
+use crate::store::queues::QueueType;
 
 /// How a line type treats its lines.
 #[derive(Clone, Copy, Debug)]
-pub struct LineRules {
+pub(crate) struct LineRules {
     /// A line longer than this is cut (text) or skipped whole (JSON).
-    pub max_line: usize,
+    pub(crate) max_line: usize,
     /// Check each line as JSON; store and queue only valid ones.
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 impl LineRules {
     /// Extended types: the reference cuts lines at 100 KB.
-    pub const EXTENDED: LineRules = LineRules {
+    pub(crate) const EXTENDED: LineRules = LineRules {
         max_line: 100 * 1024,
         json: false,
     };
     /// Text types (3, 8...): cut at 1 MiB, a bound on memory.
-    pub const TEXT: LineRules = LineRules {
+    pub(crate) const TEXT: LineRules = LineRules {
         max_line: 1024 * 1024,
         json: false,
     };
     /// NDJSON (6): a line over 1 MiB is skipped as one bad record.
-    pub const JSON: LineRules = LineRules {
+    pub(crate) const JSON: LineRules = LineRules {
         max_line: 1024 * 1024,
         json: true,
     };
 }
 
 /// Re-joins lines across frames, stores them, produces queue items.
-pub struct LineWorker {
+pub(crate) struct LineWorker {
     files: Rotator,
     queue: QueueType,
     rules: LineRules,
@@ -47,7 +47,7 @@ pub struct LineWorker {
 
 impl LineWorker {
     /// A worker writing through `files`, producing items for `queue`.
-    pub fn new(files: Rotator, queue: QueueType, rules: LineRules) -> LineWorker {
+    pub(crate) fn new(files: Rotator, queue: QueueType, rules: LineRules) -> LineWorker {
         LineWorker {
             files,
             queue,
@@ -58,17 +58,21 @@ impl LineWorker {
     }
 
     /// The file rotator.
-    pub fn files_mut(&mut self) -> &mut Rotator {
+    pub(crate) fn files_mut(&mut self) -> &mut Rotator {
         &mut self.files
     }
 
     /// The queue type of the items.
-    pub fn queue_type(&self) -> &QueueType {
+    pub(crate) fn queue_type(&self) -> &QueueType {
         &self.queue
     }
 
     /// Handles one payload.
-    pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+    pub(crate) fn data(
+        &mut self,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Output, WorkerError> {
         let mut out = Output::default();
         let mut rest = payload;
         if self.discarding {
@@ -113,7 +117,7 @@ impl LineWorker {
 
     /// A line still open that grew past the limit: text is stored as it is
     /// and queued in pieces of the limit; a JSON line is skipped whole.
-    fn too_long(&mut self, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
+    fn too_long(&mut self, now: DateTime<Utc>, out: &mut Output) -> Result<(), WorkerError> {
         if self.partial.len() <= self.rules.max_line {
             return Ok(());
         }
@@ -128,7 +132,7 @@ impl LineWorker {
         let head = self.partial.split_to(whole).freeze();
         self.files
             .write_raw(&head, now)
-            .map_err(|e| format!("cannot store lines: {e}"))?;
+            .map_err(WorkerError::store("lines"))?;
         for piece in head.chunks(self.rules.max_line) {
             out.items.push(head.slice_ref(piece));
         }
@@ -138,11 +142,14 @@ impl LineWorker {
     /// Stores and queues `block`, which holds whole lines, each ended by `\n`.
     /// Text lines longer than the limit are queued in pieces; JSON lines
     /// longer than the limit, or not JSON, are skipped.
-    fn lines(&mut self, block: &Bytes, now: DateTime<Utc>, out: &mut Output) -> Result<(), String> {
+    fn lines(
+        &mut self,
+        block: &Bytes,
+        now: DateTime<Utc>,
+        out: &mut Output,
+    ) -> Result<(), WorkerError> {
         let store = |files: &mut Rotator, b: &[u8]| {
-            files
-                .write(b, now)
-                .map_err(|e| format!("cannot store lines: {e}"))
+            files.write(b, now).map_err(WorkerError::store("lines"))
         };
         if !self.rules.json {
             store(&mut self.files, block)?;
@@ -183,7 +190,7 @@ impl LineWorker {
     /// Closes the file. The unfinished last line is stored as a line if the
     /// session ended cleanly (`echo -n` has no newline); after an error it is
     /// dropped, because the sensor sends it again on its next connection.
-    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
+    pub(crate) fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         let mut out = Output::default();
         if !self.partial.is_empty() {
             let mut last = std::mem::take(&mut self.partial);

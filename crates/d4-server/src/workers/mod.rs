@@ -10,13 +10,36 @@
 //! | 2 + 254 | [`lines::LineWorker`] under `254/.../<extended type>/` | each non-empty line |
 //! | 4 dnscap (pcap or text), 5 pcapng, 7 YAF | [`files::FileWorker`] | path of each finished file |
 //!
-//! Files rotate every `rotation_secs` and at day change, always on a record
-//! boundary; a finished file is gzipped in the background and then announced.
+//! `Rotator` writes files named `<uuid>-YYYY-MM-DD-HHMMSS.<ext>` and rotates
+//! every `rotation_secs` and at day change, only at a record boundary. Where
+//! records end is [`d4_packet::records`]' decision, the same one the sensor
+//! makes when it resumes a stream: the pcap worker writes each payload
+//! straight to the file and asks a zero-copy [`d4_packet::records::Tracker`]
+//! where records end; it rotates there, opens every file with the stream's
+//! global header, and cuts a file back to its last boundary if the stream
+//! ends inside a record — every file is a valid pcap. Line workers store lines
+//! as they come and queue one item per line (`LineRules`: extended types
+//! queue lines in pieces of 100 KB as the reference does, text types in
+//! pieces of 1 MiB; NDJSON skips a line over 1 MiB whole, and any line that
+//! is not JSON). The file worker (a [`d4_packet::records::Cutter`]) cuts
+//! pcapng between blocks (each new file starts with the section header and
+//! interface blocks), IPFIX between messages, and type 4 as pcap or text
+//! according to its first bytes. An unfinished last record is stored only
+//! when the session ended cleanly (otherwise the sensor sends it again).
+//!
+//! A finished file goes to the [`Compressor`] thread (gzip to `.gz`, `.N.gz`
+//! on collision, through a temporary name), then its path is pushed to the
+//! queues of its type. At start, files a crash left unfinished are cut back
+//! to their last whole record — every type, with the same tracker —
+//! compressed and announced ([`recover`]).
+//!
+//! A worker's error says whose fault it is ([`WorkerError`]): a stream that
+//! is not what its type says is the sensor's, a failed write the server's.
 
-pub mod files;
-pub mod lines;
-pub mod pcap;
-pub mod rotate;
+pub(crate) mod files;
+pub(crate) mod lines;
+pub(crate) mod pcap;
+pub(crate) mod rotate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,32 +50,61 @@ use chrono::{DateTime, Utc};
 use d4_packet::records::Format;
 use uuid::Uuid;
 
-use crate::queues::{QueueType, Queues};
-pub use rotate::{recover, Compressor, Rotator};
+use crate::store::queues::QueueType;
+pub(crate) use rotate::{recover, Compressor, Rotator};
+
+/// Why a worker could not take a payload, and so whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WorkerError {
+    /// The sensor's stream is not what its type says (a corrupt record,
+    /// a pcap header that is not one): the sensor's fault.
+    #[error("{0}")]
+    Stream(String),
+    /// The server could not store what it received (disk full, I/O
+    /// error): the server's fault, never the sensor's.
+    #[error("cannot store {what}: {source}")]
+    Store {
+        /// What was being stored.
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl WorkerError {
+    /// A storage failure of `what`.
+    pub(crate) fn store(what: &'static str) -> impl FnOnce(std::io::Error) -> WorkerError {
+        move |source| WorkerError::Store { what, source }
+    }
+}
+
+impl From<d4_packet::RecordError> for WorkerError {
+    fn from(e: d4_packet::RecordError) -> WorkerError {
+        WorkerError::Stream(e.to_string())
+    }
+}
 
 /// What every worker needs from the server.
-pub struct WorkerCtx {
+pub(crate) struct WorkerCtx {
     /// `<data-dir>/data`.
-    pub data_root: PathBuf,
+    pub(crate) data_root: PathBuf,
     /// Rotation period.
-    pub rotation: Duration,
-    /// The analyzer queues.
-    pub queues: Arc<Queues>,
+    pub(crate) rotation: Duration,
     /// Background compression and announcement of finished files.
-    pub compressor: Compressor,
+    pub(crate) compressor: Compressor,
 }
 
 /// Queue items produced by one payload, to be pushed by the session.
 #[derive(Debug, Default)]
-pub struct Output {
+pub(crate) struct Output {
     /// Items for the worker's queue type.
-    pub items: Vec<Bytes>,
+    pub(crate) items: Vec<Bytes>,
     /// Records that were refused (counted, logged, skipped), with why.
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
 }
 
 /// A worker for one session.
-pub enum Worker {
+pub(crate) enum Worker {
     /// Type 1.
     Pcap(pcap::PcapWorker),
     /// Types 3, 6, 8 and extended types.
@@ -63,7 +115,12 @@ pub enum Worker {
 
 impl Worker {
     /// The worker for a D4 type (`extended` names the type-254 stream).
-    pub fn for_type(ctx: &Arc<WorkerCtx>, sensor: Uuid, ty: u8, extended: Option<&str>) -> Worker {
+    pub(crate) fn for_type(
+        ctx: &Arc<WorkerCtx>,
+        sensor: Uuid,
+        ty: u8,
+        extended: Option<&str>,
+    ) -> Worker {
         let r = |dir: String, sub: Option<String>, ext: &str, announce: Option<QueueType>| {
             Rotator::new(ctx.clone(), sensor, dir, sub, ext.to_string(), announce)
         };
@@ -112,7 +169,11 @@ impl Worker {
     }
 
     /// Handles one payload.
-    pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+    pub(crate) fn data(
+        &mut self,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Output, WorkerError> {
         match self {
             Worker::Pcap(w) => w.data(payload, now),
             Worker::Lines(w) => w.data(payload, now),
@@ -123,7 +184,7 @@ impl Worker {
     /// Ends the session: closes, compresses and announces the current file.
     /// An unfinished last record (a line without its newline...) is stored
     /// only if the session ended `clean`ly. Returns the last queue items.
-    pub fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
+    pub(crate) fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         match self {
             Worker::Pcap(w) => w.finish(),
             Worker::Lines(w) => w.finish(now, clean),
@@ -133,17 +194,17 @@ impl Worker {
 
     /// Pushes buffered file bytes to the OS (called before the session waits
     /// for more input).
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub(crate) fn flush(&mut self) -> Result<(), WorkerError> {
         let r = match self {
             Worker::Pcap(w) => w.files_mut().flush(),
             Worker::Lines(w) => w.files_mut().flush(),
             Worker::Files(w) => w.files_mut().flush(),
         };
-        r.map_err(|e| format!("cannot write stored data: {e}"))
+        r.map_err(WorkerError::store("stored data"))
     }
 
     /// The queue type that this worker's items go to.
-    pub fn queue_type(&self) -> QueueType {
+    pub(crate) fn queue_type(&self) -> QueueType {
         match self {
             Worker::Pcap(_) => QueueType::Type(1),
             Worker::Lines(w) => w.queue_type().clone(),

@@ -4,19 +4,19 @@ use chrono::{DateTime, Utc};
 use d4_packet::pcap::GLOBAL_HEADER_LEN;
 use d4_packet::records::{Format, Tracker};
 
-use super::{Output, Rotator};
+use super::{Output, Rotator, WorkerError};
 
 /// Writes a pcap stream into rotated `.cap` files as it comes (no copy),
 /// each a valid pcap: every file starts with the stream's global header and
 /// is cut only between records ([`Tracker`] says where they end).
-pub struct PcapWorker {
+pub(crate) struct PcapWorker {
     tracker: Tracker,
     files: Rotator,
 }
 
 impl PcapWorker {
     /// A worker writing through `files`.
-    pub fn new(files: Rotator) -> PcapWorker {
+    pub(crate) fn new(files: Rotator) -> PcapWorker {
         PcapWorker {
             tracker: Tracker::new(Format::Pcap),
             files,
@@ -24,15 +24,19 @@ impl PcapWorker {
     }
 
     /// The file rotator.
-    pub fn files_mut(&mut self) -> &mut Rotator {
+    pub(crate) fn files_mut(&mut self) -> &mut Rotator {
         &mut self.files
     }
 
     /// Handles one payload.
-    pub fn data(&mut self, payload: &[u8], now: DateTime<Utc>) -> Result<Output, String> {
+    pub(crate) fn data(
+        &mut self,
+        payload: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Output, WorkerError> {
         let was_at_boundary = self.tracker.at_boundary();
         let before = self.tracker.position();
-        let fed = self.tracker.feed(payload).map_err(|e| e.to_string())?;
+        let fed = self.tracker.feed(payload)?;
         // The global header opens every file; it is not written as data.
         let records_start = (GLOBAL_HEADER_LEN as u64)
             .saturating_sub(before)
@@ -44,16 +48,21 @@ impl PcapWorker {
         // The last record end in `data`.
         let last = fed.boundary.map(|b| (b - before) as usize - records_start);
         let cut = last.or(if was_at_boundary { Some(0) } else { None });
-        let store = |e: std::io::Error| format!("cannot store the capture: {e}");
         match cut {
             Some(c) if self.files.is_due(now) => {
-                self.files.write_raw(&data[..c], now).map_err(store)?;
+                self.files
+                    .write_raw(&data[..c], now)
+                    .map_err(WorkerError::store("the capture"))?;
                 self.files.rotate();
-                self.files.write_raw(&data[c..], now).map_err(store)?;
+                self.files
+                    .write_raw(&data[c..], now)
+                    .map_err(WorkerError::store("the capture"))?;
                 self.files.mark_boundary(data.len() - c);
             }
             _ => {
-                self.files.write_raw(data, now).map_err(store)?;
+                self.files
+                    .write_raw(data, now)
+                    .map_err(WorkerError::store("the capture"))?;
                 if let Some(b) = last {
                     self.files.mark_boundary(data.len() - b);
                 }
@@ -64,7 +73,7 @@ impl PcapWorker {
 
     /// Closes the current file. A last record cut short is not a record: it
     /// is removed from the file (which stays a valid pcap) and logged.
-    pub fn finish(&mut self) -> Output {
+    pub(crate) fn finish(&mut self) -> Output {
         // The file's own boundary is exact (the tracker may have stopped on
         // a corrupt record header after part of a record was written).
         match self.files.truncate_to_boundary() {

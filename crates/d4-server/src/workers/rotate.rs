@@ -11,7 +11,7 @@ use d4_packet::records::{Format, Tracker};
 use uuid::Uuid;
 
 use super::WorkerCtx;
-use crate::queues::{QueueType, Queues};
+use crate::store::queues::{QueueType, Queues};
 
 /// A finished file on its way to compression and announcement.
 struct Job {
@@ -21,14 +21,14 @@ struct Job {
 
 /// Compresses finished files on a background thread, then announces them.
 #[derive(Clone)]
-pub struct Compressor {
+pub(crate) struct Compressor {
     tx: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     done: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Compressor {
     /// Starts the compression thread (`level` 0 = store files uncompressed).
-    pub fn start(level: u32, queues: Arc<Queues>) -> Compressor {
+    pub(crate) fn start(level: u32, queues: Arc<Queues>) -> Compressor {
         let (tx, rx) = mpsc::channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("d4-gzip".into())
@@ -80,7 +80,7 @@ impl Compressor {
     }
 
     /// Finishes every queued job (server shutdown).
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
@@ -91,7 +91,7 @@ impl Compressor {
 /// Finds files left unfinished by a crash (not compressed, never announced)
 /// and hands them to the compressor, announced as usual. Meta-headers of
 /// extended types (`254/.../*.json`) are left alone. Returns how many.
-pub fn recover(data_root: &Path, compressor: &Compressor) -> usize {
+pub(crate) fn recover(data_root: &Path, compressor: &Compressor) -> usize {
     let mut found = Vec::new();
     walk(data_root, &mut found);
     let mut n = 0;
@@ -195,7 +195,7 @@ fn gz_name(p: &Path) -> PathBuf {
 
 /// Creates `<stem>.<ext>` in `dir`, or `<stem>-1.<ext>`, `-2`... if taken;
 /// never overwrites.
-pub fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(File, PathBuf)> {
+pub(crate) fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(File, PathBuf)> {
     let mut n = 0;
     loop {
         let name = if n == 0 {
@@ -225,7 +225,7 @@ struct Current {
 }
 
 /// Writes a stream into files rotated by time and day.
-pub struct Rotator {
+pub(crate) struct Rotator {
     ctx: Arc<WorkerCtx>,
     sensor: Uuid,
     /// `<type>` folder (`1`, `254`...).
@@ -242,7 +242,7 @@ pub struct Rotator {
 
 impl Rotator {
     /// A rotator for one session's stream.
-    pub fn new(
+    pub(crate) fn new(
         ctx: Arc<WorkerCtx>,
         sensor: Uuid,
         type_dir: String,
@@ -263,17 +263,17 @@ impl Rotator {
     }
 
     /// Sets the bytes that open every file.
-    pub fn set_prefix(&mut self, prefix: Vec<u8>) {
+    pub(crate) fn set_prefix(&mut self, prefix: Vec<u8>) {
         self.prefix = prefix;
     }
 
     /// The bytes that open every file.
-    pub fn prefix(&self) -> &[u8] {
+    pub(crate) fn prefix(&self) -> &[u8] {
         &self.prefix
     }
 
     /// The folder of files opened at `now`.
-    pub fn folder(&self, now: DateTime<Utc>) -> PathBuf {
+    pub(crate) fn folder(&self, now: DateTime<Utc>) -> PathBuf {
         let mut p = self
             .ctx
             .data_root
@@ -290,7 +290,7 @@ impl Rotator {
 
     /// Whether the current file should be closed before writing at `now`
     /// (call only at a record boundary).
-    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_due(&self, now: DateTime<Utc>) -> bool {
         match &self.current {
             None => false,
             Some(c) => {
@@ -321,7 +321,7 @@ impl Rotator {
     }
 
     /// Writes bytes that start at a record boundary, rotating first if due.
-    pub fn write(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
+    pub(crate) fn write(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -334,7 +334,7 @@ impl Rotator {
     }
 
     /// Writes bytes with no rotation (the caller cuts at record boundaries).
-    pub fn write_raw(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
+    pub(crate) fn write_raw(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -353,7 +353,7 @@ impl Rotator {
 
     /// Records that a record boundary lies `back` bytes before the end of
     /// what was written.
-    pub fn mark_boundary(&mut self, back: usize) {
+    pub(crate) fn mark_boundary(&mut self, back: usize) {
         if let Some(c) = &mut self.current {
             c.boundary = c.written.saturating_sub(back as u64);
         }
@@ -361,7 +361,7 @@ impl Rotator {
 
     /// Cuts the current file back to its last record boundary (a stream
     /// that ended inside a record), so that it stays a valid capture.
-    pub fn truncate_to_boundary(&mut self) -> io::Result<u64> {
+    pub(crate) fn truncate_to_boundary(&mut self) -> io::Result<u64> {
         let Some(c) = &mut self.current else {
             return Ok(0);
         };
@@ -376,7 +376,7 @@ impl Rotator {
 
     /// Pushes buffered bytes to the file (the OS has them; a crash of the
     /// server loses nothing written so far).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         match &mut self.current {
             Some(c) => c.file.flush(),
             None => Ok(()),
@@ -384,7 +384,7 @@ impl Rotator {
     }
 
     /// Closes the current file and hands it to the compressor.
-    pub fn rotate(&mut self) {
+    pub(crate) fn rotate(&mut self) {
         let Some(mut c) = self.current.take() else {
             return;
         };
@@ -399,7 +399,7 @@ impl Rotator {
     }
 
     /// The path of the file being written.
-    pub fn current_path(&self) -> Option<&Path> {
+    pub(crate) fn current_path(&self) -> Option<&Path> {
         self.current.as_ref().map(|c| c.path.as_path())
     }
 }

@@ -15,7 +15,7 @@ use d4_packet::records::{Format, Resumption};
 use uuid::Uuid;
 
 use super::{Compressor, Worker, WorkerCtx};
-use crate::queues::Queues;
+use crate::store::queues::Queues;
 use crate::store::Db;
 
 /// xorshift64: reproducible chunkings without a dependency.
@@ -115,7 +115,6 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
     let ctx = Arc::new(WorkerCtx {
         data_root: dir.path().join("data"),
         rotation: Duration::from_secs(1),
-        queues,
         compressor: compressor.clone(),
     });
     let (ng, ng_pre) = pcapng(40);
