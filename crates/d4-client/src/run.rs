@@ -465,25 +465,15 @@ fn send_with_keepalive(
 
 #[cfg(test)]
 mod tests {
-    use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
+    use d4_packet::records::pcapng::{self, IDB_TYPE};
 
     use super::*;
 
     fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
-        let len = (12 + body) as u32;
-        let mut b = match ty {
-            None => SHB_MAGIC.to_vec(),
-            Some(t) => t.to_le_bytes().to_vec(),
-        };
-        b.extend_from_slice(&len.to_le_bytes());
-        if ty.is_none() {
-            b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
-            b.resize(8 + body, 0);
-        } else {
-            b.resize(8 + body, 7);
+        match ty {
+            None => pcapng::build_section_header(body, false),
+            Some(t) => pcapng::build_block(t, &vec![7; body], false),
         }
-        b.extend_from_slice(&len.to_le_bytes());
-        b
     }
 
     #[test]

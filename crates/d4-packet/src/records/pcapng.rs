@@ -35,6 +35,43 @@ pub fn byte_order(magic: [u8; 4]) -> Option<bool> {
     }
 }
 
+/// The SHB block type as a number (its bytes read the same in both orders).
+pub const SHB_TYPE: u32 = u32::from_le_bytes(SHB_MAGIC);
+
+/// Builds one pcapng block, for writers and tests: `block_type`, the total
+/// length, `body` padded with zeros to a multiple of 4, the total length
+/// again, in the byte order asked for.
+pub fn build_block(block_type: u32, body: &[u8], big_endian: bool) -> Vec<u8> {
+    let w32 = |v: u32| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let padded = body.len().next_multiple_of(4);
+    let len = u32::try_from(MIN_BLOCK_LEN + padded).unwrap_or(u32::MAX);
+    let mut b = Vec::with_capacity(MIN_BLOCK_LEN + padded);
+    b.extend_from_slice(&w32(block_type));
+    b.extend_from_slice(&w32(len));
+    b.extend_from_slice(body);
+    b.resize(8 + padded, 0);
+    b.extend_from_slice(&w32(len));
+    b
+}
+
+/// Builds a section header block whose body of `body_len` bytes (at least
+/// 4) is the byte-order magic followed by zeros.
+pub fn build_section_header(body_len: usize, big_endian: bool) -> Vec<u8> {
+    let mut body = if big_endian {
+        BYTE_ORDER_MAGIC.to_be_bytes().to_vec()
+    } else {
+        BYTE_ORDER_MAGIC.to_le_bytes().to_vec()
+    };
+    body.resize(body_len.max(4), 0);
+    build_block(SHB_TYPE, &body, big_endian)
+}
+
 /// Where a pcapng stream stands.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Pcapng {

@@ -102,29 +102,11 @@ fn pcap(sizes: &[usize], big: bool) -> Built {
 }
 
 fn block(ty: u32, body: usize, big: bool) -> Vec<u8> {
-    let w32 = |v: u32| {
-        if big {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        }
-    };
-    let body = body.next_multiple_of(4);
-    let len = (12 + body) as u32;
-    let mut b = if ty == 0 {
-        pcapng::SHB_MAGIC.to_vec()
-    } else {
-        w32(ty).to_vec()
-    };
-    b.extend_from_slice(&w32(len));
     if ty == 0 {
-        b.extend_from_slice(&w32(pcapng::BYTE_ORDER_MAGIC));
-        b.resize(8 + body, 0);
+        pcapng::build_section_header(body, big)
     } else {
-        b.resize(8 + body, 7);
+        pcapng::build_block(ty, &vec![7; body], big)
     }
-    b.extend_from_slice(&w32(len));
-    b
 }
 
 /// pcapng: sections (byte order, interfaces, packets), packets are EPBs.

@@ -88,26 +88,16 @@ impl FileWorker {
 
 #[cfg(test)]
 mod tests {
-    use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, SHB_MAGIC};
+    use d4_packet::records::pcapng;
 
     use super::*;
 
     fn block(ty: u32, body: usize) -> Vec<u8> {
-        let len = (12 + body) as u32;
-        let mut b = if ty == 0 {
-            SHB_MAGIC.to_vec()
-        } else {
-            ty.to_le_bytes().to_vec()
-        };
-        b.extend_from_slice(&len.to_le_bytes());
         if ty == 0 {
-            b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
-            b.extend(std::iter::repeat_n(0, body - 4));
+            pcapng::build_section_header(body, false)
         } else {
-            b.extend(std::iter::repeat_n(7, body));
+            pcapng::build_block(ty, &vec![7; body], false)
         }
-        b.extend_from_slice(&len.to_le_bytes());
-        b
     }
 
     /// What a cutter hands out for `b` in one push.

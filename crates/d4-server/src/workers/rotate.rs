@@ -414,24 +414,16 @@ impl Drop for Rotator {
 mod tests {
     use std::io::Read;
 
-    use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
+    use d4_packet::records::pcapng::{self, IDB_TYPE};
 
     use super::*;
     use crate::store::Db;
 
     fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
-        let len = (12 + body) as u32;
-        let mut b = match ty {
-            None => SHB_MAGIC.to_vec(),
-            Some(t) => t.to_le_bytes().to_vec(),
-        };
-        b.extend_from_slice(&len.to_le_bytes());
-        if ty.is_none() {
-            b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
+        match ty {
+            None => pcapng::build_section_header(body, false),
+            Some(t) => pcapng::build_block(t, &vec![3; body], false),
         }
-        b.resize(8 + body, 3);
-        b.extend_from_slice(&len.to_le_bytes());
-        b
     }
 
     fn ipfix_message(len: u16) -> Vec<u8> {

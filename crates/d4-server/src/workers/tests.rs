@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
+use d4_packet::records::pcapng::{self, IDB_TYPE};
 use d4_packet::records::{Format, Resumption};
 use uuid::Uuid;
 
@@ -46,18 +46,10 @@ fn pcap(n: usize) -> Vec<u8> {
 }
 
 fn block(ty: Option<u32>, body: usize) -> Vec<u8> {
-    let len = (12 + body) as u32;
-    let mut b = match ty {
-        None => SHB_MAGIC.to_vec(),
-        Some(t) => t.to_le_bytes().to_vec(),
-    };
-    b.extend_from_slice(&len.to_le_bytes());
-    if ty.is_none() {
-        b.extend_from_slice(&BYTE_ORDER_MAGIC.to_le_bytes());
+    match ty {
+        None => pcapng::build_section_header(body, false),
+        Some(t) => pcapng::build_block(t, &vec![5; body], false),
     }
-    b.resize(8 + body, 5);
-    b.extend_from_slice(&len.to_le_bytes());
-    b
 }
 
 fn pcapng(n: usize) -> (Vec<u8>, usize) {
