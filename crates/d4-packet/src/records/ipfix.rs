@@ -4,6 +4,7 @@
 //! construction; a length under 16 is a corrupt stream. Nothing is buffered
 //! but the first four header bytes.
 
+use super::framed::{Framed, Step};
 use super::{Progress, RecordError};
 
 /// Length of the IPFIX message header.
@@ -12,12 +13,9 @@ pub const IPFIX_HEADER_LEN: usize = 16;
 /// Where an IPFIX stream stands.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Ipfix {
-    /// Version and length while they arrive.
-    head: [u8; 4],
-    /// How much of `head` is filled.
-    head_len: usize,
-    /// Bytes of the current message still to come.
-    remaining: usize,
+    /// Version and length (the first four header bytes), then the rest of
+    /// the message.
+    framed: Framed<4>,
 }
 
 impl Ipfix {
@@ -30,28 +28,17 @@ impl Ipfix {
     ) -> Result<(), RecordError> {
         let mut pos = 0;
         while pos < data.len() {
-            if self.remaining > 0 {
-                let take = self.remaining.min(data.len() - pos);
-                self.remaining -= take;
-                pos += take;
-                if self.remaining == 0 {
-                    p.boundary(base + pos as u64, true);
+            match self.framed.step(data, &mut pos) {
+                Step::Body { ended: true, .. } => p.boundary(base + pos as u64, true),
+                Step::Body { .. } | Step::Partial => {}
+                Step::Head(h) => {
+                    let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+                    if len < IPFIX_HEADER_LEN {
+                        return Err(RecordError::IpfixTooShort(len));
+                    }
+                    self.framed.body(len - 4);
                 }
-                continue;
             }
-            let take = (4 - self.head_len).min(data.len() - pos);
-            self.head[self.head_len..self.head_len + take].copy_from_slice(&data[pos..pos + take]);
-            self.head_len += take;
-            pos += take;
-            if self.head_len < 4 {
-                break;
-            }
-            self.head_len = 0;
-            let len = usize::from(u16::from_be_bytes([self.head[2], self.head[3]]));
-            if len < IPFIX_HEADER_LEN {
-                return Err(RecordError::IpfixTooShort(len));
-            }
-            self.remaining = len - 4;
         }
         Ok(())
     }

@@ -23,6 +23,7 @@
 //! (only a text line can be longer: it is then passed on as it is). The
 //! tracker itself buffers at most one record header and the preamble.
 
+mod framed;
 mod hold;
 pub mod ipfix;
 mod lines;

@@ -4,6 +4,7 @@
 //! Bounds: a record is at most [`MAX_RECORD_LEN`] bytes, the version must be
 //! 2.x; nothing is buffered but the two headers.
 
+use super::framed::{Framed, Step};
 use super::{Progress, RecordError};
 use crate::pcap::{
     check_magic, read_u32, GlobalHeader, PcapError, GLOBAL_HEADER_LEN, MAX_RECORD_LEN,
@@ -17,12 +18,8 @@ pub(super) struct Pcap {
     head: Vec<u8>,
     /// The global header, once complete.
     pub(super) header: Option<GlobalHeader>,
-    /// A record header while it arrives.
-    rec: [u8; RECORD_HEADER_LEN],
-    /// How much of `rec` is filled.
-    rec_len: usize,
-    /// Bytes of the current record's data still to come.
-    remaining: usize,
+    /// Record headers and the data they announce.
+    framed: Framed<RECORD_HEADER_LEN>,
 }
 
 impl Pcap {
@@ -59,34 +56,22 @@ impl Pcap {
         }
         let big_endian = self.header.is_some_and(|h| h.big_endian);
         while pos < data.len() {
-            if self.remaining > 0 {
-                let take = self.remaining.min(data.len() - pos);
-                self.remaining -= take;
-                pos += take;
-                if self.remaining == 0 {
-                    p.boundary(base + pos as u64, true);
+            match self.framed.step(data, &mut pos) {
+                Step::Body { ended: true, .. } => p.boundary(base + pos as u64, true),
+                Step::Body { .. } | Step::Partial => {}
+                Step::Head(h) => {
+                    let incl = read_u32(&h[8..12], big_endian);
+                    if incl > MAX_RECORD_LEN {
+                        return Err(PcapError::RecordTooLong {
+                            index: p.records_before + p.records,
+                            len: incl,
+                        }
+                        .into());
+                    }
+                    if self.framed.body(incl as usize) {
+                        p.boundary(base + pos as u64, true);
+                    }
                 }
-                continue;
-            }
-            let take = (RECORD_HEADER_LEN - self.rec_len).min(data.len() - pos);
-            self.rec[self.rec_len..self.rec_len + take].copy_from_slice(&data[pos..pos + take]);
-            self.rec_len += take;
-            pos += take;
-            if self.rec_len < RECORD_HEADER_LEN {
-                break;
-            }
-            self.rec_len = 0;
-            let incl = read_u32(&self.rec[8..12], big_endian);
-            if incl > MAX_RECORD_LEN {
-                return Err(PcapError::RecordTooLong {
-                    index: p.records_before + p.records,
-                    len: incl,
-                }
-                .into());
-            }
-            self.remaining = incl as usize;
-            if self.remaining == 0 {
-                p.boundary(base + pos as u64, true);
             }
         }
         Ok(())

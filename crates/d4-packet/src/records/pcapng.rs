@@ -10,6 +10,7 @@
 //! [`MAX_BLOCK_LEN`] bytes. Only the 12 header bytes of other blocks are
 //! buffered.
 
+use super::framed::{Framed, Step};
 use super::{Progress, RecordError};
 
 /// The SHB block type, the same bytes in both byte orders.
@@ -81,12 +82,9 @@ pub(super) struct Pcapng {
     started: bool,
     /// The SHB and IDBs of the current section, whole.
     pub(super) preamble: Vec<u8>,
-    /// The header of the block being read.
-    head: [u8; MIN_BLOCK_LEN],
-    /// How much of `head` is filled.
-    head_len: usize,
-    /// Bytes of the current block still to come.
-    remaining: usize,
+    /// Block headers (type, length, and the SHB's byte-order magic) and
+    /// the rest of each block.
+    framed: Framed<MIN_BLOCK_LEN>,
     /// Whether the current block belongs to the preamble (copied into
     /// `building` as it comes).
     keep: bool,
@@ -112,32 +110,30 @@ impl Pcapng {
     ) -> Result<(), RecordError> {
         let mut pos = 0;
         while pos < data.len() {
-            if self.remaining > 0 {
-                let take = self.remaining.min(data.len() - pos);
-                if self.keep {
-                    self.building.extend_from_slice(&data[pos..pos + take]);
+            let h = match self.framed.step(data, &mut pos) {
+                Step::Body { bytes, ended } => {
+                    if self.keep {
+                        self.building.extend_from_slice(bytes);
+                    }
+                    if ended {
+                        self.block_done(base + pos as u64, p);
+                    }
+                    continue;
                 }
-                self.remaining -= take;
-                pos += take;
-                if self.remaining == 0 {
-                    self.block_done(base + pos as u64, p);
+                Step::Partial => {
+                    let got = self.framed.partial();
+                    if !self.started && got.len() >= 4 && got[..4] != SHB_MAGIC {
+                        return Err(RecordError::NotPcapng);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let take = (MIN_BLOCK_LEN - self.head_len).min(data.len() - pos);
-            self.head[self.head_len..self.head_len + take].copy_from_slice(&data[pos..pos + take]);
-            self.head_len += take;
-            pos += take;
-            if !self.started && self.head_len >= 4 && self.head[..4] != SHB_MAGIC {
+                Step::Head(h) => h,
+            };
+            let shb = h[..4] == SHB_MAGIC;
+            if !self.started && !shb {
                 return Err(RecordError::NotPcapng);
             }
-            if self.head_len < MIN_BLOCK_LEN {
-                break;
-            }
-            self.head_len = 0;
             self.started = true;
-            let h = self.head;
-            let shb = h[..4] == SHB_MAGIC;
             if shb {
                 self.big_endian =
                     byte_order([h[8], h[9], h[10], h[11]]).ok_or(RecordError::PcapngByteOrder)?;
@@ -156,8 +152,7 @@ impl Pcapng {
                 self.building.clear();
                 self.building.extend_from_slice(&h);
             }
-            self.remaining = len - MIN_BLOCK_LEN;
-            if self.remaining == 0 {
+            if self.framed.body(len - MIN_BLOCK_LEN) {
                 self.block_done(base + pos as u64, p);
             }
         }
