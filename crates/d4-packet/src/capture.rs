@@ -428,12 +428,10 @@ mod tests {
 
     #[test]
     fn shared_pcapng_samples_read_whole() {
-        let root =
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/pcap");
-        if !root.is_dir() {
-            eprintln!("skipped: ../shared not found");
+        let Some(root) = crate::testdata::shared("data/pcap") else {
             return;
-        }
+        };
+        let root = root.join("data/pcap");
         for (name, want) in [
             ("pcapng/pcapnggen__be_test001.pcapng", 4),
             ("pcapng/pcapnggen__le_test100.pcapng", 5),

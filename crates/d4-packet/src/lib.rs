@@ -35,6 +35,8 @@ pub mod gz;
 pub mod pcap;
 pub mod records;
 pub mod rewrite;
+#[doc(hidden)]
+pub mod testdata;
 pub mod write;
 
 pub use pcap::{GlobalHeader, PcapError, MAX_RECORD_LEN};

@@ -11,15 +11,7 @@ use d4_packet::decode;
 use d4_packet::dns::{DnsError, Message, Record};
 
 fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("D4_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if p.join("data/pcap").is_dir() {
-        Some(p.join("data/pcap"))
-    } else {
-        eprintln!("skipped: ../shared not found (set D4_SHARED to run the tests on real captures)");
-        None
-    }
+    d4_packet::testdata::shared("data/pcap").map(|p| p.join("data/pcap"))
 }
 
 /// A record as comparable values (name, section, type, class, TTL, rdata).

@@ -10,15 +10,7 @@ use d4_packet::capture::CaptureReader;
 use d4_pdns::extract::{ExtractConfig, ExtractStats, Extractor};
 
 fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("D4_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if p.join("data/pcap").is_dir() {
-        Some(p.join("data/pcap"))
-    } else {
-        eprintln!("skipped: ../shared not found (set D4_SHARED to run the tests on real captures)");
-        None
-    }
+    d4_packet::testdata::shared("data/pcap").map(|p| p.join("data/pcap"))
 }
 
 /// Lines of `d4 pdns extract` for a capture, its statistics, and whether

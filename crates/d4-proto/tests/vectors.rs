@@ -9,15 +9,7 @@ use d4_proto::{key_from_file_bytes, Decoder, FrameEncoder, Signer, HEADER_LEN};
 use serde_json::Value;
 
 fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("D4_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if p.join("vectors/vectors.json").is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared/vectors not found (set D4_SHARED)");
-        None
-    }
+    d4_packet::testdata::shared("vectors/vectors.json")
 }
 
 fn hex(s: &str) -> Vec<u8> {

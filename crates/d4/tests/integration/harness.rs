@@ -15,15 +15,7 @@ pub const KEY: &str = "private key to change";
 
 /// `../shared` next to the repository, if present.
 pub fn shared() -> Option<PathBuf> {
-    let p = std::env::var_os("D4_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    if p.join("data/pcap").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared not found (set D4_SHARED to run the tests on real captures)");
-        None
-    }
+    d4_packet::testdata::shared("data/pcap")
 }
 
 /// A running `d4 server` in a temporary data dir.
