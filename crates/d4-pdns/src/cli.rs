@@ -433,19 +433,7 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     }
     ing.flush()?;
     if !a.queues.is_empty() {
-        let queues: Vec<Queue> = a
-            .queues
-            .iter()
-            .map(|u| Queue::connect(&a.conn, u))
-            .collect::<Result<_>>()?;
-        for q in &queues {
-            if q.qtype != "1" && q.qtype != "8" {
-                bail!(
-                    "queue of type {}: pdns ingests types 8 (passivedns) and 1 (captures)",
-                    q.qtype
-                );
-            }
-        }
+        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
         let stop = || shutdown.is_triggered();
         if a.once {
             for q in &queues {
@@ -491,11 +479,7 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         .build()?;
     let mut threads = Vec::new();
     if !a.queues.is_empty() {
-        let queues: Vec<Queue> = a
-            .queues
-            .iter()
-            .map(|u| Queue::connect(&a.conn, u))
-            .collect::<Result<_>>()?;
+        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
         let mut ing = Ingester::new(
             store.clone(),
             policy.clone(),

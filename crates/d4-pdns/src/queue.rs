@@ -21,6 +21,23 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// Connects to the queues to ingest from; each must hold passivedns
+    /// lines (type 8) or captures (type 1).
+    pub fn connect_ingest(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
+        let queues: Vec<Queue> = uuids
+            .iter()
+            .map(|u| Queue::connect(c, u))
+            .collect::<Result<_>>()?;
+        if let Some(q) = queues.iter().find(|q| q.qtype != "1" && q.qtype != "8") {
+            bail!(
+                "queue {} is of type {}: pdns ingests types 8 (passivedns) and 1 (captures)",
+                q.uuid,
+                q.qtype
+            );
+        }
+        Ok(queues)
+    }
+
     /// Connects and checks that the queue exists.
     pub fn connect(c: &Conn, uuid: &str) -> Result<Queue> {
         if uuid.len() > 64 || !uuid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
