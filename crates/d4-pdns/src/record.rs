@@ -356,7 +356,9 @@ fn present_typed(
             }
             exact(name(m, p, out, dot)?)
         }
-        43 | 59 if rd.len() >= 4 => {
+        // DS and CDS (key tag, algorithm, digest type, digest in hex);
+        // DNSKEY and CDNSKEY (flags, protocol, algorithm, key in base64).
+        43 | 59 | 48 | 60 if rd.len() >= 4 => {
             let _ = write!(
                 out,
                 "{} {} {} ",
@@ -364,18 +366,11 @@ fn present_typed(
                 rd[2],
                 rd[3]
             );
-            hex(&rd[4..], out);
-            Ok(())
-        }
-        48 | 60 if rd.len() >= 4 => {
-            let _ = write!(
-                out,
-                "{} {} {} ",
-                u16::from_be_bytes([rd[0], rd[1]]),
-                rd[2],
-                rd[3]
-            );
-            base64(&rd[4..], out);
+            if matches!(t, 43 | 59) {
+                hex(&rd[4..], out);
+            } else {
+                base64(&rd[4..], out);
+            }
             Ok(())
         }
         46 if rd.len() >= 18 => {

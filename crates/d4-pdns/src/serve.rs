@@ -210,7 +210,17 @@ fn error(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: bool) -> Response {
+async fn answer(
+    st: Arc<Server>,
+    who: SocketAddr,
+    q: String,
+    p: QueryParams,
+    array: bool,
+) -> Response {
+    let p = match p {
+        Ok(Query(p)) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
+    };
     if let Some(l) = &st.limiter {
         let ok = l
             .lock()
@@ -267,28 +277,25 @@ async fn answer(st: Arc<Server>, who: SocketAddr, q: String, p: Params, array: b
     (StatusCode::OK, h, body).into_response()
 }
 
+/// The query parameters, or the reason they were refused.
+type QueryParams = Result<Query<Params>, axum::extract::rejection::QueryRejection>;
+
 async fn query(
     State(st): State<Arc<Server>>,
     ConnectInfo(who): ConnectInfo<SocketAddr>,
     Path(q): Path<String>,
-    p: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    p: QueryParams,
 ) -> Response {
-    match p {
-        Ok(Query(p)) => answer(st, who, q, p, false).await,
-        Err(e) => error(StatusCode::BAD_REQUEST, &e.body_text()),
-    }
+    answer(st, who, q, p, false).await
 }
 
 async fn fquery(
     State(st): State<Arc<Server>>,
     ConnectInfo(who): ConnectInfo<SocketAddr>,
     Path(q): Path<String>,
-    p: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    p: QueryParams,
 ) -> Response {
-    match p {
-        Ok(Query(p)) => answer(st, who, q, p, true).await,
-        Err(e) => error(StatusCode::BAD_REQUEST, &e.body_text()),
-    }
+    answer(st, who, q, p, true).await
 }
 
 async fn info(State(st): State<Arc<Server>>) -> Response {
