@@ -5,9 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
-# D4_BIN=/path/to/d4 measures that build instead (scripts/bench-vs.sh uses it).
-if [ -z "${D4_BIN:-}" ]; then cargo build --release -q -p d4; fi
-D4=${D4_BIN:-$PWD/target/release/d4}
+# The d4 binary ($D4_BIN when set: see scripts/bench-vs.sh).
+. scripts/common.sh
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 python3 scripts/gen-pcap.py "$W/in.pcap" "$MIB"
@@ -31,12 +30,4 @@ TIMEFORMAT='%R %U %S'
 p=$( { time "$D4" anonymize --pnat 192.0.2.0/24:10.0.0.0/8 -r "$W/in.pcap" >/dev/null 2>&1; } 2>&1 )
 c=$( { time "$D4" anonymize --cryptopan-key "$W/key" -r "$W/in.pcap" >/dev/null 2>&1; } 2>&1 )
 b=$( { time cat "$W/in.pcap" >/dev/null; } 2>&1 )
-python3 - "$MIB" "$PKTS" "$p" "$c" "$b" <<'PY'
-import sys
-mib, pkts = int(sys.argv[1]), int(sys.argv[2])
-gb = mib * 1024 * 1024 / 1e9
-for name, t in (("pnat", sys.argv[3]), ("crypto-pan", sys.argv[4]), ("cat (baseline)", sys.argv[5])):
-    real, user, sys_ = map(float, t.split())
-    cpu = user + sys_
-    print(f"{name:15s} {pkts / cpu / 1e6:6.2f} M packets per CPU-s  {cpu / gb:5.2f} CPU-s/GB  ({pkts} packets, {mib} MiB, {real:.2f} s wall)")
-PY
+report_pps "$MIB" "$PKTS" pnat "$p" crypto-pan "$c" "cat (baseline)" "$b"

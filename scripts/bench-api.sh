@@ -8,9 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 R=${2:-500}
-# D4_BIN=/path/to/d4 measures that build instead (scripts/bench-vs.sh uses it).
-if [ -z "${D4_BIN:-}" ]; then cargo build --release -q -p d4; fi
-D4=${D4_BIN:-$PWD/target/release/d4}
+# The d4 binary ($D4_BIN when set: see scripts/bench-vs.sh).
+. scripts/common.sh
 W=$(mktemp -d)
 "$D4" server --data-dir "$W/data" --listen 127.0.0.1:0 --web 127.0.0.1:0 --mode registration 2>"$W/log" &
 PID=$!

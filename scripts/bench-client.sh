@@ -6,9 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
 SNAP=${2:-4096}
-# D4_BIN=/path/to/d4 measures that build instead (scripts/bench-vs.sh uses it).
-if [ -z "${D4_BIN:-}" ]; then cargo build --release -q -p d4; fi
-D4=${D4_BIN:-$PWD/target/release/d4}
+# The d4 binary ($D4_BIN when set: see scripts/bench-vs.sh).
+. scripts/common.sh
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$W/in.bin"

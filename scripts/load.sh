@@ -11,9 +11,8 @@ MIB=${2:-512}
 GZIP=${3:-0}
 ROUNDS=${4:-3}
 SNAPLEN=${5:-65535}
-# D4_BIN=/path/to/d4 measures that build instead (scripts/bench-vs.sh uses it).
-if [ -z "${D4_BIN:-}" ]; then cargo build --release -q -p d4; fi
-D4=${D4_BIN:-$PWD/target/release/d4}
+# The d4 binary ($D4_BIN when set: see scripts/bench-vs.sh).
+. scripts/common.sh
 W=$(mktemp -d -p "${WORK_DIR:-/tmp}")
 SPID=
 cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$W"; }
