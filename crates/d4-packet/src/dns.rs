@@ -168,27 +168,17 @@ impl<'a> Message<'a> {
     /// Checks the header and that the section counts can fit (a question
     /// takes at least 5 bytes, a record at least 11).
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, DnsError> {
-        if buf.len() < HEADER_LEN {
-            return Err(DnsError::Truncated);
-        }
-        let header = Header {
-            id: be16(buf, 0)?,
-            flags: be16(buf, 2)?,
-            qdcount: be16(buf, 4)?,
-            ancount: be16(buf, 6)?,
-            nscount: be16(buf, 8)?,
-            arcount: be16(buf, 10)?,
-        };
-        let rr =
-            usize::from(header.ancount) + usize::from(header.nscount) + usize::from(header.arcount);
-        let need = usize::from(header.qdcount) * 5 + rr * 11;
+        let m = Message::parse_lax(buf)?;
+        let h = &m.header;
+        let rr = usize::from(h.ancount) + usize::from(h.nscount) + usize::from(h.arcount);
+        let need = usize::from(h.qdcount) * 5 + rr * 11;
         if need > buf.len() - HEADER_LEN {
             return Err(DnsError::AbsurdCounts(
-                usize::from(header.qdcount) + rr,
+                usize::from(h.qdcount) + rr,
                 buf.len(),
             ));
         }
-        Ok(Message { buf, header })
+        Ok(m)
     }
 
     /// Lax mode: checks only that the 12-byte header is there; the section
