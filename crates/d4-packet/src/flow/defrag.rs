@@ -84,15 +84,7 @@ impl Defrag {
         if !self.table.contains_key(&key) && self.table.len() >= self.max_datagrams {
             self.expire(now);
             if self.table.len() >= self.max_datagrams {
-                if let Some(k) = self
-                    .table
-                    .iter()
-                    .min_by_key(|(_, p)| p.first_seen)
-                    .map(|(k, _)| *k)
-                {
-                    self.table.remove(&k);
-                    self.stats.datagrams_dropped += 1;
-                }
+                self.stats.datagrams_dropped += super::make_room(&mut self.table, |p| p.first_seen);
             }
         }
         let p = self.table.entry(key).or_insert_with(|| Pending {

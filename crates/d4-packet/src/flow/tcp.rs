@@ -88,15 +88,7 @@ impl TcpStreams {
                 return;
             }
             if self.flows.len() >= self.max_flows {
-                if let Some(k) = self
-                    .flows
-                    .iter()
-                    .min_by_key(|(_, f)| f.last_seen)
-                    .map(|(k, _)| *k)
-                {
-                    self.flows.remove(&k);
-                    self.stats.flows_dropped += 1;
-                }
+                self.stats.flows_dropped += super::make_room(&mut self.flows, |f| f.last_seen);
             }
             self.flows.insert(
                 key,
