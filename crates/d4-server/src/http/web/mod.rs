@@ -15,7 +15,7 @@
 //!
 //! - `cookies`: reading and writing cookies, the flash message.
 //! - `auth`: the operator of a request (the `Ctx` extractor) and the role
-//!   and CSRF check of a form (`guard`).
+//!   and CSRF check of a form (the `AdminForm` and `SessionForm` extractors).
 //! - `pages/`: one file per page or group of pages.
 //! - `svg`: bar charts drawn as SVG.
 

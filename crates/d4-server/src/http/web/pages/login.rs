@@ -8,9 +8,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
-use crate::accounts::{LoginError, Role};
+use crate::accounts::LoginError;
 use crate::http::ops::{blocking, ApiError};
-use crate::http::web::auth::{forbidden, guard, Ctx, Fields};
+use crate::http::web::auth::{forbidden, Ctx, Fields, SessionForm};
 use crate::http::web::cookies::{cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::http::web::{back, html, layout, now, Flash, Layout};
 use crate::http::PeerAddr;
@@ -114,12 +114,8 @@ pub(crate) async fn login(
 
 pub(crate) async fn logout(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, .. }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::SensorRegister) {
-        return r;
-    }
     let a = s.accounts.clone();
     let _ = tokio::task::spawn_blocking(move || a.logout(&c.cookie)).await;
     let (k, v) = set_cookie(SESSION_COOKIE, "", "/", 0);
@@ -151,12 +147,8 @@ pub(crate) async fn password_page(
 /// Any account makes itself a new API key (shown on this answer only).
 pub(crate) async fn own_api_key(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, .. }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::User) {
-        return r;
-    }
     let (a, name) = (s.accounts.clone(), c.user.name.clone());
     match blocking(move || a.reset_api_key(&name)).await {
         Ok(key) => html(&PasswordPage {
@@ -169,12 +161,8 @@ pub(crate) async fn own_api_key(
 
 pub(crate) async fn password_change(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, f }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::SensorRegister) {
-        return r;
-    }
     if f.get("new") != f.get("confirm") {
         return back(
             "/password",

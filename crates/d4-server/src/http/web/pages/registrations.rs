@@ -6,12 +6,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 
-use crate::accounts::Role;
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
-use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::auth::{AdminForm, Ctx};
 use crate::http::web::{back, html, layout, ts, Flash, Layout};
 use crate::server::Shared;
 
@@ -85,13 +83,9 @@ pub(crate) async fn registrations_page(
 
 pub(crate) async fn registration_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    _: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let r = match (parse_uuid(&id), action.as_str()) {
         (Err(e), _) => Err(e),
         (Ok(u), a @ ("approve" | "reject" | "revoke")) => {

@@ -6,13 +6,11 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 use chrono::Utc;
 
-use crate::accounts::Role;
 use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
-use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::auth::{AdminForm, Ctx};
 use crate::http::web::cookies::enc;
 use crate::http::web::pages::dashboard::{day_label, last_days};
 use crate::http::web::svg;
@@ -224,13 +222,9 @@ pub(crate) async fn sensor_page(
 
 pub(crate) async fn sensor_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    AdminForm { f, .. }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let to = format!("/sensors/{}", enc(&id));
     let u = match parse_uuid(&id) {
         Ok(u) => u,

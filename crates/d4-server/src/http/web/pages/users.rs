@@ -6,11 +6,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 
 use crate::accounts::Role;
 use crate::http::ops::users::{op_create_user, op_user_action, CreateUser};
-use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::auth::{AdminForm, Ctx};
 use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
 use crate::server::Shared;
 
@@ -70,12 +69,8 @@ pub(crate) async fn users_page(
 
 pub(crate) async fn user_create(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let name = f.get("name").trim().to_string();
     let r = op_create_user(
         &s,
@@ -103,13 +98,9 @@ pub(crate) async fn user_create(
 
 pub(crate) async fn user_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((name, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let role = Some(f.get("role").to_string()).filter(|r| !r.is_empty());
     match op_user_action(&s, &name, &action, role).await {
         Ok(v) if action == "api-key" => {
