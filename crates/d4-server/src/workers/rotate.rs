@@ -417,6 +417,7 @@ mod tests {
     use d4_packet::records::pcapng::{BYTE_ORDER_MAGIC, IDB_TYPE, SHB_MAGIC};
 
     use super::*;
+    use crate::store::queues::NewQueue;
     use crate::store::Db;
 
     fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
@@ -488,7 +489,12 @@ mod tests {
         for (ty, ext, whole, half) in &cases {
             let t: u8 = ty.parse().unwrap();
             let q = queues
-                .create(QueueType::Type(t), ty.to_string(), 10, vec![sensor])
+                .create(NewQueue {
+                    ty: QueueType::Type(t),
+                    description: ty.to_string(),
+                    max_size: 10,
+                    sensors: vec![sensor],
+                })
                 .unwrap();
             ids.push(q.uuid);
             let folder = root

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ops::{blocking, parse_uuid, ApiError, ApiResult};
 use crate::server::Shared;
-use crate::store::queues::{QueueDef, QueueType};
+use crate::store::queues::{NewQueue, QueueDef, QueueType};
 
 /// A queue as the API shows it.
 #[derive(Serialize)]
@@ -46,15 +46,18 @@ pub(crate) struct CreateQueue {
 
 /// Creates a queue.
 pub(crate) async fn op_create_queue(s: &Arc<Shared>, c: CreateQueue) -> ApiResult<QueueDef> {
-    let ty = QueueType::parse(&c.ty)?;
-    let sensors = c
-        .sensors
-        .iter()
-        .map(|u| parse_uuid(u))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let max = c.max_size.unwrap_or(s.cfg.default_queue_size);
+    let q = NewQueue {
+        ty: QueueType::parse(&c.ty)?,
+        description: c.description,
+        max_size: c.max_size.unwrap_or(s.cfg.default_queue_size),
+        sensors: c
+            .sensors
+            .iter()
+            .map(|u| parse_uuid(u))
+            .collect::<ApiResult<Vec<_>>>()?,
+    };
     let sq = s.clone();
-    let def = blocking(move || sq.queues.create(ty, c.description, max, sensors)).await?;
+    let def = blocking(move || sq.queues.create(q)).await?;
     tracing::info!("queue {} created for type {}", def.uuid, def.ty);
     Ok(def)
 }

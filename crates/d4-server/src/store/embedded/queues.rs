@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::store::db::{item_key, Db, ITEMS, QUEUES};
 use crate::store::queues::{
-    answer, gather, now, Catalog, PushBatch, QueueBackend, QueueDef, QueueType, Queues,
+    answer, gather, now, Catalog, NewQueue, PushBatch, QueueBackend, QueueDef, Queues,
     CHANNEL_BATCHES,
 };
 
@@ -57,16 +57,13 @@ fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
 
 impl QueueBackend for EmbeddedQueues {
     /// Creates a queue.
-    fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
+    fn create(&self, q: NewQueue) -> Result<QueueDef> {
+        let NewQueue {
+            ty,
+            description,
+            max_size,
+            sensors,
+        } = q;
         let t = now();
         let def = QueueDef {
             uuid: Uuid::new_v4(),
@@ -105,9 +102,6 @@ impl QueueBackend for EmbeddedQueues {
 
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
         let mut defs = self.cat.lock_defs();
         let Some(mut d) = defs.get(&id).cloned() else {
             bail!("no queue {id}")
@@ -299,6 +293,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::store::queues::QueueType;
 
     #[tokio::test]
     async fn fifo_max_size_groups_and_restart() {
@@ -309,7 +304,12 @@ mod tests {
             let db = Arc::new(Db::open(dir.path()).unwrap());
             let q = open(db).unwrap();
             let d = q
-                .create(QueueType::Type(3), "t".into(), 5, vec![s1])
+                .create(NewQueue {
+                    ty: QueueType::Type(3),
+                    description: "t".into(),
+                    max_size: 5,
+                    sensors: vec![s1],
+                })
                 .unwrap();
             id = d.uuid;
             assert_eq!(q.route(&QueueType::Type(3), s1), vec![id]);

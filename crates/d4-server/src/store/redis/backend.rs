@@ -41,7 +41,8 @@ use uuid::Uuid;
 use super::queues::{PushGroup, RedisQueues};
 use crate::store::db::Db;
 use crate::store::queues::{
-    answer, gather, Catalog, PushBatch, QueueBackend, QueueDef, QueueType, Queues, CHANNEL_BATCHES,
+    answer, gather, Catalog, NewQueue, PushBatch, QueueBackend, QueueDef, QueueType, Queues,
+    CHANNEL_BATCHES,
 };
 
 /// The Redis backend: the routing cache and the Redis side.
@@ -471,15 +472,9 @@ impl RedisBackend {
 }
 
 impl QueueBackend for RedisBackend {
-    fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef> {
+    fn create(&self, q: NewQueue) -> Result<QueueDef> {
         let r = &self.r;
-        let d = r.run(r.q.create(ty, description, max_size, sensors))?;
+        let d = r.run(r.q.create(q.ty, q.description, q.max_size, q.sensors))?;
         self.refresh()?;
         Ok(d)
     }
