@@ -54,7 +54,6 @@ use crate::http::web::pages::users::{user_create, user_post, users_page};
 
 pub(crate) const STYLE: &str = include_str!("style.css");
 
-/// The whole HTTPS application: UI pages, `/api/v1`, `/metrics`.
 /// The UI's routes (the API's are merged beside them by [`crate::http`]).
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
