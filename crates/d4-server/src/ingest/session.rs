@@ -55,8 +55,8 @@ use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
 use crate::store::queues::PushError;
-use crate::store::Acquired;
 use crate::store::StoreError;
+use crate::store::{Acquired, LeaseAsk};
 use crate::workers::{Output, Worker};
 
 /// Room made in the frame buffer before each read.
@@ -373,7 +373,13 @@ impl Session {
                 match self
                     .shared
                     .leases
-                    .acquire(f.header.uuid, f.header.ty, self.id, REDIS_WAIT, close)
+                    .acquire(LeaseAsk {
+                        uuid: f.header.uuid,
+                        ty: f.header.ty,
+                        session: self.id,
+                        wait: REDIS_WAIT,
+                        close,
+                    })
                     .await
                 {
                     Acquired::Held(lease) => self.lease = lease,
