@@ -6,13 +6,12 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
 
 use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
 use crate::http::web::auth::{AdminForm, Ctx};
 use crate::http::web::cookies::enc;
-use crate::http::web::pages::dashboard::{day_label, last_days};
+use crate::http::web::pages::dashboard::{day_label, last_days, today_start};
 use crate::http::web::svg;
 use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
 use crate::server::Shared;
@@ -45,11 +44,7 @@ pub(crate) async fn sensors_page(
     c: Ctx,
     Query(f): Query<Flash>,
 ) -> Response {
-    let day_start = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc().timestamp())
-        .unwrap_or(0);
+    let day_start = today_start();
     let show = if f.show.is_empty() {
         "all".to_string()
     } else {
