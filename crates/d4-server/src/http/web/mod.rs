@@ -198,10 +198,14 @@ pub(crate) fn back(to: &str, r: Result<String, ApiError>) -> Response {
         Ok(m) => format!("ok.{}", enc(&m)),
         Err(e) => format!("err.{}", enc(&e.1)),
     };
-    let (k, v) = set_cookie(FLASH_COOKIE, &value, "/", 60);
+    see_other(to, set_cookie(FLASH_COOKIE, &value, "/", 60))
+}
+
+/// A redirect to `to` (303: the next request is a GET) that sets a cookie.
+pub(crate) fn see_other(to: &str, cookie: (header::HeaderName, String)) -> Response {
     (
         StatusCode::SEE_OTHER,
-        [(k, v), (header::LOCATION, to.to_string())],
+        [cookie, (header::LOCATION, to.to_string())],
     )
         .into_response()
 }

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::{Extension, Form};
 
 use crate::accounts::LoginError;
 use crate::http::ops::{blocking, ApiError};
 use crate::http::web::auth::{forbidden, Ctx, Fields, SessionForm};
 use crate::http::web::cookies::{cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::http::web::{back, html, layout, now, Flash, Layout};
+use crate::http::web::{back, html, layout, now, see_other, Flash, Layout};
 use crate::http::PeerAddr;
 use crate::server::Shared;
 
@@ -81,17 +81,15 @@ pub(crate) async fn login(
                 .get(&name)
                 .is_some_and(|u| u.must_change_password);
             let to = if must { "/password" } else { "/" };
-            let (k, v) = set_cookie(
-                SESSION_COOKIE,
-                &cookie_value,
-                "/",
-                crate::accounts::SESSION_SECS,
-            );
-            (
-                StatusCode::SEE_OTHER,
-                [(k, v), (header::LOCATION, to.to_string())],
+            see_other(
+                to,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &cookie_value,
+                    "/",
+                    crate::accounts::SESSION_SECS,
+                ),
             )
-                .into_response()
         }
         Ok(Ok(Err(LoginError::Throttled(wait)))) => {
             tracing::warn!("login for {shown} from {} refused: throttled", peer.ip());
@@ -118,12 +116,7 @@ pub(crate) async fn logout(
 ) -> Response {
     let a = s.accounts.clone();
     let _ = tokio::task::spawn_blocking(move || a.logout(&c.cookie)).await;
-    let (k, v) = set_cookie(SESSION_COOKIE, "", "/", 0);
-    (
-        StatusCode::SEE_OTHER,
-        [(k, v), (header::LOCATION, "/login".to_string())],
-    )
-        .into_response()
+    see_other("/login", set_cookie(SESSION_COOKIE, "", "/", 0))
 }
 
 #[derive(Template)]

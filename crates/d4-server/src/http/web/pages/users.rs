@@ -59,6 +59,16 @@ pub(crate) fn users_view(s: &Shared, c: &Ctx, f: &Flash, new_key: (String, Strin
     })
 }
 
+/// The users page with `msg` and a new API key: shown on this answer
+/// only, never again.
+fn key_shown(s: &Shared, c: &Ctx, msg: String, user: String, key: String) -> Response {
+    let f = Flash {
+        msg,
+        ..Flash::default()
+    };
+    users_view(s, c, &f, (user, key))
+}
+
 pub(crate) async fn users_page(
     State(s): State<Arc<Shared>>,
     c: Ctx,
@@ -82,16 +92,7 @@ pub(crate) async fn user_create(
     )
     .await;
     match r {
-        // The key is shown on this answer only, never again.
-        Ok(key) => users_view(
-            &s,
-            &c,
-            &Flash {
-                msg: format!("User {name} created."),
-                ..Flash::default()
-            },
-            (name, key),
-        ),
+        Ok(key) => key_shown(&s, &c, format!("User {name} created."), name, key),
         Err(e) => back("/users", Err(e)),
     }
 }
@@ -105,15 +106,7 @@ pub(crate) async fn user_post(
     match op_user_action(&s, &name, &action, role).await {
         Ok(v) if action == "api-key" => {
             let key = v["api_key"].as_str().unwrap_or_default().to_string();
-            users_view(
-                &s,
-                &c,
-                &Flash {
-                    msg: format!("New API key for {name}."),
-                    ..Flash::default()
-                },
-                (name, key),
-            )
+            key_shown(&s, &c, format!("New API key for {name}."), name, key)
         }
         Ok(_) => back(
             "/users",
