@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::ops::queues::{
-    find_queue, op_create_queue, op_delete_queue, op_empty_queue, op_resize_queue, view,
+    find_queue, on_queue, op_create_queue, op_delete_queue, op_empty_queue, op_resize_queue, view,
     CreateQueue, QueueView,
 };
-use crate::http::ops::{bad, blocking, ApiResult};
+use crate::http::ops::{bad, ApiResult};
 use crate::server::Shared;
 
 pub(crate) async fn list_queues(State(s): State<Arc<Shared>>) -> Json<Vec<QueueView>> {
@@ -73,10 +73,8 @@ pub(crate) async fn pop_queue(
     Path(id): Path<String>,
     Query(q): Query<Count>,
 ) -> ApiResult<Response> {
-    let d = find_queue(&s, &id)?;
     let n = q.batch();
-    let sq = s.clone();
-    let items = blocking(move || sq.queues.pop(d.uuid, n)).await?;
+    let (d, items) = on_queue(&s, &id, move |qs, d| qs.pop(d.uuid, n)).await?;
     let left = s.queues.get(d.uuid).map(|d| d.len()).unwrap_or(0);
     items_response(&items, ("x-d4-queue-length", left))
 }
@@ -109,10 +107,8 @@ pub(crate) async fn read_queue(
     Path(id): Path<String>,
     Query(q): Query<Count>,
 ) -> ApiResult<Response> {
-    let d = find_queue(&s, &id)?;
     let n = q.batch();
-    let sq = s.clone();
-    let items = blocking(move || sq.queues.read(d.uuid, n)).await?;
+    let (d, items) = on_queue(&s, &id, move |qs, d| qs.read(d.uuid, n)).await?;
     let first = items.first().map(|(seq, _)| *seq).unwrap_or(d.head);
     let items: Vec<Vec<u8>> = items.into_iter().map(|(_, v)| v).collect();
     items_response(&items, ("x-d4-first", first))
@@ -129,9 +125,8 @@ pub(crate) async fn ack_queue(
     Path(id): Path<String>,
     Query(q): Query<Upto>,
 ) -> ApiResult<Json<Value>> {
-    let d = find_queue(&s, &id)?;
-    let sq = s.clone();
-    let n = blocking(move || sq.queues.ack(d.uuid, q.upto)).await?;
+    let upto = q.upto;
+    let (_, n) = on_queue(&s, &id, move |qs, d| qs.ack(d.uuid, upto)).await?;
     Ok(Json(json!({"status": "ok", "removed": n})))
 }
 
