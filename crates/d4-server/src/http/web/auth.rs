@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::accounts::{Role, User};
 use crate::http::web::cookies::{cookie, read_flash, SESSION_COOKIE};
-use crate::http::web::now;
+use crate::http::web::{now, Flash};
 use crate::server::Shared;
 
 /// The logged-in operator of a page request.
@@ -53,6 +53,26 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
             cookie: c,
             flash: read_flash(&parts.headers),
         })
+    }
+}
+
+/// What a page handler starts from: the server, the operator (as [`Ctx`]),
+/// and the page's query (filters).
+pub(crate) struct Page {
+    pub(crate) s: Arc<Shared>,
+    pub(crate) c: Ctx,
+    pub(crate) f: Flash,
+}
+
+impl FromRequestParts<Arc<Shared>> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Page, Response> {
+        let c = Ctx::from_request_parts(parts, s).await?;
+        let Query(f) = Query::<Flash>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Page { s: s.clone(), c, f })
     }
 }
 

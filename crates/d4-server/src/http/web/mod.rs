@@ -14,7 +14,8 @@
 //! cookie, never in the URL). Sensor HMAC keys can be set, never displayed.
 //!
 //! - `cookies`: reading and writing cookies, the flash message.
-//! - `auth`: the operator of a request (the `Ctx` extractor) and the role
+//! - `auth`: the operator of a request (the `Ctx` extractor; `Page`, what a
+//!   page handler starts from) and the role
 //!   and CSRF check of a form (the `AdminForm` and `SessionForm` extractors).
 //! - `pages/`: one file per page or group of pages.
 //! - `svg`: bar charts drawn as SVG.

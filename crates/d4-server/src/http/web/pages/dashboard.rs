@@ -1,20 +1,17 @@
 //! `/`: the dashboard (volumes per day, sensors, alerts).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::http::ops::sensors::all_sensors;
-use crate::http::web::auth::Ctx;
+use crate::http::web::auth::Page;
 use crate::http::web::svg;
-use crate::http::web::{html, layout, ts, Flash, Layout};
+use crate::http::web::{html, layout, ts, Layout};
 use crate::ingest::sensors::ServerDay;
-use crate::server::Shared;
 
 // ---------------------------------------------------------------- dashboard
 
@@ -80,11 +77,7 @@ pub(crate) fn day_label(d: &str) -> String {
     )
 }
 
-pub(crate) async fn dashboard(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
     let days = last_days(7);
     let today = days.last().cloned().unwrap_or_default();
     let sensors = all_sensors(&s);

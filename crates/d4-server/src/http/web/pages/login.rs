@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Form};
 
 use crate::accounts::LoginError;
 use crate::http::ops::{blocking, ApiError};
-use crate::http::web::auth::{forbidden, Ctx, Fields, SessionForm};
+use crate::http::web::auth::{forbidden, Fields, Page, SessionForm};
 use crate::http::web::cookies::{cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::http::web::{back, html, layout, now, see_other, Flash, Layout};
 use crate::http::PeerAddr;
@@ -126,11 +126,7 @@ pub(crate) struct PasswordPage {
     pub(crate) new_key: String,
 }
 
-pub(crate) async fn password_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn password_page(Page { s, c, f }: Page) -> Response {
     html(&PasswordPage {
         l: layout(&s, &c, &f, "password"),
         new_key: String::new(),

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
-use crate::http::web::auth::{AdminForm, Ctx};
-use crate::http::web::{back, html, layout, ts, Flash, Layout};
+use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- registrations
@@ -33,11 +33,7 @@ pub(crate) struct RegistrationsPage {
     pub(crate) shared_secret: bool,
 }
 
-pub(crate) async fn registrations_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn registrations_page(Page { s, c, f }: Page) -> Response {
     let p = s.policy.snapshot();
     let page = RegistrationsPage {
         l: layout(&s, &c, &f, "registrations"),

@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
-use crate::http::web::auth::{AdminForm, Ctx};
+use crate::http::web::auth::{AdminForm, Page};
 use crate::http::web::cookies::enc;
 use crate::http::web::pages::dashboard::{day_label, last_days, today_start};
 use crate::http::web::svg;
-use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
+use crate::http::web::{back, html, layout, message, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- sensors
@@ -39,11 +39,7 @@ pub(crate) struct SensorsPage {
     pub(crate) rows: Vec<SensorRow>,
 }
 
-pub(crate) async fn sensors_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn sensors_page(Page { s, c, f }: Page) -> Response {
     let day_start = today_start();
     let show = if f.show.is_empty() {
         "all".to_string()
@@ -128,12 +124,7 @@ pub(crate) struct SensorPage {
     pub(crate) ips: Vec<(String, String)>,
 }
 
-pub(crate) async fn sensor_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Path(id): Path<String>,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) -> Response {
     let Ok(u) = parse_uuid(&id) else {
         return message(
             &s,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -13,8 +13,8 @@ use crate::http::ops::queues::{
 };
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
-use crate::http::web::auth::{AdminForm, Ctx};
-use crate::http::web::{back, html, layout, ts, Flash, Layout};
+use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- server
@@ -62,11 +62,7 @@ pub(crate) fn type_name(t: u8) -> &'static str {
     }
 }
 
-pub(crate) async fn server_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn server_page(Page { s, c, f }: Page) -> Response {
     let p = s.policy.snapshot();
     let accepted = s.policy.accepted_types();
     let queues = s

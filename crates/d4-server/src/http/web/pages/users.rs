@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::accounts::Role;
 use crate::http::ops::users::{op_create_user, op_user_action, CreateUser};
-use crate::http::web::auth::{AdminForm, Ctx};
+use crate::http::web::auth::{AdminForm, Ctx, Page};
 use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
 use crate::server::Shared;
 
@@ -69,11 +69,7 @@ fn key_shown(s: &Shared, c: &Ctx, msg: String, user: String, key: String) -> Res
     users_view(s, c, &f, (user, key))
 }
 
-pub(crate) async fn users_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn users_page(Page { s, c, f }: Page) -> Response {
     users_view(&s, &c, &f, Default::default())
 }
 
