@@ -125,8 +125,7 @@ pub(crate) async fn ack_queue(
     Path(id): Path<String>,
     Query(q): Query<Upto>,
 ) -> ApiResult<Json<Value>> {
-    let upto = q.upto;
-    let (_, n) = on_queue(&s, &id, move |qs, d| qs.ack(d.uuid, upto)).await?;
+    let (_, n) = on_queue(&s, &id, move |qs, d| qs.ack(d.uuid, q.upto)).await?;
     Ok(Json(json!({"status": "ok", "removed": n})))
 }
 

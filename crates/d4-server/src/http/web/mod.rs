@@ -15,8 +15,8 @@
 //!
 //! - `cookies`: reading and writing cookies, the flash message.
 //! - `auth`: the operator of a request (the `Ctx` extractor; `Page`, what a
-//!   page handler starts from) and the role
-//!   and CSRF check of a form (the `AdminForm` and `SessionForm` extractors).
+//!   page handler starts from) and the role and CSRF check of a form (the
+//!   `AdminForm` and `SessionForm` extractors).
 //! - `pages/`: one file per page or group of pages.
 //! - `svg`: bar charts drawn as SVG.
 
