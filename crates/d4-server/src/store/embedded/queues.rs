@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -103,9 +103,7 @@ impl QueueBackend for EmbeddedQueues {
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         d.max_size = max_size;
         self.cat.db.write(|tx| {
             let mut items = tx.open_table(ITEMS)?;
@@ -120,14 +118,9 @@ impl QueueBackend for EmbeddedQueues {
     /// Deletes a queue and its items.
     fn delete(&self, id: Uuid) -> Result<QueueDef> {
         let mut defs = self.cat.lock_defs();
-        let Some(d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let d = known(&defs, id)?;
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            let lo = item_key(id.as_bytes(), 0);
-            let hi = item_key(id.as_bytes(), u64::MAX);
-            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            clear(&mut tx.open_table(ITEMS)?, id)?;
             let mut t = tx.open_table(QUEUES)?;
             t.remove(id.as_bytes().as_slice())?;
             Ok(())
@@ -153,15 +146,10 @@ impl QueueBackend for EmbeddedQueues {
     /// how many.
     fn empty(&self, id: Uuid) -> Result<u64> {
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         let n = d.len();
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            let lo = item_key(id.as_bytes(), 0);
-            let hi = item_key(id.as_bytes(), u64::MAX);
-            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            clear(&mut tx.open_table(ITEMS)?, id)?;
             d.head = d.tail;
             d.last_updated = now();
             d.last_popped = d.last_updated;
@@ -180,9 +168,7 @@ impl QueueBackend for EmbeddedQueues {
     /// The first `n` items with their numbers, left in place until
     /// [`Queues::ack`]: a consumer that dies before acknowledging loses nothing.
     fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let Some(d) = self.get(id) else {
-            bail!("no queue {id}")
-        };
+        let d = known(&self.cat.lock_defs(), id)?;
         self.cat.db.peek_items(id.as_bytes(), d.head, n)
     }
 }
@@ -191,9 +177,7 @@ impl EmbeddedQueues {
     /// Removes up to `n` items from the head, stopping before item `upto`.
     fn remove_head(&self, id: Uuid, n: usize, upto: u64) -> Result<Vec<Vec<u8>>> {
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         if d.is_empty() || n == 0 || d.head >= upto {
             // A consumer is there (remembered in memory; stored with the next change).
             d.last_popped = now();
@@ -262,6 +246,21 @@ fn put_def(t: &mut redb::Table<&[u8], &[u8]>, d: &QueueDef) -> Result<()> {
         d.uuid.as_bytes().as_slice(),
         serde_json::to_vec(d)?.as_slice(),
     )?;
+    Ok(())
+}
+
+/// A queue's definition, or the error that there is none.
+fn known(defs: &HashMap<Uuid, QueueDef>, id: Uuid) -> Result<QueueDef> {
+    defs.get(&id)
+        .cloned()
+        .ok_or_else(|| anyhow!("no queue {id}"))
+}
+
+/// Removes every item of a queue.
+fn clear(items: &mut redb::Table<&[u8], &[u8]>, id: Uuid) -> Result<()> {
+    let lo = item_key(id.as_bytes(), 0);
+    let hi = item_key(id.as_bytes(), u64::MAX);
+    items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
     Ok(())
 }
 
