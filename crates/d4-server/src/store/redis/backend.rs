@@ -268,13 +268,15 @@ pub(crate) async fn open(
 }
 
 impl RedisBackend {
-    /// Reads the definitions from Redis again (after a change made here).
-    fn refresh(&self) -> Result<()> {
+    /// Runs a change of a queue's definition, then reads the definitions
+    /// from Redis again; the changed queue.
+    fn change(&self, f: impl std::future::Future<Output = Result<QueueDef>>) -> Result<QueueDef> {
         let r = &self.r;
+        let d = r.run(f)?;
         let list = r.run(r.q.list())?;
         save_defs(&self.cat.db, &list);
         self.cat.replace(list);
-        Ok(())
+        Ok(d)
     }
 
     /// Pushes batches to Redis, in order, in one script. While Redis
@@ -473,10 +475,7 @@ impl RedisBackend {
 
 impl QueueBackend for RedisBackend {
     fn create(&self, q: NewQueue) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.create(q.ty, q.description, q.max_size, q.sensors))?;
-        self.refresh()?;
-        Ok(d)
+        self.change(self.r.q.create(q.ty, q.description, q.max_size, q.sensors))
     }
 
     fn list(&self) -> Vec<QueueDef> {
@@ -494,17 +493,11 @@ impl QueueBackend for RedisBackend {
     }
 
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.resize(id, max_size))?;
-        self.refresh()?;
-        Ok(d)
+        self.change(self.r.q.resize(id, max_size))
     }
 
     fn delete(&self, id: Uuid) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.delete(id))?;
-        self.refresh()?;
-        Ok(d)
+        self.change(self.r.q.delete(id))
     }
 
     fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {
