@@ -55,8 +55,8 @@ use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
 use crate::store::queues::PushError;
-use crate::store::Acquired;
 use crate::store::StoreError;
+use crate::store::{Acquired, LeaseAsk};
 use crate::workers::{Output, Worker};
 
 /// Room made in the frame buffer before each read.
@@ -293,15 +293,14 @@ impl Session {
     fn start_extended(&mut self, u: Uuid, name: &str) -> Result<(), Reject> {
         let worker = Worker::for_type(&self.shared.ctx, u, 254, Some(name));
         // Keep the meta-header beside the data, as the reference does.
-        let dir = crate::workers::Rotator::new(
-            self.shared.ctx.clone(),
-            u,
-            "254".into(),
-            Some(name.to_string()),
-            "json".into(),
-            None,
-        )
-        .folder(Utc::now());
+        let out = crate::workers::FileSpec {
+            sensor: u,
+            type_dir: "254".into(),
+            sub: Some(name.to_string()),
+            ext: "json".into(),
+            announce: None,
+        };
+        let dir = crate::workers::Rotator::new(self.shared.ctx.clone(), out).folder(Utc::now());
         let save = std::fs::create_dir_all(&dir).and_then(|_| {
             let path = dir.join(format!(
                 "{}-{}.json",
@@ -373,7 +372,13 @@ impl Session {
                 match self
                     .shared
                     .leases
-                    .acquire(f.header.uuid, f.header.ty, self.id, REDIS_WAIT, close)
+                    .acquire(LeaseAsk {
+                        uuid: f.header.uuid,
+                        ty: f.header.ty,
+                        session: self.id,
+                        wait: REDIS_WAIT,
+                        close,
+                    })
                     .await
                 {
                     Acquired::Held(lease) => self.lease = lease,

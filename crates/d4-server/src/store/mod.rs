@@ -70,6 +70,20 @@ pub(crate) struct Admission {
     pub(crate) key: Option<String>,
 }
 
+/// A session asking for its (UUID, type) lease ([`SessionGate::acquire`]).
+pub(crate) struct LeaseAsk {
+    /// The sensor.
+    pub(crate) uuid: Uuid,
+    /// The data type.
+    pub(crate) ty: u8,
+    /// The session that would hold it.
+    pub(crate) session: Uuid,
+    /// How long to wait for the store at most.
+    pub(crate) wait: Duration,
+    /// Ends the session if it turns out to be a second connection later.
+    pub(crate) close: Arc<CloseSignal>,
+}
+
 /// A session's hold on its (UUID, type) across nodes, released on drop.
 pub(crate) trait Lease: Send + Sync {}
 
@@ -92,17 +106,8 @@ pub(crate) trait SessionGate: Send + Sync {
     /// nothing shared, the local policy decides alone).
     fn admit(&self, uuid: Uuid) -> BoxFuture<'_, Result<Option<Admission>, StoreError>>;
 
-    /// Takes the (UUID, type) lease for a session, waiting at most `wait`
-    /// for the store; `close` ends the session if it turns out to be a
-    /// second connection later.
-    fn acquire(
-        &self,
-        uuid: Uuid,
-        ty: u8,
-        session: Uuid,
-        wait: Duration,
-        close: Arc<CloseSignal>,
-    ) -> BoxFuture<'_, Acquired>;
+    /// Takes the (UUID, type) lease for a session.
+    fn acquire(&self, ask: LeaseAsk) -> BoxFuture<'_, Acquired>;
 }
 
 /// Sensor metadata and statistics mirrored for other tools (the
@@ -127,14 +132,7 @@ impl SessionGate for LocalOnly {
         Box::pin(std::future::ready(Ok(None)))
     }
 
-    fn acquire(
-        &self,
-        _: Uuid,
-        _: u8,
-        _: Uuid,
-        _: Duration,
-        _: Arc<CloseSignal>,
-    ) -> BoxFuture<'_, Acquired> {
+    fn acquire(&self, _: LeaseAsk) -> BoxFuture<'_, Acquired> {
         Box::pin(std::future::ready(Acquired::Held(None)))
     }
 }

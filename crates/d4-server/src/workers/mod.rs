@@ -51,7 +51,7 @@ use d4_packet::records::Format;
 use uuid::Uuid;
 
 use crate::store::queues::QueueType;
-pub(crate) use rotate::{recover, Compressor, Rotator};
+pub(crate) use rotate::{recover, Compressor, FileSpec, Rotator};
 
 /// Why a worker could not take a payload, and so whose fault it is.
 #[derive(Debug, thiserror::Error)]
@@ -121,8 +121,18 @@ impl Worker {
         ty: u8,
         extended: Option<&str>,
     ) -> Worker {
-        let r = |dir: String, sub: Option<String>, ext: &str, announce: Option<QueueType>| {
-            Rotator::new(ctx.clone(), sensor, dir, sub, ext.to_string(), announce)
+        let r = |type_dir: String, sub: Option<String>, ext: &str, announce: Option<QueueType>| {
+            let ext = ext.to_string();
+            Rotator::new(
+                ctx.clone(),
+                FileSpec {
+                    sensor,
+                    type_dir,
+                    sub,
+                    ext,
+                    announce,
+                },
+            )
         };
         match (ty, extended) {
             (1, _) => Worker::Pcap(pcap::PcapWorker::new(r(

@@ -224,17 +224,24 @@ struct Current {
     boundary: u64,
 }
 
+/// Where a stream's files go, what they are called and announced as.
+pub(crate) struct FileSpec {
+    /// The sensor (its folder, the files' names).
+    pub(crate) sensor: Uuid,
+    /// `<type>` folder (`1`, `254`...).
+    pub(crate) type_dir: String,
+    /// Folder under the date (extended type name).
+    pub(crate) sub: Option<String>,
+    /// File name extension.
+    pub(crate) ext: String,
+    /// Queue type announced with the finished file's path.
+    pub(crate) announce: Option<QueueType>,
+}
+
 /// Writes a stream into files rotated by time and day.
 pub(crate) struct Rotator {
     ctx: Arc<WorkerCtx>,
-    sensor: Uuid,
-    /// `<type>` folder (`1`, `254`...).
-    type_dir: String,
-    /// Folder under the date (extended type name).
-    sub: Option<String>,
-    ext: String,
-    /// Queue type announced with the finished file's path.
-    announce: Option<QueueType>,
+    spec: FileSpec,
     /// Written at the top of every file (the pcap global header).
     prefix: Vec<u8>,
     current: Option<Current>,
@@ -242,21 +249,10 @@ pub(crate) struct Rotator {
 
 impl Rotator {
     /// A rotator for one session's stream.
-    pub(crate) fn new(
-        ctx: Arc<WorkerCtx>,
-        sensor: Uuid,
-        type_dir: String,
-        sub: Option<String>,
-        ext: String,
-        announce: Option<QueueType>,
-    ) -> Rotator {
+    pub(crate) fn new(ctx: Arc<WorkerCtx>, spec: FileSpec) -> Rotator {
         Rotator {
             ctx,
-            sensor,
-            type_dir,
-            sub,
-            ext,
-            announce,
+            spec,
             prefix: Vec::new(),
             current: None,
         }
@@ -277,12 +273,12 @@ impl Rotator {
         let mut p = self
             .ctx
             .data_root
-            .join(self.sensor.simple().to_string())
-            .join(&self.type_dir)
+            .join(self.spec.sensor.simple().to_string())
+            .join(&self.spec.type_dir)
             .join(format!("{:04}", now.year()))
             .join(format!("{:02}", now.month()))
             .join(format!("{:02}", now.day()));
-        if let Some(s) = &self.sub {
+        if let Some(s) = &self.spec.sub {
             p.push(s);
         }
         p
@@ -303,8 +299,12 @@ impl Rotator {
     fn open(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         let dir = self.folder(now);
         std::fs::create_dir_all(&dir)?;
-        let stem = format!("{}-{}", self.sensor.simple(), now.format("%Y-%m-%d-%H%M%S"));
-        let (file, path) = create_unique(&dir, &stem, &self.ext)?;
+        let stem = format!(
+            "{}-{}",
+            self.spec.sensor.simple(),
+            now.format("%Y-%m-%d-%H%M%S")
+        );
+        let (file, path) = create_unique(&dir, &stem, &self.spec.ext)?;
         // Writes of 32 KiB and more go straight to the file, smaller ones are batched.
         let mut file = BufWriter::with_capacity(32 * 1024, file);
         file.write_all(&self.prefix)?;
@@ -394,7 +394,7 @@ impl Rotator {
         drop(c.file);
         self.ctx.compressor.submit(Job {
             path: c.path,
-            announce: self.announce.clone().map(|t| (t, self.sensor)),
+            announce: self.spec.announce.clone().map(|t| (t, self.spec.sensor)),
         });
     }
 
@@ -417,6 +417,7 @@ mod tests {
     use d4_packet::records::pcapng::{self, IDB_TYPE};
 
     use super::*;
+    use crate::store::queues::NewQueue;
     use crate::store::Db;
 
     fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
@@ -480,7 +481,12 @@ mod tests {
         for (ty, ext, whole, half) in &cases {
             let t: u8 = ty.parse().unwrap();
             let q = queues
-                .create(QueueType::Type(t), ty.to_string(), 10, vec![sensor])
+                .create(NewQueue {
+                    ty: QueueType::Type(t),
+                    description: ty.to_string(),
+                    max_size: 10,
+                    sensors: vec![sensor],
+                })
                 .unwrap();
             ids.push(q.uuid);
             let folder = root

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::ops::queues::{
-    find_queue, op_create_queue, op_delete_queue, op_empty_queue, op_resize_queue, view,
+    find_queue, on_queue, op_create_queue, op_delete_queue, op_empty_queue, op_resize_queue, view,
     CreateQueue, QueueView,
 };
-use crate::http::ops::{bad, blocking, ApiResult};
+use crate::http::ops::{bad, ApiResult};
 use crate::server::Shared;
 
 pub(crate) async fn list_queues(State(s): State<Arc<Shared>>) -> Json<Vec<QueueView>> {
@@ -58,6 +58,13 @@ pub(crate) struct Count {
     pub(crate) count: Option<usize>,
 }
 
+impl Count {
+    /// How many items a pop or read takes: 1 unless asked, at most 10,000.
+    fn batch(&self) -> usize {
+        self.count.unwrap_or(1).clamp(1, 10_000)
+    }
+}
+
 /// Content type of a popped batch.
 pub(crate) const ITEMS_CONTENT_TYPE: &str = "application/vnd.d4.items";
 
@@ -66,17 +73,20 @@ pub(crate) async fn pop_queue(
     Path(id): Path<String>,
     Query(q): Query<Count>,
 ) -> ApiResult<Response> {
-    let d = find_queue(&s, &id)?;
-    let n = q.count.unwrap_or(1).clamp(1, 10_000);
-    let sq = s.clone();
-    let items = blocking(move || sq.queues.pop(d.uuid, n)).await?;
-    let body = items_body(&items);
+    let n = q.batch();
+    let (d, items) = on_queue(&s, &id, move |qs, d| qs.pop(d.uuid, n)).await?;
     let left = s.queues.get(d.uuid).map(|d| d.len()).unwrap_or(0);
+    items_response(&items, ("x-d4-queue-length", left))
+}
+
+/// A batch of items as the answer: the binary format, its count, and one
+/// more header.
+fn items_response(items: &[Vec<u8>], (name, value): (&str, u64)) -> ApiResult<Response> {
     Response::builder()
         .header(header::CONTENT_TYPE, ITEMS_CONTENT_TYPE)
         .header("x-d4-items", items.len())
-        .header("x-d4-queue-length", left)
-        .body(Body::from(body))
+        .header(name, value)
+        .body(Body::from(items_body(items)))
         .map_err(|e| bad(e.to_string()))
 }
 
@@ -97,18 +107,11 @@ pub(crate) async fn read_queue(
     Path(id): Path<String>,
     Query(q): Query<Count>,
 ) -> ApiResult<Response> {
-    let d = find_queue(&s, &id)?;
-    let n = q.count.unwrap_or(1).clamp(1, 10_000);
-    let sq = s.clone();
-    let items = blocking(move || sq.queues.read(d.uuid, n)).await?;
+    let n = q.batch();
+    let (d, items) = on_queue(&s, &id, move |qs, d| qs.read(d.uuid, n)).await?;
     let first = items.first().map(|(seq, _)| *seq).unwrap_or(d.head);
     let items: Vec<Vec<u8>> = items.into_iter().map(|(_, v)| v).collect();
-    Response::builder()
-        .header(header::CONTENT_TYPE, ITEMS_CONTENT_TYPE)
-        .header("x-d4-items", items.len())
-        .header("x-d4-first", first)
-        .body(Body::from(items_body(&items)))
-        .map_err(|e| bad(e.to_string()))
+    items_response(&items, ("x-d4-first", first))
 }
 
 #[derive(Deserialize)]
@@ -122,9 +125,7 @@ pub(crate) async fn ack_queue(
     Path(id): Path<String>,
     Query(q): Query<Upto>,
 ) -> ApiResult<Json<Value>> {
-    let d = find_queue(&s, &id)?;
-    let sq = s.clone();
-    let n = blocking(move || sq.queues.ack(d.uuid, q.upto)).await?;
+    let (_, n) = on_queue(&s, &id, move |qs, d| qs.ack(d.uuid, q.upto)).await?;
     Ok(Json(json!({"status": "ok", "removed": n})))
 }
 

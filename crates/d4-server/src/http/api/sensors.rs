@@ -16,6 +16,7 @@ use crate::http::ops::sensors::{
     all_sensors, op_sensor_action, sensor_view, silent_sensors, ActionBody, SensorView,
 };
 use crate::http::ops::{parse_uuid, policy_update, ApiError, ApiResult};
+use crate::ingest::policy::PendingSensor;
 use crate::server::Shared;
 
 pub(crate) async fn list_sensors(State(s): State<Arc<Shared>>) -> Json<Vec<SensorView>> {
@@ -188,15 +189,7 @@ pub(crate) async fn register_sensor(
         let e = p
             .pending
             .entry(u)
-            .or_insert(crate::ingest::policy::PendingSensor {
-                first_seen: t,
-                last_seen: t,
-                ip: String::new(),
-                registered: true,
-                mail: None,
-                third_party: false,
-                key: None,
-            });
+            .or_insert_with(|| PendingSensor::new(t, String::new(), true));
         e.registered = true;
         e.mail = mail;
         e.third_party = third_party;

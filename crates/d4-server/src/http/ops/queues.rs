@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ops::{blocking, parse_uuid, ApiError, ApiResult};
 use crate::server::Shared;
-use crate::store::queues::{QueueDef, QueueType};
+use crate::store::queues::{NewQueue, QueueDef, QueueType, Queues};
 
 /// A queue as the API shows it.
 #[derive(Serialize)]
@@ -46,15 +46,18 @@ pub(crate) struct CreateQueue {
 
 /// Creates a queue.
 pub(crate) async fn op_create_queue(s: &Arc<Shared>, c: CreateQueue) -> ApiResult<QueueDef> {
-    let ty = QueueType::parse(&c.ty)?;
-    let sensors = c
-        .sensors
-        .iter()
-        .map(|u| parse_uuid(u))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let max = c.max_size.unwrap_or(s.cfg.default_queue_size);
+    let q = NewQueue {
+        ty: QueueType::parse(&c.ty)?,
+        description: c.description,
+        max_size: c.max_size.unwrap_or(s.cfg.default_queue_size),
+        sensors: c
+            .sensors
+            .iter()
+            .map(|u| parse_uuid(u))
+            .collect::<ApiResult<Vec<_>>>()?,
+    };
     let sq = s.clone();
-    let def = blocking(move || sq.queues.create(ty, c.description, max, sensors)).await?;
+    let def = blocking(move || sq.queues.create(q)).await?;
     tracing::info!("queue {} created for type {}", def.uuid, def.ty);
     Ok(def)
 }
@@ -67,27 +70,34 @@ pub(crate) fn find_queue(s: &Shared, id: &str) -> ApiResult<QueueDef> {
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no queue {u}")))
 }
 
-/// Deletes a queue.
-pub(crate) async fn op_delete_queue(s: &Arc<Shared>, id: &str) -> ApiResult<QueueDef> {
+/// Runs `f` on the queue `id` (404 if there is none) off the async threads;
+/// the queue as found, and what `f` returned.
+pub(crate) async fn on_queue<T: Send + 'static>(
+    s: &Arc<Shared>,
+    id: &str,
+    f: impl FnOnce(&Queues, &QueueDef) -> anyhow::Result<T> + Send + 'static,
+) -> ApiResult<(QueueDef, T)> {
     let d = find_queue(s, id)?;
     let sq = s.clone();
-    let d = blocking(move || sq.queues.delete(d.uuid)).await?;
+    blocking(move || f(&sq.queues, &d).map(|r| (d, r))).await
+}
+
+/// Deletes a queue.
+pub(crate) async fn op_delete_queue(s: &Arc<Shared>, id: &str) -> ApiResult<QueueDef> {
+    let (_, d) = on_queue(s, id, |q, d| q.delete(d.uuid)).await?;
     tracing::info!("queue {} deleted", d.uuid);
     Ok(d)
 }
 
 /// Removes every item of a queue.
 pub(crate) async fn op_empty_queue(s: &Arc<Shared>, id: &str) -> ApiResult<u64> {
-    let d = find_queue(s, id)?;
-    let sq = s.clone();
-    let n = blocking(move || sq.queues.empty(d.uuid)).await?;
+    let (d, n) = on_queue(s, id, |q, d| q.empty(d.uuid)).await?;
     tracing::info!("queue {} emptied ({n} items)", d.uuid);
     Ok(n)
 }
 
 /// Changes a queue's max size.
 pub(crate) async fn op_resize_queue(s: &Arc<Shared>, id: &str, max: u64) -> ApiResult<QueueDef> {
-    let d = find_queue(s, id)?;
-    let sq = s.clone();
-    blocking(move || sq.queues.resize(d.uuid, max)).await
+    let (_, d) = on_queue(s, id, move |q, d| q.resize(d.uuid, max)).await?;
+    Ok(d)
 }

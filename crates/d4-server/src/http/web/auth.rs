@@ -3,19 +3,21 @@
 //! password to change to `/password` whatever it asks for;
 //! `sensor_register` accounts never open a page. Every state change is a
 //! POST form with the session's CSRF token, checked by [`guard`] with the
-//! role it needs.
+//! role it needs: handlers take the form as an [`AdminForm`] or a
+//! [`SessionForm`], which run that check before the handler does.
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use serde::Deserialize;
 
 use crate::accounts::{Role, User};
 use crate::http::web::cookies::{cookie, read_flash, SESSION_COOKIE};
-use crate::http::web::now;
+use crate::http::web::{now, Flash};
 use crate::server::Shared;
 
 /// The logged-in operator of a page request.
@@ -54,6 +56,26 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
     }
 }
 
+/// What a page handler starts from: the server, the operator (as [`Ctx`]),
+/// and the page's query (filters).
+pub(crate) struct Page {
+    pub(crate) s: Arc<Shared>,
+    pub(crate) c: Ctx,
+    pub(crate) f: Flash,
+}
+
+impl FromRequestParts<Arc<Shared>> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Page, Response> {
+        let c = Ctx::from_request_parts(parts, s).await?;
+        let Query(f) = Query::<Flash>::from_request_parts(parts, s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Page { s: s.clone(), c, f })
+    }
+}
+
 /// A submitted form: every field, repeated ones too.
 #[derive(Deserialize)]
 #[serde(transparent)]
@@ -88,7 +110,7 @@ pub(crate) fn forbidden(text: &str) -> Response {
 
 /// Checks the CSRF token of a form and the role an action needs; the
 /// refusal to send, if any.
-pub(crate) fn guard(c: &Ctx, f: &Fields, needed: Role) -> Option<Response> {
+fn guard(c: &Ctx, f: &Fields, needed: Role) -> Option<Response> {
     if !crate::accounts::ct_eq(f.get("csrf").as_bytes(), c.csrf.as_bytes()) {
         tracing::warn!(
             "form from {:?} refused: CSRF token missing or wrong",
@@ -106,4 +128,39 @@ pub(crate) fn guard(c: &Ctx, f: &Fields, needed: Role) -> Option<Response> {
         )));
     }
     None
+}
+
+/// A form posted by the operator of a session, its CSRF token checked and
+/// the role it needs held (admin when `ADMIN`, else any account that can
+/// open a page); otherwise the request is refused with [`guard`]'s answer
+/// (or [`Ctx`]'s redirect, or the form's rejection).
+pub(crate) struct Checked<const ADMIN: bool> {
+    /// Who posted it.
+    pub(crate) c: Ctx,
+    /// The fields.
+    pub(crate) f: Fields,
+}
+
+/// A form only an admin may post.
+pub(crate) type AdminForm = Checked<true>;
+
+/// A form any logged-in operator may post (only its CSRF token is checked:
+/// [`Ctx`] already turns away the roles that cannot open a page).
+pub(crate) type SessionForm = Checked<false>;
+
+impl<const ADMIN: bool> FromRequest<Arc<Shared>> for Checked<ADMIN> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &Arc<Shared>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let c = Ctx::from_request_parts(&mut parts, s).await?;
+        let Form(f) = Form::<Fields>::from_request(Request::from_parts(parts, body), s)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let needed = if ADMIN { Role::Admin } else { Role::User };
+        match guard(&c, &f, needed) {
+            Some(refusal) => Err(refusal),
+            None => Ok(Checked { c, f }),
+        }
+    }
 }

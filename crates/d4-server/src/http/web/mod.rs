@@ -14,8 +14,9 @@
 //! cookie, never in the URL). Sensor HMAC keys can be set, never displayed.
 //!
 //! - `cookies`: reading and writing cookies, the flash message.
-//! - `auth`: the operator of a request (the `Ctx` extractor) and the role
-//!   and CSRF check of a form (`guard`).
+//! - `auth`: the operator of a request (the `Ctx` extractor; `Page`, what a
+//!   page handler starts from) and the role and CSRF check of a form (the
+//!   `AdminForm` and `SessionForm` extractors).
 //! - `pages/`: one file per page or group of pages.
 //! - `svg`: bar charts drawn as SVG.
 
@@ -54,7 +55,6 @@ use crate::http::web::pages::users::{user_create, user_post, users_page};
 
 pub(crate) const STYLE: &str = include_str!("style.css");
 
-/// The whole HTTPS application: UI pages, `/api/v1`, `/metrics`.
 /// The UI's routes (the API's are merged beside them by [`crate::http`]).
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -199,10 +199,14 @@ pub(crate) fn back(to: &str, r: Result<String, ApiError>) -> Response {
         Ok(m) => format!("ok.{}", enc(&m)),
         Err(e) => format!("err.{}", enc(&e.1)),
     };
-    let (k, v) = set_cookie(FLASH_COOKIE, &value, "/", 60);
+    see_other(to, set_cookie(FLASH_COOKIE, &value, "/", 60))
+}
+
+/// A redirect to `to` (303: the next request is a GET) that sets a cookie.
+pub(crate) fn see_other(to: &str, cookie: (header::HeaderName, String)) -> Response {
     (
         StatusCode::SEE_OTHER,
-        [(k, v), (header::LOCATION, to.to_string())],
+        [cookie, (header::LOCATION, to.to_string())],
     )
         .into_response()
 }

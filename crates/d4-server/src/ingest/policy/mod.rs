@@ -236,15 +236,9 @@ impl Policy {
                 }
             }
             for u in pending.into_iter().take(MAX_PENDING) {
-                s.pending.entry(u).or_insert_with(|| PendingSensor {
-                    first_seen: 0,
-                    last_seen: 0,
-                    ip: String::new(),
-                    registered: true,
-                    mail: None,
-                    third_party: false,
-                    key: None,
-                });
+                s.pending
+                    .entry(u)
+                    .or_insert_with(|| PendingSensor::new(0, String::new(), true));
             }
             // An empty set in Redis is not "accept nothing": it is seeded
             // from this node at the next round.
@@ -402,15 +396,10 @@ impl Policy {
             if s.pending.len() >= MAX_PENDING && !s.pending.contains_key(&u) {
                 return;
             }
-            let e = s.pending.entry(u).or_insert(PendingSensor {
-                first_seen: t,
-                last_seen: t,
-                ip: ip.to_string(),
-                registered: false,
-                mail: None,
-                third_party: false,
-                key: None,
-            });
+            let e = s
+                .pending
+                .entry(u)
+                .or_insert_with(|| PendingSensor::new(t, ip.to_string(), false));
             e.last_seen = t;
             e.ip = ip.to_string();
         });

@@ -114,3 +114,19 @@ pub(crate) struct PendingSensor {
     #[serde(default)]
     pub(crate) key: Option<String>,
 }
+
+impl PendingSensor {
+    /// A sensor first (and last) seen at `t`, from `ip`; `registered`
+    /// through the API. No contact, no key yet.
+    pub(crate) fn new(t: i64, ip: String, registered: bool) -> PendingSensor {
+        PendingSensor {
+            first_seen: t,
+            last_seen: t,
+            ip,
+            registered,
+            mail: None,
+            third_party: false,
+            key: None,
+        }
+    }
+}

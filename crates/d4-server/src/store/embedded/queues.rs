@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::store::db::{item_key, Db, ITEMS, QUEUES};
 use crate::store::queues::{
-    answer, gather, now, Catalog, PushBatch, QueueBackend, QueueDef, QueueType, Queues,
+    answer, gather, now, Catalog, NewQueue, PushBatch, QueueBackend, QueueDef, Queues,
     CHANNEL_BATCHES,
 };
 
@@ -57,16 +57,13 @@ fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
 
 impl QueueBackend for EmbeddedQueues {
     /// Creates a queue.
-    fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
+    fn create(&self, q: NewQueue) -> Result<QueueDef> {
+        let NewQueue {
+            ty,
+            description,
+            max_size,
+            sensors,
+        } = q;
         let t = now();
         let def = QueueDef {
             uuid: Uuid::new_v4(),
@@ -105,13 +102,8 @@ impl QueueBackend for EmbeddedQueues {
 
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         d.max_size = max_size;
         self.cat.db.write(|tx| {
             let mut items = tx.open_table(ITEMS)?;
@@ -126,14 +118,9 @@ impl QueueBackend for EmbeddedQueues {
     /// Deletes a queue and its items.
     fn delete(&self, id: Uuid) -> Result<QueueDef> {
         let mut defs = self.cat.lock_defs();
-        let Some(d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let d = known(&defs, id)?;
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            let lo = item_key(id.as_bytes(), 0);
-            let hi = item_key(id.as_bytes(), u64::MAX);
-            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            clear(&mut tx.open_table(ITEMS)?, id)?;
             let mut t = tx.open_table(QUEUES)?;
             t.remove(id.as_bytes().as_slice())?;
             Ok(())
@@ -159,15 +146,10 @@ impl QueueBackend for EmbeddedQueues {
     /// how many.
     fn empty(&self, id: Uuid) -> Result<u64> {
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         let n = d.len();
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            let lo = item_key(id.as_bytes(), 0);
-            let hi = item_key(id.as_bytes(), u64::MAX);
-            items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            clear(&mut tx.open_table(ITEMS)?, id)?;
             d.head = d.tail;
             d.last_updated = now();
             d.last_popped = d.last_updated;
@@ -186,9 +168,7 @@ impl QueueBackend for EmbeddedQueues {
     /// The first `n` items with their numbers, left in place until
     /// [`Queues::ack`]: a consumer that dies before acknowledging loses nothing.
     fn read(&self, id: Uuid, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let Some(d) = self.get(id) else {
-            bail!("no queue {id}")
-        };
+        let d = known(&self.cat.lock_defs(), id)?;
         self.cat.db.peek_items(id.as_bytes(), d.head, n)
     }
 }
@@ -197,9 +177,7 @@ impl EmbeddedQueues {
     /// Removes up to `n` items from the head, stopping before item `upto`.
     fn remove_head(&self, id: Uuid, n: usize, upto: u64) -> Result<Vec<Vec<u8>>> {
         let mut defs = self.cat.lock_defs();
-        let Some(mut d) = defs.get(&id).cloned() else {
-            bail!("no queue {id}")
-        };
+        let mut d = known(&defs, id)?;
         if d.is_empty() || n == 0 || d.head >= upto {
             // A consumer is there (remembered in memory; stored with the next change).
             d.last_popped = now();
@@ -271,6 +249,21 @@ fn put_def(t: &mut redb::Table<&[u8], &[u8]>, d: &QueueDef) -> Result<()> {
     Ok(())
 }
 
+/// A queue's definition, or the error that there is none.
+fn known(defs: &HashMap<Uuid, QueueDef>, id: Uuid) -> Result<QueueDef> {
+    defs.get(&id)
+        .cloned()
+        .ok_or_else(|| anyhow!("no queue {id}"))
+}
+
+/// Removes every item of a queue.
+fn clear(items: &mut redb::Table<&[u8], &[u8]>, id: Uuid) -> Result<()> {
+    let lo = item_key(id.as_bytes(), 0);
+    let hi = item_key(id.as_bytes(), u64::MAX);
+    items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+    Ok(())
+}
+
 /// Drops the oldest items beyond the max size.
 fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
     while d.len() > d.max_size {
@@ -299,6 +292,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::store::queues::QueueType;
 
     #[tokio::test]
     async fn fifo_max_size_groups_and_restart() {
@@ -309,7 +303,12 @@ mod tests {
             let db = Arc::new(Db::open(dir.path()).unwrap());
             let q = open(db).unwrap();
             let d = q
-                .create(QueueType::Type(3), "t".into(), 5, vec![s1])
+                .create(NewQueue {
+                    ty: QueueType::Type(3),
+                    description: "t".into(),
+                    max_size: 5,
+                    sensors: vec![s1],
+                })
                 .unwrap();
             id = d.uuid;
             assert_eq!(q.route(&QueueType::Type(3), s1), vec![id]);

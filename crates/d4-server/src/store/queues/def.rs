@@ -91,6 +91,20 @@ pub struct QueueDef {
     pub last_popped: i64,
 }
 
+/// A queue to create: what its creator chooses (the store numbers and
+/// dates it). [`crate::store::queues::Queues::create`] checks it.
+#[derive(Clone, Debug)]
+pub(crate) struct NewQueue {
+    /// Data type.
+    pub(crate) ty: QueueType,
+    /// Free text.
+    pub(crate) description: String,
+    /// Most items kept (at least 1).
+    pub(crate) max_size: u64,
+    /// Sensors it is restricted to (empty: all sensors).
+    pub(crate) sensors: Vec<Uuid>,
+}
+
 impl QueueDef {
     /// Items waiting.
     pub fn len(&self) -> u64 {

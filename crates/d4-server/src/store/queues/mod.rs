@@ -26,12 +26,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::store::db::Db;
+pub(crate) use def::NewQueue;
 pub use def::{QueueDef, QueueType};
 
 /// Why items were not taken.
@@ -118,19 +119,14 @@ impl Catalog {
 /// backend runs its calls on the runtime from the calling thread); the
 /// API calls them off the async threads.
 pub(crate) trait QueueBackend: Send + Sync {
-    /// Creates a queue.
-    fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef>;
+    /// Creates a queue (its max size checked by [`Queues::create`]).
+    fn create(&self, q: NewQueue) -> Result<QueueDef>;
     /// Every queue, with live lengths and counters.
     fn list(&self) -> Vec<QueueDef>;
     /// One queue.
     fn get(&self, id: Uuid) -> Option<QueueDef>;
-    /// Changes a queue's max size (dropping the oldest items if it shrinks).
+    /// Changes a queue's max size (dropping the oldest items if it shrinks;
+    /// checked by [`Queues::resize`]).
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef>;
     /// Deletes a queue and its items.
     fn delete(&self, id: Uuid) -> Result<QueueDef>;
@@ -264,14 +260,9 @@ impl Queues {
     }
 
     /// Creates a queue.
-    pub(crate) fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef> {
-        self.backend.create(ty, description, max_size, sensors)
+    pub(crate) fn create(&self, q: NewQueue) -> Result<QueueDef> {
+        check_max_size(q.max_size)?;
+        self.backend.create(q)
     }
 
     /// Every queue.
@@ -286,6 +277,7 @@ impl Queues {
 
     /// Changes a queue's max size (dropping the oldest items if it shrinks).
     pub(crate) fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
+        check_max_size(max_size)?;
         self.backend.resize(id, max_size)
     }
 
@@ -326,6 +318,12 @@ impl Queues {
     pub(crate) fn redis_spool(&self) -> Option<(u64, u64)> {
         self.backend.spool()
     }
+}
+
+/// A queue keeps one item at least.
+fn check_max_size(max_size: u64) -> Result<()> {
+    ensure!(max_size > 0, "max size must be at least 1");
+    Ok(())
 }
 
 /// The first batch and those waiting after it, up to [`BATCH_ITEMS`] items;

@@ -41,7 +41,8 @@ use uuid::Uuid;
 use super::queues::{PushGroup, RedisQueues};
 use crate::store::db::Db;
 use crate::store::queues::{
-    answer, gather, Catalog, PushBatch, QueueBackend, QueueDef, QueueType, Queues, CHANNEL_BATCHES,
+    answer, gather, Catalog, NewQueue, PushBatch, QueueBackend, QueueDef, QueueType, Queues,
+    CHANNEL_BATCHES,
 };
 
 /// The Redis backend: the routing cache and the Redis side.
@@ -267,13 +268,15 @@ pub(crate) async fn open(
 }
 
 impl RedisBackend {
-    /// Reads the definitions from Redis again (after a change made here).
-    fn refresh(&self) -> Result<()> {
+    /// Runs a change of a queue's definition, then reads the definitions
+    /// from Redis again; the changed queue.
+    fn change(&self, f: impl std::future::Future<Output = Result<QueueDef>>) -> Result<QueueDef> {
         let r = &self.r;
+        let d = r.run(f)?;
         let list = r.run(r.q.list())?;
         save_defs(&self.cat.db, &list);
         self.cat.replace(list);
-        Ok(())
+        Ok(d)
     }
 
     /// Pushes batches to Redis, in order, in one script. While Redis
@@ -471,17 +474,8 @@ impl RedisBackend {
 }
 
 impl QueueBackend for RedisBackend {
-    fn create(
-        &self,
-        ty: QueueType,
-        description: String,
-        max_size: u64,
-        sensors: Vec<Uuid>,
-    ) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.create(ty, description, max_size, sensors))?;
-        self.refresh()?;
-        Ok(d)
+    fn create(&self, q: NewQueue) -> Result<QueueDef> {
+        self.change(self.r.q.create(q.ty, q.description, q.max_size, q.sensors))
     }
 
     fn list(&self) -> Vec<QueueDef> {
@@ -499,17 +493,11 @@ impl QueueBackend for RedisBackend {
     }
 
     fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.resize(id, max_size))?;
-        self.refresh()?;
-        Ok(d)
+        self.change(self.r.q.resize(id, max_size))
     }
 
     fn delete(&self, id: Uuid) -> Result<QueueDef> {
-        let r = &self.r;
-        let d = r.run(r.q.delete(id))?;
-        self.refresh()?;
-        Ok(d)
+        self.change(self.r.q.delete(id))
     }
 
     fn pop(&self, id: Uuid, n: usize) -> Result<Vec<Vec<u8>>> {

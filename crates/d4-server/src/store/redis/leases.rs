@@ -18,8 +18,7 @@ use uuid::Uuid;
 
 use super::policy::{kick_key, meta_key, DEFAULT_KEY};
 use super::timed_out;
-use crate::ingest::sensors::CloseSignal;
-use crate::store::{Acquired, Admission, BoxFuture, Lease, SessionGate, StoreError};
+use crate::store::{Acquired, Admission, BoxFuture, Lease, LeaseAsk, SessionGate, StoreError};
 
 /// How long a live-connection lease lasts without renewal.
 const LEASE_MS: u64 = 15_000;
@@ -111,14 +110,14 @@ impl RedisLeases {
     /// Takes the (UUID, type) lease for a session, waiting at most `wait`
     /// for Redis. `close` ends the session if it turns out to be a second
     /// connection later (see [`RedisLease`]).
-    async fn acquire_now(
-        &self,
-        uuid: Uuid,
-        ty: u8,
-        session: Uuid,
-        wait: Duration,
-        close: Arc<CloseSignal>,
-    ) -> Acquired {
+    async fn acquire_now(&self, ask: LeaseAsk) -> Acquired {
+        let LeaseAsk {
+            uuid,
+            ty,
+            session,
+            wait,
+            close,
+        } = ask;
         let key = format!("d4:live:{}:{ty}", uuid.simple());
         let value = format!("{}/{}", self.node, session.simple());
         let mut c = self.c.clone();
@@ -180,14 +179,7 @@ impl SessionGate for RedisLeases {
         Box::pin(async move { Ok(Some(self.admit_now(uuid).await?)) })
     }
 
-    fn acquire(
-        &self,
-        uuid: Uuid,
-        ty: u8,
-        session: Uuid,
-        wait: Duration,
-        close: Arc<CloseSignal>,
-    ) -> BoxFuture<'_, Acquired> {
-        Box::pin(self.acquire_now(uuid, ty, session, wait, close))
+    fn acquire(&self, ask: LeaseAsk) -> BoxFuture<'_, Acquired> {
+        Box::pin(self.acquire_now(ask))
     }
 }

@@ -233,7 +233,8 @@ impl RedisQueues {
         self.meta.clone()
     }
 
-    /// Creates a queue (for a group of sensors when `sensors` is not empty).
+    /// Creates a queue (for a group of sensors when `sensors` is not empty;
+    /// `max_size` at least 1, as the server's `Queues` checks).
     pub async fn create(
         &self,
         ty: QueueType,
@@ -241,9 +242,6 @@ impl RedisQueues {
         max_size: u64,
         sensors: Vec<Uuid>,
     ) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
         let id = Uuid::new_v4();
         let t = now();
         let (type_field, metatype) = match &ty {
@@ -600,11 +598,9 @@ return k",
         Ok(removed)
     }
 
-    /// Changes the max size (trimming the oldest items at once).
+    /// Changes the max size (trimming the oldest items at once; at least 1,
+    /// as the server's `Queues` checks).
     pub async fn resize(&self, id: Uuid, max_size: u64) -> Result<QueueDef> {
-        if max_size == 0 {
-            bail!("max size must be at least 1");
-        }
         let d = self.def(id).await?;
         let mut m = self.meta.clone();
         let _: () = m.hset(meta_key(id), "max_size", max_size).await?;

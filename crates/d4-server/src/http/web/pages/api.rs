@@ -1,17 +1,13 @@
 //! `/api`: the API reference page, from the OpenAPI document.
 
-use std::sync::Arc;
-
 use askama::Template;
-use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 
 use crate::http::api::OPENAPI;
 use crate::http::auth::required_role;
-use crate::http::web::auth::Ctx;
-use crate::http::web::{html, layout, Flash, Layout};
-use crate::server::Shared;
+use crate::http::web::auth::Page;
+use crate::http::web::{html, layout, Layout};
 
 // ---------------------------------------------------------------- API page, messages
 
@@ -23,12 +19,7 @@ pub(crate) struct ApiPage {
     pub(crate) endpoints: Vec<(String, String, &'static str, String)>,
 }
 
-pub(crate) async fn api_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    headers: HeaderMap,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn api_page(headers: HeaderMap, Page { s, c, f }: Page) -> Response {
     let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
     let mut endpoints = Vec::new();
     if let Some(paths) = doc["paths"].as_object() {

@@ -1,19 +1,17 @@
 //! `/`: the dashboard (volumes per day, sensors, alerts).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::http::ops::sensors::all_sensors;
-use crate::http::web::auth::Ctx;
+use crate::http::web::auth::Page;
 use crate::http::web::svg;
-use crate::http::web::{html, layout, ts, Flash, Layout};
-use crate::server::Shared;
+use crate::http::web::{html, layout, ts, Layout};
+use crate::ingest::sensors::ServerDay;
 
 // ---------------------------------------------------------------- dashboard
 
@@ -52,6 +50,25 @@ pub(crate) fn last_days(n: i64) -> Vec<String> {
         .collect()
 }
 
+/// Unix seconds of today's midnight (UTC).
+pub(crate) fn today_start() -> i64 {
+    Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc().timestamp())
+        .unwrap_or(0)
+}
+
+/// (bytes, frames) of a server day, every type together.
+fn day_totals(day: Option<&ServerDay>) -> (u64, u64) {
+    day.map(|x| {
+        x.types
+            .values()
+            .fold((0, 0), |a, t| (a.0 + t.bytes, a.1 + t.frames))
+    })
+    .unwrap_or((0, 0))
+}
+
 pub(crate) fn day_label(d: &str) -> String {
     format!(
         "{}-{}",
@@ -60,11 +77,7 @@ pub(crate) fn day_label(d: &str) -> String {
     )
 }
 
-pub(crate) async fn dashboard(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
     let days = last_days(7);
     let today = days.last().cloned().unwrap_or_default();
     let sensors = all_sensors(&s);
@@ -78,13 +91,7 @@ pub(crate) async fn dashboard(
     let mut per_type: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for d in &days {
         let day = daily.get(d);
-        let (b, fr) = day
-            .map(|x| {
-                x.types
-                    .values()
-                    .fold((0, 0), |a, t| (a.0 + t.bytes, a.1 + t.frames))
-            })
-            .unwrap_or((0, 0));
+        let (b, fr) = day_totals(day);
         chart_b.push((day_label(d), b));
         chart_f.push((day_label(d), fr));
         for (t, st) in day
@@ -128,19 +135,8 @@ pub(crate) async fn dashboard(
         })
         .collect();
     per_sensor.sort_by_key(|(w, _)| std::cmp::Reverse(*w));
-    let today_stats = daily.get(&today);
-    let (tb, tf) = today_stats
-        .map(|x| {
-            x.types
-                .values()
-                .fold((0, 0), |a, t| (a.0 + t.bytes, a.1 + t.frames))
-        })
-        .unwrap_or((0, 0));
-    let day_start = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc().timestamp())
-        .unwrap_or(0);
+    let (tb, tf) = day_totals(daily.get(&today));
+    let day_start = today_start();
     let page = DashboardPage {
         l: layout(&s, &c, &f, "dashboard"),
         connected: sensors.iter().filter(|v| v.connected).count(),

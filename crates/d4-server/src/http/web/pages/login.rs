@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::{Extension, Form};
 
-use crate::accounts::{LoginError, Role};
+use crate::accounts::LoginError;
 use crate::http::ops::{blocking, ApiError};
-use crate::http::web::auth::{forbidden, guard, Ctx, Fields};
+use crate::http::web::auth::{forbidden, Fields, Page, SessionForm};
 use crate::http::web::cookies::{cookie, set_cookie, LOGIN_COOKIE, SESSION_COOKIE};
-use crate::http::web::{back, html, layout, now, Flash, Layout};
+use crate::http::web::{back, html, layout, now, see_other, Flash, Layout};
 use crate::http::PeerAddr;
 use crate::server::Shared;
 
@@ -81,17 +81,15 @@ pub(crate) async fn login(
                 .get(&name)
                 .is_some_and(|u| u.must_change_password);
             let to = if must { "/password" } else { "/" };
-            let (k, v) = set_cookie(
-                SESSION_COOKIE,
-                &cookie_value,
-                "/",
-                crate::accounts::SESSION_SECS,
-            );
-            (
-                StatusCode::SEE_OTHER,
-                [(k, v), (header::LOCATION, to.to_string())],
+            see_other(
+                to,
+                set_cookie(
+                    SESSION_COOKIE,
+                    &cookie_value,
+                    "/",
+                    crate::accounts::SESSION_SECS,
+                ),
             )
-                .into_response()
         }
         Ok(Ok(Err(LoginError::Throttled(wait)))) => {
             tracing::warn!("login for {shown} from {} refused: throttled", peer.ip());
@@ -114,20 +112,11 @@ pub(crate) async fn login(
 
 pub(crate) async fn logout(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, .. }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::SensorRegister) {
-        return r;
-    }
     let a = s.accounts.clone();
     let _ = tokio::task::spawn_blocking(move || a.logout(&c.cookie)).await;
-    let (k, v) = set_cookie(SESSION_COOKIE, "", "/", 0);
-    (
-        StatusCode::SEE_OTHER,
-        [(k, v), (header::LOCATION, "/login".to_string())],
-    )
-        .into_response()
+    see_other("/login", set_cookie(SESSION_COOKIE, "", "/", 0))
 }
 
 #[derive(Template)]
@@ -137,11 +126,7 @@ pub(crate) struct PasswordPage {
     pub(crate) new_key: String,
 }
 
-pub(crate) async fn password_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn password_page(Page { s, c, f }: Page) -> Response {
     html(&PasswordPage {
         l: layout(&s, &c, &f, "password"),
         new_key: String::new(),
@@ -151,12 +136,8 @@ pub(crate) async fn password_page(
 /// Any account makes itself a new API key (shown on this answer only).
 pub(crate) async fn own_api_key(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, .. }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::User) {
-        return r;
-    }
     let (a, name) = (s.accounts.clone(), c.user.name.clone());
     match blocking(move || a.reset_api_key(&name)).await {
         Ok(key) => html(&PasswordPage {
@@ -169,12 +150,8 @@ pub(crate) async fn own_api_key(
 
 pub(crate) async fn password_change(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    SessionForm { c, f }: SessionForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::SensorRegister) {
-        return r;
-    }
     if f.get("new") != f.get("confirm") {
         return back(
             "/password",

@@ -3,16 +3,14 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 
-use crate::accounts::Role;
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
-use crate::http::web::auth::{guard, Ctx, Fields};
-use crate::http::web::{back, html, layout, ts, Flash, Layout};
+use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- registrations
@@ -35,11 +33,7 @@ pub(crate) struct RegistrationsPage {
     pub(crate) shared_secret: bool,
 }
 
-pub(crate) async fn registrations_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn registrations_page(Page { s, c, f }: Page) -> Response {
     let p = s.policy.snapshot();
     let page = RegistrationsPage {
         l: layout(&s, &c, &f, "registrations"),
@@ -85,13 +79,9 @@ pub(crate) async fn registrations_page(
 
 pub(crate) async fn registration_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    _: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let r = match (parse_uuid(&id), action.as_str()) {
         (Err(e), _) => Err(e),
         (Ok(u), a @ ("approve" | "reject" | "revoke")) => {

@@ -3,20 +3,17 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
-use chrono::Utc;
 
-use crate::accounts::Role;
 use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
-use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::auth::{AdminForm, Page};
 use crate::http::web::cookies::enc;
-use crate::http::web::pages::dashboard::{day_label, last_days};
+use crate::http::web::pages::dashboard::{day_label, last_days, today_start};
 use crate::http::web::svg;
-use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
+use crate::http::web::{back, html, layout, message, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- sensors
@@ -42,16 +39,8 @@ pub(crate) struct SensorsPage {
     pub(crate) rows: Vec<SensorRow>,
 }
 
-pub(crate) async fn sensors_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
-    let day_start = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|d| d.and_utc().timestamp())
-        .unwrap_or(0);
+pub(crate) async fn sensors_page(Page { s, c, f }: Page) -> Response {
+    let day_start = today_start();
     let show = if f.show.is_empty() {
         "all".to_string()
     } else {
@@ -135,12 +124,7 @@ pub(crate) struct SensorPage {
     pub(crate) ips: Vec<(String, String)>,
 }
 
-pub(crate) async fn sensor_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Path(id): Path<String>,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) -> Response {
     let Ok(u) = parse_uuid(&id) else {
         return message(
             &s,
@@ -224,13 +208,9 @@ pub(crate) async fn sensor_page(
 
 pub(crate) async fn sensor_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    AdminForm { f, .. }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let to = format!("/sensors/{}", enc(&id));
     let u = match parse_uuid(&id) {
         Ok(u) => u,

@@ -3,20 +3,18 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 
-use crate::accounts::Role;
 use crate::http::ops::policy::{op_block_net, op_set_types, op_unblock_net, TypesBody};
 use crate::http::ops::queues::{
     op_create_queue, op_delete_queue, op_empty_queue, op_resize_queue, CreateQueue,
 };
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
-use crate::http::web::auth::{guard, Ctx, Fields};
-use crate::http::web::{back, html, layout, ts, Flash, Layout};
+use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- server
@@ -64,11 +62,7 @@ pub(crate) fn type_name(t: u8) -> &'static str {
     }
 }
 
-pub(crate) async fn server_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+pub(crate) async fn server_page(Page { s, c, f }: Page) -> Response {
     let p = s.policy.snapshot();
     let accepted = s.policy.accepted_types();
     let queues = s
@@ -131,13 +125,9 @@ pub(crate) async fn server_page(
 
 pub(crate) async fn server_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path(action): Path<String>,
-    Form(f): Form<Fields>,
+    AdminForm { f, .. }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let r = match action.as_str() {
         "types" => {
             let types: Result<Vec<u8>, _> = f.all("type").iter().map(|t| t.parse::<u8>()).collect();
@@ -201,13 +191,9 @@ pub(crate) async fn server_post(
 
 pub(crate) async fn queue_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    AdminForm { f, .. }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let r = match action.as_str() {
         "empty" => op_empty_queue(&s, &id)
             .await

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Form;
 
 use crate::accounts::Role;
 use crate::http::ops::users::{op_create_user, op_user_action, CreateUser};
-use crate::http::web::auth::{guard, Ctx, Fields};
+use crate::http::web::auth::{AdminForm, Ctx, Page};
 use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
 use crate::server::Shared;
 
@@ -60,22 +59,24 @@ pub(crate) fn users_view(s: &Shared, c: &Ctx, f: &Flash, new_key: (String, Strin
     })
 }
 
-pub(crate) async fn users_page(
-    State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Query(f): Query<Flash>,
-) -> Response {
+/// The users page with `msg` and a new API key: shown on this answer
+/// only, never again.
+fn key_shown(s: &Shared, c: &Ctx, msg: String, user: String, key: String) -> Response {
+    let f = Flash {
+        msg,
+        ..Flash::default()
+    };
+    users_view(s, c, &f, (user, key))
+}
+
+pub(crate) async fn users_page(Page { s, c, f }: Page) -> Response {
     users_view(&s, &c, &f, Default::default())
 }
 
 pub(crate) async fn user_create(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
-    Form(f): Form<Fields>,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let name = f.get("name").trim().to_string();
     let r = op_create_user(
         &s,
@@ -87,42 +88,21 @@ pub(crate) async fn user_create(
     )
     .await;
     match r {
-        // The key is shown on this answer only, never again.
-        Ok(key) => users_view(
-            &s,
-            &c,
-            &Flash {
-                msg: format!("User {name} created."),
-                ..Flash::default()
-            },
-            (name, key),
-        ),
+        Ok(key) => key_shown(&s, &c, format!("User {name} created."), name, key),
         Err(e) => back("/users", Err(e)),
     }
 }
 
 pub(crate) async fn user_post(
     State(s): State<Arc<Shared>>,
-    c: Ctx,
     Path((name, action)): Path<(String, String)>,
-    Form(f): Form<Fields>,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
-    if let Some(r) = guard(&c, &f, Role::Admin) {
-        return r;
-    }
     let role = Some(f.get("role").to_string()).filter(|r| !r.is_empty());
     match op_user_action(&s, &name, &action, role).await {
         Ok(v) if action == "api-key" => {
             let key = v["api_key"].as_str().unwrap_or_default().to_string();
-            users_view(
-                &s,
-                &c,
-                &Flash {
-                    msg: format!("New API key for {name}."),
-                    ..Flash::default()
-                },
-                (name, key),
-            )
+            key_shown(&s, &c, format!("New API key for {name}."), name, key)
         }
         Ok(_) => back(
             "/users",
