@@ -55,8 +55,10 @@ pub struct ClientConfig {
     pub end_frame: bool,
     /// Largest delay between reconnection attempts, in seconds.
     pub max_backoff_secs: u64,
-    /// Give up after this many failed connection attempts in a row (0: never).
-    pub max_retries: u32,
+    /// Retries after a failed connection attempt (or an unconfirmed end of
+    /// stream) before giving up: `Some(0)` gives up at the first failure,
+    /// `None` retries forever.
+    pub max_retries: Option<u32>,
     /// Bytes of frames already written that are sent again after a
     /// reconnection (the protocol has no acknowledgement: what the server had
     /// not read when the connection broke would be lost). Duplicates after a
@@ -189,7 +191,7 @@ impl ClientConfig {
             fixed_timestamp: None,
             end_frame: false,
             max_backoff_secs: 30,
-            max_retries: 0,
+            max_retries: None,
             replay_window: 4 * 1024 * 1024,
             confirm: true,
             keepalive_secs: 10,

@@ -30,4 +30,4 @@ pub mod run;
 pub mod transport;
 
 pub use config::{ClientConfig, Destination, Source};
-pub use run::{run, RunStats};
+pub use run::{run, run_until, RunStats};

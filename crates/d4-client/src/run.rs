@@ -29,7 +29,16 @@
 //! when a connection broke can be lost (the window is sized above the usual
 //! socket buffers). At the end the sensor sends close_notify and waits for
 //! the server's: without it (a refused sensor) it retries as above, and fails
-//! with a clear message after `--max-retries`.
+//! with a clear message after `--max-retries` retries in a row (0: none;
+//! default: for ever). Only that confirmation is success: a write that fails
+//! because the server hung up (EPIPE) is a lost connection, reported as a
+//! reset, never mistaken for a closed output.
+//!
+//! [`run_until`] takes a stop check (`d4 client` on SIGTERM): once it is
+//! true no more input is read, no connection is attempted and a backoff
+//! wait ends at once; what was read goes out on a connection that is up and
+//! the confirmation is awaited for at most 10 s. The run fails ("stopped on
+//! request before the server confirmed the stream") unless it came.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -48,6 +57,14 @@ const READ_SIZE: usize = 256 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 /// A connection up this long is healthy: the failure count and backoff reset.
 const HEALTHY: Duration = Duration::from_secs(5);
+/// How long the server may take to confirm the end of a stream (longer than
+/// its stall timeout).
+const CONFIRM_WAIT: Duration = Duration::from_secs(150);
+/// The same once asked to stop: what the server has not confirmed by then
+/// is reported as such.
+const STOP_CONFIRM_WAIT: Duration = Duration::from_secs(10);
+/// How often waits (backoff, a quiet input) look at the stop check.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// What a run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,6 +120,8 @@ struct Batch {
 /// The frames of one stream, with what is needed to replay them.
 struct Stream<'a> {
     cfg: &'a ClientConfig,
+    /// The caller's stop check (SIGTERM): no new connection, no more input.
+    stop: &'a dyn Fn() -> bool,
     /// Data frames (type 254 for extended types).
     data: FrameEncoder,
     /// Meta-header frames (type 2), for extended types.
@@ -140,7 +159,7 @@ fn now(cfg: &ClientConfig) -> u64 {
 }
 
 impl<'a> Stream<'a> {
-    fn new(cfg: &'a ClientConfig) -> Result<Stream<'a>> {
+    fn new(cfg: &'a ClientConfig, stop: &'a dyn Fn() -> bool) -> Result<Stream<'a>> {
         let signer = Signer::new(&cfg.key);
         let extended = matches!(cfg.ty, 2 | 254);
         let data_ty = if extended { 254 } else { cfg.ty };
@@ -158,6 +177,7 @@ impl<'a> Stream<'a> {
         let to_server = connector.is_some();
         Ok(Stream {
             cfg,
+            stop,
             data: base,
             meta,
             sink: if to_server {
@@ -213,20 +233,58 @@ impl<'a> Stream<'a> {
         out
     }
 
-    /// Counts a failure; waits the backoff delay, or gives up after `max_retries`.
+    /// Counts a failure; waits the backoff delay, or gives up after
+    /// `max_retries` retries in a row, or at once when asked to stop.
     fn failed(&mut self, e: anyhow::Error) -> Result<()> {
         self.failures += 1;
-        if self.cfg.max_retries > 0 && self.failures >= self.cfg.max_retries {
-            return Err(e.context(format!("giving up after {} attempts", self.failures)));
+        if (self.stop)() {
+            return Err(self.stopped(e));
+        }
+        if let Some(max) = self.cfg.max_retries {
+            if self.failures > max {
+                let n = self.failures;
+                return Err(e.context(format!(
+                    "giving up after {n} attempt{} (max retries: {max}); the server did not confirm the stream",
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
         }
         let d = self.backoff.delay();
         tracing::warn!("{e:#}; retrying in {:.1} s", d.as_secs_f64());
-        std::thread::sleep(d);
+        if self.pause(d) {
+            return Err(self.stopped(e));
+        }
         Ok(())
+    }
+
+    /// Sleeps `d`; true (early) if asked to stop meanwhile.
+    fn pause(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if (self.stop)() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            std::thread::sleep((end - now).min(STOP_CHECK));
+        }
+    }
+
+    /// The error of a run stopped before the server confirmed the stream.
+    fn stopped(&self, last: anyhow::Error) -> anyhow::Error {
+        last.context(format!(
+            "stopped on request before the server confirmed the stream ({} bytes of input read, not confirmed)",
+            self.stats.bytes
+        ))
     }
 
     fn connect(&mut self) -> Result<()> {
         loop {
+            if (self.stop)() {
+                return Err(self.stopped(anyhow::anyhow!("no connection to the server")));
+            }
             let Some(connector) = &self.connector else {
                 unreachable!("stdout never reconnects")
             };
@@ -338,7 +396,12 @@ impl<'a> Stream<'a> {
             let Some(sink) = self.sink.take() else {
                 return Ok(());
             };
-            match sink.close(self.cfg.confirm) {
+            let wait = if (self.stop)() {
+                STOP_CONFIRM_WAIT
+            } else {
+                CONFIRM_WAIT
+            };
+            match sink.close(self.cfg.confirm, wait) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.stats.reconnects += 1;
@@ -352,7 +415,20 @@ impl<'a> Stream<'a> {
 }
 
 /// Reads `input` to its end and sends it as D4 frames to the configured destination.
-pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<RunStats> {
+pub fn run(cfg: &ClientConfig, input: impl Read + Send + 'static) -> Result<RunStats> {
+    run_until(cfg, input, &|| false)
+}
+
+/// [`run`], stopping early when `stop` returns true (the caller's SIGTERM):
+/// no more input is read, no new connection is made and backoff waits end;
+/// what was read is sent on a connection that is up, and the server's
+/// confirmation is awaited for at most 10 s. Returns an error unless the
+/// server confirmed everything that was read.
+pub fn run_until(
+    cfg: &ClientConfig,
+    mut input: impl Read + Send + 'static,
+    stop: &dyn Fn() -> bool,
+) -> Result<RunStats> {
     if cfg.snaplen == 0 || cfg.snaplen > d4_proto::MAX_SNAPLEN {
         bail!(
             "snaplen {} is outside 1..={}",
@@ -360,7 +436,7 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<
             d4_proto::MAX_SNAPLEN
         );
     }
-    let mut s = Stream::new(cfg)?;
+    let mut s = Stream::new(cfg, stop)?;
     if s.connector.is_some() {
         // Connect before reading, so a wrong address or CA fails fast.
         s.flush()?;
@@ -377,7 +453,7 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<
         // No keepalive needed (stdout, or a file that is never quiet): read
         // inline, the data stays in this core's cache.
         let mut buf = vec![0u8; read_size];
-        loop {
+        while !stop() {
             let n = match input.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -440,17 +516,24 @@ fn send_with_keepalive(
             }
         })
         .context("starting the input reader")?;
-    loop {
-        let (buf, n) = match rx.recv_timeout(Duration::from_secs(cfg.keepalive_secs.max(1))) {
+    let keepalive = Duration::from_secs(cfg.keepalive_secs.max(1));
+    let mut quiet_since = Instant::now();
+    // The reader may be blocked on a quiet input: a stop leaves it there.
+    while !(s.stop)() {
+        let (buf, n) = match rx.recv_timeout(STOP_CHECK) {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(e).context("cannot read the input"),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                s.push(&[]);
-                s.flush()?;
+                if quiet_since.elapsed() >= keepalive {
+                    s.push(&[]);
+                    s.flush()?;
+                    quiet_since = Instant::now();
+                }
                 continue;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        quiet_since = Instant::now();
         s.stats.bytes += n as u64;
         for piece in buf[..n].chunks(cfg.snaplen) {
             s.push(piece);
