@@ -34,6 +34,14 @@
 //! because the server hung up (EPIPE) is a lost connection, reported as a
 //! reset, never mistaken for a closed output.
 //!
+//! With a spool (`--spool DIR`, [`crate::spool`]) every payload is also
+//! appended to disk before it is sent, and the spool is cleared once the
+//! server confirmed the end of the stream; a run that ends otherwise
+//! (killed, stopped, given up) leaves it, and the next run sends it first,
+//! in a session of its own restarting on a record boundary, before its own
+//! input. The window above still serves reconnections within a run; the
+//! spool serves restarts: duplicates after one are at most what it held.
+//!
 //! [`run_until`] takes a stop check (`d4 client` on SIGTERM): once it is
 //! true no more input is read, no connection is attempted and a backoff
 //! wait ends at once; what was read goes out on a connection that is up and
@@ -49,6 +57,7 @@ use d4_packet::records::{Format, Resumption};
 use d4_proto::{FrameEncoder, Signer};
 
 use crate::config::{ClientConfig, Destination};
+use crate::spool::Spool;
 use crate::transport::{stdout_sink, Backoff, Connector, Sink};
 
 /// Bytes read from the input at a time (then cut into snaplen frames).
@@ -75,6 +84,10 @@ pub struct RunStats {
     pub bytes: u64,
     /// Connections re-established after a drop.
     pub reconnects: u64,
+    /// Bytes of an earlier run's spool sent (and confirmed) first.
+    pub spool_replayed: u64,
+    /// Bytes dropped from the spool, oldest first, to keep its bound.
+    pub spool_dropped: u64,
 }
 
 /// Remembers where the last whole record ends in what the server already
@@ -146,6 +159,8 @@ struct Stream<'a> {
     backoff: Backoff,
     /// Connection failures in a row.
     failures: u32,
+    /// What the server has not confirmed, on disk (`--spool`).
+    spool: Option<Spool>,
     stats: RunStats,
 }
 
@@ -159,7 +174,11 @@ fn now(cfg: &ClientConfig) -> u64 {
 }
 
 impl<'a> Stream<'a> {
-    fn new(cfg: &'a ClientConfig, stop: &'a dyn Fn() -> bool) -> Result<Stream<'a>> {
+    fn new(
+        cfg: &'a ClientConfig,
+        stop: &'a dyn Fn() -> bool,
+        spool: Option<Spool>,
+    ) -> Result<Stream<'a>> {
         let signer = Signer::new(&cfg.key);
         let extended = matches!(cfg.ty, 2 | 254);
         let data_ty = if extended { 254 } else { cfg.ty };
@@ -197,12 +216,31 @@ impl<'a> Stream<'a> {
             resume: Resume::for_type(cfg.ty, to_server),
             backoff: Backoff::new(Duration::from_secs(cfg.max_backoff_secs.max(1))),
             failures: 0,
+            spool,
             stats: RunStats::default(),
         })
     }
 
-    /// Appends one frame to the output buffer.
+    /// A spool that cannot be written no longer matches the stream: it is
+    /// emptied and the run goes on without it.
+    fn spool_failed(&mut self, e: anyhow::Error) {
+        if let Some(mut sp) = self.spool.take() {
+            tracing::warn!(
+                "{e:#}: spool {} emptied and not used for the rest of this run",
+                sp.dir().display()
+            );
+            self.stats.spool_dropped += sp.dropped() + sp.bytes();
+            let _ = sp.clear(self.cfg.ty);
+        }
+    }
+
+    /// Appends one frame to the output buffer (its payload to the spool).
     fn push(&mut self, payload: &[u8]) {
+        if !payload.is_empty() {
+            if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.append(payload)) {
+                self.spool_failed(e);
+            }
+        }
         let h = self.data.header(now(self.cfg), payload);
         let b = &mut self.unflushed;
         b.frames.extend_from_slice(&h);
@@ -274,8 +312,16 @@ impl<'a> Stream<'a> {
 
     /// The error of a run stopped before the server confirmed the stream.
     fn stopped(&self, last: anyhow::Error) -> anyhow::Error {
+        let kept = match &self.spool {
+            Some(sp) => format!(
+                "; the spool {} keeps {} bytes for the next run",
+                sp.dir().display(),
+                sp.bytes()
+            ),
+            None => String::new(),
+        };
         last.context(format!(
-            "stopped on request before the server confirmed the stream ({} bytes of input read, not confirmed)",
+            "stopped on request before the server confirmed the stream ({} bytes of input read, not confirmed{kept})",
             self.stats.bytes
         ))
     }
@@ -303,6 +349,10 @@ impl<'a> Stream<'a> {
     /// hung up leads to reconnection (with backoff) and re-sending of the
     /// replay window and everything not yet flushed, after the opening frames.
     fn flush(&mut self) -> Result<()> {
+        // On disk (for the next run) before it goes out.
+        if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.flush()) {
+            self.spool_failed(e);
+        }
         loop {
             let fresh = self.sink.is_none();
             if fresh {
@@ -402,7 +452,16 @@ impl<'a> Stream<'a> {
                 CONFIRM_WAIT
             };
             match sink.close(self.cfg.confirm, wait) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Everything is confirmed: nothing to keep.
+                    if let Some(sp) = self.spool.as_mut() {
+                        self.stats.spool_dropped += sp.dropped();
+                        if let Err(e) = sp.clear(self.cfg.ty) {
+                            tracing::warn!("{e:#}: the next run will send the spool again");
+                        }
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     self.stats.reconnects += 1;
                     self.failed(anyhow::Error::new(e).context(
@@ -426,7 +485,7 @@ pub fn run(cfg: &ClientConfig, input: impl Read + Send + 'static) -> Result<RunS
 /// server confirmed everything that was read.
 pub fn run_until(
     cfg: &ClientConfig,
-    mut input: impl Read + Send + 'static,
+    input: impl Read + Send + 'static,
     stop: &dyn Fn() -> bool,
 ) -> Result<RunStats> {
     if cfg.snaplen == 0 || cfg.snaplen > d4_proto::MAX_SNAPLEN {
@@ -436,7 +495,48 @@ pub fn run_until(
             d4_proto::MAX_SNAPLEN
         );
     }
-    let mut s = Stream::new(cfg, stop)?;
+    let spool = match (&cfg.spool_dir, &cfg.destination) {
+        (Some(d), Destination::Server(_)) => Some(Spool::open(d, cfg.spool_max_bytes, cfg.ty)?),
+        _ => None,
+    };
+    let mut replayed = 0;
+    let spool = match spool {
+        Some(mut sp) if !sp.is_empty() => {
+            // An earlier run's stream the server did not confirm: first, in
+            // a session of its own (the new input starts a stream of its own).
+            tracing::info!(
+                "spool {}: sending first the {} bytes an earlier run did not have confirmed",
+                sp.dir().display(),
+                sp.bytes()
+            );
+            let mut once = cfg.clone();
+            once.keepalive_secs = 0;
+            once.end_frame = false;
+            send(&once, sp.reader()?, stop, None).with_context(|| {
+                format!(
+                    "the spool {} is kept, to be sent by the next run",
+                    sp.dir().display()
+                )
+            })?;
+            replayed = sp.bytes();
+            sp.clear(cfg.ty)?;
+            Some(sp)
+        }
+        sp => sp,
+    };
+    let mut stats = send(cfg, input, stop, spool)?;
+    stats.spool_replayed = replayed;
+    Ok(stats)
+}
+
+/// One stream, from its reader to the server's confirmation.
+fn send(
+    cfg: &ClientConfig,
+    mut input: impl Read + Send + 'static,
+    stop: &dyn Fn() -> bool,
+    spool: Option<Spool>,
+) -> Result<RunStats> {
+    let mut s = Stream::new(cfg, stop, spool)?;
     if s.connector.is_some() {
         // Connect before reading, so a wrong address or CA fails fast.
         s.flush()?;

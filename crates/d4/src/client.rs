@@ -55,6 +55,13 @@ pub(crate) struct Args {
     /// Seconds without input before an empty frame keeps the connection alive.
     #[arg(long, default_value_t = 10)]
     keepalive: u64,
+    /// Keep what the server has not confirmed in this directory, and send it
+    /// first on the next start (survives a restart or a kill of the sensor).
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Bound on the spool, bytes (oldest dropped, counted); default 256 MiB.
+    #[arg(long, value_name = "BYTES")]
+    spool_max_bytes: Option<u64>,
 }
 
 /// The longest a sensor takes to exit after SIGTERM (a write to a stalled
@@ -136,6 +143,12 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.replay_window = a.replay_window;
     cfg.confirm = !a.no_confirm;
     cfg.keepalive_secs = a.keepalive;
+    if let Some(d) = a.spool {
+        cfg.spool_dir = Some(d);
+    }
+    if let Some(n) = a.spool_max_bytes {
+        cfg.spool_max_bytes = n;
+    }
     // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
     // producer end the input, then send everything and exit; a second one
     // quits now. SIGTERM (`kill`, `timeout`, `systemctl stop`) is for this
@@ -203,6 +216,18 @@ pub(crate) fn run(a: Args) -> Result<()> {
             stats.frames,
             stats.reconnects
         );
+        if stats.spool_replayed > 0 {
+            tracing::info!(
+                "sent first {} bytes spooled by an earlier run",
+                stats.spool_replayed
+            );
+        }
+        if stats.spool_dropped > 0 {
+            tracing::warn!(
+                "the spool dropped {} bytes (its oldest) to stay within its bound",
+                stats.spool_dropped
+            );
+        }
     }
     Ok(())
 }
