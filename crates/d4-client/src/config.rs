@@ -351,6 +351,12 @@ mod tests {
         assert_eq!(written.trim(), c.uuid.to_string());
         // Stable on the second read.
         assert_eq!(ClientConfig::from_dir(d.path()).unwrap().uuid, c.uuid);
+        assert_eq!(c.spool_dir, None);
+        std::fs::write(d.path().join("spool_dir"), "spool\n").unwrap();
+        std::fs::write(d.path().join("spool_max_bytes"), "1048576\n").unwrap();
+        let c = ClientConfig::from_dir(d.path()).unwrap();
+        assert_eq!(c.spool_dir, Some(d.path().join("spool")));
+        assert_eq!(c.spool_max_bytes, 1 << 20);
     }
 
     #[test]

@@ -199,6 +199,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.insecure |= a.insecure;
     // Its flag counts attempts, 0 for ever; the sender counts retries.
     cfg.max_retries = a.max_retries.checked_sub(1);
+    // The queue keeps what was not confirmed: a sensor spool would send it twice.
+    cfg.spool_dir = None;
     cfg.keepalive_secs = 0; // the input is never quiet for long: read inline
     if cfg.destination == Destination::Stdout {
         bail!(
