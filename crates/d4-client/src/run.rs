@@ -41,6 +41,12 @@
 //! in a session of its own restarting on a record boundary, before its own
 //! input. The window above still serves reconnections within a run; the
 //! spool serves restarts: duplicates after one are at most what it held.
+//! While away from the server, backoff waits read a quiet input (the reader
+//! thread's) on into the spool; that backlog, the spool's tail, is sent in
+//! order before newer input once a connection is back. If the full spool
+//! dropped the start of the backlog, the window and the unsent batch (older
+//! still) are given up and the stream goes on in a new session from the
+//! spool's start, on a record boundary.
 //!
 //! [`run_until`] takes a stop check (`d4 client` on SIGTERM): once it is
 //! true no more input is read, no connection is attempted and a backoff
@@ -161,7 +167,21 @@ struct Stream<'a> {
     failures: u32,
     /// What the server has not confirmed, on disk (`--spool`).
     spool: Option<Spool>,
+    /// The reader thread's output (input that can be quiet): with a spool,
+    /// backoff waits read it on into the spool.
+    input: Option<Input>,
+    /// Bytes at the end of the spool read while away from the server, not
+    /// yet framed: sent, in order, before any newer input.
+    backlog: u64,
+    /// A read error met during a backoff wait, for the send loop.
+    input_error: Option<io::Error>,
     stats: RunStats,
+}
+
+/// Chunks of input from the reader thread, and the way back for their buffers.
+struct Input {
+    rx: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
 }
 
 fn now(cfg: &ClientConfig) -> u64 {
@@ -217,6 +237,9 @@ impl<'a> Stream<'a> {
             backoff: Backoff::new(Duration::from_secs(cfg.max_backoff_secs.max(1))),
             failures: 0,
             spool,
+            input: None,
+            backlog: 0,
+            input_error: None,
             stats: RunStats::default(),
         })
     }
@@ -241,6 +264,66 @@ impl<'a> Stream<'a> {
                 self.spool_failed(e);
             }
         }
+        self.push_frame(payload);
+    }
+
+    /// Sends, in order, what was read into the spool while away from the
+    /// server. If the full spool dropped the oldest of it, the stream goes
+    /// on from the spool's start, on a record boundary, in a new session.
+    fn drain_backlog(&mut self) -> Result<()> {
+        let mut buf = Vec::new();
+        while self.backlog > 0 && !(self.stop)() {
+            self.check_gap();
+            let Some(sp) = self.spool.as_mut() else {
+                self.backlog = 0;
+                break;
+            };
+            let want = self.backlog.min(FLUSH_AT as u64) as usize;
+            buf.resize(want, 0);
+            let r = sp
+                .tail_reader(self.backlog)
+                .and_then(|mut r| r.read_exact(&mut buf).map_err(anyhow::Error::from));
+            if let Err(e) = r {
+                self.backlog = 0;
+                self.spool_failed(e.context("cannot read back the spool"));
+                break;
+            }
+            self.backlog -= want as u64;
+            for piece in buf.chunks(self.cfg.snaplen) {
+                self.push_frame(piece);
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// If the full spool dropped the start of the backlog, what is older
+    /// (the window, the unsent batch) is gone from it too: the stream goes
+    /// on from the spool's start, on a record boundary, in a new session.
+    fn check_gap(&mut self) {
+        let Some(sp) = self.spool.as_ref() else {
+            return;
+        };
+        let held = sp.bytes();
+        if self.backlog <= held {
+            return;
+        }
+        tracing::warn!(
+            "{} bytes read while the server was away were dropped from the full spool {}",
+            self.backlog - held,
+            sp.dir().display()
+        );
+        self.backlog = held;
+        self.resume = Resume(sp.start().clone());
+        self.window.clear();
+        self.window_bytes = 0;
+        self.unflushed.frames.clear();
+        self.unflushed.payloads.clear();
+        self.sink = None;
+    }
+
+    /// Appends one frame to the output buffer.
+    fn push_frame(&mut self, payload: &[u8]) {
         let h = self.data.header(now(self.cfg), payload);
         let b = &mut self.unflushed;
         b.frames.extend_from_slice(&h);
@@ -295,8 +378,9 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// Sleeps `d`; true (early) if asked to stop meanwhile.
-    fn pause(&self, d: Duration) -> bool {
+    /// Sleeps `d`; true (early) if asked to stop meanwhile. With a spool
+    /// and an input that can be quiet, reads on into the spool meanwhile.
+    fn pause(&mut self, d: Duration) -> bool {
         let end = Instant::now() + d;
         loop {
             if (self.stop)() {
@@ -306,7 +390,40 @@ impl<'a> Stream<'a> {
             if now >= end {
                 return false;
             }
-            std::thread::sleep((end - now).min(STOP_CHECK));
+            let wait = (end - now).min(STOP_CHECK);
+            let (Some(input), Some(sp)) = (&self.input, self.spool.as_mut()) else {
+                std::thread::sleep(wait);
+                continue;
+            };
+            if self.input_error.is_some() {
+                std::thread::sleep(wait);
+                continue;
+            }
+            match input.rx.recv_timeout(wait) {
+                Ok(Ok((buf, n))) => {
+                    // On disk at once: nothing else holds it.
+                    let r = sp.append(&buf[..n]).and_then(|()| sp.flush());
+                    let _ = input.free.send(buf);
+                    self.stats.bytes += n as u64;
+                    match r {
+                        Ok(()) => {
+                            self.backlog += n as u64;
+                            self.check_gap();
+                        }
+                        Err(e) => {
+                            self.backlog = 0;
+                            self.spool_failed(e.context(format!(
+                                "{n} bytes read while the server was away are lost"
+                            )));
+                        }
+                    }
+                }
+                Ok(Err(e)) => self.input_error = Some(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(wait);
+                }
+            }
         }
     }
 
@@ -452,6 +569,14 @@ impl<'a> Stream<'a> {
                 CONFIRM_WAIT
             };
             match sink.close(self.cfg.confirm, wait) {
+                Ok(()) if self.backlog > 0 => {
+                    // Stopped while input read during an outage waits in
+                    // the spool: it stays there for the next run.
+                    return Err(self.stopped(anyhow::anyhow!(
+                        "{} bytes read while the server was away are not sent",
+                        self.backlog
+                    )));
+                }
                 Ok(()) => {
                     // Everything is confirmed: nothing to keep.
                     if let Some(sp) = self.spool.as_mut() {
@@ -538,8 +663,8 @@ fn send(
 ) -> Result<RunStats> {
     let mut s = Stream::new(cfg, stop, spool)?;
     if s.connector.is_some() {
-        // Connect before reading, so a wrong address or CA fails fast.
-        s.flush()?;
+        // Connect before reading, so a wrong address or CA fails fast
+        // (with a quiet input: once its reader runs, see send_with_keepalive).
     } else if s.meta.is_some() {
         let opening = s.opening_frames();
         s.unflushed.frames.extend_from_slice(&opening);
@@ -552,6 +677,9 @@ fn send(
     if s.connector.is_none() || cfg.keepalive_secs == 0 {
         // No keepalive needed (stdout, or a file that is never quiet): read
         // inline, the data stays in this core's cache.
+        if s.connector.is_some() {
+            s.flush()?;
+        }
         let mut buf = vec![0u8; read_size];
         while !stop() {
             let n = match input.read(&mut buf) {
@@ -616,11 +744,22 @@ fn send_with_keepalive(
             }
         })
         .context("starting the input reader")?;
+    s.input = Some(Input { rx, free: free_tx });
+    if s.connector.is_some() {
+        // Backoff waits read on into the spool, if there is one.
+        s.flush()?;
+    }
     let keepalive = Duration::from_secs(cfg.keepalive_secs.max(1));
     let mut quiet_since = Instant::now();
     // The reader may be blocked on a quiet input: a stop leaves it there.
     while !(s.stop)() {
-        let (buf, n) = match rx.recv_timeout(STOP_CHECK) {
+        // What was read into the spool while away goes first.
+        s.drain_backlog()?;
+        if let Some(e) = s.input_error.take() {
+            return Err(e).context("cannot read the input");
+        }
+        let Some(input) = &s.input else { break };
+        let (buf, n) = match input.rx.recv_timeout(STOP_CHECK) {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(e).context("cannot read the input"),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -638,11 +777,14 @@ fn send_with_keepalive(
         for piece in buf[..n].chunks(cfg.snaplen) {
             s.push(piece);
         }
-        let _ = free_tx.send(buf);
+        if let Some(input) = &s.input {
+            let _ = input.free.send(buf);
+        }
         if s.unflushed.frames.len() >= FLUSH_AT || n < read_size {
             s.flush()?;
         }
     }
+    s.drain_backlog()?;
     Ok(())
 }
 

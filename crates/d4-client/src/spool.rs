@@ -10,6 +10,8 @@
 //! starts ([`d4_packet::records::Resumption`]: the pcap global header or
 //! pcapng preamble and the start of the cut record, the start of a cut line).
 //! A session that ends with the server's close_notify clears the spool.
+//! While the server is away the send loop reads its input on into the
+//! spool and sends that backlog, read back from the tail, once it is back.
 //!
 //! On start, a spool that is not empty (the sensor was killed, stopped or
 //! gave up) is sent first, `head` then the segments in order, in a session
@@ -166,6 +168,40 @@ impl Spool {
                 .collect(),
             cur: None,
         })
+    }
+
+    /// The last `n` bytes of the spooled stream (all of it if it holds less).
+    pub fn tail_reader(&mut self, n: u64) -> Result<SpoolReader> {
+        self.flush()?;
+        let mut skip = self.total.saturating_sub(n);
+        let mut paths = VecDeque::new();
+        let mut cur = None;
+        for &(seq, len) in &self.segments {
+            let p = self.dir.join(seg_name(seq));
+            if skip >= len && len > 0 {
+                skip -= len;
+                continue;
+            }
+            if cur.is_none() {
+                let mut f =
+                    File::open(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                std::io::Seek::seek(&mut f, io::SeekFrom::Start(skip))?;
+                skip = 0;
+                cur = Some(f);
+            } else {
+                paths.push_back(p);
+            }
+        }
+        Ok(SpoolReader {
+            head: io::Cursor::new(Vec::new()),
+            paths,
+            cur,
+        })
+    }
+
+    /// Record boundaries as of the start of the spool.
+    pub fn start(&self) -> &Resumption {
+        &self.start
     }
 
     /// Appends payload bytes; drops the oldest segments over the bound.

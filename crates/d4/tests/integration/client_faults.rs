@@ -358,3 +358,139 @@ fn the_spool_is_bounded_counts_its_drops_and_restarts_on_a_record() {
     assert!(dup_bytes <= bound + 65_536, "{dup_bytes} bytes sent again");
     assert!(dup_bytes >= bound / 2, "{dup_bytes} bytes sent again");
 }
+
+#[test]
+fn a_spooled_sensor_reads_on_while_the_server_is_away() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("3", &["--max-size", "1000000"]);
+    let sensor = Sensor::new(&s, 3);
+    let spool = tempfile::tempdir().unwrap();
+    let sp = spool.path().to_str().unwrap();
+    let before: String = (0..200).map(|i| format!("before {i}\n")).collect();
+    let during: String = (0..60_000).map(|i| format!("during {i}\n")).collect();
+    let after: String = (0..200).map(|i| format!("after {i}\n")).collect();
+    let mut c = spawn_client(sensor.dir.path(), &["--spool", sp, "--max-backoff", "1"]);
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(before.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    s.wait_queue_len(&q, 200);
+    let ingest = s.ingest;
+    let dir = s.stop();
+    // Far more than a pipe and the reader's buffers hold: the writer gets
+    // through only if the sensor reads on while the server is away.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data = during.clone();
+    std::thread::spawn(move || {
+        stdin.write_all(data.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let _ = tx.send(stdin);
+    });
+    let mut stdin = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the sensor reads its input while the server is away");
+    let full = (before.len() + during.len()) as u64;
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while spool_state(spool.path()).0 < full {
+        if std::time::Instant::now() > end {
+            let _ = c.kill();
+            let o = c.wait_with_output().unwrap();
+            panic!(
+                "the outage's input not spooled: {:?} of {full}: {}",
+                spool_state(spool.path()),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = Server::start_in(dir, &["--listen", &ingest.to_string()]);
+    stdin.write_all(after.as_bytes()).unwrap();
+    drop(stdin);
+    let o = exits_within(
+        c,
+        Duration::from_secs(60),
+        "the sensor once the server is back",
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert_eq!(
+        spool_state(spool.path()).0,
+        0,
+        "the spool is cleared once confirmed"
+    );
+    s.wait_queue_len(&q, 60_400);
+    let got = String::from_utf8(s.drain("3", &q, &["-n"])).unwrap();
+    let mut count = std::collections::HashMap::new();
+    for l in got.lines() {
+        *count.entry(l).or_insert(0) += 1;
+    }
+    // In order and once each; what preceded the outage may come twice
+    // (the replay window).
+    for l in during.lines().chain(after.lines()) {
+        assert_eq!(count.get(l), Some(&1), "{l}");
+    }
+    for l in before.lines() {
+        assert!(matches!(count.get(l), Some(1 | 2)), "{l}");
+    }
+    let rest: Vec<&str> = got.lines().filter(|l| !l.starts_with("before")).collect();
+    let want: Vec<&str> = during.lines().chain(after.lines()).collect();
+    assert_eq!(rest, want);
+}
+
+#[test]
+fn an_outage_longer_than_the_spool_keeps_its_newest_whole_lines() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("3", &["--max-size", "1000000"]);
+    let sensor = Sensor::new(&s, 3);
+    let spool = tempfile::tempdir().unwrap();
+    let sp = spool.path().to_str().unwrap();
+    let args = [
+        "--spool",
+        sp,
+        "--spool-max-bytes",
+        "262144",
+        "--max-backoff",
+        "1",
+    ];
+    let during: String = (0..60_000).map(|i| format!("during {i}\n")).collect();
+    let mut c = spawn_client(sensor.dir.path(), &args);
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"before\n").unwrap();
+    stdin.flush().unwrap();
+    s.wait_queue_len(&q, 1);
+    let ingest = s.ingest;
+    let dir = s.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data = during.clone();
+    std::thread::spawn(move || {
+        stdin.write_all(data.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let _ = tx.send(stdin);
+    });
+    let mut stdin = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the sensor reads its input while the server is away");
+    std::thread::sleep(Duration::from_secs(1));
+    let (total, oldest) = spool_state(spool.path());
+    assert!(total <= 262_144 && oldest > Some(0), "{total} {oldest:?}");
+    let s = Server::start_in(dir, &["--listen", &ingest.to_string()]);
+    stdin.write_all(b"after\n").unwrap();
+    drop(stdin);
+    let o = exits_within(
+        c,
+        Duration::from_secs(60),
+        "the sensor once the server is back",
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("dropped from the full spool"), "{e}");
+    s.wait_queue_len(&q, 2 + 262_144 / 14);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = String::from_utf8(s.drain("3", &q, &["-n"])).unwrap();
+    let rest: Vec<&str> = got.lines().filter(|l| *l != "before").collect();
+    // The newest lines of the outage, whole and in order, then the rest.
+    assert_eq!(rest.last(), Some(&"after"));
+    let kept = &rest[..rest.len() - 1];
+    let all: Vec<&str> = during.lines().collect();
+    assert!(kept.len() > 262_144 / 14 / 2, "{} lines", kept.len());
+    assert_eq!(kept, &all[all.len() - kept.len()..]);
+}
