@@ -178,7 +178,7 @@ impl Spool {
         let mut cur = None;
         for &(seq, len) in &self.segments {
             let p = self.dir.join(seg_name(seq));
-            if skip >= len && len > 0 {
+            if skip >= len {
                 skip -= len;
                 continue;
             }

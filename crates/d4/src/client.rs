@@ -9,7 +9,7 @@ use d4_client::{ClientConfig, Destination, Source};
 /// Run a sensor.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  tcpdump -n -s0 -w - | d4 client -c conf      # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt). A missing uuid is generated\nand written back. The server is verified against rootCA.crt unless --insecure is given."
+    after_help = "Examples:\n  tcpdump -n -s0 -w - | d4 client -c conf      # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
 )]
 pub(crate) struct Args {
     /// Reference configuration directory.
