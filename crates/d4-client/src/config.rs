@@ -55,8 +55,10 @@ pub struct ClientConfig {
     pub end_frame: bool,
     /// Largest delay between reconnection attempts, in seconds.
     pub max_backoff_secs: u64,
-    /// Give up after this many failed connection attempts in a row (0: never).
-    pub max_retries: u32,
+    /// Retries after a failed connection attempt (or an unconfirmed end of
+    /// stream) before giving up: `Some(0)` gives up at the first failure,
+    /// `None` retries forever.
+    pub max_retries: Option<u32>,
     /// Bytes of frames already written that are sent again after a
     /// reconnection (the protocol has no acknowledgement: what the server had
     /// not read when the connection broke would be lost). Duplicates after a
@@ -69,7 +71,15 @@ pub struct ClientConfig {
     /// Seconds without input after which an empty frame keeps the
     /// connection alive (the server closes silent sessions after 30 s).
     pub keepalive_secs: u64,
+    /// On-disk spool of what the server has not confirmed, sent first by
+    /// the next run (crate `spool`); `None`: no spool.
+    pub spool_dir: Option<PathBuf>,
+    /// Bound on the spool's stream bytes (oldest dropped, counted).
+    pub spool_max_bytes: u64,
 }
+
+/// The spool bound when none is given: 256 MiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The TOML form (`d4 client --config FILE.toml`): the same settings as the directory.
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +98,8 @@ struct TomlConfig {
     metaheader: Option<PathBuf>,
     root_ca: Option<PathBuf>,
     uuid_file: Option<PathBuf>,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
 }
 
 fn first_line(dir: &Path, name: &str) -> Result<Option<String>> {
@@ -189,10 +201,12 @@ impl ClientConfig {
             fixed_timestamp: None,
             end_frame: false,
             max_backoff_secs: 30,
-            max_retries: 0,
+            max_retries: None,
             replay_window: 4 * 1024 * 1024,
             confirm: true,
             keepalive_secs: 10,
+            spool_dir: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
         }
     }
 
@@ -253,6 +267,14 @@ impl ClientConfig {
         if ca.is_file() {
             c.root_ca = Some(ca);
         }
+        if let Some(s) = first_line(dir, "spool_dir")? {
+            c.spool_dir = Some(dir.join(s));
+        }
+        if let Some(s) = first_line(dir, "spool_max_bytes")? {
+            c.spool_max_bytes = s
+                .parse()
+                .with_context(|| format!("spool_max_bytes {s:?} is not a number of bytes"))?;
+        }
         Ok(c)
     }
 
@@ -294,6 +316,10 @@ impl ClientConfig {
         }
         check_type(c.ty, &c.meta_header)?;
         c.root_ca = t.root_ca.map(|p| base.join(p));
+        c.spool_dir = t.spool_dir.map(|p| base.join(p));
+        if let Some(n) = t.spool_max_bytes {
+            c.spool_max_bytes = n;
+        }
         Ok(c)
     }
 }
@@ -325,6 +351,12 @@ mod tests {
         assert_eq!(written.trim(), c.uuid.to_string());
         // Stable on the second read.
         assert_eq!(ClientConfig::from_dir(d.path()).unwrap().uuid, c.uuid);
+        assert_eq!(c.spool_dir, None);
+        std::fs::write(d.path().join("spool_dir"), "spool\n").unwrap();
+        std::fs::write(d.path().join("spool_max_bytes"), "1048576\n").unwrap();
+        let c = ClientConfig::from_dir(d.path()).unwrap();
+        assert_eq!(c.spool_dir, Some(d.path().join("spool")));
+        assert_eq!(c.spool_max_bytes, 1 << 20);
     }
 
     #[test]
@@ -334,7 +366,7 @@ mod tests {
         std::fs::write(d.path().join("meta.json"), r#"{"type": "maltrail"}"#).unwrap();
         std::fs::write(
             &p,
-            "destination = \"[::1]:4443\"\nuuid_file = \"uuid\"\nkey = \"k\"\ntype = 254\nmetaheader = \"meta.json\"\nroot_ca = \"ca.crt\"\nfile = \"in.log\"\n",
+            "destination = \"[::1]:4443\"\nuuid_file = \"uuid\"\nkey = \"k\"\ntype = 254\nmetaheader = \"meta.json\"\nroot_ca = \"ca.crt\"\nfile = \"in.log\"\nspool_dir = \"spool\"\nspool_max_bytes = 1048576\n",
         )
         .unwrap();
         let c = ClientConfig::from_toml(&p).unwrap();
@@ -343,6 +375,8 @@ mod tests {
         assert_eq!(c.key, b"k");
         assert_eq!(c.source, Source::File(d.path().join("in.log")));
         assert_eq!(c.root_ca, Some(d.path().join("ca.crt")));
+        assert_eq!(c.spool_dir, Some(d.path().join("spool")));
+        assert_eq!(c.spool_max_bytes, 1 << 20);
         assert!(d.path().join("uuid").is_file());
         std::fs::write(&p, "destination = \"stdout\"\nuuid = \"x\"\nbogus = 1\n").unwrap();
         let e = format!("{:#}", ClientConfig::from_toml(&p).unwrap_err());

@@ -24,10 +24,13 @@
 //!   (types 2/254), the bytes that restart the stream on a record boundary
 //!   (pcap, pcapng, IPFIX, lines: `d4_packet::records::Resumption`, on the
 //!   tracker the server cuts its files with), then the window.
+//! - [`spool`]: the optional on-disk spool of what the server has not
+//!   confirmed, bounded, sent first by the next run.
 
 pub mod config;
 pub mod run;
+pub mod spool;
 pub mod transport;
 
 pub use config::{ClientConfig, Destination, Source};
-pub use run::{run, RunStats};
+pub use run::{run, run_until, RunStats};

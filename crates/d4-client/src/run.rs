@@ -29,7 +29,30 @@
 //! when a connection broke can be lost (the window is sized above the usual
 //! socket buffers). At the end the sensor sends close_notify and waits for
 //! the server's: without it (a refused sensor) it retries as above, and fails
-//! with a clear message after `--max-retries`.
+//! with a clear message after `--max-retries` retries in a row (0: none;
+//! default: for ever). Only that confirmation is success: a write that fails
+//! because the server hung up (EPIPE) is a lost connection, reported as a
+//! reset, never mistaken for a closed output.
+//!
+//! With a spool (`--spool DIR`, [`crate::spool`]) every payload is also
+//! appended to disk before it is sent, and the spool is cleared once the
+//! server confirmed the end of the stream; a run that ends otherwise
+//! (killed, stopped, given up) leaves it, and the next run sends it first,
+//! in a session of its own restarting on a record boundary, before its own
+//! input. The window above still serves reconnections within a run; the
+//! spool serves restarts: duplicates after one are at most what it held.
+//! While away from the server, backoff waits read a quiet input (the reader
+//! thread's) on into the spool; that backlog, the spool's tail, is sent in
+//! order before newer input once a connection is back. If the full spool
+//! dropped the start of the backlog, the window and the unsent batch (older
+//! still) are given up and the stream goes on in a new session from the
+//! spool's start, on a record boundary.
+//!
+//! [`run_until`] takes a stop check (`d4 client` on SIGTERM): once it is
+//! true no more input is read, no connection is attempted and a backoff
+//! wait ends at once; what was read goes out on a connection that is up and
+//! the confirmation is awaited for at most 10 s. The run fails ("stopped on
+//! request before the server confirmed the stream") unless it came.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -40,6 +63,7 @@ use d4_packet::records::{Format, Resumption};
 use d4_proto::{FrameEncoder, Signer};
 
 use crate::config::{ClientConfig, Destination};
+use crate::spool::Spool;
 use crate::transport::{stdout_sink, Backoff, Connector, Sink};
 
 /// Bytes read from the input at a time (then cut into snaplen frames).
@@ -48,6 +72,14 @@ const READ_SIZE: usize = 256 * 1024;
 const FLUSH_AT: usize = 256 * 1024;
 /// A connection up this long is healthy: the failure count and backoff reset.
 const HEALTHY: Duration = Duration::from_secs(5);
+/// How long the server may take to confirm the end of a stream (longer than
+/// its stall timeout).
+const CONFIRM_WAIT: Duration = Duration::from_secs(150);
+/// The same once asked to stop: what the server has not confirmed by then
+/// is reported as such.
+const STOP_CONFIRM_WAIT: Duration = Duration::from_secs(10);
+/// How often waits (backoff, a quiet input) look at the stop check.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 /// What a run did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +90,10 @@ pub struct RunStats {
     pub bytes: u64,
     /// Connections re-established after a drop.
     pub reconnects: u64,
+    /// Bytes of an earlier run's spool sent (and confirmed) first.
+    pub spool_replayed: u64,
+    /// Bytes dropped from the spool, oldest first, to keep its bound.
+    pub spool_dropped: u64,
 }
 
 /// Remembers where the last whole record ends in what the server already
@@ -103,6 +139,8 @@ struct Batch {
 /// The frames of one stream, with what is needed to replay them.
 struct Stream<'a> {
     cfg: &'a ClientConfig,
+    /// The caller's stop check (SIGTERM): no new connection, no more input.
+    stop: &'a dyn Fn() -> bool,
     /// Data frames (type 254 for extended types).
     data: FrameEncoder,
     /// Meta-header frames (type 2), for extended types.
@@ -127,7 +165,23 @@ struct Stream<'a> {
     backoff: Backoff,
     /// Connection failures in a row.
     failures: u32,
+    /// What the server has not confirmed, on disk (`--spool`).
+    spool: Option<Spool>,
+    /// The reader thread's output (input that can be quiet): with a spool,
+    /// backoff waits read it on into the spool.
+    input: Option<Input>,
+    /// Bytes at the end of the spool read while away from the server, not
+    /// yet framed: sent, in order, before any newer input.
+    backlog: u64,
+    /// A read error met during a backoff wait, for the send loop.
+    input_error: Option<io::Error>,
     stats: RunStats,
+}
+
+/// Chunks of input from the reader thread, and the way back for their buffers.
+struct Input {
+    rx: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
 }
 
 fn now(cfg: &ClientConfig) -> u64 {
@@ -140,7 +194,11 @@ fn now(cfg: &ClientConfig) -> u64 {
 }
 
 impl<'a> Stream<'a> {
-    fn new(cfg: &'a ClientConfig) -> Result<Stream<'a>> {
+    fn new(
+        cfg: &'a ClientConfig,
+        stop: &'a dyn Fn() -> bool,
+        spool: Option<Spool>,
+    ) -> Result<Stream<'a>> {
         let signer = Signer::new(&cfg.key);
         let extended = matches!(cfg.ty, 2 | 254);
         let data_ty = if extended { 254 } else { cfg.ty };
@@ -158,6 +216,7 @@ impl<'a> Stream<'a> {
         let to_server = connector.is_some();
         Ok(Stream {
             cfg,
+            stop,
             data: base,
             meta,
             sink: if to_server {
@@ -177,12 +236,94 @@ impl<'a> Stream<'a> {
             resume: Resume::for_type(cfg.ty, to_server),
             backoff: Backoff::new(Duration::from_secs(cfg.max_backoff_secs.max(1))),
             failures: 0,
+            spool,
+            input: None,
+            backlog: 0,
+            input_error: None,
             stats: RunStats::default(),
         })
     }
 
-    /// Appends one frame to the output buffer.
+    /// A spool that cannot be written no longer matches the stream: it is
+    /// emptied and the run goes on without it.
+    fn spool_failed(&mut self, e: anyhow::Error) {
+        if let Some(mut sp) = self.spool.take() {
+            tracing::warn!(
+                "{e:#}: spool {} emptied and not used for the rest of this run",
+                sp.dir().display()
+            );
+            self.stats.spool_dropped += sp.dropped() + sp.bytes();
+            let _ = sp.clear(self.cfg.ty);
+        }
+    }
+
+    /// Appends one frame to the output buffer (its payload to the spool).
     fn push(&mut self, payload: &[u8]) {
+        if !payload.is_empty() {
+            if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.append(payload)) {
+                self.spool_failed(e);
+            }
+        }
+        self.push_frame(payload);
+    }
+
+    /// Sends, in order, what was read into the spool while away from the
+    /// server. If the full spool dropped the oldest of it, the stream goes
+    /// on from the spool's start, on a record boundary, in a new session.
+    fn drain_backlog(&mut self) -> Result<()> {
+        let mut buf = Vec::new();
+        while self.backlog > 0 && !(self.stop)() {
+            self.check_gap();
+            let Some(sp) = self.spool.as_mut() else {
+                self.backlog = 0;
+                break;
+            };
+            let want = self.backlog.min(FLUSH_AT as u64) as usize;
+            buf.resize(want, 0);
+            let r = sp
+                .tail_reader(self.backlog)
+                .and_then(|mut r| r.read_exact(&mut buf).map_err(anyhow::Error::from));
+            if let Err(e) = r {
+                self.backlog = 0;
+                self.spool_failed(e.context("cannot read back the spool"));
+                break;
+            }
+            self.backlog -= want as u64;
+            for piece in buf.chunks(self.cfg.snaplen) {
+                self.push_frame(piece);
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// If the full spool dropped the start of the backlog, what is older
+    /// (the window, the unsent batch) is gone from it too: the stream goes
+    /// on from the spool's start, on a record boundary, in a new session.
+    fn check_gap(&mut self) {
+        let Some(sp) = self.spool.as_ref() else {
+            return;
+        };
+        let held = sp.bytes();
+        if self.backlog <= held {
+            return;
+        }
+        tracing::warn!(
+            "{} bytes read while the server was away were dropped from the full spool {}",
+            self.backlog - held,
+            sp.dir().display()
+        );
+        self.backlog = held;
+        self.resume = Resume(sp.start().clone());
+        self.window.clear();
+        self.window_bytes = 0;
+        self.unflushed.frames.clear();
+        self.unflushed.payloads.clear();
+        self.sink = None;
+    }
+
+    /// Appends one frame to the output buffer.
+    fn push_frame(&mut self, payload: &[u8]) {
         let h = self.data.header(now(self.cfg), payload);
         let b = &mut self.unflushed;
         b.frames.extend_from_slice(&h);
@@ -213,20 +354,100 @@ impl<'a> Stream<'a> {
         out
     }
 
-    /// Counts a failure; waits the backoff delay, or gives up after `max_retries`.
+    /// Counts a failure; waits the backoff delay, or gives up after
+    /// `max_retries` retries in a row, or at once when asked to stop.
     fn failed(&mut self, e: anyhow::Error) -> Result<()> {
         self.failures += 1;
-        if self.cfg.max_retries > 0 && self.failures >= self.cfg.max_retries {
-            return Err(e.context(format!("giving up after {} attempts", self.failures)));
+        if (self.stop)() {
+            return Err(self.stopped(e));
+        }
+        if let Some(max) = self.cfg.max_retries {
+            if self.failures > max {
+                let n = self.failures;
+                return Err(e.context(format!(
+                    "giving up after {n} attempt{} (max retries: {max}); the server did not confirm the stream",
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
         }
         let d = self.backoff.delay();
         tracing::warn!("{e:#}; retrying in {:.1} s", d.as_secs_f64());
-        std::thread::sleep(d);
+        if self.pause(d) {
+            return Err(self.stopped(e));
+        }
         Ok(())
+    }
+
+    /// Sleeps `d`; true (early) if asked to stop meanwhile. With a spool
+    /// and an input that can be quiet, reads on into the spool meanwhile.
+    fn pause(&mut self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if (self.stop)() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            let wait = (end - now).min(STOP_CHECK);
+            let (Some(input), Some(sp)) = (&self.input, self.spool.as_mut()) else {
+                std::thread::sleep(wait);
+                continue;
+            };
+            if self.input_error.is_some() {
+                std::thread::sleep(wait);
+                continue;
+            }
+            match input.rx.recv_timeout(wait) {
+                Ok(Ok((buf, n))) => {
+                    // On disk at once: nothing else holds it.
+                    let r = sp.append(&buf[..n]).and_then(|()| sp.flush());
+                    let _ = input.free.send(buf);
+                    self.stats.bytes += n as u64;
+                    match r {
+                        Ok(()) => {
+                            self.backlog += n as u64;
+                            self.check_gap();
+                        }
+                        Err(e) => {
+                            self.backlog = 0;
+                            self.spool_failed(e.context(format!(
+                                "{n} bytes read while the server was away are lost"
+                            )));
+                        }
+                    }
+                }
+                Ok(Err(e)) => self.input_error = Some(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    /// The error of a run stopped before the server confirmed the stream.
+    fn stopped(&self, last: anyhow::Error) -> anyhow::Error {
+        let kept = match &self.spool {
+            Some(sp) => format!(
+                "; the spool {} keeps {} bytes for the next run",
+                sp.dir().display(),
+                sp.bytes()
+            ),
+            None => String::new(),
+        };
+        last.context(format!(
+            "stopped on request before the server confirmed the stream ({} bytes of input read, not confirmed{kept})",
+            self.stats.bytes
+        ))
     }
 
     fn connect(&mut self) -> Result<()> {
         loop {
+            if (self.stop)() {
+                return Err(self.stopped(anyhow::anyhow!("no connection to the server")));
+            }
             let Some(connector) = &self.connector else {
                 unreachable!("stdout never reconnects")
             };
@@ -245,6 +466,10 @@ impl<'a> Stream<'a> {
     /// hung up leads to reconnection (with backoff) and re-sending of the
     /// replay window and everything not yet flushed, after the opening frames.
     fn flush(&mut self) -> Result<()> {
+        // On disk (for the next run) before it goes out.
+        if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.flush()) {
+            self.spool_failed(e);
+        }
         loop {
             let fresh = self.sink.is_none();
             if fresh {
@@ -338,8 +563,30 @@ impl<'a> Stream<'a> {
             let Some(sink) = self.sink.take() else {
                 return Ok(());
             };
-            match sink.close(self.cfg.confirm) {
-                Ok(()) => return Ok(()),
+            let wait = if (self.stop)() {
+                STOP_CONFIRM_WAIT
+            } else {
+                CONFIRM_WAIT
+            };
+            match sink.close(self.cfg.confirm, wait) {
+                Ok(()) if self.backlog > 0 => {
+                    // Stopped while input read during an outage waits in
+                    // the spool: it stays there for the next run.
+                    return Err(self.stopped(anyhow::anyhow!(
+                        "{} bytes read while the server was away are not sent",
+                        self.backlog
+                    )));
+                }
+                Ok(()) => {
+                    // Everything is confirmed: nothing to keep.
+                    if let Some(sp) = self.spool.as_mut() {
+                        self.stats.spool_dropped += sp.dropped();
+                        if let Err(e) = sp.clear(self.cfg.ty) {
+                            tracing::warn!("{e:#}: the next run will send the spool again");
+                        }
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     self.stats.reconnects += 1;
                     self.failed(anyhow::Error::new(e).context(
@@ -352,7 +599,20 @@ impl<'a> Stream<'a> {
 }
 
 /// Reads `input` to its end and sends it as D4 frames to the configured destination.
-pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<RunStats> {
+pub fn run(cfg: &ClientConfig, input: impl Read + Send + 'static) -> Result<RunStats> {
+    run_until(cfg, input, &|| false)
+}
+
+/// [`run`], stopping early when `stop` returns true (the caller's SIGTERM):
+/// no more input is read, no new connection is made and backoff waits end;
+/// what was read is sent on a connection that is up, and the server's
+/// confirmation is awaited for at most 10 s. Returns an error unless the
+/// server confirmed everything that was read.
+pub fn run_until(
+    cfg: &ClientConfig,
+    input: impl Read + Send + 'static,
+    stop: &dyn Fn() -> bool,
+) -> Result<RunStats> {
     if cfg.snaplen == 0 || cfg.snaplen > d4_proto::MAX_SNAPLEN {
         bail!(
             "snaplen {} is outside 1..={}",
@@ -360,10 +620,51 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<
             d4_proto::MAX_SNAPLEN
         );
     }
-    let mut s = Stream::new(cfg)?;
+    let spool = match (&cfg.spool_dir, &cfg.destination) {
+        (Some(d), Destination::Server(_)) => Some(Spool::open(d, cfg.spool_max_bytes, cfg.ty)?),
+        _ => None,
+    };
+    let mut replayed = 0;
+    let spool = match spool {
+        Some(mut sp) if !sp.is_empty() => {
+            // An earlier run's stream the server did not confirm: first, in
+            // a session of its own (the new input starts a stream of its own).
+            tracing::info!(
+                "spool {}: sending first the {} bytes an earlier run did not have confirmed",
+                sp.dir().display(),
+                sp.bytes()
+            );
+            let mut once = cfg.clone();
+            once.keepalive_secs = 0;
+            once.end_frame = false;
+            send(&once, sp.reader()?, stop, None).with_context(|| {
+                format!(
+                    "the spool {} is kept, to be sent by the next run",
+                    sp.dir().display()
+                )
+            })?;
+            replayed = sp.bytes();
+            sp.clear(cfg.ty)?;
+            Some(sp)
+        }
+        sp => sp,
+    };
+    let mut stats = send(cfg, input, stop, spool)?;
+    stats.spool_replayed = replayed;
+    Ok(stats)
+}
+
+/// One stream, from its reader to the server's confirmation.
+fn send(
+    cfg: &ClientConfig,
+    mut input: impl Read + Send + 'static,
+    stop: &dyn Fn() -> bool,
+    spool: Option<Spool>,
+) -> Result<RunStats> {
+    let mut s = Stream::new(cfg, stop, spool)?;
     if s.connector.is_some() {
-        // Connect before reading, so a wrong address or CA fails fast.
-        s.flush()?;
+        // Connect before reading, so a wrong address or CA fails fast
+        // (with a quiet input: once its reader runs, see send_with_keepalive).
     } else if s.meta.is_some() {
         let opening = s.opening_frames();
         s.unflushed.frames.extend_from_slice(&opening);
@@ -376,8 +677,11 @@ pub fn run(cfg: &ClientConfig, mut input: impl Read + Send + 'static) -> Result<
     if s.connector.is_none() || cfg.keepalive_secs == 0 {
         // No keepalive needed (stdout, or a file that is never quiet): read
         // inline, the data stays in this core's cache.
+        if s.connector.is_some() {
+            s.flush()?;
+        }
         let mut buf = vec![0u8; read_size];
-        loop {
+        while !stop() {
             let n = match input.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -440,26 +744,47 @@ fn send_with_keepalive(
             }
         })
         .context("starting the input reader")?;
-    loop {
-        let (buf, n) = match rx.recv_timeout(Duration::from_secs(cfg.keepalive_secs.max(1))) {
+    s.input = Some(Input { rx, free: free_tx });
+    if s.connector.is_some() {
+        // Backoff waits read on into the spool, if there is one.
+        s.flush()?;
+    }
+    let keepalive = Duration::from_secs(cfg.keepalive_secs.max(1));
+    let mut quiet_since = Instant::now();
+    // The reader may be blocked on a quiet input: a stop leaves it there.
+    while !(s.stop)() {
+        // What was read into the spool while away goes first.
+        s.drain_backlog()?;
+        if let Some(e) = s.input_error.take() {
+            return Err(e).context("cannot read the input");
+        }
+        let Some(input) = &s.input else { break };
+        let (buf, n) = match input.rx.recv_timeout(STOP_CHECK) {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(e).context("cannot read the input"),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                s.push(&[]);
-                s.flush()?;
+                if quiet_since.elapsed() >= keepalive {
+                    s.push(&[]);
+                    s.flush()?;
+                    quiet_since = Instant::now();
+                }
                 continue;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        quiet_since = Instant::now();
         s.stats.bytes += n as u64;
         for piece in buf[..n].chunks(cfg.snaplen) {
             s.push(piece);
         }
-        let _ = free_tx.send(buf);
+        if let Some(input) = &s.input {
+            let _ = input.free.send(buf);
+        }
         if s.unflushed.frames.len() >= FLUSH_AT || n < read_size {
             s.flush()?;
         }
     }
+    s.drain_backlog()?;
     Ok(())
 }
 

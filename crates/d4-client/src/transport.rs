@@ -36,7 +36,7 @@ impl Sink {
     pub fn write_all(&mut self, frames: &[u8]) -> io::Result<()> {
         match self {
             Sink::Stdout(w) => w.write_all(frames),
-            Sink::Tls(w) => w.write_all(frames),
+            Sink::Tls(w) => w.write_all(frames).map_err(peer_gone),
         }
     }
 
@@ -45,42 +45,60 @@ impl Sink {
         match self {
             Sink::Stdout(w) => w.flush(),
             Sink::Tls(w) => {
-                w.flush()?;
-                check_alive(w.get_mut())
+                w.flush().map_err(peer_gone)?;
+                check_alive(w.get_mut()).map_err(peer_gone)
             }
         }
     }
 
-    /// Ends the stream: flush, TLS close_notify, then wait (bounded) for the
-    /// server's close_notify, which it sends once it has stored everything.
-    /// A connection closed without it (a refused sensor) is an error.
-    pub fn close(self, confirm: bool) -> io::Result<()> {
+    /// Ends the stream: flush, TLS close_notify, then wait (at most `wait`)
+    /// for the server's close_notify, which it sends once it has stored
+    /// everything. A connection closed without it (a refused sensor) is an
+    /// error.
+    pub fn close(self, confirm: bool, wait: Duration) -> io::Result<()> {
         match self {
             Sink::Stdout(mut w) => w.flush(),
-            Sink::Tls(w) => {
-                let mut s = w.into_inner().map_err(|e| e.into_error())?;
-                s.conn.send_close_notify();
-                s.flush()?;
-                // Longer than the server may take to store the last frames (its stall timeout).
-                s.sock.set_read_timeout(Some(Duration::from_secs(150)))?;
-                let mut buf = [0u8; 512];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => return Ok(()),
-                        Ok(_) => {}
-                        Err(e)
-                            if !confirm
-                                && matches!(
-                                    e.kind(),
-                                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-                                ) =>
-                        {
-                            return Ok(())
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
+            Sink::Tls(w) => close_tls(*w, confirm, wait).map_err(peer_gone),
+        }
+    }
+}
+
+/// A write to a server that has closed the connection fails with EPIPE:
+/// that is the server's refusal or a drop, not a closed output (`| head`),
+/// which is what callers take `BrokenPipe` to mean.
+fn peer_gone(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "the server closed the connection (broken pipe)",
+        )
+    } else {
+        e
+    }
+}
+
+/// Sends close_notify and waits for the server's.
+fn close_tls(w: BufWriter<TlsStream>, confirm: bool, wait: Duration) -> io::Result<()> {
+    let mut s = w.into_inner().map_err(|e| e.into_error())?;
+    s.conn.send_close_notify();
+    s.flush()?;
+    s.sock
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if !confirm
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                return Ok(())
             }
+            Err(e) => return Err(e),
         }
     }
 }

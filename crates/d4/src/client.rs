@@ -9,7 +9,7 @@ use d4_client::{ClientConfig, Destination, Source};
 /// Run a sensor.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  tcpdump -n -s0 -w - | d4 client -c conf      # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt). A missing uuid is generated\nand written back. The server is verified against rootCA.crt unless --insecure is given."
+    after_help = "Examples:\n  tcpdump -n -s0 -w - | d4 client -c conf      # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
 )]
 pub(crate) struct Args {
     /// Reference configuration directory.
@@ -36,9 +36,11 @@ pub(crate) struct Args {
     /// End the stream with an empty frame, as the reference C client does.
     #[arg(long)]
     end_frame: bool,
-    /// Give up after N failed connection attempts in a row (0: retry forever).
-    #[arg(long, default_value_t = 0)]
-    max_retries: u32,
+    /// Give up after N retries in a row (0: at the first failure; default:
+    /// retry forever). A failure is a connection that cannot be made or is
+    /// lost, or a stream whose end the server did not confirm.
+    #[arg(long)]
+    max_retries: Option<u32>,
     /// Longest wait between reconnection attempts, seconds.
     #[arg(long, default_value_t = 30)]
     max_backoff: u64,
@@ -53,6 +55,27 @@ pub(crate) struct Args {
     /// Seconds without input before an empty frame keeps the connection alive.
     #[arg(long, default_value_t = 10)]
     keepalive: u64,
+    /// Keep what the server has not confirmed in this directory, and send it
+    /// first on the next start (survives a restart or a kill of the sensor).
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Bound on the spool, bytes (oldest dropped, counted); default 256 MiB.
+    #[arg(long, value_name = "BYTES")]
+    spool_max_bytes: Option<u64>,
+}
+
+/// The longest a sensor takes to exit after SIGTERM (a write to a stalled
+/// server, a slow confirmation); systemd waits 90 s before SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The sensor's errors as text: a server that hangs up makes the network
+/// I/O fail with EPIPE, which `main` must not take for a closed stdout
+/// (`| head`, exit 0).
+fn flat(e: anyhow::Error, cfg: &ClientConfig) -> anyhow::Error {
+    match cfg.destination {
+        Destination::Server(_) => anyhow::anyhow!("{e:#}"),
+        Destination::Stdout => e,
+    }
 }
 
 /// A file that ends early on Ctrl-C, so that what was read is still sent.
@@ -120,14 +143,44 @@ pub(crate) fn run(a: Args) -> Result<()> {
     cfg.replay_window = a.replay_window;
     cfg.confirm = !a.no_confirm;
     cfg.keepalive_secs = a.keepalive;
+    if let Some(d) = a.spool {
+        cfg.spool_dir = Some(d);
+    }
+    if let Some(n) = a.spool_max_bytes {
+        cfg.spool_max_bytes = n;
+    }
     // Ctrl-C reaches the whole pipeline (`tcpdump | d4 client`): let the
-    // producer end the input, then send everything and exit; a second one quits now.
-    crate::signals::catch(|n| {
-        if n == 1 {
-            eprintln!("d4 client: finishing (sending what was read); Ctrl-C again to quit now");
-        } else {
-            std::process::exit(130);
+    // producer end the input, then send everything and exit; a second one
+    // quits now. SIGTERM (`kill`, `timeout`, `systemctl stop`) is for this
+    // process alone: stop reading, send what was read on a connection that
+    // is up (no new one, no backoff wait), and exit non-zero unless the
+    // server confirmed it; bounded by STOP_GRACE whatever the server does.
+    let interrupts = std::sync::atomic::AtomicU32::new(0);
+    let watchdog = std::sync::Once::new();
+    crate::signals::catch_kind(move |kind, _| {
+        match kind {
+        crate::signals::Kind::Interrupt => {
+            let n = interrupts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n == 1 {
+                eprintln!("d4 client: finishing (sending what was read); Ctrl-C again to quit now");
+            } else {
+                std::process::exit(130);
+            }
         }
+        crate::signals::Kind::Terminate => watchdog.call_once(|| {
+            eprintln!("d4 client: SIGTERM: stopping (no more input, no new connection)");
+            let _ = std::thread::Builder::new()
+                .name("stop-grace".into())
+                .spawn(|| {
+                    std::thread::sleep(STOP_GRACE);
+                    eprintln!(
+                        "d4: error: still not done {} s after SIGTERM: quitting; what the server did not confirm is not delivered",
+                        STOP_GRACE.as_secs()
+                    );
+                    std::process::exit(1);
+                });
+        }),
+    }
     });
     let stats = match &cfg.source {
         Source::Stdin => {
@@ -135,7 +188,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
             if stdin.metadata().map(|m| m.is_file()).unwrap_or(false) {
                 cfg.keepalive_secs = 0; // a file is never quiet: no reader thread
             }
-            d4_client::run(&cfg, stdin)?
+            d4_client::run_until(&cfg, stdin, &crate::signals::terminated)
+                .map_err(|e| flat(e, &cfg))?
         }
         Source::File(p) => {
             let f =
@@ -151,7 +205,8 @@ pub(crate) fn run(a: Args) -> Result<()> {
             } else {
                 crate::with_progress(f, len)
             };
-            d4_client::run(&cfg, input)?
+            d4_client::run_until(&cfg, input, &crate::signals::terminated)
+                .map_err(|e| flat(e, &cfg))?
         }
     };
     if cfg.destination != Destination::Stdout {
@@ -161,6 +216,18 @@ pub(crate) fn run(a: Args) -> Result<()> {
             stats.frames,
             stats.reconnects
         );
+        if stats.spool_replayed > 0 {
+            tracing::info!(
+                "sent first {} bytes spooled by an earlier run",
+                stats.spool_replayed
+            );
+        }
+        if stats.spool_dropped > 0 {
+            tracing::warn!(
+                "the spool dropped {} bytes (its oldest) to stay within its bound",
+                stats.spool_dropped
+            );
+        }
     }
     Ok(())
 }

@@ -197,7 +197,10 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let mut cfg: ClientConfig =
         crate::client::load_config(a.conf_dir.as_deref(), a.config.as_deref())?;
     cfg.insecure |= a.insecure;
-    cfg.max_retries = a.max_retries;
+    // Its flag counts attempts, 0 for ever; the sender counts retries.
+    cfg.max_retries = a.max_retries.checked_sub(1);
+    // The queue keeps what was not confirmed: a sensor spool would send it twice.
+    cfg.spool_dir = None;
     cfg.keepalive_secs = 0; // the input is never quiet for long: read inline
     if cfg.destination == Destination::Stdout {
         bail!(

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod client_faults;
 mod e2e;
 mod harness;
 mod pdns;
