@@ -143,7 +143,11 @@ impl<'a> Poller<'a> {
             let n = items.len();
             let handled = handler.batch(items)?.min(n);
             if let (Take::Read, Some(first)) = (self.take, first) {
-                if handled > 0 {
+                if handled == 0 {
+                    // Nothing taken from a batch that is there: wait before
+                    // reading it again rather than spin on it.
+                    self.sleep(self.pause_max);
+                } else {
                     self.api
                         .ack(self.queue, first + handled as u64)
                         .with_context(|| {

@@ -643,6 +643,13 @@ pub fn run_until(
                     sp.dir().display()
                 )
             })?;
+            if stop() {
+                // The replay may have been cut short: keep all of it.
+                bail!(
+                    "stopped on request while sending the spool {}: it is kept, to be sent by the next run",
+                    sp.dir().display()
+                );
+            }
             replayed = sp.bytes();
             sp.clear(cfg.ty)?;
             Some(sp)
@@ -782,6 +789,17 @@ fn send_with_keepalive(
         }
         if s.unflushed.frames.len() >= FLUSH_AT || n < read_size {
             s.flush()?;
+        }
+    }
+    // On a stop, what the reader had already handed over (at most its four
+    // buffers) is sent too: it was read, so it counts as input.
+    if let Some(input) = &s.input {
+        let queued: Vec<(Vec<u8>, usize)> = input.rx.try_iter().filter_map(Result::ok).collect();
+        for (buf, n) in queued {
+            s.stats.bytes += n as u64;
+            for piece in buf[..n].chunks(cfg.snaplen) {
+                s.push(piece);
+            }
         }
     }
     s.drain_backlog()?;
