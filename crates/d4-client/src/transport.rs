@@ -212,8 +212,11 @@ impl Connector {
                     let conn = ClientConnection::new(self.config.clone(), self.name.clone())?;
                     let mut s = StreamOwned::new(conn, tcp);
                     while s.conn.is_handshaking() {
+                        // A server that hangs up mid-handshake (EPIPE) is
+                        // not a closed output.
                         s.conn
                             .complete_io(&mut s.sock)
+                            .map_err(peer_gone)
                             .with_context(|| format!("TLS handshake with {a} failed"))?;
                     }
                     s.sock.set_read_timeout(None)?;

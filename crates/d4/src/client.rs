@@ -66,7 +66,7 @@ pub(crate) struct Args {
 
 /// The longest a sensor takes to exit after SIGTERM (a write to a stalled
 /// server, a slow confirmation); systemd waits 90 s before SIGKILL.
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+pub(crate) const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The sensor's errors as text: a server that hangs up makes the network
 /// I/O fail with EPIPE, which `main` must not take for a closed stdout

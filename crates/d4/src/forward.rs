@@ -15,10 +15,15 @@
 //! directory) is read as a capture, rewritten by the anonymizer when
 //! `--pnat`/`--cryptopan-key` is given, and written through one `PcapWriter`;
 //! for 4/5/7 the files as they are; for line types the items, one per line —
-//! into a bounded channel (8 × 256 KiB) that `d4_client::run` reads and sends
-//! as one D4 session. Unreadable items are reported by name and acknowledged
-//! (they never will be readable); a failed session leaves the batch in the
-//! queue.
+//! into a bounded channel (8 × 256 KiB) that `d4_client::run_until` reads and
+//! sends as one D4 session. Unreadable items are reported by name and
+//! acknowledged (they never will be readable); a failed session leaves the
+//! batch in the queue.
+//!
+//! Signals: the first Ctrl-C finishes the batch in hand, then exits (a
+//! second one quits now). SIGTERM stops at once, as for `d4 client`: no more
+//! input, no new connection, backoff waits end; the batch it cuts short is
+//! not acknowledged (it stays in the queue) and the exit is non-zero.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
@@ -110,6 +115,9 @@ struct ChannelReader {
     rx: Receiver<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
+    /// Set once the producer's end was reached: the sender read the whole
+    /// batch (a stop can end the sender before).
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Read for ChannelReader {
@@ -120,7 +128,11 @@ impl Read for ChannelReader {
                     self.cur = c;
                     self.pos = 0;
                 }
-                Err(_) => return Ok(0), // the producer is done
+                Err(_) => {
+                    // The producer is done.
+                    self.ended.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(0);
+                }
             }
         }
         let n = out.len().min(self.cur.len() - self.pos);
@@ -229,12 +241,36 @@ pub(crate) fn run(a: Args) -> Result<()> {
         bail!("pseudonymisation applies to pcap (type 1) queues; this one is of type {qtype}");
     }
     let root = d4_api::data_root(&api);
-    crate::signals::catch(|n| {
-        if n == 1 {
-            eprintln!("d4 forward: finishing the batch in hand; Ctrl-C again to quit now");
-        } else {
-            std::process::exit(130);
+    // Ctrl-C: finish the batch in hand (a second one quits now). SIGTERM:
+    // stop now — no more input, no new connection, no backoff wait; a batch
+    // it cuts is not acknowledged (it stays in the queue) — bounded by
+    // STOP_GRACE whatever the destination does.
+    let interrupts = std::sync::atomic::AtomicU32::new(0);
+    let watchdog = std::sync::Once::new();
+    crate::signals::catch_kind(move |kind, _| {
+        match kind {
+        crate::signals::Kind::Interrupt => {
+            let n = interrupts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n == 1 {
+                eprintln!("d4 forward: finishing the batch in hand; Ctrl-C again to quit now");
+            } else {
+                std::process::exit(130);
+            }
         }
+        crate::signals::Kind::Terminate => watchdog.call_once(|| {
+            eprintln!("d4 forward: SIGTERM: stopping (the batch in hand stays in the queue unless confirmed)");
+            let _ = std::thread::Builder::new()
+                .name("stop-grace".into())
+                .spawn(|| {
+                    std::thread::sleep(crate::client::STOP_GRACE);
+                    eprintln!(
+                        "d4: error: still not done {} s after SIGTERM: quitting; the batch in hand stays in the queue",
+                        crate::client::STOP_GRACE.as_secs()
+                    );
+                    std::process::exit(1);
+                });
+        }),
+    }
     });
     let batch = a.batch.clamp(1, 10_000);
     let (mut items_sent, mut bytes_sent) = (0u64, 0u64);
@@ -254,21 +290,25 @@ pub(crate) fn run(a: Args) -> Result<()> {
             .name("d4-forward-items".into())
             .spawn(move || produce(items, kind, root2, a2, writer))
             .context("starting the item reader")?;
-        let sent = d4_client::run(
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = d4_client::run_until(
             &cfg,
             ChannelReader {
                 rx,
                 cur: Vec::new(),
                 pos: 0,
+                ended: ended.clone(),
             },
+            &crate::signals::terminated,
         );
+        let whole = ended.load(std::sync::atomic::Ordering::SeqCst);
         let produced = producer
             .join()
             .map_err(|_| anyhow::anyhow!("the item reader failed"))?;
         anon = produced.anon;
         match sent {
             // Acknowledged by the poller once this returns.
-            Ok(stats) if !produced.cut => {
+            Ok(stats) if whole && !produced.cut => {
                 items_sent += n as u64;
                 bytes_sent += stats.bytes;
                 tracing::info!(
@@ -282,7 +322,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
                 );
                 Ok(n)
             }
-            Ok(_) => bail!("the sender stopped before the end of the batch; nothing removed"),
+            Ok(_) => bail!(
+                "the sender stopped before the end of the batch; the {n} items in hand stay in the queue"
+            ),
             Err(e) => Err(e.context(format!(
                 "forwarding to {} failed; the {n} items in hand stay in the queue",
                 match &cfg.destination {

@@ -185,3 +185,50 @@ fn the_old_pipe_still_works_with_d4_in_it() {
         .iter()
         .all(|(_, _, p)| p[26..28] == [192, 168] && p[30..34] == [10, 1, 0, 9] && checksums_ok(p)));
 }
+
+#[test]
+fn one_sigterm_ends_a_forward_facing_a_closed_port_and_keeps_the_items() {
+    let private = Server::start(&[]);
+    let q = private.create_queue("8", &[]);
+    let lines = b"1322849924.408856||10.1.1.1||8.8.8.8||IN||a.example.||A||192.0.2.1||60||1\n";
+    Sensor::new(&private, 8).send(lines);
+    private.wait_queue_len(&q, 1);
+    // Nothing listens there; retrying for ever (the default).
+    let down = Sensor::new(&private, 8);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = port.local_addr().unwrap().to_string();
+    drop(port);
+    down.set("destination", &format!("{addr}\n"));
+    let mut c = Command::new(D4)
+        .args(["forward", "-u", &q, "-c", down.dir.path().to_str().unwrap()])
+        .arg("--data-dir")
+        .arg(private.data_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(c.try_wait().unwrap().is_none(), "forward still retrying");
+    assert!(Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while c.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > end {
+            let _ = c.kill();
+            let o = c.wait_with_output().unwrap();
+            panic!(
+                "d4 forward still running 5 s after one SIGTERM: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = c.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("stay in the queue"), "{e}");
+    assert_eq!(private.queue_len(&q), 1, "the items in hand stay queued");
+}
