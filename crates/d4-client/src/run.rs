@@ -39,7 +39,8 @@
 //! server confirmed the end of the stream; a run that ends otherwise
 //! (killed, stopped, given up) leaves it, and the next run sends it first,
 //! in a session of its own restarting on a record boundary, before its own
-//! input. The window above still serves reconnections within a run; the
+//! input (a spool the server would refuse as a bad stream is set aside in
+//! `rejected-<time>/` instead). The window above still serves reconnections within a run; the
 //! spool serves restarts: duplicates after one are at most what it held.
 //! While away from the server, backoff waits read a quiet input (the reader
 //! thread's) on into the spool; that backlog, the spool's tail, is sent in
@@ -627,31 +628,13 @@ pub fn run_until(
     let mut replayed = 0;
     let spool = match spool {
         Some(mut sp) if !sp.is_empty() => {
-            // An earlier run's stream the server did not confirm: first, in
-            // a session of its own (the new input starts a stream of its own).
-            tracing::info!(
-                "spool {}: sending first the {} bytes an earlier run did not have confirmed",
-                sp.dir().display(),
-                sp.bytes()
-            );
-            let mut once = cfg.clone();
-            once.keepalive_secs = 0;
-            once.end_frame = false;
-            send(&once, sp.reader()?, stop, None).with_context(|| {
-                format!(
-                    "the spool {} is kept, to be sent by the next run",
-                    sp.dir().display()
-                )
-            })?;
-            if stop() {
-                // The replay may have been cut short: keep all of it.
-                bail!(
-                    "stopped on request while sending the spool {}: it is kept, to be sent by the next run",
-                    sp.dir().display()
-                );
+            if let Some(why) = sp.verify()? {
+                // A stream the server's record tracker cannot follow (a
+                // damaged spool): the server would refuse it, for ever.
+                sp.set_aside(cfg.ty, &why)?;
+            } else {
+                replayed = replay(cfg, &mut sp, stop)?;
             }
-            replayed = sp.bytes();
-            sp.clear(cfg.ty)?;
             Some(sp)
         }
         sp => sp,
@@ -659,6 +642,37 @@ pub fn run_until(
     let mut stats = send(cfg, input, stop, spool)?;
     stats.spool_replayed = replayed;
     Ok(stats)
+}
+
+/// Sends an earlier run's spool, in a session of its own, and clears it
+/// once confirmed; returns its size. A stop keeps all of it.
+fn replay(cfg: &ClientConfig, sp: &mut Spool, stop: &dyn Fn() -> bool) -> Result<u64> {
+    // An earlier run's stream the server did not confirm: first, in
+    // a session of its own (the new input starts a stream of its own).
+    tracing::info!(
+        "spool {}: sending first the {} bytes an earlier run did not have confirmed",
+        sp.dir().display(),
+        sp.bytes()
+    );
+    let mut once = cfg.clone();
+    once.keepalive_secs = 0;
+    once.end_frame = false;
+    send(&once, sp.reader()?, stop, None).with_context(|| {
+        format!(
+            "the spool {} is kept, to be sent by the next run",
+            sp.dir().display()
+        )
+    })?;
+    if stop() {
+        // The replay may have been cut short: keep all of it.
+        bail!(
+            "stopped on request while sending the spool {}: it is kept, to be sent by the next run",
+            sp.dir().display()
+        );
+    }
+    let replayed = sp.bytes();
+    sp.clear(cfg.ty)?;
+    Ok(replayed)
 }
 
 /// One stream, from its reader to the server's confirmation.

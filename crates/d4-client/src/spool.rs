@@ -9,13 +9,22 @@
 //! bytes that restart the stream on a record boundary where the spool now
 //! starts ([`d4_packet::records::Resumption`]: the pcap global header or
 //! pcapng preamble and the start of the cut record, the start of a cut line).
+//! `head` is tagged with the number of the segment it applies to and
+//! replaced (atomically) before that drop removes the older segment; a
+//! clear first writes a `head` tagged past every segment. So after a crash
+//! at any point `open` makes them agree: segments below the tag are removed
+//! (the interrupted drop or clear finished), and a `head` whose tag is not
+//! the first segment left (or with no tag) is discarded.
 //! A session that ends with the server's close_notify clears the spool.
 //! While the server is away the send loop reads its input on into the
 //! spool and sends that backlog, read back from the tail, once it is back.
 //!
 //! On start, a spool that is not empty (the sensor was killed, stopped or
 //! gave up) is sent first, `head` then the segments in order, in a session
-//! of its own that must be confirmed; then it is cleared. What the server
+//! of its own that must be confirmed; then it is cleared. A spool whose
+//! records the server's tracker cannot follow (damaged: the server would
+//! refuse it for ever) is moved to `rejected-<unix time>/` inside the
+//! directory, with a warning, and not sent. What the server
 //! had already stored arrives twice: duplicates are at most what the spool
 //! holds. Data read but not yet flushed to the spool (under 512 KiB, the
 //! batch in hand) is lost on SIGKILL; the segments are not fsynced, so a
@@ -53,12 +62,68 @@ pub struct Spool {
     start: Resumption,
     /// Bytes dropped (oldest first) to keep the bound, this run.
     dropped: u64,
+    /// The record structure of the stream (its D4 type's).
+    format: Option<Format>,
     /// Held for the life of the spool: one sensor per spool.
     _lock: File,
 }
 
 fn seg_name(seq: u64) -> String {
     format!("{seq:020}.seg")
+}
+
+/// What `head` starts with: its tag, the number of the segment it applies to.
+const HEAD_TAG: &[u8] = b"d4-spool-head ";
+
+/// `head`'s content: the tag line, then the bytes that restart the stream.
+fn head_bytes(tag: u64, prefix: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(prefix.len() + 40);
+    v.extend_from_slice(HEAD_TAG);
+    v.extend_from_slice(format!("{tag}\n").as_bytes());
+    v.extend_from_slice(prefix);
+    v
+}
+
+/// The tag and the bytes of a `head` file; `None` if it has no tag.
+fn parse_head(h: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = h.strip_prefix(HEAD_TAG)?;
+    let nl = rest.iter().position(|&b| b == b'\n')?;
+    let tag = std::str::from_utf8(&rest[..nl]).ok()?.parse().ok()?;
+    Some((tag, &rest[nl + 1..]))
+}
+
+/// Makes `head` and the segments agree after a crash; returns the bytes of
+/// `head` that apply (empty if none). Segments below `head`'s tag are what
+/// an interrupted drop or clear had given up: removed. A `head` whose tag
+/// is not the first segment left (a clear, or a drop of all there was) or
+/// that has no tag is stale: removed.
+fn recover_head(dir: &Path, segments: &mut Vec<(u64, u64)>) -> Result<Vec<u8>> {
+    let _ = std::fs::remove_file(dir.join("head.tmp"));
+    let path = dir.join("head");
+    let head = match std::fs::read(&path) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let Some((tag, prefix)) = parse_head(&head) else {
+        tracing::warn!(
+            "spool {}: its head has no segment tag (an older or damaged spool): discarded",
+            dir.display()
+        );
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        return Ok(Vec::new());
+    };
+    let below = segments.iter().take_while(|s| s.0 < tag).count();
+    for (seq, _) in segments.drain(..below) {
+        // An interrupted drop or clear: finish it.
+        let p = dir.join(seg_name(seq));
+        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+    }
+    if segments.first().map(|s| s.0) == Some(tag) {
+        return Ok(prefix.to_vec());
+    }
+    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    Ok(Vec::new())
 }
 
 fn format_of(ty: u8) -> Option<Format> {
@@ -116,11 +181,7 @@ impl Spool {
         std::fs::write(&type_path, format!("{ty}\n"))
             .with_context(|| format!("cannot write {}", type_path.display()))?;
         let mut start = Resumption::new(format_of(ty));
-        let head = match std::fs::read(dir.join("head")) {
-            Ok(h) => h,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}/head", dir.display())),
-        };
+        let head = recover_head(dir, &mut segments)?;
         let _ = start.sent(&head);
         let total = segments.iter().map(|s| s.1).sum();
         Ok(Spool {
@@ -133,6 +194,7 @@ impl Spool {
             writer: None,
             start,
             dropped: 0,
+            format: format_of(ty),
             _lock: lock,
         })
     }
@@ -261,11 +323,10 @@ impl Spool {
             };
             let _ = self.start.sent(&buf[..n]);
         }
-        let tmp = self.dir.join("head.tmp");
-        std::fs::write(&tmp, self.start.prefix())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join("head"))
-            .with_context(|| format!("cannot write {}/head", self.dir.display()))?;
+        // `head` first, tagged with the segment it now applies to: a crash
+        // before the removal below leaves a segment that `open` removes.
+        let tag = self.segments.front().map_or(self.next_seq, |s| s.0);
+        self.write_head(tag, &self.start.prefix())?;
         std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
         self.total -= len;
         if self.dropped == 0 {
@@ -279,9 +340,90 @@ impl Spool {
         Ok(())
     }
 
+    /// Writes `head` atomically: tagged `tag`, then `prefix`.
+    fn write_head(&self, tag: u64, prefix: &[u8]) -> Result<()> {
+        let tmp = self.dir.join("head.tmp");
+        std::fs::write(&tmp, head_bytes(tag, prefix))
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, self.dir.join("head"))
+            .with_context(|| format!("cannot write {}/head", self.dir.display()))
+    }
+
+    /// Whether the server can follow the spooled stream's records (its
+    /// tracker is the server's): the reason it cannot, if so.
+    pub fn verify(&self) -> Result<Option<String>> {
+        let mut t = Resumption::new(self.format);
+        let mut r = self.reader()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read the spool {}", self.dir.display()))
+                }
+            };
+            if let Err(e) = t.sent(&buf[..n]) {
+                return Ok(Some(e.to_string()));
+            }
+        }
+    }
+
+    /// Moves what the spool holds to `<dir>/rejected-<unix time>/` (for a
+    /// look, never sent) and empties it; returns that directory.
+    pub fn set_aside(&mut self, ty: u8, why: &str) -> Result<PathBuf> {
+        self.flush()?;
+        self.writer = None;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut to = self.dir.join(format!("rejected-{secs}"));
+        let mut i = 1;
+        while to.exists() {
+            to = self.dir.join(format!("rejected-{secs}-{i}"));
+            i += 1;
+        }
+        std::fs::create_dir(&to).with_context(|| format!("cannot create {}", to.display()))?;
+        let mut names: Vec<String> = self.segments.iter().map(|&(s, _)| seg_name(s)).collect();
+        names.extend(["head".to_string(), "type".to_string()]);
+        for n in &names {
+            match std::fs::rename(self.dir.join(n), to.join(n)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot move {n} to {}", to.display()))
+                }
+            }
+        }
+        tracing::warn!(
+            "spool {}: its {} bytes cannot be sent ({why}): set aside in {}, not sent",
+            self.dir.display(),
+            self.total,
+            to.display()
+        );
+        self.segments.clear();
+        self.total = 0;
+        self.start = Resumption::new(format_of(ty));
+        let type_path = self.dir.join("type");
+        std::fs::write(&type_path, format!("{ty}\n"))
+            .with_context(|| format!("cannot write {}", type_path.display()))?;
+        Ok(to)
+    }
+
     /// Everything was confirmed: empties the spool.
     pub fn clear(&mut self, ty: u8) -> Result<()> {
         self.writer = None;
+        // First a `head` tagged past every segment: after a crash below,
+        // `open` removes the segments left and this `head`.
+        if let Err(e) = self.write_head(self.next_seq, &[]) {
+            // (A full disk.) Without it a crash could leave a tail of
+            // segments: the next run would send it again, or set it aside.
+            tracing::debug!("{e:#}");
+            let _ = std::fs::remove_file(self.dir.join("head"));
+        }
         for (seq, _) in self.segments.drain(..) {
             let p = self.dir.join(seg_name(seq));
             std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
@@ -367,5 +509,123 @@ mod tests {
         assert!(Spool::open(d.path(), MIN_SPOOL_BYTES, 3)
             .unwrap()
             .is_empty());
+    }
+
+    /// Writes a spool's files as a sensor (or a crash) left them.
+    fn files(dir: &Path, ty: u8, segs: &[(u64, &[u8])], head: Option<&[u8]>) {
+        std::fs::write(dir.join("type"), format!("{ty}\n")).unwrap();
+        for (seq, b) in segs {
+            std::fs::write(dir.join(seg_name(*seq)), b).unwrap();
+        }
+        if let Some(h) = head {
+            std::fs::write(dir.join("head"), h).unwrap();
+        }
+    }
+
+    fn replayed(s: &Spool) -> Vec<u8> {
+        let mut back = Vec::new();
+        s.reader().unwrap().read_to_end(&mut back).unwrap();
+        back
+    }
+
+    fn seg_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".seg"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_crash_inside_a_drop_is_finished_on_open() {
+        // drop_oldest of segment 0: the new head (tagged 1) is in place,
+        // segment 0 not yet removed.
+        let d = tempfile::tempdir().unwrap();
+        files(
+            d.path(),
+            3,
+            &[(0, b"aaa\nbb"), (1, b"b\nccc\n"), (2, b"ddd\n")],
+            Some(&head_bytes(1, b"bb")),
+        );
+        let s = Spool::open(d.path(), MIN_SPOOL_BYTES, 3).unwrap();
+        assert_eq!(replayed(&s), b"bbb\nccc\nddd\n");
+        assert_eq!(s.bytes(), 10);
+        assert_eq!(seg_files(d.path()), [seg_name(1), seg_name(2)]);
+        assert_eq!(s.verify().unwrap(), None);
+        // Then the drop done: the same.
+        drop(s);
+        let s = Spool::open(d.path(), MIN_SPOOL_BYTES, 3).unwrap();
+        assert_eq!(replayed(&s), b"bbb\nccc\nddd\n");
+    }
+
+    #[test]
+    fn a_crash_inside_a_clear_leaves_an_empty_spool() {
+        // clear: the head tagged past every segment is written, segment 0
+        // removed, segments 1 and 2 not yet.
+        let d = tempfile::tempdir().unwrap();
+        files(
+            d.path(),
+            3,
+            &[(1, b"b\nccc\n"), (2, b"ddd\n")],
+            Some(&head_bytes(3, b"")),
+        );
+        let s = Spool::open(d.path(), MIN_SPOOL_BYTES, 3).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(replayed(&s), b"");
+        assert!(seg_files(d.path()).is_empty());
+        assert!(!d.path().join("head").exists());
+    }
+
+    #[test]
+    fn a_stale_head_with_no_segment_is_discarded() {
+        // A clear that removed every segment but not the head of an earlier
+        // drop (tagged 5), or a head with no tag (older spool).
+        for head in [
+            head_bytes(5, b"\xd4\xc3\xb2\xa1cut"),
+            b"cut record".to_vec(),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            files(d.path(), 3, &[], Some(&head));
+            let mut s = Spool::open(d.path(), MIN_SPOOL_BYTES, 3).unwrap();
+            assert!(s.is_empty());
+            s.append(b"new line\n").unwrap();
+            s.flush().unwrap();
+            assert_eq!(replayed(&s), b"new line\n", "{head:?}");
+            assert!(!d.path().join("head").exists());
+        }
+        // A head whose segment is gone, newer ones left: not applied.
+        let d = tempfile::tempdir().unwrap();
+        files(d.path(), 3, &[(7, b"x\n")], Some(&head_bytes(6, b"half")));
+        let s = Spool::open(d.path(), MIN_SPOOL_BYTES, 3).unwrap();
+        assert_eq!(replayed(&s), b"x\n");
+    }
+
+    #[test]
+    fn a_spool_the_server_would_refuse_is_set_aside() {
+        let d = tempfile::tempdir().unwrap();
+        // A pcap stream cut mid-record with its head lost: not pcap.
+        files(d.path(), 1, &[(4, &[9u8; 100][..])], None);
+        let mut s = Spool::open(d.path(), MIN_SPOOL_BYTES, 1).unwrap();
+        let why = s.verify().unwrap().expect("not a pcap stream");
+        let to = s.set_aside(1, &why).unwrap();
+        assert!(s.is_empty());
+        assert!(to
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("rejected-"));
+        assert_eq!(std::fs::read(to.join(seg_name(4))).unwrap(), [9u8; 100]);
+        assert!(seg_files(d.path()).is_empty());
+        drop(s);
+        // The next run starts afresh, the rejected directory left alone.
+        let mut s = Spool::open(d.path(), MIN_SPOOL_BYTES, 1).unwrap();
+        assert!(s.is_empty());
+        let mut hdr = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        hdr.resize(24, 0);
+        s.append(&hdr).unwrap();
+        assert_eq!(s.verify().unwrap(), None);
+        assert!(to.join(seg_name(4)).is_file());
     }
 }
