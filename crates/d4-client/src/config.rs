@@ -185,7 +185,7 @@ fn check_type(ty: u8, meta: &Option<Vec<u8>>) -> Result<()> {
 }
 
 impl ClientConfig {
-    fn defaults(uuid: Uuid) -> ClientConfig {
+    pub(crate) fn defaults(uuid: Uuid) -> ClientConfig {
         ClientConfig {
             source: Source::Stdin,
             destination: Destination::Stdout,

@@ -47,7 +47,12 @@
 //! order before newer input once a connection is back. If the full spool
 //! dropped the start of the backlog, the window and the unsent batch (older
 //! still) are given up and the stream goes on in a new session from the
-//! spool's start, on a record boundary.
+//! spool's start, on a record boundary. A spool that cannot be written (a
+//! full disk) keeps what it holds but takes no more this run: the chunk it
+//! refused is held in memory and sent after the backlog, and backoff waits
+//! no longer read the input (back-pressure, as without a spool). Input
+//! read that reaches neither the server nor the spool (a spool that cannot
+//! be read back) makes the run fail even if the rest is confirmed.
 //!
 //! [`run_until`] takes a stop check (`d4 client` on SIGTERM): once it is
 //! true no more input is read, no connection is attempted and a backoff
@@ -176,6 +181,16 @@ struct Stream<'a> {
     backlog: u64,
     /// A read error met during a backoff wait, for the send loop.
     input_error: Option<io::Error>,
+    /// The spool could not be written (a full disk): it keeps what it
+    /// holds, takes no more this run, and input is no longer read while
+    /// the server is away (back-pressure, as without a spool).
+    spool_broken: bool,
+    /// A chunk read while away that the spool could not take: sent after
+    /// the backlog.
+    held: Option<(Vec<u8>, usize)>,
+    /// Bytes read that reached neither the server nor the spool (the
+    /// spool could not be read back): the run fails.
+    lost: u64,
     stats: RunStats,
 }
 
@@ -241,26 +256,34 @@ impl<'a> Stream<'a> {
             input: None,
             backlog: 0,
             input_error: None,
+            spool_broken: false,
+            held: None,
+            lost: 0,
             stats: RunStats::default(),
         })
     }
 
-    /// A spool that cannot be written no longer matches the stream: it is
-    /// emptied and the run goes on without it.
+    /// A spool that cannot be written (a full disk) keeps what it holds
+    /// (the stream up to there, for the next run if this one is not
+    /// confirmed) but takes no more this run: a gap would corrupt it. Input
+    /// is then no longer read while the server is away.
     fn spool_failed(&mut self, e: anyhow::Error) {
-        if let Some(mut sp) = self.spool.take() {
+        if self.spool_broken {
+            return;
+        }
+        self.spool_broken = true;
+        if let Some(sp) = &self.spool {
             tracing::warn!(
-                "{e:#}: spool {} emptied and not used for the rest of this run",
-                sp.dir().display()
+                "{e:#}: spool {} keeps its {} bytes but takes no more this run; while the server is away the input waits",
+                sp.dir().display(),
+                sp.bytes()
             );
-            self.stats.spool_dropped += sp.dropped() + sp.bytes();
-            let _ = sp.clear(self.cfg.ty);
         }
     }
 
     /// Appends one frame to the output buffer (its payload to the spool).
     fn push(&mut self, payload: &[u8]) {
-        if !payload.is_empty() {
+        if !payload.is_empty() && !self.spool_broken {
             if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.append(payload)) {
                 self.spool_failed(e);
             }
@@ -285,6 +308,7 @@ impl<'a> Stream<'a> {
                 .tail_reader(self.backlog)
                 .and_then(|mut r| r.read_exact(&mut buf).map_err(anyhow::Error::from));
             if let Err(e) = r {
+                self.lost += self.backlog;
                 self.backlog = 0;
                 self.spool_failed(e.context("cannot read back the spool"));
                 break;
@@ -294,6 +318,18 @@ impl<'a> Stream<'a> {
                 self.push_frame(piece);
             }
             self.flush()?;
+        }
+        // Then what the spool could not take, read after the backlog.
+        if self.backlog == 0 && !(self.stop)() {
+            if let Some((buf, n)) = self.held.take() {
+                for piece in buf[..n].chunks(self.cfg.snaplen) {
+                    self.push_frame(piece);
+                }
+                if let Some(input) = &self.input {
+                    let _ = input.free.send(buf);
+                }
+                self.flush()?;
+            }
         }
         Ok(())
     }
@@ -396,7 +432,7 @@ impl<'a> Stream<'a> {
                 std::thread::sleep(wait);
                 continue;
             };
-            if self.input_error.is_some() {
+            if self.input_error.is_some() || self.spool_broken || self.held.is_some() {
                 std::thread::sleep(wait);
                 continue;
             }
@@ -404,18 +440,18 @@ impl<'a> Stream<'a> {
                 Ok(Ok((buf, n))) => {
                     // On disk at once: nothing else holds it.
                     let r = sp.append(&buf[..n]).and_then(|()| sp.flush());
-                    let _ = input.free.send(buf);
                     self.stats.bytes += n as u64;
                     match r {
                         Ok(()) => {
+                            let _ = input.free.send(buf);
                             self.backlog += n as u64;
                             self.check_gap();
                         }
                         Err(e) => {
-                            self.backlog = 0;
-                            self.spool_failed(e.context(format!(
-                                "{n} bytes read while the server was away are lost"
-                            )));
+                            // Kept in memory, sent after the backlog; no
+                            // more input is read while away.
+                            self.held = Some((buf, n));
+                            self.spool_failed(e);
                         }
                     }
                 }
@@ -468,8 +504,10 @@ impl<'a> Stream<'a> {
     /// replay window and everything not yet flushed, after the opening frames.
     fn flush(&mut self) -> Result<()> {
         // On disk (for the next run) before it goes out.
-        if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.flush()) {
-            self.spool_failed(e);
+        if !self.spool_broken {
+            if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.flush()) {
+                self.spool_failed(e);
+            }
         }
         loop {
             let fresh = self.sink.is_none();
@@ -570,12 +608,13 @@ impl<'a> Stream<'a> {
                 CONFIRM_WAIT
             };
             match sink.close(self.cfg.confirm, wait) {
-                Ok(()) if self.backlog > 0 => {
+                Ok(()) if self.backlog > 0 || self.held.is_some() => {
                     // Stopped while input read during an outage waits in
-                    // the spool: it stays there for the next run.
+                    // the spool (or in memory): the spool keeps it for the
+                    // next run.
                     return Err(self.stopped(anyhow::anyhow!(
                         "{} bytes read while the server was away are not sent",
-                        self.backlog
+                        self.backlog + self.held.as_ref().map_or(0, |h| h.1 as u64)
                     )));
                 }
                 Ok(()) => {
@@ -585,6 +624,12 @@ impl<'a> Stream<'a> {
                         if let Err(e) = sp.clear(self.cfg.ty) {
                             tracing::warn!("{e:#}: the next run will send the spool again");
                         }
+                    }
+                    if self.lost > 0 {
+                        bail!(
+                            "{} bytes read while the server was away were lost (the spool could not be read back); the rest was confirmed",
+                            self.lost
+                        );
                     }
                     return Ok(());
                 }
@@ -872,5 +917,78 @@ mod tests {
         assert_eq!(r.0.tracker().map(|t| t.followed()), Some(Format::Pcap));
         assert_eq!(r.prefix(), [hdr, vec![1, 2, 3]].concat());
         assert!(Resume::for_type(3, false).0.tracker().is_none());
+    }
+
+    /// Lines for ever, at most 4 KiB a read; counts what was read.
+    struct Lines {
+        i: u64,
+        pending: Vec<u8>,
+        read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Read for Lines {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.pending.len() < 4096 {
+                self.pending
+                    .extend_from_slice(format!("line {} of the input\n", self.i).as_bytes());
+                self.i += 1;
+            }
+            let n = buf.len().min(4096);
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            self.read
+                .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    fn lines_prefix(n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while v.len() < n {
+            v.extend_from_slice(format!("line {i} of the input\n").as_bytes());
+            i += 1;
+        }
+        v.truncate(n);
+        v
+    }
+
+    #[test]
+    fn a_spool_write_error_during_an_outage_keeps_the_spool_and_stops_reading() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("spool");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut cfg = ClientConfig::defaults(uuid::Uuid::new_v4());
+        cfg.destination = Destination::Server(addr);
+        cfg.insecure = true;
+        cfg.ty = 3;
+        cfg.max_backoff_secs = 1;
+        cfg.max_retries = Some(3);
+        cfg.spool_dir = Some(dir.clone());
+        cfg.spool_max_bytes = 4 * crate::spool::MIN_SPOOL_BYTES;
+        let mut sp = Spool::open(&dir, cfg.spool_max_bytes, 3).unwrap();
+        // The disk fills after 100 kB.
+        sp.fail_over = Some(100_000);
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let input = Lines {
+            i: 0,
+            pending: Vec::new(),
+            read: read.clone(),
+        };
+        let r = send(&cfg, input, &|| false, Some(sp));
+        let e = r.expect_err("the server never confirmed");
+        assert!(format!("{e:#}").contains("giving up"), "{e:#}");
+        // What the spool took before the error is kept, whole and in order.
+        let sp = Spool::open(&dir, cfg.spool_max_bytes, 3).unwrap();
+        let mut back = Vec::new();
+        sp.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert!(back.len() > 90_000, "{} bytes kept", back.len());
+        assert_eq!(back, lines_prefix(back.len()));
+        // Then the input waited (back-pressure): at most the reader's
+        // four buffers more were read.
+        let read = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(read <= back.len() as u64 + 5 * 4096, "{read} bytes read");
     }
 }

@@ -64,6 +64,12 @@ pub struct Spool {
     dropped: u64,
     /// The record structure of the stream (its D4 type's).
     format: Option<Format>,
+    /// Bytes of the newest segment known to be written (as of the last
+    /// successful flush): a failed write is cut back to this.
+    synced: u64,
+    /// Tests: appends fail (as on a full disk) once this many bytes are held.
+    #[cfg(test)]
+    pub(crate) fail_over: Option<u64>,
     /// Held for the life of the spool: one sensor per spool.
     _lock: File,
 }
@@ -195,6 +201,9 @@ impl Spool {
             start,
             dropped: 0,
             format: format_of(ty),
+            synced: 0,
+            #[cfg(test)]
+            fail_over: None,
             _lock: lock,
         })
     }
@@ -267,7 +276,40 @@ impl Spool {
     }
 
     /// Appends payload bytes; drops the oldest segments over the bound.
+    /// On an error (a full disk) none of `data` is held: the spool is as
+    /// it was before (what it held is kept).
     pub fn append(&mut self, data: &[u8]) -> Result<()> {
+        let r = self.try_append(data);
+        if r.is_err() {
+            self.undo();
+        }
+        r
+    }
+
+    /// Drops what was appended since the last successful flush (a write or
+    /// a flush failed): the newest segment is cut back to what is on disk.
+    fn undo(&mut self) {
+        let Some(w) = self.writer.take() else {
+            return;
+        };
+        // Not flushed again: its buffer is what failed.
+        let (f, _) = w.into_parts();
+        if let Some(last) = self.segments.back_mut() {
+            let _ = f.set_len(self.synced);
+            self.total -= last.1.saturating_sub(self.synced);
+            last.1 = self.synced.min(last.1);
+        }
+    }
+
+    fn try_append(&mut self, data: &[u8]) -> Result<()> {
+        #[cfg(test)]
+        if self
+            .fail_over
+            .is_some_and(|m| self.total + data.len() as u64 > m)
+        {
+            return Err(io::Error::from_raw_os_error(28))
+                .with_context(|| format!("cannot write to the spool {}", self.dir.display()));
+        }
         let cur = self.segments.back().map(|s| s.1);
         let rotate = match (cur, &self.writer) {
             (Some(len), Some(_)) => len > 0 && len + data.len() as u64 > self.seg_max,
@@ -285,6 +327,7 @@ impl Spool {
                 .with_context(|| format!("cannot create {}", p.display()))?;
             self.writer = Some(BufWriter::with_capacity(256 * 1024, f));
             self.segments.push_back((seq, 0));
+            self.synced = 0;
         }
         if let (Some(w), Some(last)) = (self.writer.as_mut(), self.segments.back_mut()) {
             w.write_all(data)
@@ -299,18 +342,26 @@ impl Spool {
     }
 
     /// Hands what was appended to the system (survives the process).
+    /// On an error what was appended since the last successful flush is
+    /// no longer held.
     pub fn flush(&mut self) -> Result<()> {
         if let Some(w) = self.writer.as_mut() {
-            w.flush()
-                .with_context(|| format!("cannot write to the spool {}", self.dir.display()))?;
+            if let Err(e) = w.flush() {
+                self.undo();
+                return Err(e)
+                    .with_context(|| format!("cannot write to the spool {}", self.dir.display()));
+            }
+            self.synced = self.segments.back().map_or(0, |s| s.1);
         }
         Ok(())
     }
 
     fn drop_oldest(&mut self) -> Result<()> {
-        let Some((seq, len)) = self.segments.pop_front() else {
+        let Some(&(seq, len)) = self.segments.front() else {
             return Ok(());
         };
+        // Changed only once the drop is done.
+        let mut start = self.start.clone();
         let p = self.dir.join(seg_name(seq));
         let mut f = File::open(&p).with_context(|| format!("cannot read {}", p.display()))?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -321,14 +372,16 @@ impl Spool {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
             };
-            let _ = self.start.sent(&buf[..n]);
+            let _ = start.sent(&buf[..n]);
         }
         // `head` first, tagged with the segment it now applies to: a crash
         // before the removal below leaves a segment that `open` removes.
-        let tag = self.segments.front().map_or(self.next_seq, |s| s.0);
-        self.write_head(tag, &self.start.prefix())?;
-        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        let tag = self.segments.get(1).map_or(self.next_seq, |s| s.0);
+        self.write_head(tag, &start.prefix())?;
+        self.segments.pop_front();
+        self.start = start;
         self.total -= len;
+        std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
         if self.dropped == 0 {
             tracing::warn!(
                 "spool {} full ({} bytes): dropping its oldest data, not confirmed by the server (a restart would no longer resend it)",
