@@ -494,3 +494,79 @@ fn an_outage_longer_than_the_spool_keeps_its_newest_whole_lines() {
     assert!(kept.len() > 262_144 / 14 / 2, "{} lines", kept.len());
     assert_eq!(kept, &all[all.len() - kept.len()..]);
 }
+
+/// Every stored byte of a sensor's type-`ty` stream today (files gunzipped).
+fn stored(s: &Server, sensor: &Sensor, ty: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(s.day_dir(&sensor.uuid, ty)) else {
+        return out;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for p in files.into_iter().filter(|p| p.is_file()) {
+        let f = std::fs::File::open(&p).unwrap();
+        if p.to_string_lossy().ends_with(".gz") {
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(f), &mut out)
+                .unwrap();
+        } else {
+            std::io::Read::read_to_end(&mut { f }, &mut out).unwrap();
+        }
+    }
+    out
+}
+
+#[test]
+fn a_sigterm_during_the_replay_of_the_spool_keeps_all_of_it() {
+    let s = Server::start(&[]);
+    // An earlier run's spool: 24 MB of lines, more than socket buffers hold.
+    let spool = tempfile::tempdir().unwrap();
+    let sp = spool.path().to_str().unwrap();
+    let earlier = lines(24 << 20);
+    std::fs::write(spool.path().join("type"), "3\n").unwrap();
+    std::fs::write(spool.path().join(format!("{:020}.seg", 0)), &earlier).unwrap();
+    // The server stops reading 1 MB into the replay.
+    let relay = StallingRelay::start(s.ingest, 1 << 20);
+    let sensor = sensor_to(&s, &relay.addr.to_string());
+    let mut c = spawn_client(sensor.dir.path(), &["--spool", sp, "--max-backoff", "1"]);
+    let stdin = c.stdin.take().unwrap();
+    wait_for("the replay under way", Duration::from_secs(20), || {
+        (relay.forwarded() >= 1 << 20).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(c.id());
+    std::thread::sleep(Duration::from_millis(300));
+    // The server reads again: the connection is up, the session can end.
+    relay.release();
+    let o = exits_within(c, Duration::from_secs(30), "client after one SIGTERM");
+    drop(stdin);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("kept, to be sent by the next run"), "{e}");
+    assert_eq!(
+        spool_state(spool.path()).0,
+        earlier.len() as u64,
+        "the whole spool is kept: {e}"
+    );
+    // The next run sends it, then its own input.
+    sensor.set("destination", &format!("{}\n", s.ingest));
+    let o = sensor.run(b"after\n", &["--spool", sp]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("spooled by an earlier run"), "{e}");
+    assert_eq!(spool_state(spool.path()).0, 0);
+    // Its last line (sent only by the replay) and the new input, stored.
+    let last = earlier[..earlier.len() - 1]
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .unwrap();
+    let last = [b"\n", last, b"\n"].concat();
+    wait_for(
+        "the spool and the new input stored",
+        Duration::from_secs(20),
+        || {
+            let got = stored(&s, &sensor, "3");
+            let has = |w: &[u8]| got.windows(w.len()).any(|x| x == w);
+            (has(&last) && (got.starts_with(b"after\n") || has(b"\nafter\n"))).then_some(())
+        },
+    );
+}

@@ -763,3 +763,70 @@ impl RedisServer {
             .unwrap()
     }
 }
+
+/// A TCP relay to a server that stalls (stops reading from its client)
+/// once `stall_after` bytes went through, until released: a server that
+/// stopped reading, as the sensor sees it.
+pub struct StallingRelay {
+    pub addr: SocketAddr,
+    forwarded: Arc<std::sync::atomic::AtomicU64>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingRelay {
+    pub fn start(to: SocketAddr, stall_after: u64) -> StallingRelay {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let released = Arc::new(AtomicBool::new(false));
+        let (f, r) = (forwarded.clone(), released.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { return };
+                let Ok(mut up) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let (mut c2, mut up2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                let (f, r) = (f.clone(), r.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        while f.load(Ordering::SeqCst) >= stall_after && !r.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        let n = match c.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if up.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        f.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                    let _ = up.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        StallingRelay {
+            addr,
+            forwarded,
+            released,
+        }
+    }
+
+    /// Bytes passed on to the server.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The server reads again.
+    pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
