@@ -991,4 +991,66 @@ mod tests {
         let read = read.load(std::sync::atomic::Ordering::SeqCst);
         assert!(read <= back.len() as u64 + 5 * 4096, "{read} bytes read");
     }
+
+    /// Hands over its chunks, then says so and stays quiet (a blocked read).
+    struct Handed {
+        chunks: VecDeque<&'static [u8]>,
+        all: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Read for Handed {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.chunks.pop_front() {
+                Some(c) => {
+                    buf[..c.len()].copy_from_slice(c);
+                    Ok(c.len())
+                }
+                None => {
+                    // Every chunk went into the channel before this read.
+                    self.all.store(true, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_secs(30));
+                    Ok(0)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn on_a_stop_the_chunks_the_reader_handed_over_are_sent_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = ClientConfig::defaults(uuid::Uuid::new_v4());
+        cfg.ty = 3;
+        let all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = all.clone();
+        // The stop comes once the reader has handed over all it read and
+        // before the send loop took any of it.
+        let stop = move || {
+            let end = Instant::now() + Duration::from_secs(10);
+            while !seen.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        };
+        let mut s = Stream::new(&cfg, &stop, None).unwrap();
+        let out = d.path().join("frames");
+        s.sink = Some(Sink::Stdout(std::fs::File::create(&out).unwrap()));
+        let chunks: [&'static [u8]; 3] = [b"first chunk\n", b"second chunk\n", b"third chunk\n"];
+        let input = Handed {
+            chunks: chunks.iter().copied().collect(),
+            all,
+        };
+        send_with_keepalive(&mut s, &cfg, input, READ_SIZE).unwrap();
+        s.finish().unwrap();
+        let total: usize = chunks.iter().map(|c| c.len()).sum();
+        assert_eq!(s.stats.bytes, total as u64);
+        let frames = std::fs::read(&out).unwrap();
+        let mut at = 0;
+        for c in chunks {
+            let i = frames[at..]
+                .windows(c.len())
+                .position(|w| w == c)
+                .unwrap_or_else(|| panic!("{:?} not sent", String::from_utf8_lossy(c)));
+            at += i + c.len();
+        }
+    }
 }
