@@ -570,3 +570,97 @@ fn a_sigterm_during_the_replay_of_the_spool_keeps_all_of_it() {
         },
     );
 }
+
+/// A small tmpfs mounted (as root) for the life of the value.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_under_the_spool_loses_nothing_during_an_outage() {
+    let Some(disk) = SmallDisk::mount("384k") else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let s = Server::start(&[]);
+    let q = s.create_queue("3", &["--max-size", "1000000"]);
+    let sensor = Sensor::new(&s, 3);
+    let spool = disk.dir.path().join("spool");
+    let sp = spool.to_str().unwrap();
+    let before: String = (0..200).map(|i| format!("before {i}\n")).collect();
+    let during: String = (0..60_000).map(|i| format!("during {i}\n")).collect();
+    let args = [
+        "--spool",
+        sp,
+        "--spool-max-bytes",
+        "4194304",
+        "--max-backoff",
+        "1",
+    ];
+    let mut c = spawn_client(sensor.dir.path(), &args);
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(before.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    s.wait_queue_len(&q, 200);
+    let ingest = s.ingest;
+    let dir = s.stop();
+    // More than the disk holds: once it is full the input waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let data = during.clone();
+    std::thread::spawn(move || {
+        stdin.write_all(data.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let _ = tx.send(stdin);
+    });
+    wait_for("the spool full", Duration::from_secs(20), || {
+        (spool_state(&spool).0 >= 200_000).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // Kept, not emptied, on the write error.
+    assert!(
+        spool_state(&spool).0 >= 200_000,
+        "{:?}",
+        spool_state(&spool)
+    );
+    let s = Server::start_in(dir, &["--listen", &ingest.to_string()]);
+    let mut stdin = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the input read once the server is back");
+    stdin.write_all(b"after\n").unwrap();
+    drop(stdin);
+    let o = exits_within(
+        c,
+        Duration::from_secs(60),
+        "the sensor once the server is back",
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("takes no more this run"), "{e}");
+    s.wait_queue_len(&q, 60_201);
+    std::thread::sleep(Duration::from_millis(500));
+    let got = String::from_utf8(s.drain("3", &q, &["-n"])).unwrap();
+    // Every line read during the outage, once and in order.
+    let rest: Vec<&str> = got.lines().filter(|l| !l.starts_with("before")).collect();
+    let want: Vec<&str> = during.lines().chain(["after"]).collect();
+    assert_eq!(rest.len(), want.len());
+    assert!(rest == want, "lines lost or out of order");
+}
