@@ -664,3 +664,31 @@ fn a_full_disk_under_the_spool_loses_nothing_during_an_outage() {
     assert_eq!(rest.len(), want.len());
     assert!(rest == want, "lines lost or out of order");
 }
+
+#[test]
+fn a_spool_the_server_would_refuse_is_set_aside_not_retried_for_ever() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    let sensor = Sensor::new(&s, 1);
+    // A damaged type-1 spool: not a pcap stream.
+    let spool = tempfile::tempdir().unwrap();
+    let sp = spool.path().to_str().unwrap();
+    std::fs::write(spool.path().join("type"), "1\n").unwrap();
+    std::fs::write(spool.path().join(format!("{:020}.seg", 3)), [7u8; 5000]).unwrap();
+    let cap = synthetic_pcap(50);
+    let o = sensor.run(&cap, &["--spool", sp]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("set aside"), "{e}");
+    let rejected: Vec<_> = std::fs::read_dir(spool.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rejected-"))
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    let kept = rejected[0].path().join(format!("{:020}.seg", 3));
+    assert_eq!(std::fs::read(kept).unwrap(), [7u8; 5000]);
+    assert_eq!(spool_state(spool.path()).0, 0);
+    s.wait_queue_len(&q, 1);
+    assert_eq!(packets(&s.drain("1", &q, &["-f"])), packets(&cap));
+}
