@@ -77,6 +77,15 @@ fn peer_gone(e: io::Error) -> io::Error {
     }
 }
 
+/// Completes the TLS handshake. A server that hangs up meanwhile (EPIPE) is
+/// a lost connection, not a closed output: mapped as by [`Sink`].
+fn handshake(conn: &mut ClientConnection, io: &mut (impl Read + Write)) -> io::Result<()> {
+    while conn.is_handshaking() {
+        conn.complete_io(io).map_err(peer_gone)?;
+    }
+    Ok(())
+}
+
 /// Sends close_notify and waits for the server's.
 fn close_tls(w: BufWriter<TlsStream>, confirm: bool, wait: Duration) -> io::Result<()> {
     let mut s = w.into_inner().map_err(|e| e.into_error())?;
@@ -211,14 +220,8 @@ impl Connector {
                     tcp.set_read_timeout(Some(DIAL_TIMEOUT))?;
                     let conn = ClientConnection::new(self.config.clone(), self.name.clone())?;
                     let mut s = StreamOwned::new(conn, tcp);
-                    while s.conn.is_handshaking() {
-                        // A server that hangs up mid-handshake (EPIPE) is
-                        // not a closed output.
-                        s.conn
-                            .complete_io(&mut s.sock)
-                            .map_err(peer_gone)
-                            .with_context(|| format!("TLS handshake with {a} failed"))?;
-                    }
+                    handshake(&mut s.conn, &mut s.sock)
+                        .with_context(|| format!("TLS handshake with {a} failed"))?;
                     s.sock.set_read_timeout(None)?;
                     return Ok(Sink::Tls(Box::new(BufWriter::with_capacity(
                         WRITE_BUFFER,
@@ -320,6 +323,32 @@ impl ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that hung up: every write fails with EPIPE.
+    struct HungUp;
+
+    impl Read for HungUp {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+
+    impl Write for HungUp {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_broken_pipe_in_the_handshake_is_not_a_closed_output() {
+        let c = Connector::new("127.0.0.1:4443", None, true, None).unwrap();
+        let mut conn = ClientConnection::new(c.config.clone(), c.name.clone()).unwrap();
+        let e = handshake(&mut conn, &mut HungUp).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    }
 
     #[test]
     fn host_split_and_backoff_cap() {
