@@ -276,8 +276,9 @@ impl Spool {
     }
 
     /// Appends payload bytes; drops the oldest segments over the bound.
-    /// On an error (a full disk) none of `data` is held: the spool is as
-    /// it was before (what it held is kept).
+    /// On an error (a full disk) neither `data` nor what was appended since
+    /// the last successful [`flush`](Spool::flush) is held: the spool keeps
+    /// the stream as of that flush (a prefix of it, whole).
     pub fn append(&mut self, data: &[u8]) -> Result<()> {
         let r = self.try_append(data);
         if r.is_err() {
