@@ -41,7 +41,8 @@
 //! in a session of its own restarting on a record boundary, before its own
 //! input (a spool the server would refuse as a bad stream is set aside in
 //! `rejected-<time>/` instead). The window above still serves
-//! reconnections within a run; the spool serves restarts: duplicates after one are at most what it held.
+//! reconnections within a run; the spool serves restarts: duplicates
+//! after one are at most what it held.
 //! While away from the server, backoff waits read a quiet input (the reader
 //! thread's) on into the spool; that backlog, the spool's tail, is sent in
 //! order before newer input once a connection is back. If the full spool
