@@ -420,3 +420,62 @@ fn a_disk_failure_is_the_servers_fault() {
     );
     assert!(!m.contains("reason=\"bad_payload\""), "{m}");
 }
+
+#[test]
+fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, admin) = s.admin_credentials();
+    // Earlier evidence: a wrong HMAC from an approved sensor.
+    let known = Uuid::new_v4();
+    rejected(&s, &frame(known, 3, KEY.as_bytes(), b"x\n"));
+    let path = format!("/sensors/{known}/approve");
+    assert_eq!(s.call("POST", &path, Some(&admin), None).0, 200);
+    rejected(&s, &frame(known, 3, b"not the key", b"x\n"));
+    s.wait_error(&known, "HMAC does not match");
+    // The flood: random UUIDs from one address, then from ten more of its /24.
+    let flood = |from: &str, n: usize| {
+        for _ in 0..n {
+            let mut raw = Raw::connect(&s, Some(from));
+            raw.write(&frame(Uuid::new_v4(), 3, KEY.as_bytes(), b"x\n"));
+            assert!(raw.closed_by_server());
+        }
+    };
+    let pending = || {
+        s.api_get("/sensors")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["status"] == "pending")
+            .count()
+    };
+    flood("127.0.0.2", 40);
+    assert_eq!(pending(), 16, "one address");
+    for i in 3..13 {
+        flood(&format!("127.0.0.{i}"), 10);
+    }
+    assert_eq!(pending(), 64, "one /24");
+    // An operator's registration still gets in.
+    let u = Uuid::new_v4();
+    let (code, v) = s.call(
+        "POST",
+        "/add/sensor/register",
+        Some(&admin),
+        Some(serde_json::json!({"uuid": u.to_string(), "hmac_key": "k"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(s.sensor(&u)["status"], "pending");
+    // The rejections: one row per (reason, address), the earlier one kept.
+    let rows = s.api_get("/rejections");
+    let rows = rows.as_array().unwrap();
+    let row = |kind: &str, ip: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == kind && r["ip"] == ip)
+            .unwrap_or_else(|| panic!("no {kind} from {ip}: {rows:?}"))
+    };
+    assert_eq!(row("not_approved", "127.0.0.2")["count"], 40);
+    let h = row("bad_hmac", "127.0.0.1");
+    assert_eq!(h["count"], 1);
+    assert!(h["first"].as_i64().unwrap() > 0 && h["last"] == h["time"]);
+    assert!(h["reason"].as_str().unwrap().contains("HMAC"));
+    assert_eq!(rows.len(), 1 + 1 + 11, "{rows:?}");
+}
