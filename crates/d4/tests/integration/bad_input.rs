@@ -464,6 +464,17 @@ fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections(
     );
     assert_eq!(code, 200, "{v}");
     assert_eq!(s.sensor(&u)["status"], "pending");
+    let m = s.metrics();
+    for line in [
+        "d4_pending_refused_total{budget=\"address\"} 24",
+        "d4_pending_refused_total{budget=\"prefix\"} 52",
+        "d4_pending_refused_total{budget=\"list\"} 0",
+        "d4_pending_sensors{source=\"connection\"} 64",
+        "d4_pending_sensors{source=\"registration\"} 1",
+        "d4_rejection_rows 13",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} not in {m}");
+    }
     // The rejections: one row per (reason, address), the earlier one kept.
     let rows = s.api_get("/rejections");
     let rows = rows.as_array().unwrap();

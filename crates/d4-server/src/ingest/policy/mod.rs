@@ -29,7 +29,9 @@ use uuid::Uuid;
 
 pub(crate) use super::reject::Reject;
 use state::merge3;
-pub(crate) use state::{Mirror, PendingSensor, PolicyState, SensorSettings, MAX_PENDING};
+pub(crate) use state::{
+    Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
+};
 
 mod state;
 use crate::config::{Mode, ServerConfig};
@@ -64,6 +66,9 @@ pub(crate) struct Policy {
     signers: Mutex<HashMap<Uuid, Signer>>,
     /// Set by lazy updates not yet written.
     dirty: std::sync::atomic::AtomicBool,
+    /// Unapproved sensors not listed as pending because a budget was
+    /// spent: per address, per prefix, the whole list (`/metrics`).
+    pub(crate) pending_refused: [std::sync::atomic::AtomicU64; 3],
     db: Arc<Db>,
 }
 
@@ -86,6 +91,7 @@ impl Policy {
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
             dirty: std::sync::atomic::AtomicBool::new(false),
+            pending_refused: Default::default(),
             db,
         })
     }
@@ -411,6 +417,7 @@ impl Policy {
         // A full budget keeps its entries (an operator may be about to
         // approve one); newcomers wait until some expire or are cleared.
         if let Err(full) = self.update_lazily(|s| s.note_attempt(u, ip, t)) {
+            self.pending_refused[full as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!(sensor = %u.simple(), %ip, "not listed as pending: {full:?} budget spent");
         }
     }

@@ -158,11 +158,26 @@ pub(crate) fn prefix_of(ip: IpAddr) -> IpNet {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PendingFull {
     /// [`PENDING_PER_ADDRESS`] reached.
-    Address,
+    Address = 0,
     /// [`PENDING_PER_PREFIX`] reached.
-    Prefix,
+    Prefix = 1,
     /// [`MAX_PENDING`] reached.
-    List,
+    List = 2,
+}
+
+impl PendingFull {
+    /// Every budget, in the order of their numbers.
+    pub(crate) const ALL: [PendingFull; 3] =
+        [PendingFull::Address, PendingFull::Prefix, PendingFull::List];
+
+    /// The `budget` label of `d4_pending_refused_total`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PendingFull::Address => "address",
+            PendingFull::Prefix => "prefix",
+            PendingFull::List => "list",
+        }
+    }
 }
 
 impl PolicyState {
