@@ -409,16 +409,25 @@ impl Policy {
             .map(|p| (p.ip.clone(), p.last_seen));
         // Persist only news (a sensor retrying from the same address is not
         // news, but its last attempt is kept roughly up to date for the expiry).
-        if let Some((known_ip, last)) = known {
-            if known_ip == ip.to_string() && t - last < PENDING_REFRESH_SECS {
+        if let Some((known_ip, last)) = &known {
+            if *known_ip == ip.to_string() && t - last < PENDING_REFRESH_SECS {
                 return;
             }
         }
         // A full budget keeps its entries (an operator may be about to
         // approve one); newcomers wait until some expire or are cleared.
-        if let Err(full) = self.update_lazily(|s| s.note_attempt(u, ip, t)) {
-            self.pending_refused[full as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!(sensor = %u.simple(), %ip, "not listed as pending: {full:?} budget spent");
+        // Checked under the read lock first: a flood that is refused
+        // changes nothing (no write lock, nothing to persist).
+        let room = match known {
+            Some(_) => Ok(()),
+            None => self.read().pending_room(ip),
+        };
+        let noted = room.and_then(|()| self.update_lazily(|s| s.note_attempt(u, ip, t)));
+        if let Err(full) = noted {
+            let n = &self.pending_refused[full as usize];
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let u = u.simple();
+            tracing::debug!(sensor = %u, %ip, "not listed as pending: {full:?} budget spent");
         }
     }
 

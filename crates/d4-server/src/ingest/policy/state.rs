@@ -192,6 +192,15 @@ impl PolicyState {
             e.ip = ip.to_string();
             return Ok(());
         }
+        self.pending_room(ip)?;
+        self.pending
+            .insert(u, PendingSensor::new(t, ip.to_string(), false));
+        Ok(())
+    }
+
+    /// Whether a sensor not yet listed, connecting from `ip`, fits in the
+    /// budgets of entries noted from connections.
+    pub(crate) fn pending_room(&self, ip: IpAddr) -> Result<(), PendingFull> {
         let net = prefix_of(ip);
         let (mut all, mut addr, mut near) = (0, 0, 0);
         for p in self.pending.values().filter(|p| !p.registered) {
@@ -210,8 +219,6 @@ impl PolicyState {
         if all >= MAX_PENDING {
             return Err(PendingFull::List);
         }
-        self.pending
-            .insert(u, PendingSensor::new(t, ip.to_string(), false));
         Ok(())
     }
 
