@@ -91,7 +91,10 @@ impl Accounts {
             }
             if failed {
                 let all = &mut st.counts;
-                // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
+                // Bounded: past MAX_THROTTLED entries, the finished ones are
+                // forgotten; if that is not enough (a guess from more
+                // addresses than that within the window), the tenth of the
+                // address and pair counters idle the longest (accounts last).
                 if all.len() >= MAX_THROTTLED {
                     all.retain(|k, t| {
                         let keep = live(t, now);
@@ -100,6 +103,17 @@ impl Accounts {
                         }
                         keep
                     });
+                }
+                if all.len() >= MAX_THROTTLED {
+                    let mut by_age: Vec<(bool, i64, String)> = all
+                        .iter()
+                        .map(|(k, t)| (k.starts_with("user:"), t.last, k.clone()))
+                        .collect();
+                    by_age.sort();
+                    for (_, _, k) in by_age.into_iter().take(MAX_THROTTLED / 10) {
+                        all.remove(&k);
+                        stale.push(k);
+                    }
                 }
                 for key in keys {
                     let t = all.entry(key.clone()).or_default();
@@ -119,8 +133,15 @@ impl Accounts {
                 }
             }
         }
-        for k in stale {
-            self.db.delete_doc(&format!("throttle:{k}"))?;
+        if !stale.is_empty() {
+            // One commit for all the forgotten counters.
+            self.db.write(|tx| {
+                let mut t = tx.open_table(crate::store::db::KV)?;
+                for k in &stale {
+                    t.remove(format!("throttle:{k}").as_str())?;
+                }
+                Ok(())
+            })?;
         }
         if docs.is_empty() {
             return Ok(());

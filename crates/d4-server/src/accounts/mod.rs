@@ -367,6 +367,7 @@ impl Accounts {
         }
         self.db.delete_doc(&format!("user:{name}"))?;
         lock(&self.users).remove(name);
+        lock(&self.throttle).known.remove(name);
         self.end_sessions(name, None)
     }
 
