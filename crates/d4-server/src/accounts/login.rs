@@ -13,8 +13,9 @@
 //!   address the account logged in from lately (16 kept) is not slowed.
 //!
 //! A password check under way holds a slot on each counter, so parallel
-//! attempts get no more. The counters are bounded (10,000; past that the
-//! finished ones are forgotten).
+//! attempts get no more. The counters are bounded (10,000: past that the
+//! finished ones are forgotten, then the tenth idle the longest, account
+//! counters last).
 
 use std::path::Path;
 

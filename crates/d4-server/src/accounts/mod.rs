@@ -50,7 +50,8 @@ pub(crate) const LOCK_SECS: i64 = 300;
 pub(crate) const SESSION_SECS: i64 = 12 * 3600;
 /// Most sessions per account: a new login ends the oldest past it.
 pub(crate) const MAX_SESSIONS: usize = 32;
-/// Failed-login counters kept before finished ones are forgotten.
+/// Failed-login counters kept (then finished ones are forgotten, then
+/// those idle the longest).
 const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
 pub(crate) const MIN_PASSWORD: usize = 10;
