@@ -2,10 +2,20 @@
 //!
 //! Browser sessions: the SHA-256 of the cookie, a CSRF token, 12 h; at most
 //! 32 per account, the oldest ending first; expired ones removed at each
-//! login. Failed-login counters are kept per address and per user name
-//! (whether an account has it or not), both written in one commit: 5
-//! failures in 5 minutes lock for 5 minutes; a password check under way
-//! holds one of the 5 slots, so parallel attempts get no more.
+//! login. Failed-login counters (whether an account has the name or not),
+//! all written in one commit, so that an attacker slows themselves and not
+//! the operator:
+//! - per (address, account): 5 failures in 5 minutes lock that pair for
+//!   5 minutes (the same account from another address is not locked);
+//! - per address, across names: 20 failures lock the address;
+//! - per account, from all addresses: past 100 failures in 5 minutes its
+//!   checks are slowed (one at a time, one a second), never locked, and an
+//!   address the account logged in from lately (16 kept) is not slowed.
+//!
+//! A password check under way holds a slot on each counter, so parallel
+//! attempts get no more. The counters are bounded (10,000: past that the
+//! finished ones are forgotten, then the tenth idle the longest, account
+//! counters last).
 
 use std::path::Path;
 
@@ -13,10 +23,29 @@ use anyhow::{bail, Context, Result};
 
 use super::*;
 
+/// How a failed-login counter limits: how many failures it allows, and
+/// whether reaching that locks (addresses and pairs) or only slows (accounts).
+fn rule(key: &str) -> (u32, bool) {
+    if key.starts_with("user:") {
+        (ACCOUNT_SLOW_AFTER, false)
+    } else if key.starts_with("pair:") {
+        (MAX_FAILURES, true)
+    } else {
+        (MAX_ADDRESS_FAILURES, true)
+    }
+}
+
+/// Whether a counter still counts at `now` (locked, or inside its window).
+fn live(t: &Throttle, now: i64) -> bool {
+    t.locked_until > now || now - t.first <= LOCK_SECS
+}
+
 impl Accounts {
     /// Atomically: refuses if any key is locked or has its failure slots
     /// all taken (failures so far plus checks under way), otherwise takes a
-    /// slot on every key. Returns how long to wait when refused.
+    /// slot on every key. An account past its limit is not locked: it
+    /// admits one check at a time, one a second. Returns how long to wait
+    /// when refused.
     pub(super) fn reserve(&self, keys: &[String], now: i64) -> std::result::Result<(), i64> {
         let mut st = lock(&self.throttle);
         let mut wait = None;
@@ -25,13 +54,15 @@ impl Accounts {
                 .counts
                 .get(k)
                 .copied()
-                .filter(|t| t.locked_until > now || now - t.first <= LOCK_SECS)
+                .filter(|t| live(t, now))
                 .unwrap_or_default();
             let busy = st.inflight.get(k).copied().unwrap_or(0);
-            if t.locked_until > now {
+            let (max, locks) = rule(k);
+            if locks && t.locked_until > now {
                 wait = wait.max(Some(t.locked_until - now));
-            } else if t.failures + busy >= MAX_FAILURES {
-                // The checks under way may all fail: wait for them.
+            } else if t.failures + busy >= max && (locks || busy > 0 || now - t.last < 1) {
+                // The checks under way may all fail: wait for them (or,
+                // for a slowed account, for the next second).
                 wait = wait.max(Some(1));
             }
         }
@@ -61,35 +92,57 @@ impl Accounts {
             }
             if failed {
                 let all = &mut st.counts;
-                // Bounded: past MAX_THROTTLED entries, the finished ones are forgotten.
+                // Bounded: past MAX_THROTTLED entries, the finished ones are
+                // forgotten; if that is not enough (a guess from more
+                // addresses than that within the window), the tenth of the
+                // address and pair counters idle the longest (accounts last).
                 if all.len() >= MAX_THROTTLED {
                     all.retain(|k, t| {
-                        let keep = t.locked_until > now || now - t.first <= LOCK_SECS;
+                        let keep = live(t, now);
                         if !keep {
                             stale.push(k.clone());
                         }
                         keep
                     });
                 }
+                if all.len() >= MAX_THROTTLED {
+                    let mut by_age: Vec<(bool, i64, String)> = all
+                        .iter()
+                        .map(|(k, t)| (k.starts_with("user:"), t.last, k.clone()))
+                        .collect();
+                    by_age.sort();
+                    for (_, _, k) in by_age.into_iter().take(MAX_THROTTLED / 10) {
+                        all.remove(&k);
+                        stale.push(k);
+                    }
+                }
                 for key in keys {
                     let t = all.entry(key.clone()).or_default();
                     if now - t.first > LOCK_SECS {
                         *t = Throttle {
-                            failures: 0,
                             first: now,
-                            locked_until: 0,
+                            ..Throttle::default()
                         };
                     }
                     t.failures += 1;
-                    if t.failures >= MAX_FAILURES {
+                    t.last = now;
+                    let (max, locks) = rule(key);
+                    if locks && t.failures >= max {
                         t.locked_until = now + LOCK_SECS;
                     }
                     docs.push((format!("throttle:{key}"), *t));
                 }
             }
         }
-        for k in stale {
-            self.db.delete_doc(&format!("throttle:{k}"))?;
+        if !stale.is_empty() {
+            // One commit for all the forgotten counters.
+            self.db.write(|tx| {
+                let mut t = tx.open_table(crate::store::db::KV)?;
+                for k in &stale {
+                    t.remove(format!("throttle:{k}").as_str())?;
+                }
+                Ok(())
+            })?;
         }
         if docs.is_empty() {
             return Ok(());
@@ -97,8 +150,27 @@ impl Accounts {
         self.db.put_docs(&docs)
     }
 
-    /// Checks a login: throttled (per address and per account), then the
-    /// password. Returns the new session's cookie value and the session.
+    /// The counters a login from `ip` as `name` counts on: the address;
+    /// the (address, account) pair and the account when the name is valid,
+    /// the account only from an address it has not logged in from lately.
+    fn throttle_keys(&self, name: &str, ip: &str) -> Vec<String> {
+        let mut keys = vec![format!("ip:{ip}")];
+        if valid_name(name) {
+            keys.push(format!("pair:{ip} {name}"));
+            let known = lock(&self.throttle)
+                .known
+                .get(name)
+                .is_some_and(|a| a.iter().any(|a| a == ip));
+            if !known {
+                keys.push(format!("user:{name}"));
+            }
+        }
+        keys
+    }
+
+    /// Checks a login: throttled (per address, per address and account, and
+    /// per account — see the module doc), then the password. Returns the new
+    /// session's cookie value and the session.
     ///
     /// The throttle check and a failure slot are taken together, before the
     /// password is checked, so parallel attempts get no more than
@@ -110,15 +182,11 @@ impl Accounts {
         ip: &str,
         now: i64,
     ) -> Result<std::result::Result<(String, WebSession), LoginError>> {
-        let (ip_key, user_key) = (format!("ip:{ip}"), format!("user:{name}"));
         let user = self.get(name).filter(|u| u.role != Role::SensorRegister);
         // Failures count on the name whether an account has it or not: the
-        // same work and the same store commit (both counters in one) either
+        // same work and the same store commit (all counters in one) either
         // way, so neither timing nor locks tell which names exist.
-        let mut keys = vec![ip_key];
-        if valid_name(name) {
-            keys.push(user_key.clone());
-        }
+        let keys = self.throttle_keys(name, ip);
         if let Err(wait) = self.reserve(&keys, now) {
             return Ok(Err(LoginError::Throttled(wait)));
         }
@@ -134,8 +202,19 @@ impl Accounts {
         if !ok {
             return Ok(Err(LoginError::Bad));
         }
-        if lock(&self.throttle).counts.remove(&user_key).is_some() {
-            self.db.delete_doc(&format!("throttle:{user_key}"))?;
+        let pair_key = format!("pair:{ip} {name}");
+        let cleared = {
+            let mut st = lock(&self.throttle);
+            let known = st.known.entry(name.to_string()).or_default();
+            known.retain(|a| a != ip);
+            known.push(ip.to_string());
+            if known.len() > KNOWN_ADDRESSES {
+                known.remove(0);
+            }
+            st.counts.remove(&pair_key).is_some()
+        };
+        if cleared {
+            self.db.delete_doc(&format!("throttle:{pair_key}"))?;
         }
         let cookie = random_secret();
         let s = WebSession {

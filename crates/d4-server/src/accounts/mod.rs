@@ -3,7 +3,7 @@
 //! survive restarts.
 //!
 //! Store documents: `user:<name>`, `websession:<sha-256 of the cookie>`,
-//! `throttle:<ip:ADDR|user:NAME>`. API keys and session cookies are stored as
+//! `throttle:<ip:ADDR|pair:ADDR NAME|user:NAME>`. API keys and session cookies are stored as
 //! SHA-256 digests only: a copy of the store does not let anyone in.
 //!
 //! Password hashing and checking take tens of milliseconds: callers run them
@@ -31,15 +31,27 @@ use crate::store::db::Db;
 
 mod login;
 
-/// Failed logins (per address and per account) before the lock.
+/// Failed logins for one account from one address before that pair is
+/// locked.
 pub(crate) const MAX_FAILURES: u32 = 5;
+/// Failed logins from one address (any account names) before the address
+/// is locked.
+pub(crate) const MAX_ADDRESS_FAILURES: u32 = 20;
+/// Failed logins for one account (from all addresses) past which its
+/// password checks are slowed to one at a time and one a second (never
+/// locked: the operator's address is never shut out by others').
+pub(crate) const ACCOUNT_SLOW_AFTER: u32 = 100;
+/// Addresses remembered per account as having logged in: they are not
+/// slowed by the account-wide limit.
+const KNOWN_ADDRESSES: usize = 16;
 /// How long a lock lasts, and the window failures are counted in (seconds).
 pub(crate) const LOCK_SECS: i64 = 300;
 /// How long a browser session lasts (seconds).
 pub(crate) const SESSION_SECS: i64 = 12 * 3600;
 /// Most sessions per account: a new login ends the oldest past it.
 pub(crate) const MAX_SESSIONS: usize = 32;
-/// Failed-login counters kept before finished ones are forgotten.
+/// Failed-login counters kept (then finished ones are forgotten, then
+/// those idle the longest).
 const MAX_THROTTLED: usize = 10_000;
 /// Shortest password accepted.
 pub(crate) const MIN_PASSWORD: usize = 10;
@@ -125,12 +137,17 @@ pub(crate) struct WebSession {
     pub(crate) expires: i64,
 }
 
-/// Failed logins for one address or account.
+/// Failed logins for one address, (address, account) pair or account.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct Throttle {
     failures: u32,
+    /// Unix seconds of the first failure of the window.
     first: i64,
+    /// Locked until then (addresses and pairs only; never accounts).
     locked_until: i64,
+    /// Unix seconds of the last failure (the account-wide slowing).
+    last: i64,
 }
 
 /// Why a login failed.
@@ -149,6 +166,10 @@ struct Throttles {
     /// Password checks under way, per key: each holds a failure slot until
     /// it ends, so parallel attempts cannot get past the limit.
     inflight: HashMap<String, u32>,
+    /// Per account, the addresses it last logged in from (newest last, at
+    /// most [`KNOWN_ADDRESSES`]; only existing accounts, so bounded by
+    /// them): exempt from the account-wide slowing. In memory only.
+    known: HashMap<String, Vec<String>>,
 }
 
 /// The account registry.
@@ -251,6 +272,7 @@ impl Accounts {
             throttle: Mutex::new(Throttles {
                 counts: throttle,
                 inflight: HashMap::new(),
+                known: HashMap::new(),
             }),
         })
     }
@@ -346,6 +368,7 @@ impl Accounts {
         }
         self.db.delete_doc(&format!("user:{name}"))?;
         lock(&self.users).remove(name);
+        lock(&self.throttle).known.remove(name);
         self.end_sessions(name, None)
     }
 
@@ -449,65 +472,126 @@ mod tests {
         assert!(b.session(&cookie, t + 1).is_none());
     }
 
+    fn throttled(r: Result<std::result::Result<(String, WebSession), LoginError>>) -> bool {
+        matches!(r.unwrap(), Err(LoginError::Throttled(_)))
+    }
+
     #[test]
-    fn throttled_per_address_and_per_account() {
+    fn wrong_passwords_from_one_address_do_not_lock_the_account_elsewhere() {
+        let (_d, a) = accounts();
+        a.create_user("admin", Role::Admin, "admin's password")
+            .unwrap();
+        let attacker = "203.0.113.66";
+        for i in 0..MAX_FAILURES + 3 {
+            let r = a.login("admin", "wrong", attacker, 10).unwrap();
+            if i < MAX_FAILURES {
+                assert_eq!(r.unwrap_err(), LoginError::Bad);
+            } else {
+                assert!(matches!(r, Err(LoginError::Throttled(_))));
+            }
+        }
+        // The operator, from another address, at once.
+        assert!(a
+            .login("admin", "admin's password", "192.0.2.10", 11)
+            .unwrap()
+            .is_ok());
+        // The attacker's address stays locked for admin, even with the
+        // right password, and the lock is in the store.
+        assert!(throttled(a.login(
+            "admin",
+            "admin's password",
+            attacker,
+            12
+        )));
+        let b = Accounts::load(a.db.clone()).unwrap();
+        assert!(throttled(b.login(
+            "admin",
+            "admin's password",
+            attacker,
+            12
+        )));
+        assert!(b
+            .login("admin", "admin's password", attacker, 10 + LOCK_SECS + 1)
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
+    fn an_address_is_locked_across_names() {
         let (_d, a) = accounts();
         a.create_user("alice", Role::User, "alice's password")
             .unwrap();
-        for i in 0..MAX_FAILURES {
-            let ip = format!("192.0.2.{i}");
+        let ip = "203.0.113.9";
+        for i in 0..MAX_ADDRESS_FAILURES {
+            let name = format!("nobody{i}");
             assert_eq!(
-                a.login("alice", "wrong", &ip, 10).unwrap().unwrap_err(),
+                a.login(&name, "x", ip, 20).unwrap().unwrap_err(),
                 LoginError::Bad
             );
         }
-        // The account is locked, even with the right password from a new address.
-        assert!(matches!(
-            a.login("alice", "alice's password", "198.51.100.1", 11)
-                .unwrap(),
-            Err(LoginError::Throttled(_))
-        ));
+        assert!(throttled(a.login("alice", "alice's password", ip, 21)));
         assert!(a
-            .login(
-                "alice",
-                "alice's password",
-                "198.51.100.1",
-                10 + LOCK_SECS + 1
-            )
+            .login("alice", "alice's password", "203.0.113.10", 21)
             .unwrap()
             .is_ok());
-        // Unknown names are locked like accounts.
-        for i in 0..MAX_FAILURES {
-            let ip = format!("198.51.100.{}", 10 + i);
+        // Unknown names are counted like accounts, in the store too.
+        assert!(a
+            .db
+            .get_doc::<Throttle>("throttle:pair:203.0.113.9 nobody0")
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn a_distributed_guess_slows_the_account_but_not_its_known_address() {
+        let (_d, a) = accounts();
+        a.create_user("alice", Role::User, "alice's password")
+            .unwrap();
+        let home = "192.0.2.1";
+        assert!(a
+            .login("alice", "alice's password", home, 1)
+            .unwrap()
+            .is_ok());
+        // ACCOUNT_SLOW_AFTER failures from many addresses, few each.
+        for i in 0..ACCOUNT_SLOW_AFTER {
+            let ip = format!("10.0.{}.{}", i / 4, i % 4);
             assert_eq!(
-                a.login("ghost", "x", &ip, 10).unwrap().unwrap_err(),
+                a.login("alice", "guess", &ip, 10).unwrap().unwrap_err(),
                 LoginError::Bad
             );
         }
-        assert!(matches!(
-            a.login("ghost", "x", "198.51.100.99", 11).unwrap(),
-            Err(LoginError::Throttled(_))
-        ));
+        // A new address now waits for the next second, then gets one check.
+        assert!(throttled(a.login("alice", "guess", "10.1.0.1", 10)));
+        assert_eq!(
+            a.login("alice", "guess", "10.1.0.1", 11)
+                .unwrap()
+                .unwrap_err(),
+            LoginError::Bad
+        );
+        assert!(throttled(a.login("alice", "guess", "10.1.0.2", 11)));
+        // Slowed, not locked: the right password gets in a second later.
         assert!(a
-            .db
-            .get_doc::<Throttle>("throttle:user:ghost")
+            .login("alice", "alice's password", "10.1.0.3", 12)
             .unwrap()
-            .is_some());
-        // Per address: unknown names count too.
-        for _ in 0..MAX_FAILURES {
-            let _ = a.login("nobody", "x", "203.0.113.9", 20).unwrap();
-        }
-        assert!(matches!(
-            a.login("alice", "alice's password", "203.0.113.9", 21)
-                .unwrap(),
-            Err(LoginError::Throttled(_))
-        ));
+            .is_ok());
+        // The operator's own address is not slowed at all.
+        assert!(a
+            .login("alice", "alice's password", home, 12)
+            .unwrap()
+            .is_ok());
+        assert!(a
+            .login("alice", "alice's password", home, 12)
+            .unwrap()
+            .is_ok());
     }
 
     #[test]
     fn checks_under_way_take_failure_slots() {
         let (_d, a) = accounts();
-        let keys = vec!["ip:192.0.2.7".to_string(), "user:alice".to_string()];
+        let keys = vec![
+            "ip:192.0.2.7".to_string(),
+            "pair:192.0.2.7 alice".to_string(),
+        ];
         for _ in 0..MAX_FAILURES {
             a.reserve(&keys, 10).unwrap();
         }
@@ -521,6 +605,24 @@ mod tests {
         }
         assert_eq!(a.reserve(&keys, 11), Err(LOCK_SECS - 1));
         assert!(lock(&a.throttle).inflight.is_empty());
+    }
+
+    #[test]
+    fn the_throttle_table_forgets_finished_counters() {
+        let (_d, a) = accounts();
+        for i in 0..MAX_THROTTLED {
+            let k = vec![format!("ip:{i}")];
+            a.release(&k, true, 1).unwrap();
+        }
+        let k = vec!["ip:late".to_string()];
+        a.release(&k, true, 2 + LOCK_SECS).unwrap();
+        assert_eq!(lock(&a.throttle).counts.len(), 1);
+        assert_eq!(
+            a.db.docs_with_prefix::<Throttle>("throttle:")
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `/metrics`: the Prometheus text format (frames, bytes, rejects by
-//! reason and by whose fault, per type, queue lengths, drops, sessions,
-//! alerts; the Redis spool and metadata buffer in Redis mode).
+//! reason and by whose fault, per type, queue lengths, drops, pending
+//! sensors and those refused a place, rejection rows, sessions, alerts;
+//! the Redis spool and metadata buffer in Redis mode).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -158,6 +159,40 @@ pub(crate) fn metrics_text(s: &Shared) -> String {
             vec![(String::new(), dropped)],
         );
     }
+    let pending = s.policy.snapshot().pending;
+    let registered = pending.values().filter(|p| p.registered).count() as u64;
+    metric(
+        "d4_pending_sensors",
+        "gauge",
+        "Sensors waiting for approval, by how they were listed (a connection, a registration).",
+        vec![
+            (
+                "{source=\"connection\"}".into(),
+                pending.len() as u64 - registered,
+            ),
+            ("{source=\"registration\"}".into(), registered),
+        ],
+    );
+    metric(
+        "d4_pending_refused_total",
+        "counter",
+        "Unapproved sensors not listed as pending because a budget was spent (per address, per /24 or /64, the whole list).",
+        crate::ingest::policy::PendingFull::ALL
+            .iter()
+            .map(|b| {
+                (
+                    format!("{{budget=\"{}\"}}", b.as_str()),
+                    s.policy.pending_refused[*b as usize].load(Ordering::Relaxed),
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "d4_rejection_rows",
+        "gauge",
+        "Rows of the rejection summary (one per reason and address).",
+        vec![(String::new(), s.sensors.rejections().len() as u64)],
+    );
     let live = s.sensors.live();
     let sensors: BTreeSet<Uuid> = live.iter().map(|l| l.uuid).collect();
     metric(

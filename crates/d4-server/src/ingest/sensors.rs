@@ -1,5 +1,10 @@
 //! What the server knows about sensors: metadata and statistics (persisted),
-//! live sessions (for the one-connection rule and kicks), and recent rejections.
+//! live sessions (for the one-connection rule and kicks), and rejections
+//! summarised per (reason, address): a count, the first and last time, the
+//! last text and UUID — so a flood of one reason from one address is one
+//! row and cannot push older evidence out. The summary keeps
+//! [`MAX_REJECTION_ROWS`] rows; past it, the oldest row of the reason with
+//! the most rows goes (a flood from many addresses displaces its own rows).
 //!
 //! Sensor metadata: first/last seen, per-type first/last seen, last 16
 //! addresses, last error (with its kind and whose fault it is), skipped
@@ -27,8 +32,8 @@ pub(crate) const LAST_IPS: usize = 16;
 const KEEP_DAYS: usize = 31;
 /// How many sensors known only from rejected sessions are remembered.
 const MAX_UNVERIFIED: usize = 10_000;
-/// How many rejections are remembered server-wide.
-const KEEP_REJECTIONS: usize = 256;
+/// How many (reason, address) rows of rejections are kept server-wide.
+pub(crate) const MAX_REJECTION_ROWS: usize = 1024;
 
 /// First and last time a sensor sent a type.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -107,10 +112,11 @@ pub(crate) struct ServerDay {
 /// Most peer addresses counted per day.
 pub(crate) const MAX_DAILY_IPS: usize = 10_000;
 
-/// A rejection, server-wide (also for connections with no usable UUID).
+/// Rejections of one reason from one address, server-wide (also for
+/// connections with no usable UUID); the text and UUID are the last ones.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Rejection {
-    /// Unix seconds.
+    /// Unix seconds of the last one (as `last`).
     pub(crate) time: i64,
     /// Peer address.
     pub(crate) ip: String,
@@ -124,6 +130,79 @@ pub(crate) struct Rejection {
     /// Whose fault: `sensor`, `policy`, `server` or `store`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(crate) whose: String,
+    /// How many rejections of this reason from this address.
+    #[serde(default)]
+    pub(crate) count: u64,
+    /// Unix seconds of the first one.
+    #[serde(default)]
+    pub(crate) first: i64,
+    /// Unix seconds of the last one.
+    #[serde(default)]
+    pub(crate) last: i64,
+}
+
+/// Rejections summarised per (reason kind, address), bounded.
+#[derive(Debug, Default)]
+struct Rejections {
+    rows: HashMap<(String, String), Rejection>,
+    /// Rows per reason kind (to find the reason that floods).
+    per_kind: HashMap<String, usize>,
+}
+
+impl Rejections {
+    /// Counts one rejection (`r.time` is when), making room if needed.
+    fn add(&mut self, r: Rejection) {
+        let key = (r.kind.clone(), r.ip.clone());
+        if let Some(row) = self.rows.get_mut(&key) {
+            row.count += 1;
+            row.time = r.time;
+            row.last = r.time;
+            row.reason = r.reason;
+            row.uuid = r.uuid;
+            row.whose = r.whose;
+            return;
+        }
+        if self.rows.len() >= MAX_REJECTION_ROWS {
+            // The oldest row of the reason with the most rows.
+            let flood = self
+                .per_kind
+                .iter()
+                .max_by_key(|(k, n)| (**n, *k == &r.kind))
+                .map(|(k, _)| k.clone());
+            let oldest = self
+                .rows
+                .iter()
+                .filter(|(k, _)| Some(&k.0) == flood.as_ref())
+                .min_by_key(|(_, v)| v.last)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.rows.remove(&k);
+                if let Some(n) = self.per_kind.get_mut(&k.0) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_kind.remove(&k.0);
+                    }
+                }
+            }
+        }
+        *self.per_kind.entry(r.kind.clone()).or_default() += 1;
+        self.rows.insert(
+            key,
+            Rejection {
+                count: 1,
+                first: r.time,
+                last: r.time,
+                ..r
+            },
+        );
+    }
+
+    /// Every row, the most recent first.
+    fn list(&self) -> Vec<Rejection> {
+        let mut v: Vec<Rejection> = self.rows.values().cloned().collect();
+        v.sort_by(|a, b| (b.last, b.first, &a.kind, &a.ip).cmp(&(a.last, a.first, &b.kind, &b.ip)));
+        v
+    }
 }
 
 /// A live session.
@@ -183,7 +262,8 @@ pub(crate) struct Sensors {
     live: Mutex<HashMap<Uuid, LiveSession>>,
     /// Server-wide daily counters by `YYYYMMDD` (store document `daily`).
     daily: Mutex<BTreeMap<String, ServerDay>>,
-    rejections: Mutex<VecDeque<Rejection>>,
+    /// Rejections per (reason, address).
+    rejections: Mutex<Rejections>,
     /// Accepted traffic per type key since the server started (metrics).
     totals: Mutex<BTreeMap<String, DayStats>>,
 }
@@ -208,7 +288,7 @@ impl Sensors {
             dirty: Mutex::new(HashSet::new()),
             forgotten: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
-            rejections: Mutex::new(VecDeque::new()),
+            rejections: Mutex::new(Rejections::default()),
             totals: Mutex::new(BTreeMap::new()),
         })
     }
@@ -351,16 +431,17 @@ impl Sensors {
             drop(all);
             self.touch(u);
         }
-        let mut r = lock(&self.rejections);
-        r.push_front(Rejection {
+        lock(&self.rejections).add(Rejection {
             time,
             ip: ip.to_string(),
             uuid: u,
             reason,
             kind,
             whose,
+            count: 1,
+            first: time,
+            last: time,
         });
-        r.truncate(KEEP_REJECTIONS);
     }
 
     /// Records a refused record (counted and skipped; the session goes on).
@@ -405,9 +486,9 @@ impl Sensors {
         lock(&self.totals).clone()
     }
 
-    /// Recent rejections, newest first.
+    /// Rejections per (reason, address), the most recent first.
     pub(crate) fn rejections(&self) -> Vec<Rejection> {
-        lock(&self.rejections).iter().cloned().collect()
+        lock(&self.rejections).list()
     }
 
     /// Whether (UUID, type) already has a live session that excludes another
@@ -461,5 +542,74 @@ mod tests {
         assert_eq!((r.kind(), r.whose()), ("closed_by_server", Whose::Server));
         c.close(Reject::BlockedUuid);
         assert_eq!(c.closed().await, Reject::BlockedUuid);
+    }
+
+    fn rejection(kind: &str, ip: &str, time: i64) -> Rejection {
+        Rejection {
+            time,
+            ip: ip.into(),
+            uuid: None,
+            reason: format!("{kind} at {time}"),
+            kind: kind.into(),
+            whose: "sensor".into(),
+            count: 1,
+            first: time,
+            last: time,
+        }
+    }
+
+    #[test]
+    fn a_flood_of_one_reason_keeps_earlier_evidence() {
+        let mut r = Rejections::default();
+        r.add(rejection("bad_hmac", "192.0.2.1", 1));
+        r.add(rejection("too_large", "192.0.2.2", 2));
+        r.add(rejection("bad_hmac", "192.0.2.1", 3));
+        for t in 0..1000 {
+            r.add(rejection("not_approved", "198.51.100.7", 10 + t));
+        }
+        let v = r.list();
+        assert_eq!(v.len(), 3);
+        let row = |k: &str| v.iter().find(|x| x.kind == k).unwrap();
+        let flood = row("not_approved");
+        assert_eq!((flood.count, flood.first, flood.last), (1000, 10, 1009));
+        assert_eq!(
+            (flood.time, flood.reason.as_str()),
+            (1009, "not_approved at 1009")
+        );
+        let h = row("bad_hmac");
+        assert_eq!((h.count, h.first, h.last), (2, 1, 3));
+        assert_eq!(row("too_large").count, 1);
+        assert_eq!(v[0].kind, "not_approved", "the most recent first");
+        // A flood from many addresses displaces its own rows only.
+        for i in 0..3 * MAX_REJECTION_ROWS {
+            r.add(rejection(
+                "not_approved",
+                &format!("10.0.{}.{}", i / 250, i % 250),
+                2000 + i as i64,
+            ));
+        }
+        let v = r.list();
+        assert_eq!(v.len(), MAX_REJECTION_ROWS);
+        assert!(v.iter().any(|x| x.kind == "bad_hmac" && x.count == 2));
+        assert!(v.iter().any(|x| x.kind == "too_large"));
+        assert_eq!(r.per_kind.values().sum::<usize>(), MAX_REJECTION_ROWS);
+    }
+
+    #[test]
+    fn rejections_keep_their_json_fields() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Sensors::load(Arc::new(Db::open(d.path()).unwrap())).unwrap();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        s.record_error(None, ip, &Reject::BadHmac);
+        s.record_error(None, ip, &Reject::BadHmac);
+        let v = serde_json::to_value(s.rejections()).unwrap();
+        let row = &v[0];
+        for f in [
+            "time", "ip", "uuid", "reason", "kind", "whose", "count", "first", "last",
+        ] {
+            assert!(row.get(f).is_some(), "{f} missing: {row}");
+        }
+        assert_eq!(row["count"], 2);
+        assert_eq!(row["kind"], "bad_hmac");
     }
 }

@@ -420,3 +420,131 @@ fn a_disk_failure_is_the_servers_fault() {
     );
     assert!(!m.contains("reason=\"bad_payload\""), "{m}");
 }
+
+#[test]
+fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, admin) = s.admin_credentials();
+    // Earlier evidence: a wrong HMAC from an approved sensor.
+    let known = Uuid::new_v4();
+    rejected(&s, &frame(known, 3, KEY.as_bytes(), b"x\n"));
+    let path = format!("/sensors/{known}/approve");
+    assert_eq!(s.call("POST", &path, Some(&admin), None).0, 200);
+    rejected(&s, &frame(known, 3, b"not the key", b"x\n"));
+    s.wait_error(&known, "HMAC does not match");
+    // The flood: random UUIDs from one address, then from ten more of its /24.
+    let flood = |from: &str, n: usize| {
+        for _ in 0..n {
+            let mut raw = Raw::connect(&s, Some(from));
+            raw.write(&frame(Uuid::new_v4(), 3, KEY.as_bytes(), b"x\n"));
+            assert!(raw.closed_by_server());
+        }
+    };
+    let pending = || {
+        s.api_get("/sensors")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["status"] == "pending")
+            .count()
+    };
+    flood("127.0.0.2", 40);
+    assert_eq!(pending(), 16, "one address");
+    for i in 3..13 {
+        flood(&format!("127.0.0.{i}"), 10);
+    }
+    assert_eq!(pending(), 64, "one /24");
+    // An operator's registration still gets in.
+    let u = Uuid::new_v4();
+    let (code, v) = s.call(
+        "POST",
+        "/add/sensor/register",
+        Some(&admin),
+        Some(serde_json::json!({"uuid": u.to_string(), "hmac_key": "k"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(s.sensor(&u)["status"], "pending");
+    let m = s.metrics();
+    for line in [
+        "d4_pending_refused_total{budget=\"address\"} 24",
+        "d4_pending_refused_total{budget=\"prefix\"} 52",
+        "d4_pending_refused_total{budget=\"list\"} 0",
+        "d4_pending_sensors{source=\"connection\"} 64",
+        "d4_pending_sensors{source=\"registration\"} 1",
+        "d4_rejection_rows 13",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} not in {m}");
+    }
+    // The rejections: one row per (reason, address), the earlier one kept.
+    let rows = s.api_get("/rejections");
+    let rows = rows.as_array().unwrap();
+    let row = |kind: &str, ip: &str| {
+        rows.iter()
+            .find(|r| r["kind"] == kind && r["ip"] == ip)
+            .unwrap_or_else(|| panic!("no {kind} from {ip}: {rows:?}"))
+    };
+    assert_eq!(row("not_approved", "127.0.0.2")["count"], 40);
+    let h = row("bad_hmac", "127.0.0.1");
+    assert_eq!(h["count"], 1);
+    assert!(h["first"].as_i64().unwrap() > 0 && h["last"] == h["time"]);
+    assert!(h["reason"].as_str().unwrap().contains("HMAC"));
+    assert_eq!(rows.len(), 1 + 1 + 11, "{rows:?}");
+}
+
+#[test]
+fn an_operator_registration_gets_in_after_a_flood_filled_the_pending_list() {
+    let s = Server::start(&["--mode", "registration"]);
+    let (_, admin) = s.admin_credentials();
+    // Earlier evidence: a wrong HMAC from an approved sensor.
+    let known = Uuid::new_v4();
+    rejected(&s, &frame(known, 3, KEY.as_bytes(), b"x\n"));
+    let path = format!("/sensors/{known}/approve");
+    assert_eq!(s.call("POST", &path, Some(&admin), None).0, 200);
+    rejected(&s, &frame(known, 3, b"not the key", b"x\n"));
+    s.wait_error(&known, "HMAC does not match");
+    // 1,088 sessions with random UUIDs from 68 addresses in 17 /24s, each
+    // within its own budgets: the unauthenticated list fills (1,000).
+    std::thread::scope(|scope| {
+        for net in 1..=17 {
+            let s = &s;
+            scope.spawn(move || {
+                for host in 1..=4 {
+                    for _ in 0..16 {
+                        let mut raw = Raw::connect(s, Some(&format!("127.0.{net}.{host}")));
+                        raw.write(&frame(Uuid::new_v4(), 3, KEY.as_bytes(), b"x\n"));
+                        assert!(raw.closed_by_server());
+                    }
+                }
+            });
+        }
+    });
+    let all = s.api_get("/sensors");
+    let pending = all.as_array().unwrap().iter();
+    assert_eq!(pending.filter(|v| v["status"] == "pending").count(), 1000);
+    let u = Uuid::new_v4();
+    let (code, v) = s.call(
+        "POST",
+        "/add/sensor/register",
+        Some(&admin),
+        Some(serde_json::json!({"uuid": u.to_string(), "hmac_key": "k"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(s.sensor(&u)["status"], "pending");
+    // The flood is 68 rows of 16, and the wrong HMAC is still there.
+    let rows = s.api_get("/rejections");
+    let rows = rows.as_array().unwrap();
+    let flood: Vec<_> = rows
+        .iter()
+        .filter(|r| r["kind"] == "not_approved" && r["ip"] != "127.0.0.1")
+        .collect();
+    assert_eq!(flood.len(), 68);
+    assert!(flood.iter().all(|r| r["count"] == 16), "{flood:?}");
+    let h = rows
+        .iter()
+        .find(|r| r["kind"] == "bad_hmac")
+        .expect("the earlier rejection");
+    assert_eq!(
+        (h["ip"].as_str(), h["count"].as_u64()),
+        (Some("127.0.0.1"), Some(1))
+    );
+}

@@ -830,3 +830,19 @@ impl StallingRelay {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+impl Server {
+    /// A client of the web port like [`Server::web_client`] whose
+    /// connections come from `local` (a loopback address such as
+    /// 127.0.0.2), to act as several peers.
+    pub fn web_client_from(&self, local: &str) -> reqwest::blocking::Client {
+        let pem = std::fs::read(self.data_dir().join("tls/ca.crt")).unwrap();
+        reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    }
+}

@@ -29,6 +29,15 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// A browser whose connections come from `local` (127.0.0.x).
+    fn from(server: &'a Server, local: &str) -> Browser<'a> {
+        Browser {
+            server,
+            http: server.web_client_from(local),
+            cookies: BTreeMap::new(),
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -1001,6 +1010,43 @@ fn a_user_account_sees_pages_but_cannot_change_anything() {
     assert_eq!(code, 403);
     assert!(page.contains("Only admins"));
     assert_eq!(s.call("GET", "/queues", Some(&k), None).1, json!([]));
+}
+
+#[test]
+fn wrong_passwords_from_one_address_do_not_lock_the_operator_out() {
+    let s = Server::start(&[]);
+    let (pw, _) = s.admin_credentials();
+    let mut attacker = Browser::from(&s, "127.0.0.2");
+    let (_, _, page) = attacker.get("/login");
+    let t = csrf(&page);
+    let codes: Vec<u16> = (0..8)
+        .map(|_| {
+            attacker
+                .post(
+                    "/login",
+                    &[("csrf", &t), ("user", "admin"), ("password", "not it")],
+                )
+                .0
+        })
+        .collect();
+    assert_eq!(codes, [401, 401, 401, 401, 401, 429, 429, 429]);
+    // The operator, from another address, at once.
+    let mut operator = Browser::from(&s, "127.0.0.3");
+    let (_, _, page) = operator.get("/login");
+    let t2 = csrf(&page);
+    let (code, loc, body, set) = operator.post(
+        "/login",
+        &[("csrf", &t2), ("user", "admin"), ("password", &pw)],
+    );
+    assert_eq!(code, 303, "{body}");
+    assert_eq!(loc, "/password");
+    assert!(set.iter().any(|c| c.starts_with("d4_session=")));
+    // The attacker's address is still refused, even with the password.
+    let (code, _, body, _) = attacker.post(
+        "/login",
+        &[("csrf", &t), ("user", "admin"), ("password", &pw)],
+    );
+    assert_eq!(code, 429, "{body}");
 }
 
 #[test]

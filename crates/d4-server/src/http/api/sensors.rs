@@ -16,7 +16,6 @@ use crate::http::ops::sensors::{
     all_sensors, op_sensor_action, sensor_view, silent_sensors, ActionBody, SensorView,
 };
 use crate::http::ops::{parse_uuid, policy_update, ApiError, ApiResult};
-use crate::ingest::policy::PendingSensor;
 use crate::server::Shared;
 
 pub(crate) async fn list_sensors(State(s): State<Arc<Shared>>) -> Json<Vec<SensorView>> {
@@ -181,19 +180,13 @@ pub(crate) async fn register_sensor(
         .is_some_and(|v| !v.is_null() && v != &json!(false) && v != &json!(""));
     let t = chrono::Utc::now().timestamp();
     let res = policy_update(&s, move |p| {
-        // Bounded like the pending sensors that connect: a full list keeps
-        // its entries, newcomers are refused until it is cleared.
-        if p.pending.len() >= crate::ingest::policy::MAX_PENDING && !p.pending.contains_key(&u) {
+        // Operators' registrations have a budget of their own: sensors
+        // that merely connect never take it.
+        let Some(e) = p.register(u, key, t) else {
             return false;
-        }
-        let e = p
-            .pending
-            .entry(u)
-            .or_insert_with(|| PendingSensor::new(t, String::new(), true));
-        e.registered = true;
+        };
         e.mail = mail;
         e.third_party = third_party;
-        e.key = Some(key);
         true
     })
     .await;

@@ -6,7 +6,10 @@
 //! settings — name, description, tags, a frame size limit below the
 //! server's, a monitoring delay — and accepted types set from the UI, which
 //! override the configuration's) is one store document, plus the in-memory
-//! kick list (30 s). [`Reject`] names every reason. Operator changes are
+//! kick list (30 s). [`Reject`] names every reason. Pending sensors noted
+//! from connections (no credentials) have budgets per address, per /24 or
+//! /64 and in all, and expire after 24 h without an attempt; operators'
+//! registrations have a budget of their own (`state`). Operator changes are
 //! committed at once (off the async threads); changes made by sessions (a
 //! new pending sensor, an address blocked by UUID) are applied in memory
 //! and written by the 5-second background task, so no session waits for a
@@ -26,15 +29,18 @@ use uuid::Uuid;
 
 pub(crate) use super::reject::Reject;
 use state::merge3;
-pub(crate) use state::{Mirror, PendingSensor, PolicyState, SensorSettings};
+pub(crate) use state::{
+    Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
+};
 
 mod state;
 use crate::config::{Mode, ServerConfig};
 use crate::store::db::Db;
 
-/// Most pending sensors remembered: past it, newcomers (connections and
-/// registrations) wait until an operator clears the list.
-pub(crate) const MAX_PENDING: usize = 1000;
+/// How often a pending sensor retrying from the same address has its last
+/// attempt written (seconds): often enough for the expiry, rarely enough
+/// that retries are not news.
+const PENDING_REFRESH_SECS: i64 = 3600;
 
 /// The policy shared by all sessions.
 pub(crate) struct Policy {
@@ -60,6 +66,9 @@ pub(crate) struct Policy {
     signers: Mutex<HashMap<Uuid, Signer>>,
     /// Set by lazy updates not yet written.
     dirty: std::sync::atomic::AtomicBool,
+    /// Unapproved sensors not listed as pending because a budget was
+    /// spent: per address, per prefix, the whole list (`/metrics`).
+    pub(crate) pending_refused: [std::sync::atomic::AtomicU64; 3],
     db: Arc<Db>,
 }
 
@@ -82,6 +91,7 @@ impl Policy {
             default_signer: Signer::new(cfg.default_key.as_bytes()),
             signers: Mutex::new(HashMap::new()),
             dirty: std::sync::atomic::AtomicBool::new(false),
+            pending_refused: Default::default(),
             db,
         })
     }
@@ -132,8 +142,13 @@ impl Policy {
         out
     }
 
-    /// Writes the state if a lazy update changed it (called periodically).
+    /// Writes the state if a lazy update changed it (called periodically);
+    /// first forgets the pending sensors noted from connections that expired.
     pub(crate) fn persist_if_changed(&self) -> Result<()> {
+        let t = chrono::Utc::now().timestamp();
+        if self.read().has_expired_pending(t) {
+            self.update_lazily(|s| s.expire_pending(t));
+        }
         if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
             let doc = self.snapshot();
             self.db.put_docs(&[("policy".to_string(), &doc)])?;
@@ -383,26 +398,37 @@ impl Policy {
         }
     }
 
+    /// Notes an unapproved sensor's attempt (see
+    /// [`PolicyState::note_attempt`] for its budgets).
     fn note_pending(&self, u: Uuid, ip: IpAddr) {
         let t = chrono::Utc::now().timestamp();
-        let known = self.read().pending.get(&u).map(|p| p.ip.clone());
-        // Persist only news (a sensor retrying from the same address is not news).
-        if known.as_deref() == Some(&ip.to_string()) {
-            return;
-        }
-        self.update_lazily(|s| {
-            // A full list keeps its entries (an operator may be about to
-            // approve one); newcomers wait until it is cleared.
-            if s.pending.len() >= MAX_PENDING && !s.pending.contains_key(&u) {
+        let known = self
+            .read()
+            .pending
+            .get(&u)
+            .map(|p| (p.ip.clone(), p.last_seen));
+        // Persist only news (a sensor retrying from the same address is not
+        // news, but its last attempt is kept roughly up to date for the expiry).
+        if let Some((known_ip, last)) = &known {
+            if *known_ip == ip.to_string() && t - last < PENDING_REFRESH_SECS {
                 return;
             }
-            let e = s
-                .pending
-                .entry(u)
-                .or_insert_with(|| PendingSensor::new(t, ip.to_string(), false));
-            e.last_seen = t;
-            e.ip = ip.to_string();
-        });
+        }
+        // A full budget keeps its entries (an operator may be about to
+        // approve one); newcomers wait until some expire or are cleared.
+        // Checked under the read lock first: a flood that is refused
+        // changes nothing (no write lock, nothing to persist).
+        let room = match known {
+            Some(_) => Ok(()),
+            None => self.read().pending_room(ip),
+        };
+        let noted = room.and_then(|()| self.update_lazily(|s| s.note_attempt(u, ip, t)));
+        if let Err(full) = noted {
+            let n = &self.pending_refused[full as usize];
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let u = u.simple();
+            tracing::debug!(sensor = %u, %ip, "not listed as pending: {full:?} budget spent");
+        }
     }
 
     /// The signer for a sensor: its own key, or the default key.

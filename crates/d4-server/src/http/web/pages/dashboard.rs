@@ -37,7 +37,8 @@ pub(crate) struct DashboardPage {
     pub(crate) chart_frames: String,
     pub(crate) per_sensor: Vec<VolumeRow>,
     pub(crate) per_type: Vec<VolumeRow>,
-    pub(crate) errors: Vec<(String, String, String, String)>,
+    /// Rejection rows: last time, address, sensor, last reason, count, first time.
+    pub(crate) errors: Vec<(String, String, String, String, String, String)>,
 }
 
 /// The last 7 days as `YYYYMMDD`, oldest first.
@@ -182,6 +183,8 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
                     r.ip,
                     r.uuid.map(|u| u.simple().to_string()).unwrap_or_default(),
                     r.reason,
+                    svg::count(r.count),
+                    ts(r.first),
                 )
             })
             .collect(),
