@@ -64,10 +64,6 @@ pub(crate) struct Args {
     spool_max_bytes: Option<u64>,
 }
 
-/// The longest a sensor takes to exit after SIGTERM (a write to a stalled
-/// server, a slow confirmation); systemd waits 90 s before SIGKILL.
-pub(crate) const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
-
 /// The sensor's errors as text: a server that hangs up makes the network
 /// I/O fail with EPIPE, which `main` must not take for a closed stdout
 /// (`| head`, exit 0).
@@ -155,32 +151,11 @@ pub(crate) fn run(a: Args) -> Result<()> {
     // process alone: stop reading, send what was read on a connection that
     // is up (no new one, no backoff wait), and exit non-zero unless the
     // server confirmed it; bounded by STOP_GRACE whatever the server does.
-    let interrupts = std::sync::atomic::AtomicU32::new(0);
-    let watchdog = std::sync::Once::new();
-    crate::signals::catch_kind(move |kind, _| {
-        match kind {
-        crate::signals::Kind::Interrupt => {
-            let n = interrupts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if n == 1 {
-                eprintln!("d4 client: finishing (sending what was read); Ctrl-C again to quit now");
-            } else {
-                std::process::exit(130);
-            }
-        }
-        crate::signals::Kind::Terminate => watchdog.call_once(|| {
-            eprintln!("d4 client: SIGTERM: stopping (no more input, no new connection)");
-            let _ = std::thread::Builder::new()
-                .name("stop-grace".into())
-                .spawn(|| {
-                    std::thread::sleep(STOP_GRACE);
-                    eprintln!(
-                        "d4: error: still not done {} s after SIGTERM: quitting; what the server did not confirm is not delivered",
-                        STOP_GRACE.as_secs()
-                    );
-                    std::process::exit(1);
-                });
-        }),
-    }
+    crate::signals::finish_or_stop(crate::signals::Stop {
+        command: "d4 client",
+        on_interrupt: "finishing (sending what was read); Ctrl-C again to quit now",
+        on_terminate: "SIGTERM: stopping (no more input, no new connection)",
+        after_grace: "what the server did not confirm is not delivered",
     });
     let stats = match &cfg.source {
         Source::Stdin => {

@@ -244,33 +244,12 @@ pub(crate) fn run(a: Args) -> Result<()> {
     // Ctrl-C: finish the batch in hand (a second one quits now). SIGTERM:
     // stop now — no more input, no new connection, no backoff wait; a batch
     // it cuts is not acknowledged (it stays in the queue) — bounded by
-    // STOP_GRACE whatever the destination does.
-    let interrupts = std::sync::atomic::AtomicU32::new(0);
-    let watchdog = std::sync::Once::new();
-    crate::signals::catch_kind(move |kind, _| {
-        match kind {
-        crate::signals::Kind::Interrupt => {
-            let n = interrupts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if n == 1 {
-                eprintln!("d4 forward: finishing the batch in hand; Ctrl-C again to quit now");
-            } else {
-                std::process::exit(130);
-            }
-        }
-        crate::signals::Kind::Terminate => watchdog.call_once(|| {
-            eprintln!("d4 forward: SIGTERM: stopping (the batch in hand stays in the queue unless confirmed)");
-            let _ = std::thread::Builder::new()
-                .name("stop-grace".into())
-                .spawn(|| {
-                    std::thread::sleep(crate::client::STOP_GRACE);
-                    eprintln!(
-                        "d4: error: still not done {} s after SIGTERM: quitting; the batch in hand stays in the queue",
-                        crate::client::STOP_GRACE.as_secs()
-                    );
-                    std::process::exit(1);
-                });
-        }),
-    }
+    // signals::STOP_GRACE whatever the destination does.
+    crate::signals::finish_or_stop(crate::signals::Stop {
+        command: "d4 forward",
+        on_interrupt: "finishing the batch in hand; Ctrl-C again to quit now",
+        on_terminate: "SIGTERM: stopping (the batch in hand stays in the queue unless confirmed)",
+        after_grace: "the batch in hand stays in the queue",
     });
     let batch = a.batch.clamp(1, 10_000);
     let (mut items_sent, mut bytes_sent) = (0u64, 0u64);

@@ -87,3 +87,53 @@ pub(crate) fn interrupted() -> bool {
 pub(crate) fn terminated() -> bool {
     TERMS.load(Ordering::SeqCst) > 0
 }
+
+/// How long a sending command may take to stop after SIGTERM (a write to a
+/// stalled server, a slow confirmation) before it quits anyway; systemd
+/// waits 90 s before SIGKILL.
+pub(crate) const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What a sending command says when it is interrupted or told to stop.
+pub(crate) struct Stop {
+    /// The command's name, first on each line.
+    pub(crate) command: &'static str,
+    /// Said on the first Ctrl-C.
+    pub(crate) on_interrupt: &'static str,
+    /// Said on SIGTERM.
+    pub(crate) on_terminate: &'static str,
+    /// What is not delivered when [`STOP_GRACE`] runs out.
+    pub(crate) after_grace: &'static str,
+}
+
+/// The sending commands' signals (`d4 client`, `d4 forward`): the first
+/// Ctrl-C lets the command finish what it has in hand ([`interrupted`]), a
+/// second quits now (130); SIGTERM stops it ([`terminated`]: no more input,
+/// no new connection, no backoff wait), and quits with status 1 if it is not
+/// done within [`STOP_GRACE`].
+pub(crate) fn finish_or_stop(s: Stop) {
+    let interrupts = AtomicU32::new(0);
+    let watchdog = std::sync::Once::new();
+    catch_kind(move |kind, _| match kind {
+        Kind::Interrupt => {
+            if interrupts.fetch_add(1, Ordering::SeqCst) == 0 {
+                eprintln!("{}: {}", s.command, s.on_interrupt);
+            } else {
+                std::process::exit(130);
+            }
+        }
+        Kind::Terminate => watchdog.call_once(|| {
+            eprintln!("{}: {}", s.command, s.on_terminate);
+            let after = s.after_grace;
+            let _ = std::thread::Builder::new()
+                .name("stop-grace".into())
+                .spawn(move || {
+                    std::thread::sleep(STOP_GRACE);
+                    eprintln!(
+                        "d4: error: still not done {} s after SIGTERM: quitting; {after}",
+                        STOP_GRACE.as_secs()
+                    );
+                    std::process::exit(1);
+                });
+        }),
+    });
+}
