@@ -232,6 +232,22 @@ fn an_accepting_server_stores_every_byte_whatever_the_size() {
 }
 
 /// Bytes of stream data in a spool directory, and its oldest segment number.
+/// Writes `data` to the sensor's stdin on a thread (the write blocks while
+/// the sensor does not read); the pipe comes back on the channel once all
+/// of it was taken.
+fn write_in_background(
+    mut stdin: std::process::ChildStdin,
+    data: String,
+) -> std::sync::mpsc::Receiver<std::process::ChildStdin> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        stdin.write_all(data.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let _ = tx.send(stdin);
+    });
+    rx
+}
+
 fn spool_state(dir: &std::path::Path) -> (u64, Option<u64>) {
     let mut total = 0;
     let mut oldest = None;
@@ -378,13 +394,7 @@ fn a_spooled_sensor_reads_on_while_the_server_is_away() {
     let dir = s.stop();
     // Far more than a pipe and the reader's buffers hold: the writer gets
     // through only if the sensor reads on while the server is away.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let data = during.clone();
-    std::thread::spawn(move || {
-        stdin.write_all(data.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        let _ = tx.send(stdin);
-    });
+    let rx = write_in_background(stdin, during.clone());
     let mut stdin = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the sensor reads its input while the server is away");
@@ -459,13 +469,7 @@ fn an_outage_longer_than_the_spool_keeps_its_newest_whole_lines() {
     s.wait_queue_len(&q, 1);
     let ingest = s.ingest;
     let dir = s.stop();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let data = during.clone();
-    std::thread::spawn(move || {
-        stdin.write_all(data.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        let _ = tx.send(stdin);
-    });
+    let rx = write_in_background(stdin, during.clone());
     let mut stdin = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the sensor reads its input while the server is away");
@@ -624,13 +628,7 @@ fn a_full_disk_under_the_spool_loses_nothing_during_an_outage() {
     let ingest = s.ingest;
     let dir = s.stop();
     // More than the disk holds: once it is full the input waits.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let data = during.clone();
-    std::thread::spawn(move || {
-        stdin.write_all(data.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        let _ = tx.send(stdin);
-    });
+    let rx = write_in_background(stdin, during.clone());
     wait_for("the spool full", Duration::from_secs(20), || {
         (spool_state(&spool).0 >= 200_000).then_some(())
     });
