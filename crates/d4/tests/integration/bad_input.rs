@@ -421,17 +421,23 @@ fn a_disk_failure_is_the_servers_fault() {
     assert!(!m.contains("reason=\"bad_payload\""), "{m}");
 }
 
-#[test]
-fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections() {
+/// A registration-mode server, its admin key, and earlier evidence a flood
+/// must not erase: a wrong HMAC from the approved sensor returned.
+fn server_with_earlier_evidence() -> (Server, String) {
     let s = Server::start(&["--mode", "registration"]);
     let (_, admin) = s.admin_credentials();
-    // Earlier evidence: a wrong HMAC from an approved sensor.
     let known = Uuid::new_v4();
     rejected(&s, &frame(known, 3, KEY.as_bytes(), b"x\n"));
     let path = format!("/sensors/{known}/approve");
     assert_eq!(s.call("POST", &path, Some(&admin), None).0, 200);
     rejected(&s, &frame(known, 3, b"not the key", b"x\n"));
     s.wait_error(&known, "HMAC does not match");
+    (s, admin)
+}
+
+#[test]
+fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections() {
+    let (s, admin) = server_with_earlier_evidence();
     // The flood: random UUIDs from one address, then from ten more of its /24.
     let flood = |from: &str, n: usize| {
         for _ in 0..n {
@@ -493,15 +499,7 @@ fn a_flood_of_unknown_sensors_fills_neither_the_pending_list_nor_the_rejections(
 
 #[test]
 fn an_operator_registration_gets_in_after_a_flood_filled_the_pending_list() {
-    let s = Server::start(&["--mode", "registration"]);
-    let (_, admin) = s.admin_credentials();
-    // Earlier evidence: a wrong HMAC from an approved sensor.
-    let known = Uuid::new_v4();
-    rejected(&s, &frame(known, 3, KEY.as_bytes(), b"x\n"));
-    let path = format!("/sensors/{known}/approve");
-    assert_eq!(s.call("POST", &path, Some(&admin), None).0, 200);
-    rejected(&s, &frame(known, 3, b"not the key", b"x\n"));
-    s.wait_error(&known, "HMAC does not match");
+    let (s, admin) = server_with_earlier_evidence();
     // 1,088 sessions with random UUIDs from 68 addresses in 17 /24s, each
     // within its own budgets: the unauthenticated list fills (1,000).
     std::thread::scope(|scope| {
