@@ -107,8 +107,25 @@ fn close_tls(w: BufWriter<TlsStream>, confirm: bool, wait: Duration) -> io::Resu
             {
                 return Ok(())
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(refused(e)),
         }
+    }
+}
+
+/// What the sensor's operator reads when the server hangs up without its
+/// close_notify: rustls says "peer closed connection without sending TLS
+/// close_notify" with a link to its documentation, which tells them
+/// nothing. The D4 server does that to refuse a session.
+const REFUSED: &str = "refused by the server: it closed the session without confirming \
+    (not approved yet? ask the operator to approve this sensor's UUID; or a wrong key, \
+    a blocked address, a full server: its log and `d4 sensor list` say which)";
+
+/// An end of stream without close_notify is the server's refusal.
+fn refused(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        io::Error::new(io::ErrorKind::ConnectionAborted, REFUSED)
+    } else {
+        e
     }
 }
 
@@ -121,11 +138,8 @@ fn check_alive(s: &mut TlsStream) -> io::Result<()> {
     s.sock.set_nonblocking(false)?;
     match r {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(e),
-        Ok(_) => Err(io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "the server closed the connection (see the server log or `d4 sensor list` for the reason)",
-        )),
+        Err(e) => Err(refused(e)),
+        Ok(_) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, REFUSED)),
     }
 }
 

@@ -111,6 +111,25 @@ fn clear_runtime_errors_exit_1() {
     assert!(d4_proto::is_v4(&uuid::Uuid::parse_str(u.trim()).unwrap()));
 }
 
+/// Logs written to a file or a pipe carry no colour codes (issue 17); a
+/// terminal gets them unless NO_COLOR is set.
+#[test]
+fn logs_have_no_colour_codes_outside_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("destination"), "127.0.0.1:9\n").unwrap();
+    std::fs::write(dir.path().join("type"), "3\n").unwrap();
+    std::fs::write(dir.path().join("key"), "k\n").unwrap();
+    let o = Command::new(D4)
+        .args(["client", "--insecure", "--max-retries", "0", "-c"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("WARN") && e.contains("--insecure"), "{e}");
+    assert!(!e.contains('\x1b'), "colour codes in a piped log: {e:?}");
+}
+
 #[test]
 fn client_refuses_a_server_signed_by_another_ca() {
     let s = Server::start(&[]);

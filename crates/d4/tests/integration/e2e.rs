@@ -234,6 +234,12 @@ fn registration_mode_pending_then_approved() {
         e.contains("did not confirm") || e.contains("connection lost"),
         "{e}"
     );
+    // In words the sensor's operator can act on, not a TLS library's link.
+    assert!(
+        e.contains("refused by the server") && e.contains("approve"),
+        "{e}"
+    );
+    assert!(!e.contains("docs.rs") && !e.contains("close_notify"), "{e}");
     let err = s.wait_error(&sensor.uuid, "not approved");
     assert!(err.contains("d4 sensor approve"), "{err}");
     let list = String::from_utf8(s.d4_ok(&["sensor", "list"])).unwrap();
