@@ -24,10 +24,13 @@
 //!   (types 2/254), the bytes that restart the stream on a record boundary
 //!   (pcap, pcapng, IPFIX, lines: `d4_packet::records::Resumption`, on the
 //!   tracker the server cuts its files with), then the window.
+//! - `echo`: warns once when a type-1 capture holds the sensor's own
+//!   connection to its server (a capture that feeds itself).
 //! - [`spool`]: the optional on-disk spool of what the server has not
 //!   confirmed, bounded, sent first by the next run.
 
 pub mod config;
+mod echo;
 pub mod run;
 pub mod spool;
 pub mod transport;

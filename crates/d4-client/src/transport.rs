@@ -32,6 +32,14 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// The server's address (TLS), for the sensor's self-capture check.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Sink::Stdout(_) => None,
+            Sink::Tls(w) => w.get_ref().sock.peer_addr().ok(),
+        }
+    }
+
     /// Writes encoded frames.
     pub fn write_all(&mut self, frames: &[u8]) -> io::Result<()> {
         match self {

@@ -33,7 +33,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "d4", version, about, propagate_version = true)]
 #[command(
-    after_help = "Quick start:\n  d4 server                          # TLS ingest on [::]:4443, API on https://127.0.0.1:7000\n  d4 queue create -t 1               # prints the queue UUID\n  tcpdump -w - | d4 client -c conf   # a sensor\n  d4 stdout -t 1 -u QUEUE -f > out.pcap"
+    after_help = "Quick start:\n  d4 server                          # TLS ingest on [::]:4443, API on https://127.0.0.1:7000\n  d4 queue create -t 1               # prints the queue UUID\n  tcpdump -w - 'not tcp port 4443' | d4 client -c conf   # a sensor (not its own upload)\n  d4 stdout -t 1 -u QUEUE -f > out.pcap"
 )]
 struct Cli {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.

@@ -198,6 +198,8 @@ struct Stream<'a> {
     /// Bytes read that reached neither the server nor the spool (the
     /// spool could not be read back): the run fails.
     lost: u64,
+    /// Whether the capture sent holds the sensor's own upload (type 1).
+    echo: crate::echo::EchoCheck,
     stats: RunStats,
 }
 
@@ -266,6 +268,7 @@ impl<'a> Stream<'a> {
             spool_broken: false,
             held: None,
             lost: 0,
+            echo: crate::echo::EchoCheck::new(to_server && cfg.ty == 1),
             stats: RunStats::default(),
         })
     }
@@ -290,6 +293,7 @@ impl<'a> Stream<'a> {
 
     /// Appends one frame to the output buffer (its payload to the spool).
     fn push(&mut self, payload: &[u8]) {
+        self.echo.feed(payload);
         if !payload.is_empty() && !self.spool_broken {
             if let Some(Err(e)) = self.spool.as_mut().map(|sp| sp.append(payload)) {
                 self.spool_failed(e);
@@ -497,6 +501,7 @@ impl<'a> Stream<'a> {
             };
             match connector.connect() {
                 Ok(s) => {
+                    self.echo.server(s.peer());
                     self.sink = Some(s);
                     self.connected_at = Instant::now();
                     return Ok(());

@@ -616,3 +616,39 @@ fn anonymize_dns_answers_on_a_real_capture() {
     // 41 responses: 24 with A records for google.com, 17 PTR answers with glue A records.
     assert!(changed >= 24, "{changed} responses rewritten");
 }
+
+/// A capture that holds the sensor's own connection to its server (a live
+/// capture feeding itself) gets one clear warning with the filter to add;
+/// the stream is still sent (issue 17).
+#[test]
+fn client_warns_when_its_capture_holds_its_own_upload() {
+    let s = Server::start(&[]);
+    let mut cap = synthetic_pcap(20);
+    let mut pkt = vec![0u8; 14 + 20 + 20];
+    pkt[12] = 0x08;
+    pkt[14] = 0x45;
+    pkt[16..18].copy_from_slice(&40u16.to_be_bytes());
+    pkt[22] = 64;
+    pkt[23] = 6;
+    pkt[26..30].copy_from_slice(&[127, 0, 0, 1]);
+    pkt[30..34].copy_from_slice(&[127, 0, 0, 1]);
+    pkt[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    pkt[36..38].copy_from_slice(&s.ingest.port().to_be_bytes());
+    pkt[46] = 0x50;
+    for _ in 0..3 {
+        cap.extend_from_slice(&[0; 8]);
+        cap.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        cap.extend_from_slice(&pkt);
+    }
+    let sensor = Sensor::new(&s, 1);
+    let o = sensor.run(&cap, &[]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    let filter = format!("not (host 127.0.0.1 and tcp port {})", s.ingest.port());
+    assert_eq!(e.matches("its own connection").count(), 1, "{e}");
+    assert!(e.contains(&filter), "{e}");
+    // Other traffic: no warning.
+    let o = Sensor::new(&s, 1).run(&synthetic_pcap(20), &[]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("own connection"));
+}
