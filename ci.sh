@@ -30,6 +30,7 @@ install() { # COMMAND PACKAGE
   fi
 }
 install tcpdump tcpdump
+install curl curl
 install redis-server redis-server
 
 # Chromium + chromedriver: the web UI is tested in a real headless browser.
@@ -60,7 +61,16 @@ if command -v redis-server >/dev/null 2>&1; then
 else
   echo "ci.sh: redis-server missing: the battery on the Redis backend is skipped"
 fi
+# Every walk-through of README.md and docs/ as written, in a scratch folder.
+echo "== doc walk-throughs"
+scripts/doc-walkthroughs.sh 2>&1 | tee -a "$log"
+s3=${PIPESTATUS[0]}
+[ "$status" = 0 ] && status=$s3
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).
-grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
+# (cargo's "test result:" lines, plus the doc walk-throughs' line.)
+grep -E '^(test result:|doc walk-throughs:)' "$log" | awk '
+  /^test result:/ {p += $4; f += $6}
+  /^doc walk-throughs:/ {p += $3; f += $5}
+  END {printf "tests: %d passed, %d failed\n", p, f}'
 exit "$status"

@@ -2,7 +2,8 @@
 # Runs the walk-throughs of the docs as written, each document in a scratch
 # folder of its own, so that a doc that drifts from the code fails the suite.
 #
-# Usage: scripts/doc-walkthroughs.sh [DOC.md...]   (default: every doc with a walk-through)
+# Usage: scripts/doc-walkthroughs.sh [DOC.md...]   (default: every doc with a walk-through;
+#   docs/BENCHMARKS.md holds measurements of minutes each, run by hand, not here)
 # Environment: D4_BIN (default: this tree's debug build), D4_SHARED (default ../shared).
 #
 # Every ```sh block of a document runs, in order, in one shell (`set -e`:
@@ -15,9 +16,9 @@
 #   - `d4 server` without `--listen` listens on 127.0.0.1:4443 (loopback only).
 # An HTML comment on the line before a block says how to run it:
 #   <!-- doc-test: skip REASON -->     not run (the reason is printed)
-#   <!-- doc-test: background -->      runs in the background (servers, "in
-#                                      another terminal"); waits for each
-#                                      `d4 server`'s server.json
+#   <!-- doc-test: background -->      each line runs in the background, as
+#                                      in a terminal of its own (servers);
+#                                      waits for each `d4 server`'s server.json
 #   <!-- doc-test: timeout N -->       a command that runs until Ctrl-C:
 #                                      interrupted (SIGINT) after N seconds
 # and a hidden block, run in order, sets up files a doc assumes or checks
@@ -45,8 +46,8 @@ set -e
 set -m
 __bg=()
 __cleanup() {
-  for p in "${__bg[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done
-  for p in "${__bg[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${__bg[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${__bg[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap __cleanup EXIT
 trap 'echo "FAILED: block $__n (line $__line) at: $BASH_COMMAND" >&2' ERR
@@ -66,7 +67,7 @@ __wait_servers() { # N more servers were started
 __timed() { # PID SECONDS: interrupt a follower after SECONDS, as a Ctrl-C would
   local end=$((SECONDS + $2))
   while kill -0 "$1" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
-  kill -INT -- "-$1" 2>/dev/null
+  kill -INT -- "-$1" 2>/dev/null || true
   local s=0
   wait "$1" || s=$?
   case $s in 0 | 130) return 0 ;; *) echo "FAILED: block $__n (line $__line) exited $s" >&2; return 1 ;; esac
@@ -114,7 +115,12 @@ PRELUDE
         reason = opts; sub(/^skip */, "", reason); gsub(/"/, "", reason)
         printf "__skip %d %d \"%s\"\n", n, start, reason
       } else if (opts == "background") {
-        printf "__block %d %d\n( %s) >>background.log 2>&1 &\n__bg+=($!)\n__wait_servers %d\n", n, start, body, servers
+        # each line on its own, as in its own terminal
+        printf "__block %d %d\n", n, start
+        k = split(body, lines, "\n")
+        for (i = 1; i <= k; i++) if (lines[i] !~ /^[ \t]*(#.*)?$/)
+          printf "( %s\n) >>background.log 2>&1 &\n__bg+=($!)\n", lines[i]
+        printf "__wait_servers %d\n", servers
       } else if (opts ~ /^timeout /) {
         t = opts; sub(/^timeout /, "", t)
         printf "__block %d %d\n( %s) &\n__timed $! %d\n", n, start, body, t
@@ -146,10 +152,19 @@ mkpcap() { # FILE
       printf "$(printf '\\x%02x' "$a")"
       printf '\xc0\x00\x02\x01'
       printf '\x30\x39\x00\x35\x00\x1a\x00\x00'
-      printf 'd4 walk-through pkt\x00'
+      printf 'd4 walkthrough pkt'
     done
   } >"$1"
 }
+
+# Each document runs in a network namespace of its own when one can be made
+# (root, or unprivileged user namespaces): the fixed ports the docs use
+# (4443, 7000...) then never meet another test's.
+NETNS=()
+if unshare -n true 2>/dev/null; then NETNS=(unshare -n)
+elif unshare -rn true 2>/dev/null; then NETNS=(unshare -rn)
+else echo "note: no network namespace here: the docs use the host's ports 4443, 7000..." >&2
+fi
 
 PASS=0
 FAIL=0
@@ -161,7 +176,7 @@ for doc in "${DOCS[@]}"; do
   generate "$doc" >"$T/run.sh"
   start=$SECONDS
   if (cd "$T/work" && PATH="$BIN:$PATH" __LIVE="$T/live.pcap" SHARED="$SHARED" DOC_ROOT="$ROOT" \
-      timeout 600 bash "$T/run.sh" </dev/null >"$T/out.log" 2>&1); then
+      timeout 600 "${NETNS[@]}" bash -c '[ -z "$1" ] || ip link set lo up; exec bash "$2"' _ "${NETNS[*]}" "$T/run.sh" </dev/null >"$T/out.log" 2>&1); then
     if grep -q '^SKIPPED: ' "$T/out.log"; then
       echo "doc $doc: $(grep -m1 '^SKIPPED: ' "$T/out.log")"
     else
@@ -175,7 +190,7 @@ for doc in "${DOCS[@]}"; do
     FAIL=$((FAIL + 1))
   fi
   # The docs must leave no secrets in the work tree: they run in their own folder.
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 done
 echo "doc walk-throughs: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
