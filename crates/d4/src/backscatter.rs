@@ -3,6 +3,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use d4_analyzers::backscatter::{Detector, CSV_HEADER};
@@ -16,7 +17,7 @@ use d4_api::{Api, Conn};
 /// Find DDoS backscatter.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  d4 backscatter -r darknet.pcap -b > backscatter.csv\n  d4 backscatter -r day1.pcap.gz -r day2.pcapng -b -s\n  d4 backscatter -r /srv/d4/data/SENSOR/1 --victims --window 5m --min-packets 100\n  d4 backscatter -u QUEUE --victims -w matched.pcap      # a type-1 queue, until Ctrl-C\n\nA TCP packet (SYN-ACK, RST, ACK...) from a host never seen sending a SYN is the answer\nof a spoofed-source flood's victim. SYNs with ECN bits count as SYNs. Ethernet, VLAN,\nMPLS, Linux cooked, raw IP and loopback captures; IPv4 and IPv6.\n\n--victims writes one JSON object per victim and window: victim, window_start, packets,\nfirst_seen/last_seen, distinct_ports and the top services, flag mix, distinct_destinations\n(sensor addresses hit), ttl_min/ttl_max; a switch from SYN+ACK to RST or a TTL change\nbetween windows shows a mitigation device."
+    after_help = "Examples:\n  d4 backscatter -r darknet.pcap -b > backscatter.csv\n  d4 backscatter -r day1.pcap.gz -r day2.pcapng -b -s\n  d4 backscatter -r /srv/d4/data/SENSOR/1 --victims --window 5m --min-packets 100\n  d4 backscatter -u QUEUE --victims -w matched.pcap      # a type-1 queue, until Ctrl-C\n  d4 backscatter -u QUEUE --victims --once               # what the queue holds, then exit\n\nA TCP packet (SYN-ACK, RST, ACK...) from a host never seen sending a SYN is the answer\nof a spoofed-source flood's victim. SYNs with ECN bits count as SYNs. Ethernet, VLAN,\nMPLS, Linux cooked, raw IP and loopback captures; IPv4 and IPv6.\n\n--victims writes one JSON object per victim and window: victim, window_start, packets,\nfirst_seen/last_seen, distinct_ports and the top services, flag mix, distinct_destinations\n(sensor addresses hit), ttl_min/ttl_max; a switch from SYN+ACK to RST or a TTL change\nbetween windows shows a mitigation device."
 )]
 pub(crate) struct Args {
     /// Capture (pcap, pcapng, gzip of either) or directory of captures
@@ -24,6 +25,8 @@ pub(crate) struct Args {
     #[arg(short = 'r', long = "read", required_unless_present = "queue")]
     inputs: Vec<PathBuf>,
     /// Consume a type-1 queue of the server instead: each file once, until Ctrl-C.
+    /// With --victims a window is reported once packets two windows later
+    /// arrive, or after a window's length without a new file.
     #[arg(short = 'u', long = "uuid", conflicts_with = "inputs")]
     queue: Option<String>,
     /// With -u: exit when the queue is empty.
@@ -262,7 +265,13 @@ fn consume<W: Write>(a: &Args, queue: &str, run: &mut Run<W>) -> Result<()> {
     let idle = if a.once { Idle::Once } else { Idle::Follow };
     let mut poller =
         Poller::new(&api, queue, Take::Read, 16, idle).stop_when(crate::signals::interrupted);
-    poller.run(&mut Files { run, root })
+    let quiet = Duration::from_secs(a.window);
+    poller.run(&mut Files {
+        run,
+        root,
+        quiet,
+        last_data: Instant::now(),
+    })
 }
 
 /// The files a type-1 queue names, read into a [`Run`].
@@ -270,6 +279,11 @@ struct Files<'a, W: Write> {
     run: &'a mut Run<W>,
     /// The server's `<data-dir>/data`: items must name regular files below it.
     root: Option<PathBuf>,
+    /// With --victims, following: after this long without a new file (one
+    /// window), the open windows are reported instead of waiting for later
+    /// packets to close them.
+    quiet: Duration,
+    last_data: Instant,
 }
 
 impl<W: Write> Handler for Files<'_, W> {
@@ -286,10 +300,20 @@ impl<W: Write> Handler for Files<'_, W> {
             }
         }
         self.run.flush()?;
+        self.last_data = Instant::now();
         Ok(items.len())
     }
 
     fn idle(&mut self) -> Result<()> {
+        if self.last_data.elapsed() >= self.quiet {
+            if let Some(v) = &mut self.run.victims {
+                // A window that later packets would have reopened gets a
+                // second row then: a follower reports what it has.
+                v.finish(&mut self.run.rows);
+                self.run.write_rows()?;
+            }
+            self.last_data = Instant::now();
+        }
         self.run.flush()
     }
 }

@@ -232,3 +232,45 @@ fn one_sigterm_ends_a_forward_facing_a_closed_port_and_keeps_the_items() {
     assert!(e.contains("stay in the queue"), "{e}");
     assert_eq!(private.queue_len(&q), 1, "the items in hand stay queued");
 }
+
+/// A following `d4 backscatter -u QUEUE --victims` reports a window once the
+/// queue has been quiet for a window's length, while it keeps running (it
+/// printed nothing until Ctrl-C before).
+#[test]
+fn backscatter_follower_reports_windows_after_a_quiet_window() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let server = Server::start(&[]);
+    let q = server.create_queue("1", &[]);
+    Sensor::new(&server, 1).send(&backscatter_capture());
+    server.wait_queue_len(&q, 1);
+    let mut child = Command::new(D4)
+        .args(["backscatter", "--data-dir"])
+        .arg(server.data_dir())
+        .args(["-u", &q, "--victims", "--window", "2s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("no window reported while following the queue");
+    assert!(running, "the follower exited instead of following");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["victim"], "203.0.113.9", "{line}");
+    assert_eq!(v["window_secs"], 2, "{line}");
+    assert_eq!(server.queue_len(&q), 0);
+}
