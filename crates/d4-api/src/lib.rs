@@ -112,15 +112,31 @@ impl Api {
     }
 
     fn send(&self, rb: RequestBuilder) -> Result<Response> {
-        let r = rb
-            .header("Authorization", &self.token)
-            .send()
-            .with_context(|| {
-                format!(
-                    "cannot reach the d4 server at {} (is it running?)",
-                    self.base
-                )
-            })?;
+        let r = match rb.header("Authorization", &self.token).send() {
+            Ok(r) => r,
+            Err(e) => {
+                // rustls' words (BadSignature, UnknownIssuer...) say what
+                // happened, not why: another server answers at that address
+                // than the one whose CA this client was given.
+                let chain = format!("{e:?}");
+                let why = if chain.contains("certificate")
+                    || chain.contains("Certificate")
+                    || chain.contains("BadSignature")
+                    || chain.contains("UnknownIssuer")
+                {
+                    format!(
+                        "the server at {} is not the one whose CA certificate this command was given (a stale server.json: the server that wrote it stopped and another one uses its address? check --data-dir, or give --server, --token and --ca)",
+                        self.base
+                    )
+                } else {
+                    format!(
+                        "cannot reach the d4 server at {} (is it running?)",
+                        self.base
+                    )
+                };
+                return Err(anyhow::Error::from(e).context(why));
+            }
+        };
         if r.status().is_success() {
             return Ok(r);
         }

@@ -44,9 +44,10 @@ impl Packet {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
-    /// Neither pcap nor pcapng.
-    #[error("not a pcap or pcapng capture (first bytes {0:02x?})")]
-    Format([u8; 4]),
+    /// Neither pcap nor pcapng: the first bytes (up to 4; fewer when the
+    /// input is that short).
+    #[error("not a pcap or pcapng capture: {}", describe_start(.0))]
+    Format(Vec<u8>),
     /// A length field that cannot be right.
     #[error("corrupt capture after {packets} packets: {what}")]
     Corrupt {
@@ -97,12 +98,43 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Reads up to `buf.len()` bytes: fewer only at the end of the input.
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// How an input that is not a capture starts, for its error message:
+/// "empty", its text when printable (`"hello"`), else its bytes in hex.
+fn describe_start(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "it is empty".into();
+    }
+    if b.iter()
+        .all(|c| c.is_ascii_graphic() || *c == b' ' || *c == b'\n' || *c == b'\t')
+    {
+        format!("it starts with the text {:?}", String::from_utf8_lossy(b))
+    } else {
+        format!("first bytes {b:02x?}")
+    }
+}
+
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header and recognises the format.
     pub fn new(mut r: R) -> Result<CaptureReader<R>, CaptureError> {
         let mut magic = [0u8; 4];
-        if !read_full(&mut r, &mut magic)? {
-            return Err(CaptureError::Format([0; 4]));
+        let got = read_some(&mut r, &mut magic)?;
+        if got < magic.len() {
+            // Empty, or shorter than any capture's magic number.
+            return Err(CaptureError::Format(magic[..got].to_vec()));
         }
         if magic == SHB_MAGIC {
             let mut c = CaptureReader {
@@ -116,12 +148,15 @@ impl<R: Read> CaptureReader<R> {
             c.section()?;
             return Ok(c);
         }
+        if crate::pcap::check_magic(magic).is_err() {
+            return Err(CaptureError::Format(magic.to_vec()));
+        }
         let mut raw = [0u8; GLOBAL_HEADER_LEN];
         raw[..4].copy_from_slice(&magic);
         if !read_full(&mut r, &mut raw[4..]).map_err(|_| CaptureError::Truncated { packets: 0 })? {
             return Err(CaptureError::Truncated { packets: 0 });
         }
-        let h = GlobalHeader::parse(&raw).map_err(|_| CaptureError::Format(magic))?;
+        let h = GlobalHeader::parse(&raw).map_err(|_| CaptureError::Format(magic.to_vec()))?;
         Ok(CaptureReader {
             r,
             kind: Kind::Pcap(h),

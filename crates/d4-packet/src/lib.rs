@@ -32,6 +32,7 @@ pub mod decode;
 pub mod dns;
 pub mod flow;
 pub mod gz;
+pub mod inputs;
 pub mod pcap;
 pub mod records;
 pub mod rewrite;

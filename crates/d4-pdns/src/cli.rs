@@ -344,7 +344,7 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
                 }
             }
         };
-    let mut inputs = a.inputs.clone();
+    let mut inputs = d4_packet::inputs::expand(&a.inputs)?;
     if inputs.is_empty() && a.queue.is_none() {
         inputs.push(PathBuf::from("-"));
     }
@@ -403,7 +403,7 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
         );
     }
     if !failed.is_empty() {
-        bail!("damaged or unreadable: {}", failed.join(", "));
+        bail!("could not read (see above): {}", failed.join(", "));
     }
     Ok(())
 }
@@ -421,7 +421,7 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
         a.store.sensor_id.clone(),
     );
     let mut failed = Vec::new();
-    for p in &a.inputs {
+    for p in &d4_packet::inputs::expand(&a.inputs)? {
         // An input that is not empty and yields no record is an error.
         let r = open_input(p)
             .and_then(|r| ing.reader(r, a.format))
@@ -460,7 +460,7 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!(
-            "nothing read from, damaged or unreadable: {}",
+            "nothing read from, or could not read (see above): {}",
             failed.join(", ")
         );
     }

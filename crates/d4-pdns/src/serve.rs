@@ -31,7 +31,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::record::{canonical_type, normalize_name, Record};
+use crate::record::{normalize_name, type_code, type_name, Record};
 use crate::store::{Filter, ScanError, Select, Store};
 
 /// Most entries a page examines beyond its `limit` (records the filters
@@ -158,8 +158,19 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
         Some(c) => Some(unhex(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
         None => None,
     };
+    let rrtype = match p.rrtype.as_deref() {
+        None => None,
+        Some(t) => match type_code(t).or_else(|| t.parse::<u16>().ok()) {
+            Some(n) => Some(type_name(n).into_owned()),
+            None => {
+                return Err(QueryError::Bad(format!(
+                    "unknown rrtype {t:?}: a type name (A, AAAA, MX...), TYPEnnn or a number"
+                )))
+            }
+        },
+    };
     let filter = Filter {
-        rrtype: p.rrtype.as_deref().map(canonical_type),
+        rrtype,
         time_first_after: p.time_first_after,
         time_last_before: p.time_last_before,
     };

@@ -99,6 +99,8 @@ impl AnonOpts {
 pub(crate) struct Counts {
     pub(crate) total: u64,
     pub(crate) rewritten: u64,
+    /// IP frames whose addresses no rule changed (written as they were).
+    pub(crate) kept: u64,
     pub(crate) not_ip: u64,
     pub(crate) unparsed: u64,
 }
@@ -107,8 +109,8 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} packets: {} rewritten, {} without IP addresses, {} left unchanged (not parsed)",
-            self.total, self.rewritten, self.not_ip, self.unparsed
+            "{} packets: {} rewritten, {} with no address to change, {} without IP addresses, {} left unchanged (not parsed)",
+            self.total, self.rewritten, self.kept, self.not_ip, self.unparsed
         )
     }
 }
@@ -124,8 +126,19 @@ impl Anonymizer {
     /// Rewrites one frame in place (checksums kept right); unparsed frames are counted.
     pub(crate) fn frame(&mut self, p: &mut Packet) {
         self.counts.total += 1;
-        match rewrite_frame(p.linktype, &mut p.data, self.scope, &self.map) {
-            Outcome::Rewritten => self.counts.rewritten += 1,
+        // "Rewritten" counts frames with an address that changed: rules
+        // that match nothing must not read as work done.
+        let changed = std::cell::Cell::new(false);
+        let map = |a: IpAddr| {
+            let n = (self.map)(a);
+            if n != a {
+                changed.set(true);
+            }
+            n
+        };
+        match rewrite_frame(p.linktype, &mut p.data, self.scope, &map) {
+            Outcome::Rewritten if changed.get() => self.counts.rewritten += 1,
+            Outcome::Rewritten => self.counts.kept += 1,
             Outcome::NotIp => self.counts.not_ip += 1,
             Outcome::Unparsed(_) => self.counts.unparsed += 1,
         }

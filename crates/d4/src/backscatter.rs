@@ -2,7 +2,7 @@
 //! reference `-b` CSV, or per-victim summaries over time windows (NDJSON).
 
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -133,35 +133,9 @@ impl<W: Write> Run<W> {
     }
 }
 
-/// The files of the inputs: files as given, directories walked in name order.
-fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
 pub(crate) fn run(a: Args) -> Result<()> {
+    // Before any output: an empty folder is an error, not an empty result.
+    let files = d4_packet::inputs::expand(&a.inputs)?;
     let stdout = io::stdout();
     let out = BufWriter::new(stdout.lock());
     let matched = match &a.write {
@@ -189,7 +163,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let failed = match &a.queue {
         None => {
             let mut failed = Vec::new();
-            for path in expand(&a.inputs)? {
+            for path in files {
                 // A progress bar per file on a terminal (over the bytes on disk).
                 let r = std::fs::File::open(&path)
                     .with_context(|| format!("cannot open {}", path.display()))
@@ -240,7 +214,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         );
     }
     if !failed.is_empty() {
-        bail!("damaged or unreadable: {}", failed.join(", "));
+        bail!("could not read (see above): {}", failed.join(", "));
     }
     Ok(())
 }

@@ -626,3 +626,76 @@ fn client_warns_when_its_capture_holds_its_own_upload() {
     let o = Sensor::new(&s, 1).run(&synthetic_pcap(20), &[]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("own connection"));
 }
+
+/// Errors that say what happened: a missing file is not "damaged", a text
+/// file is not a "capture cut short", an empty folder is not a silent
+/// success, rules that match nothing rewrite nothing.
+#[test]
+fn messages_say_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("notes.txt"), "hello\n").unwrap();
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(D4).current_dir(d).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["backscatter", "-b", "-r", "missing.pcap"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(!err.contains("damaged"), "{err}");
+    let (code, err) = run(&["pdns", "extract", "-r", "notes.txt"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("not a pcap or pcapng capture: it starts with the text \"hell\""),
+        "{err}"
+    );
+    assert!(!err.contains("cut short"), "{err}");
+    for cmd in [
+        &["backscatter", "-b", "-r", "empty"][..],
+        &["pdns", "extract", "-r", "empty"],
+    ] {
+        let (code, err) = run(cmd);
+        assert_eq!(code, Some(1), "{cmd:?}");
+        assert!(err.contains("empty: no file in this directory"), "{err}");
+    }
+    std::fs::write(d.join("in.pcap"), synthetic_pcap(20)).unwrap();
+    let (code, err) = run(&[
+        "anonymize",
+        "--pnat",
+        "203.0.113.0/24:10.9.0.0/24",
+        "-r",
+        "in.pcap",
+        "-w",
+        "out.pcap",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("20 packets: 0 rewritten, 20 with no address to change"),
+        "{err}"
+    );
+}
+
+/// A server.json left by a crashed server, whose address another server now
+/// uses: the CLI says so instead of rustls' "BadSignature".
+#[test]
+fn a_stale_server_json_is_named_as_such() {
+    let a = Server::start(&[]);
+    let web = a.api.trim_start_matches("https://").to_string();
+    let stale = std::fs::read(a.data_dir().join("server.json")).unwrap();
+    let dir = a.crash();
+    let b = Server::start(&["--web", &web]);
+    std::fs::write(dir.path().join("data/server.json"), &stale).unwrap();
+    let o = Command::new(D4)
+        .args(["queue", "list", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("a stale server.json"), "{err}");
+    drop(b);
+}

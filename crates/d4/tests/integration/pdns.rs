@@ -199,6 +199,16 @@ fn type8_stream_to_cof_lookups_with_pages() {
     // Filters, reverse lookup, NXDOMAIN kept.
     let (_, a, _) = p.query("/query/mixed.example?rrtype=a");
     assert_eq!(a.len(), 1);
+    let (_, a1, _) = p.query("/query/mixed.example?rrtype=1");
+    assert_eq!(a1, a);
+    // An unknown type is a 400, not an empty 200 (as PDNS.md says).
+    let r = p
+        .http
+        .get(format!("{}/query/mixed.example?rrtype=nosuchtype", p.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("unknown rrtype"));
     let (_, by_ip, _) = p.query("/query/192.0.2.10");
     assert_eq!(by_ip[0]["rrname"], "mixed.example");
     let (_, nx, _) = p.query("/query/bad.example");

@@ -127,7 +127,7 @@ pub(crate) async fn no_endpoint(method: Method, uri: axum::http::Uri) -> ApiErro
 /// Makes every API error JSON: the extractors' rejections (malformed JSON
 /// body, wrong content type, bad query or path, body too large) and the
 /// router's (method not allowed) are plain text; their text becomes the
-/// `reason` and the status is kept.
+/// `reason` and the status is kept (but 422 becomes 400).
 pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
     let r = next.run(req).await;
     let status = r.status();
@@ -148,6 +148,13 @@ pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
         status.canonical_reason().unwrap_or("error").to_string()
     } else {
         text
+    };
+    // A body of the wrong shape is axum's 422; the reference (and API.md)
+    // answer 400 for every invalid input.
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
     };
     let mut out = ApiError(status, reason).into_response();
     if let Some(allow) = parts.headers.get(header::ALLOW) {
