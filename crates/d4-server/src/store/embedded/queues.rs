@@ -274,14 +274,44 @@ fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
     Ok(())
 }
 
+/// The writer thread: commits batches as they come. Items that cannot be
+/// committed because the disk is full are held (in order; the channel
+/// fills behind them, which stops the sessions) and committed once the
+/// store is writable again: nothing handed over is dropped.
 fn writer(q: std::sync::Weak<EmbeddedQueues>, mut rx: mpsc::Receiver<PushBatch>) {
     while let Some(first) = rx.blocking_recv() {
         let (batches, n) = gather(first, &mut rx);
         let Some(q) = q.upgrade() else { return };
-        if let Err(e) = q.commit(&batches) {
-            tracing::error!("cannot store {n} queue items: {e:#}");
+        let health = q.cat.db.health().clone();
+        let mut held = false;
+        let ok = loop {
+            match q.commit(&batches) {
+                Ok(()) => break true,
+                Err(e) if crate::store::health::is_unwritable(&e) => {
+                    if !held {
+                        tracing::warn!(
+                            "{n} queue items wait for the disk to take writes again: {e:#}"
+                        );
+                        held = true;
+                        health.set_items_waiting(n as u64);
+                    }
+                    // Woken by the healer; a server stopping ends the wait
+                    // when the last handle goes (`Weak`).
+                    health.wait_writable_blocking(std::time::Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::error!("cannot store {n} queue items: {e:#}");
+                    break false;
+                }
+            }
+        };
+        if held {
+            health.set_items_waiting(0);
+            if ok {
+                tracing::warn!("{n} held queue items committed");
+            }
         }
-        answer(batches);
+        answer(batches, ok);
     }
 }
 
