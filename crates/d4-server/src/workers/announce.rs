@@ -529,7 +529,7 @@ mod tests {
             std::fs::write(folder.join(name), [whole.as_slice(), half].concat()).unwrap();
         }
         let compressor = Compressor::start(6, queues.clone());
-        assert_eq!(recover(&root, &compressor), cases.len());
+        assert_eq!(recover(&root, &compressor, 6), cases.len());
         compressor.shutdown();
         queues.flush_blocking();
         for ((ty, _, whole, _), id) in cases.iter().zip(ids) {
@@ -544,5 +544,114 @@ mod tests {
                 .unwrap();
             assert_eq!(&got, whole, "type {ty}: cut at the last whole record");
         }
+    }
+
+    /// Files cut back to their last whole record; nothing left: deleted.
+    #[test]
+    fn cut_to_last_record_keeps_whole_records_and_deletes_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let cases: Vec<(&str, Vec<u8>, Option<usize>)> = vec![
+            ("1", pcap_file(2), Some(pcap_file(2).len())),
+            (
+                "1",
+                [pcap_file(2), pcap_file(1)[24..30].to_vec()].concat(),
+                Some(pcap_file(2).len()),
+            ),
+            ("1", pcap_file(0), None),
+            ("1", pcap_file(1)[..30].to_vec(), None),
+            ("1", Vec::new(), None),
+            ("3", b"one\ntwo\nthr".to_vec(), Some(8)),
+            ("3", b"no newline".to_vec(), None),
+            ("3", Vec::new(), None),
+        ];
+        for (ty, content, keep) in cases {
+            std::fs::write(&p, &content).unwrap();
+            let c = cut_to_last_record(&p, ty).unwrap();
+            match keep {
+                Some(k) => {
+                    assert!(!c.empty, "type {ty} {content:?}");
+                    assert_eq!(std::fs::read(&p).unwrap(), content[..k].to_vec());
+                    assert_eq!(c.removed, (content.len() - k) as u64);
+                }
+                None => {
+                    assert!(c.empty, "type {ty} {content:?}");
+                    assert!(!p.exists(), "type {ty}: deleted");
+                }
+            }
+        }
+    }
+
+    /// At start (gzip level 0 here), the marked files — finished or not,
+    /// compressed or not — are announced in time order, once, and their
+    /// mark cleared; unmarked ones were announced before and are left
+    /// alone; a marked file with no record is deleted, never announced.
+    #[cfg(unix)]
+    #[test]
+    fn marked_files_are_announced_in_order_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let db = Arc::new(Db::open(&dir.path().join("store")).unwrap());
+        let queues = Queues::open(db).unwrap();
+        let sensor = Uuid::new_v4();
+        let q = queues
+            .create(NewQueue {
+                ty: QueueType::Type(1),
+                description: String::new(),
+                max_size: 100,
+                sensors: Vec::new(),
+            })
+            .unwrap();
+        let folder = root
+            .join(sensor.simple().to_string())
+            .join("1")
+            .join("2026/12/05");
+        std::fs::create_dir_all(&folder).unwrap();
+        let name =
+            |t: &str, ext: &str| folder.join(format!("{}-2026-12-05-{t}.{ext}", sensor.simple()));
+        let files = [
+            (name("100000", "cap"), pcap_file(2), false), // announced long ago
+            (name("100100", "cap.gz"), pcap_file(1), true), // compressed, push lost
+            (name("100200", "cap"), Vec::new(), true),    // created, nothing written
+            (name("100300", "cap"), pcap_file(0), true),  // a header alone
+            (
+                name("100400", "cap"),
+                [pcap_file(3), vec![0; 5]].concat(),
+                true,
+            ), // cut
+        ];
+        for (p, content, marked) in &files {
+            std::fs::write(p, content).unwrap();
+            if *marked {
+                mark(p).unwrap();
+            }
+        }
+        let compressor = Compressor::start(0, queues.clone());
+        assert_eq!(recover(&root, &compressor, 0), 2);
+        compressor.shutdown();
+        queues.flush_blocking();
+        let got: Vec<String> = queues
+            .pop(q.uuid, 100)
+            .unwrap()
+            .into_iter()
+            .map(|i| String::from_utf8(i).unwrap())
+            .collect();
+        let want: Vec<String> = [&files[1].0, &files[4].0]
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, want, "in order, once");
+        assert!(
+            !files[2].0.exists() && !files[3].0.exists(),
+            "no record: deleted"
+        );
+        assert_eq!(std::fs::read(&files[4].0).unwrap(), pcap_file(3));
+        for p in [&files[0].0, &files[1].0, &files[4].0] {
+            assert!(!is_marked(&std::fs::metadata(p).unwrap()), "{p:?}");
+        }
+        // A second start finds nothing left to announce.
+        let compressor = Compressor::start(0, queues.clone());
+        assert_eq!(recover(&root, &compressor, 0), 0);
+        compressor.shutdown();
     }
 }

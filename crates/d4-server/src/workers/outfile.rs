@@ -53,6 +53,7 @@ impl OutFile {
     }
 
     /// Whether the disk refused the last write.
+    #[cfg(test)]
     pub(crate) fn is_stuck(&self) -> bool {
         self.stuck
     }

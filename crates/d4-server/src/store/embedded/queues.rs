@@ -368,4 +368,61 @@ mod tests {
         q.delete(id).unwrap();
         assert!(q.list().is_empty());
     }
+
+    /// While the store takes no writes, pushed items are held by the
+    /// writer (counted), queue creation is refused as "unwritable", and
+    /// everything is committed in order once the store heals.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn items_are_held_while_the_store_is_unwritable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let q = open(db.clone()).unwrap();
+        let d = q
+            .create(NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size: 100,
+                sensors: Vec::new(),
+            })
+            .unwrap();
+        let health = db.health().clone();
+        health.mark_unwritable("test", true);
+        let e = q
+            .create(NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size: 1,
+                sensors: Vec::new(),
+            })
+            .unwrap_err();
+        assert!(crate::store::health::is_unwritable(&e), "{e:#}");
+        for i in 0..3 {
+            let items = vec![Bytes::from(format!("line {i}"))];
+            q.push(vec![d.uuid], items, Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+        for _ in 0..200 {
+            if health.items_waiting() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(health.items_waiting() > 0);
+        assert_eq!(q.get(d.uuid).unwrap().pushed, 0);
+        assert!(tokio::task::block_in_place(|| db.heal()), "re-opened");
+        assert!(health.is_writable());
+        for _ in 0..200 {
+            if q.get(d.uuid).unwrap().pushed == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = q.pop(d.uuid, 10).unwrap();
+        assert_eq!(
+            got,
+            vec![b"line 0".to_vec(), b"line 1".to_vec(), b"line 2".to_vec()]
+        );
+        assert_eq!(health.items_waiting(), 0);
+    }
 }
