@@ -38,7 +38,8 @@ pub(crate) struct StoreUnwritable(pub(crate) String);
 
 /// Whether an error (anywhere in its chain) is a [`StoreUnwritable`].
 pub(crate) fn is_unwritable(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<StoreUnwritable>())
+    // `downcast_ref` sees a context too (`chain` shows it as a wrapper).
+    e.downcast_ref::<StoreUnwritable>().is_some() || e.chain().any(|c| c.is::<StoreUnwritable>())
 }
 
 /// Whether an I/O error means "no space left" (ENOSPC, EDQUOT).
@@ -225,6 +226,9 @@ mod tests {
         assert!(h.is_writable() && !h.needs_reopen());
         assert!(h.free_bytes().is_some());
         let e = anyhow::Error::new(h.refusal()).context("creating a queue");
+        assert!(is_unwritable(&e));
+        // As `Db::write` reports a failed commit: the I/O error, the refusal as its context.
+        let e = anyhow::Error::new(std::io::Error::other("ENOSPC")).context(h.refusal());
         assert!(is_unwritable(&e));
     }
 }
