@@ -12,12 +12,13 @@
 //!
 //! A write that fails with an I/O error (disk full) poisons redb's handle;
 //! [`Db::write`] then marks the store unwritable ([`Health`]) and refuses
-//! writes with [`StoreUnwritable`] until the `d4-store-heal` thread
-//! ([`Db::start_healer`]) sees the disk take writes again and re-opens the
-//! database behind the same `Db` (every user holds an `Arc<Db>`).
+//! writes with [`StoreUnwritable`] until the disk takes writes again: the
+//! `d4-store-heal` thread ([`Db::start_healer`]) probes every second, and a
+//! refused write probes too (at most every 200 ms); the database is then
+//! re-opened behind the same `Db` (every user holds an `Arc<Db>`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use anyhow::{Context, Result};
 use redb::{
@@ -45,6 +46,8 @@ pub(crate) struct Db {
     path: PathBuf,
     /// Whether the disk takes writes.
     health: Arc<Health>,
+    /// One heal at a time (the healer thread, or a write probing itself).
+    healing: Mutex<()>,
 }
 
 /// A read lock on the handle.
@@ -60,6 +63,7 @@ impl Db {
             db: RwLock::new(Some(db)),
             path,
             health: Arc::new(Health::new(dir)),
+            healing: Mutex::new(()),
         })
     }
 
@@ -80,7 +84,7 @@ impl Db {
     /// Runs `f` in one write transaction and commits it. Refused with
     /// [`StoreUnwritable`] while the disk is full; an I/O error marks it so.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        if !self.health.is_writable() {
+        if !self.health.is_writable() && !(self.health.probe_due() && self.heal()) {
             return Err(self.health.refusal().into());
         }
         let h = self.handle()?;
@@ -106,6 +110,7 @@ impl Db {
     /// One probe: if the disk takes writes again, re-opens the database if
     /// it was poisoned and marks the store writable. Whether it is.
     pub(crate) fn heal(&self) -> bool {
+        let _one = self.healing.lock().unwrap_or_else(|p| p.into_inner());
         if self.health.is_writable() {
             return true;
         }

@@ -13,8 +13,9 @@
 //! be kept), the queue writer holds the items it could not commit, and API
 //! writes answer 503 ([`StoreUnwritable`]). The `d4-store-heal` thread
 //! ([`crate::store::Db::start_healer`]) probes the disk every second with a
-//! small write; once it succeeds it re-opens the database if it was
-//! poisoned and marks everything writable again.
+//! small write (a refused store write probes too, at most every 200 ms);
+//! once it succeeds the database is re-opened if it was poisoned and
+//! everything is marked writable again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +26,9 @@ use tokio::sync::watch;
 
 /// How often the healer probes the disk.
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a refused write may probe the disk itself.
+const INLINE_PROBE_EVERY: Duration = Duration::from_millis(200);
 
 /// Bytes written by a probe: a write this size must succeed before the
 /// store is trusted again (a redb commit needs a few pages).
@@ -66,6 +70,11 @@ pub(crate) struct Health {
     files_stuck: AtomicU64,
     /// Where probes are written (the store's folder).
     probe_dir: PathBuf,
+    /// When a write last probed the disk itself ([`Health::probe_due`]).
+    last_probe: Mutex<Option<std::time::Instant>>,
+    /// Tests: probes fail as on a full disk.
+    #[cfg(test)]
+    fail_probes: AtomicBool,
 }
 
 impl Health {
@@ -79,6 +88,9 @@ impl Health {
             items_waiting: AtomicU64::new(0),
             files_stuck: AtomicU64::new(0),
             probe_dir: probe_dir.to_path_buf(),
+            last_probe: Mutex::new(None),
+            #[cfg(test)]
+            fail_probes: AtomicBool::new(false),
         }
     }
 
@@ -136,6 +148,10 @@ impl Health {
     /// Tries a small write in the probe folder; `true` if the disk takes it.
     pub(crate) fn probe(&self) -> bool {
         use std::io::Write;
+        #[cfg(test)]
+        if self.fail_probes.load(Ordering::SeqCst) {
+            return false;
+        }
         let path = self.probe_dir.join(".d4-probe");
         let ok = std::fs::File::create(&path)
             .and_then(|mut f| {
@@ -145,6 +161,27 @@ impl Health {
             .is_ok();
         let _ = std::fs::remove_file(&path);
         ok
+    }
+
+    /// Whether a write refused now may probe the disk itself first (at
+    /// most every [`INLINE_PROBE_EVERY`]): a write right after space came
+    /// back does not wait for the healer's next round.
+    pub(crate) fn probe_due(&self) -> bool {
+        let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match *last {
+            Some(t) if now.duration_since(t) < INLINE_PROBE_EVERY => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Tests: makes probes fail (a disk that stays full) or succeed again.
+    #[cfg(test)]
+    pub(crate) fn set_fail_probes(&self, fail: bool) {
+        self.fail_probes.store(fail, Ordering::SeqCst);
     }
 
     /// Times the disk became unwritable.

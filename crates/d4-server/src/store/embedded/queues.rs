@@ -386,6 +386,7 @@ mod tests {
             })
             .unwrap();
         let health = db.health().clone();
+        health.set_fail_probes(true);
         health.mark_unwritable("test", true);
         let e = q
             .create(NewQueue {
@@ -410,6 +411,8 @@ mod tests {
         }
         assert!(health.items_waiting() > 0);
         assert_eq!(q.get(d.uuid).unwrap().pushed, 0);
+        assert!(!tokio::task::block_in_place(|| db.heal()), "still full");
+        health.set_fail_probes(false);
         assert!(tokio::task::block_in_place(|| db.heal()), "re-opened");
         assert!(health.is_writable());
         for _ in 0..200 {
