@@ -84,7 +84,8 @@ impl Db {
     /// Runs `f` in one write transaction and commits it. Refused with
     /// [`StoreUnwritable`] while the disk is full; an I/O error marks it so.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        if !self.health.is_writable() && !(self.health.probe_due() && self.heal()) {
+        let writable = self.health.is_writable() || (self.health.probe_due() && self.heal());
+        if !writable {
             return Err(self.health.refusal().into());
         }
         let h = self.handle()?;

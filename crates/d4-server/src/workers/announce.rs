@@ -88,8 +88,8 @@ impl Compressor {
 
     pub(crate) fn submit(&self, job: Job) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        match tx.as_ref().map(|t| t.send(job)) {
-            Some(Ok(())) => {}
+        match tx.as_ref().map(|t| t.send(job).is_ok()) {
+            Some(true) => {}
             _ => tracing::error!(
                 "compression thread stopped; a finished file was not announced (it keeps its mark for the next start)"
             ),
