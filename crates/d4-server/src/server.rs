@@ -189,24 +189,20 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
                 .await?
         }
     };
-    let gzip = if cfg.gzip_level == 0 {
-        0
-    } else {
-        cfg.gzip_level
-    };
     let ctx = Arc::new(workers::WorkerCtx {
         data_root: data_dir.join("data"),
         rotation: Duration::from_secs(cfg.rotation_secs),
         compressor: workers::Compressor::start(cfg.gzip_level, queues.clone()),
     });
-    if gzip > 0 {
-        let n = workers::recover(&ctx.data_root, &ctx.compressor);
-        if n > 0 {
-            tracing::warn!(
-                "{n} unfinished files from a previous run are being compressed and announced"
-            );
-        }
+    // Files a crash or a full disk left unfinished or not announced.
+    let n = workers::recover(&ctx.data_root, &ctx.compressor, cfg.gzip_level);
+    if n > 0 {
+        tracing::warn!(
+            "{n} files from a previous run were not finished or not announced: they are being finished and announced"
+        );
     }
+    // Re-opens the store by itself once a full disk takes writes again.
+    db.start_healer()?;
     let api_token = match db.get_doc::<String>("api_token")? {
         Some(t) => t,
         None => {

@@ -131,6 +131,39 @@ pub(crate) fn metrics_text(s: &Shared) -> String {
         "Items pushed to a queue.",
         queues.iter().map(|q| (ql(q), q.pushed)).collect(),
     );
+    let h = s.queues.health();
+    metric(
+        "d4_store_writable",
+        "gauge",
+        "1 while the disk takes writes; 0 while it is full (sensors are not read, writes wait, API writes answer 503).",
+        vec![(String::new(), u64::from(h.is_writable()))],
+    );
+    metric(
+        "d4_disk_full_events_total",
+        "counter",
+        "Times the disk stopped taking writes (full, or an I/O error of the store).",
+        vec![(String::new(), h.events())],
+    );
+    metric(
+        "d4_items_waiting",
+        "gauge",
+        "Queue items held because the store could not commit them yet.",
+        vec![(String::new(), h.items_waiting())],
+    );
+    metric(
+        "d4_files_stuck",
+        "gauge",
+        "Data files holding bytes the full disk did not take yet.",
+        vec![(String::new(), h.files_stuck())],
+    );
+    if let Some(free) = h.free_bytes() {
+        metric(
+            "d4_data_dir_free_bytes",
+            "gauge",
+            "Free bytes on the data dir's file system.",
+            vec![(String::new(), free)],
+        );
+    }
     if let Some((waiting, dropped)) = s.queues.redis_spool() {
         metric(
             "d4_redis_spool_items",

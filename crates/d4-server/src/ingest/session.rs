@@ -4,7 +4,8 @@
 //! Memory per session is bounded: the decoder holds at most one frame
 //! (`max_frame_size`) plus one read; workers hold at most one partial record.
 //! Back-pressure is TCP's: the session reads the socket only after the
-//! previous bytes were stored and their queue items handed over.
+//! previous bytes were stored and their queue items handed over, and not at
+//! all while the disk is full (`store::health`).
 //!
 //! The IP blocklist is checked at accept, before the TLS handshake (10 s at
 //! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
@@ -208,6 +209,19 @@ impl Session {
             }
             if let Some(w) = &mut self.worker {
                 w.flush().map_err(|e| (self.uuid, Reject::from_worker(e)))?;
+            }
+            // Back-pressure on a full disk: nothing more is read (nor
+            // confirmed) until the disk takes writes again.
+            let health = self.shared.ctx.compressor.health();
+            if !health.is_writable() {
+                let mut writable = health.subscribe();
+                tokio::select! {
+                    _ = writable.wait_for(|ok| *ok) => {}
+                    why = self.close.closed() => return Err((self.uuid, why)),
+                    _ = shutdown.changed() => return Ok(End::Shutdown),
+                }
+                deadline = Instant::now() + if header_checked { stall } else { idle };
+                continue;
             }
             let buf = dec.buffer_mut();
             buf.reserve(READ_CHUNK);

@@ -9,14 +9,24 @@
 //! Every write goes through [`Db::write`], one ACID transaction; committed
 //! data survives a crash or restart. (Why redb: see `docs/BENCHMARKS.md`,
 //! "Embedded store choice".)
+//!
+//! A write that fails with an I/O error (disk full) poisons redb's handle;
+//! [`Db::write`] then marks the store unwritable ([`Health`]) and refuses
+//! writes with [`StoreUnwritable`] until the disk takes writes again: the
+//! `d4-store-heal` thread ([`Db::start_healer`]) probes every second, and a
+//! refused write probes too (at most every 200 ms); the database is then
+//! re-opened behind the same `Db` (every user holds an `Arc<Db>`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, Weak};
 
 use anyhow::{Context, Result};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
+
+use crate::store::health::{Health, StoreUnwritable, PROBE_EVERY};
 
 /// JSON documents by name.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -29,41 +39,121 @@ pub(crate) const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("redi
 
 /// The database.
 pub(crate) struct Db {
-    /// The redb handle (internally synchronised).
-    db: Database,
+    /// The redb handle (internally synchronised); `None` only while it is
+    /// re-opened, or if that failed (tried again at the next probe).
+    db: RwLock<Option<Database>>,
+    /// The file.
+    path: PathBuf,
+    /// Whether the disk takes writes.
+    health: Arc<Health>,
+    /// One heal at a time (the healer thread, or a write probing itself).
+    healing: Mutex<()>,
 }
+
+/// A read lock on the handle.
+type Handle<'a> = RwLockReadGuard<'a, Option<Database>>;
 
 impl Db {
     /// Opens (or creates) the store in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Db> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join("d4.redb");
-        let db = Database::create(&path).with_context(|| {
-            format!(
-                "cannot open the store {} (is another d4 server using this data dir?)",
-                path.display()
-            )
-        })?;
-        let tx = db.begin_write()?;
-        tx.open_table(KV)?;
-        tx.open_table(QUEUES)?;
-        tx.open_table(ITEMS)?;
-        tx.open_table(SPOOL)?;
-        tx.commit()?;
-        Ok(Db { db })
+        let db = open_database(&path)?;
+        Ok(Db {
+            db: RwLock::new(Some(db)),
+            path,
+            health: Arc::new(Health::new(dir)),
+            healing: Mutex::new(()),
+        })
     }
 
-    /// Runs `f` in one write transaction and commits it.
+    /// Whether the disk takes writes, shared with workers and `/metrics`.
+    pub(crate) fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The handle, read-locked for one operation.
+    fn handle(&self) -> Result<Handle<'_>> {
+        let h = self.db.read().unwrap_or_else(|p| p.into_inner());
+        if h.is_none() {
+            return Err(self.health.refusal().into());
+        }
+        Ok(h)
+    }
+
+    /// Runs `f` in one write transaction and commits it. Refused with
+    /// [`StoreUnwritable`] while the disk is full; an I/O error marks it so.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_write()?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let writable = self.health.is_writable() || (self.health.probe_due() && self.heal());
+        if !writable {
+            return Err(self.health.refusal().into());
+        }
+        let h = self.handle()?;
+        let Some(db) = h.as_ref() else {
+            return Err(self.health.refusal().into());
+        };
+        let r = (|| {
+            let tx = db.begin_write()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        match r {
+            Err(e) if is_io(&e) => {
+                let why = format!("store write failed: {e:#}");
+                self.health.mark_unwritable(&why, true);
+                Err(e.context(StoreUnwritable(why)))
+            }
+            r => r,
+        }
+    }
+
+    /// One probe: if the disk takes writes again, re-opens the database if
+    /// it was poisoned and marks the store writable. Whether it is.
+    pub(crate) fn heal(&self) -> bool {
+        let _one = self.healing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.health.is_writable() {
+            return true;
+        }
+        if !self.health.probe() {
+            return false;
+        }
+        if self.health.needs_reopen() {
+            let mut h = self.db.write().unwrap_or_else(|p| p.into_inner());
+            // The old handle must be closed first (redb locks its file).
+            h.take();
+            match open_database(&self.path) {
+                Ok(db) => *h = Some(db),
+                Err(e) => {
+                    tracing::warn!("cannot re-open the store yet: {e:#}");
+                    return false;
+                }
+            }
+            tracing::warn!("the store {} was re-opened", self.path.display());
+        }
+        self.health.mark_writable();
+        true
+    }
+
+    /// Starts the `d4-store-heal` thread: probes every second while the
+    /// store is unwritable (ends with the last `Arc<Db>`).
+    pub(crate) fn start_healer(self: &Arc<Db>) -> Result<()> {
+        let weak: Weak<Db> = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("d4-store-heal".into())
+            .spawn(move || loop {
+                std::thread::sleep(PROBE_EVERY);
+                let Some(db) = weak.upgrade() else { return };
+                db.heal();
+            })
+            .context("starting the store healer")?;
+        Ok(())
     }
 
     /// A JSON document from `kv`.
     pub(crate) fn get_doc<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(KV)?;
         match t.get(key)? {
             Some(v) => Ok(Some(
@@ -79,7 +169,8 @@ impl Db {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, T)>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(KV)?;
         let mut out = Vec::new();
         for e in t.range(prefix..)? {
@@ -116,7 +207,8 @@ impl Db {
 
     /// Every queue definition (raw JSON).
     pub(crate) fn queue_rows(&self) -> Result<Vec<Vec<u8>>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(QUEUES)?;
         let mut out = Vec::new();
         for e in t.iter()? {
@@ -139,7 +231,8 @@ impl Db {
 
     /// The newest spool key.
     pub(crate) fn spool_last_key(&self) -> Result<Option<u64>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(SPOOL)?;
         let last = t.last()?.map(|(k, _)| k.value());
         Ok(last)
@@ -147,7 +240,8 @@ impl Db {
 
     /// The oldest `n` spool entries with their keys.
     pub(crate) fn spool_first(&self, n: usize) -> Result<Vec<(u64, Vec<u8>)>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(SPOOL)?;
         let mut out = Vec::new();
         for e in t.iter()?.take(n) {
@@ -168,7 +262,8 @@ impl Db {
 
     /// Entries in the spool, and their bytes.
     pub(crate) fn spool_size(&self) -> Result<(u64, u64)> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(SPOOL)?;
         let mut bytes = 0u64;
         for e in t.iter()? {
@@ -184,7 +279,8 @@ impl Db {
         from: u64,
         n: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
-        let tx = self.db.begin_read()?;
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
         let t = tx.open_table(ITEMS)?;
         let lo = item_key(queue, from);
         let hi = item_key(queue, u64::MAX);
@@ -197,6 +293,42 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+/// Opens (or creates) the file and its tables.
+fn open_database(path: &Path) -> Result<Database> {
+    let db = Database::create(path).with_context(|| {
+        format!(
+            "cannot open the store {} (is another d4 server using this data dir?)",
+            path.display()
+        )
+    })?;
+    let tx = db.begin_write()?;
+    tx.open_table(KV)?;
+    tx.open_table(QUEUES)?;
+    tx.open_table(ITEMS)?;
+    tx.open_table(SPOOL)?;
+    tx.commit()?;
+    Ok(db)
+}
+
+/// A read transaction on a locked handle.
+fn read_tx(h: &Handle<'_>) -> Result<redb::ReadTransaction> {
+    match h.as_ref() {
+        Some(db) => Ok(db.begin_read()?),
+        None => anyhow::bail!("the store is being re-opened"),
+    }
+}
+
+/// Whether a store error is an I/O failure (disk full...), after which
+/// redb must be re-opened.
+fn is_io(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<std::io::Error>() || {
+            let s = c.to_string();
+            s.contains("I/O error")
+        }
+    })
 }
 
 /// The `items` key of one queue item.

@@ -17,6 +17,7 @@
 
 pub(crate) mod db;
 pub(crate) mod embedded;
+pub(crate) mod health;
 pub(crate) mod queues;
 pub(crate) mod redis;
 

@@ -29,15 +29,20 @@
 //!
 //! A finished file goes to the [`Compressor`] thread (gzip to `.gz`, `.N.gz`
 //! on collision, through a temporary name), then its path is pushed to the
-//! queues of its type. At start, files a crash left unfinished are cut back
-//! to their last whole record — every type, with the same tracker —
-//! compressed and announced ([`recover`]).
+//! queues of its type. Data files are written through [`outfile::OutFile`],
+//! which keeps what a full disk does not take, and carry a "not yet
+//! announced" mark until their announcement is committed. At start, files
+//! a crash or a full disk left unfinished or unannounced are cut back to
+//! their last whole record — every type, with the same tracker — (deleted
+//! if none is left), compressed and announced in order ([`recover`]).
 //!
 //! A worker's error says whose fault it is ([`WorkerError`]): a stream that
 //! is not what its type says is the sensor's, a failed write the server's.
 
+pub(crate) mod announce;
 pub(crate) mod files;
 pub(crate) mod lines;
+pub(crate) mod outfile;
 pub(crate) mod pcap;
 pub(crate) mod rotate;
 
@@ -51,7 +56,8 @@ use d4_packet::records::Format;
 use uuid::Uuid;
 
 use crate::store::queues::QueueType;
-pub(crate) use rotate::{recover, Compressor, FileSpec, Rotator};
+pub(crate) use announce::{recover, Compressor};
+pub(crate) use rotate::{FileSpec, Rotator};
 
 /// Why a worker could not take a payload, and so whose fault it is.
 #[derive(Debug, thiserror::Error)]

@@ -1,197 +1,18 @@
-//! Rotated files: naming, rotation by time and day, background gzip, announcement.
+//! Rotated files: naming, rotation by time and day; finished files go to
+//! the [`Compressor`](super::announce::Compressor) (`announce.rs`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use d4_packet::records::{Format, Tracker};
 use uuid::Uuid;
 
+use super::announce::{mark_open, Job};
+use super::outfile::OutFile;
 use super::WorkerCtx;
-use crate::store::queues::{QueueType, Queues};
-
-/// A finished file on its way to compression and announcement.
-struct Job {
-    path: PathBuf,
-    announce: Option<(QueueType, Uuid)>,
-}
-
-/// Compresses finished files on a background thread, then announces them.
-#[derive(Clone)]
-pub(crate) struct Compressor {
-    tx: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
-    done: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
-}
-
-impl Compressor {
-    /// Starts the compression thread (`level` 0 = store files uncompressed).
-    pub(crate) fn start(level: u32, queues: Arc<Queues>) -> Compressor {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let handle = std::thread::Builder::new()
-            .name("d4-gzip".into())
-            .spawn(move || {
-                for job in rx {
-                    let final_path = if level == 0 {
-                        Some(job.path.clone())
-                    } else {
-                        let gz = gz_name(&job.path);
-                        match d4_packet::gz::gzip_file(&job.path, &gz, level) {
-                            Ok(()) => {
-                                if let Err(e) = std::fs::remove_file(&job.path) {
-                                    tracing::warn!(
-                                        "cannot remove {} after compressing it: {e}",
-                                        job.path.display()
-                                    );
-                                }
-                                Some(gz)
-                            }
-                            Err(e) => {
-                                tracing::error!(
-                                    "cannot compress {}: {e}; kept uncompressed",
-                                    job.path.display()
-                                );
-                                Some(job.path.clone())
-                            }
-                        }
-                    };
-                    if let (Some(p), Some((ty, sensor))) = (final_path, job.announce) {
-                        let qs = queues.route(&ty, sensor);
-                        queues
-                            .push_blocking(qs, vec![Bytes::from(p.to_string_lossy().into_owned())]);
-                    }
-                }
-            })
-            .ok();
-        Compressor {
-            tx: Arc::new(Mutex::new(Some(tx))),
-            done: Arc::new(Mutex::new(handle)),
-        }
-    }
-
-    fn submit(&self, job: Job) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        match tx.as_ref().map(|t| t.send(job)) {
-            Some(Ok(())) => {}
-            _ => tracing::error!("compression thread stopped; a finished file was not announced"),
-        }
-    }
-
-    /// Finishes every queued job (server shutdown).
-    pub(crate) fn shutdown(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// Finds files left unfinished by a crash (not compressed, never announced)
-/// and hands them to the compressor, announced as usual. Meta-headers of
-/// extended types (`254/.../*.json`) are left alone. Returns how many.
-pub(crate) fn recover(data_root: &Path, compressor: &Compressor) -> usize {
-    let mut found = Vec::new();
-    walk(data_root, &mut found);
-    let mut n = 0;
-    for path in found {
-        let Ok(rel) = path.strip_prefix(data_root) else {
-            continue;
-        };
-        let parts: Vec<String> = rel
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        let name = parts.last().cloned().unwrap_or_default();
-        // <uuid>/<type>/YYYY/MM/DD/[<ext>/]file
-        let (Some(sensor), Some(ty)) = (parts.first(), parts.get(1)) else {
-            continue;
-        };
-        let Ok(sensor) = Uuid::try_parse(sensor) else {
-            continue;
-        };
-        if name.ends_with(".gz")
-            || name.ends_with(".gz.part")
-            || (ty == "254" && name.ends_with(".json"))
-        {
-            continue;
-        }
-        let announce = match ty.as_str() {
-            "1" | "4" | "5" | "7" => ty.parse().ok().map(|t| (QueueType::Type(t), sensor)),
-            _ => None,
-        };
-        // A crash leaves files that may end inside a record.
-        match cut_to_last_record(&path, ty) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                "{}: {n} bytes of an unfinished last record removed",
-                path.display()
-            ),
-            Err(e) => tracing::warn!("{}: cannot check its last record: {e}", path.display()),
-        }
-        tracing::warn!(
-            "{} was left unfinished (crash?): compressing it now",
-            path.display()
-        );
-        compressor.submit(Job { path, announce });
-        n += 1;
-    }
-    n
-}
-
-/// Cuts a file left by a crash back to its last whole record, whatever its
-/// type's format (pcap, pcapng, IPFIX, type 4, lines: see
-/// [`d4_packet::records`]); returns how many bytes were removed. A file whose
-/// records cannot be followed is cut at the last boundary before the fault.
-fn cut_to_last_record(path: &Path, ty: &str) -> io::Result<u64> {
-    use std::io::Read;
-    let len = std::fs::metadata(path)?.len();
-    let Some(format) = ty.parse().ok().and_then(Format::for_d4_type) else {
-        return Ok(0);
-    };
-    let mut f = File::open(path)?;
-    let mut tracker = Tracker::new(format);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 || tracker.feed(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let keep = tracker.last_boundary();
-    if keep < len {
-        OpenOptions::new().write(true).open(path)?.set_len(keep)?;
-    }
-    Ok(len - keep)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => walk(&p, out),
-            Ok(t) if t.is_file() => out.push(p),
-            _ => {}
-        }
-    }
-}
-
-/// `x.cap` → `x.cap.gz`, or `x.cap.1.gz`, `x.cap.2.gz`... if taken.
-fn gz_name(p: &Path) -> PathBuf {
-    let base = p.as_os_str().to_string_lossy().into_owned();
-    let first = PathBuf::from(format!("{base}.gz"));
-    if !first.exists() {
-        return first;
-    }
-    (1..)
-        .map(|n| PathBuf::from(format!("{base}.{n}.gz")))
-        .find(|c| !c.exists())
-        .unwrap_or(first)
-}
+use crate::store::queues::QueueType;
 
 /// Creates `<stem>.<ext>` in `dir`, or `<stem>-1.<ext>`, `-2`... if taken;
 /// never overwrites.
@@ -214,7 +35,8 @@ pub(crate) fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(Fi
 
 /// The file being written.
 struct Current {
-    file: BufWriter<File>,
+    /// Keeps what a full disk does not take (see `outfile`).
+    file: OutFile,
     path: PathBuf,
     opened: i64,
     day: NaiveDate,
@@ -305,8 +127,10 @@ impl Rotator {
             now.format("%Y-%m-%d-%H%M%S")
         );
         let (file, path) = create_unique(&dir, &stem, &self.spec.ext)?;
-        // Writes of 32 KiB and more go straight to the file, smaller ones are batched.
-        let mut file = BufWriter::with_capacity(32 * 1024, file);
+        // "Not yet announced" until the compressor is done with it.
+        mark_open(&file)?;
+        let health = self.ctx.compressor.health().clone();
+        let mut file = OutFile::new(file, path.clone(), health);
         file.write_all(&self.prefix)?;
         let len = self.prefix.len() as u64;
         self.current = Some(Current {
@@ -367,15 +191,15 @@ impl Rotator {
         };
         let cut = c.written - c.boundary;
         if cut > 0 {
-            c.file.flush()?;
-            c.file.get_ref().set_len(c.boundary)?;
+            c.file.set_len(c.boundary)?;
             c.written = c.boundary;
         }
         Ok(cut)
     }
 
     /// Pushes buffered bytes to the file (the OS has them; a crash of the
-    /// server loses nothing written so far).
+    /// server loses nothing written so far). A full disk is not an error:
+    /// the bytes are kept and the disk marked unwritable.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match &mut self.current {
             Some(c) => c.file.flush(),
@@ -391,10 +215,14 @@ impl Rotator {
         if let Err(e) = c.file.flush() {
             tracing::error!("cannot write {}: {e}", c.path.display());
         }
-        drop(c.file);
+        // The compressor writes what a full disk did not take yet.
         self.ctx.compressor.submit(Job {
             path: c.path,
+            ty: self.spec.type_dir.clone(),
             announce: self.spec.announce.clone().map(|t| (t, self.spec.sensor)),
+            file: Some(c.file),
+            prefix_len: self.prefix.len() as u64,
+            compressed: false,
         });
     }
 
@@ -407,111 +235,5 @@ impl Rotator {
 impl Drop for Rotator {
     fn drop(&mut self) {
         self.rotate();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io::Read;
-
-    use d4_packet::records::pcapng::{self, IDB_TYPE};
-
-    use super::*;
-    use crate::store::queues::NewQueue;
-    use crate::store::Db;
-
-    fn pcapng_block(ty: Option<u32>, body: usize) -> Vec<u8> {
-        match ty {
-            None => pcapng::build_section_header(body, false),
-            Some(t) => pcapng::build_block(t, &vec![3; body], false),
-        }
-    }
-
-    fn ipfix_message(len: u16) -> Vec<u8> {
-        let mut m = vec![0, 10];
-        m.extend_from_slice(&len.to_be_bytes());
-        m.resize(usize::from(len), 9);
-        m
-    }
-
-    fn pcap_file(records: usize) -> Vec<u8> {
-        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
-        v.resize(16, 0);
-        v.extend_from_slice(&65535u32.to_le_bytes());
-        v.extend_from_slice(&1u32.to_le_bytes());
-        for i in 0..records {
-            v.extend_from_slice(&[0; 8]);
-            v.extend_from_slice(&20u32.to_le_bytes());
-            v.extend_from_slice(&20u32.to_le_bytes());
-            v.extend(std::iter::repeat_n(i as u8, 20));
-        }
-        v
-    }
-
-    /// Files a crash left (whole records, then half of one) in every type
-    /// with a record structure: recovery cuts each back to its last whole
-    /// record, compresses it and announces it to the type's queue.
-    #[test]
-    fn recovery_cuts_every_type_back_to_its_last_whole_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("data");
-        let db = Arc::new(Db::open(&dir.path().join("store")).unwrap());
-        let queues = Queues::open(db).unwrap();
-        let sensor = Uuid::new_v4();
-        let pcapng = [
-            pcapng_block(None, 16),
-            pcapng_block(Some(IDB_TYPE), 8),
-            pcapng_block(Some(6), 40),
-            pcapng_block(Some(6), 64),
-        ]
-        .concat();
-        let ipfix = [ipfix_message(16), ipfix_message(300), ipfix_message(40)].concat();
-        let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
-            (
-                "5",
-                "pcapng",
-                pcapng,
-                pcapng_block(Some(6), 40)[..30].to_vec(),
-            ),
-            ("7", "yaf", ipfix, ipfix_message(100)[..50].to_vec()),
-            ("1", "cap", pcap_file(3), pcap_file(1)[24..40].to_vec()),
-            ("4", "dnscap", b"one\ntwo\n".to_vec(), b"thr".to_vec()),
-        ];
-        let mut ids = Vec::new();
-        for (ty, ext, whole, half) in &cases {
-            let t: u8 = ty.parse().unwrap();
-            let q = queues
-                .create(NewQueue {
-                    ty: QueueType::Type(t),
-                    description: ty.to_string(),
-                    max_size: 10,
-                    sensors: vec![sensor],
-                })
-                .unwrap();
-            ids.push(q.uuid);
-            let folder = root
-                .join(sensor.simple().to_string())
-                .join(ty)
-                .join("2026/12/04");
-            std::fs::create_dir_all(&folder).unwrap();
-            let name = format!("{}-2026-12-04-101010.{ext}", sensor.simple());
-            std::fs::write(folder.join(name), [whole.as_slice(), half].concat()).unwrap();
-        }
-        let compressor = Compressor::start(6, queues.clone());
-        assert_eq!(recover(&root, &compressor), cases.len());
-        compressor.shutdown();
-        queues.flush_blocking();
-        for ((ty, _, whole, _), id) in cases.iter().zip(ids) {
-            let items = queues.pop(id, 10).unwrap();
-            assert_eq!(items.len(), 1, "type {ty}: one file announced");
-            let path = PathBuf::from(String::from_utf8(items[0].clone()).unwrap());
-            assert!(path.to_string_lossy().ends_with(".gz"), "{path:?}");
-            let mut got = Vec::new();
-            d4_packet::gz::open_maybe_gz(&path)
-                .unwrap()
-                .read_to_end(&mut got)
-                .unwrap();
-            assert_eq!(&got, whole, "type {ty}: cut at the last whole record");
-        }
     }
 }

@@ -103,12 +103,6 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(&dir.path().join("store")).unwrap());
     let queues = Queues::open(db).unwrap();
-    let compressor = Compressor::start(0, queues.clone());
-    let ctx = Arc::new(WorkerCtx {
-        data_root: dir.path().join("data"),
-        rotation: Duration::from_secs(1),
-        compressor: compressor.clone(),
-    });
     let (ng, ng_pre) = pcapng(40);
     // (type, stream, preamble length opening later files, bytes of the
     // stream not stored as data: the pcap worker writes its header as the
@@ -126,6 +120,14 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
             // Cut inside the last record too (the session dies there).
             let end = stream.len() - rng.next(30).min(stream.len() - 30);
             let input = &stream[..end];
+            // One compressor per round, stopped before the files are read
+            // (it deletes files left with no record).
+            let compressor = Compressor::start(0, queues.clone());
+            let ctx = Arc::new(WorkerCtx {
+                data_root: dir.path().join("data"),
+                rotation: Duration::from_secs(1),
+                compressor: compressor.clone(),
+            });
             let sensor_id = Uuid::new_v4();
             let mut worker = Worker::for_type(&ctx, sensor_id, *ty, None);
             let mut sensor = Resumption::new(Format::for_d4_type(*ty));
@@ -144,6 +146,7 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
             }
             worker.finish(now, false);
             drop(worker);
+            compressor.shutdown();
             let t = sensor.tracker().unwrap();
             let boundary = t.last_boundary() as usize;
             let preamble = t.preamble().to_vec();
@@ -181,5 +184,4 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
             );
         }
     }
-    compressor.shutdown();
 }

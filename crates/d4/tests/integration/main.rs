@@ -5,6 +5,7 @@
 mod bad_input;
 mod cli;
 mod client_faults;
+mod disk_full;
 mod e2e;
 mod harness;
 mod monitoring;

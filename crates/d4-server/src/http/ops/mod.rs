@@ -30,7 +30,10 @@ impl IntoResponse for ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
         let msg = format!("{e:#}");
-        let code = if msg.starts_with("no queue") || msg.starts_with("no user") {
+        let code = if crate::store::health::is_unwritable(&e) {
+            // A full disk: the server's condition, passing (it heals itself).
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if msg.starts_with("no queue") || msg.starts_with("no user") {
             StatusCode::NOT_FOUND
         } else {
             StatusCode::BAD_REQUEST

@@ -274,14 +274,44 @@ fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
     Ok(())
 }
 
+/// The writer thread: commits batches as they come. Items that cannot be
+/// committed because the disk is full are held (in order; the channel
+/// fills behind them, which stops the sessions) and committed once the
+/// store is writable again: nothing handed over is dropped.
 fn writer(q: std::sync::Weak<EmbeddedQueues>, mut rx: mpsc::Receiver<PushBatch>) {
     while let Some(first) = rx.blocking_recv() {
         let (batches, n) = gather(first, &mut rx);
         let Some(q) = q.upgrade() else { return };
-        if let Err(e) = q.commit(&batches) {
-            tracing::error!("cannot store {n} queue items: {e:#}");
+        let health = q.cat.db.health().clone();
+        let mut held = false;
+        let ok = loop {
+            match q.commit(&batches) {
+                Ok(()) => break true,
+                Err(e) if crate::store::health::is_unwritable(&e) => {
+                    if !held {
+                        tracing::warn!(
+                            "{n} queue items wait for the disk to take writes again: {e:#}"
+                        );
+                        held = true;
+                        health.set_items_waiting(n as u64);
+                    }
+                    // Woken by the healer; a server stopping ends the wait
+                    // when the last handle goes (`Weak`).
+                    health.wait_writable_blocking(std::time::Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::error!("cannot store {n} queue items: {e:#}");
+                    break false;
+                }
+            }
+        };
+        if held {
+            health.set_items_waiting(0);
+            if ok {
+                tracing::warn!("{n} held queue items committed");
+            }
         }
-        answer(batches);
+        answer(batches, ok);
     }
 }
 
@@ -337,5 +367,65 @@ mod tests {
         assert!(q.pop(id, 10).unwrap().is_empty());
         q.delete(id).unwrap();
         assert!(q.list().is_empty());
+    }
+
+    /// While the store takes no writes, pushed items are held by the
+    /// writer (counted), queue creation is refused as "unwritable", and
+    /// everything is committed in order once the store heals.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn items_are_held_while_the_store_is_unwritable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let q = open(db.clone()).unwrap();
+        let d = q
+            .create(NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size: 100,
+                sensors: Vec::new(),
+            })
+            .unwrap();
+        let health = db.health().clone();
+        health.set_fail_probes(true);
+        health.mark_unwritable("test", true);
+        let e = q
+            .create(NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size: 1,
+                sensors: Vec::new(),
+            })
+            .unwrap_err();
+        assert!(crate::store::health::is_unwritable(&e), "{e:#}");
+        for i in 0..3 {
+            let items = vec![Bytes::from(format!("line {i}"))];
+            q.push(vec![d.uuid], items, Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+        for _ in 0..200 {
+            if health.items_waiting() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(health.items_waiting() > 0);
+        assert_eq!(q.get(d.uuid).unwrap().pushed, 0);
+        assert!(!tokio::task::block_in_place(|| db.heal()), "still full");
+        health.set_fail_probes(false);
+        assert!(tokio::task::block_in_place(|| db.heal()), "re-opened");
+        assert!(health.is_writable());
+        for _ in 0..200 {
+            if q.get(d.uuid).unwrap().pushed == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = q.pop(d.uuid, 10).unwrap();
+        assert_eq!(
+            got,
+            vec![b"line 0".to_vec(), b"line 1".to_vec(), b"line 2".to_vec()]
+        );
+        assert_eq!(health.items_waiting(), 0);
     }
 }

@@ -54,7 +54,13 @@ pub(crate) struct PushBatch {
     pub(crate) items: Vec<Bytes>,
     /// Answered once this batch (and all before it) is committed.
     pub(crate) done: Option<std::sync::mpsc::Sender<()>>,
+    /// Run once the items are committed (clears a file's "not yet
+    /// announced" mark).
+    pub(crate) committed: Option<OnCommit>,
 }
+
+/// What to do once a batch is committed.
+pub(crate) type OnCommit = Box<dyn FnOnce() + Send + Sync>;
 
 /// Queues by type, each with the sensor group it is restricted to.
 type Routes = HashMap<QueueType, Vec<(Uuid, Vec<Uuid>)>>;
@@ -218,6 +224,7 @@ impl Queues {
                 queues,
                 items,
                 done: None,
+                committed: None,
             }),
         )
         .await
@@ -228,9 +235,19 @@ impl Queues {
         }
     }
 
-    /// The same, from a thread outside the async runtime (background gzip).
-    pub(crate) fn push_blocking(&self, queues: Vec<Uuid>, items: Vec<Bytes>) {
+    /// The same, from a thread outside the async runtime (background
+    /// gzip); `then` runs once the items are committed (at once if no
+    /// queue takes them).
+    pub(crate) fn push_blocking(
+        &self,
+        queues: Vec<Uuid>,
+        items: Vec<Bytes>,
+        then: Option<OnCommit>,
+    ) {
         if queues.is_empty() || items.is_empty() {
+            if let Some(f) = then {
+                f();
+            }
             return;
         }
         if self
@@ -239,11 +256,17 @@ impl Queues {
                 queues,
                 items,
                 done: None,
+                committed: then,
             })
             .is_err()
         {
-            tracing::error!("the queue writer has stopped; items lost");
+            tracing::error!("the queue writer has stopped; items not queued (kept marked on disk)");
         }
+    }
+
+    /// Whether the disk takes writes (shared with workers and `/metrics`).
+    pub(crate) fn health(&self) -> &Arc<crate::store::health::Health> {
+        self.catalog.db.health()
     }
 
     /// Waits until every item handed over so far is committed (shutdown).
@@ -253,6 +276,7 @@ impl Queues {
             queues: Vec::new(),
             items: Vec::new(),
             done: Some(done),
+            committed: None,
         };
         if self.tx.blocking_send(b).is_ok() {
             let _ = wait.recv_timeout(Duration::from_secs(30));
@@ -346,9 +370,15 @@ pub(crate) fn gather(
     (batches, n)
 }
 
-/// Tells those waiting (flushes) that their batches are done.
-pub(crate) fn answer(batches: Vec<PushBatch>) {
+/// Tells those waiting (flushes) that their batches are done, and runs
+/// their commit hooks if they were `committed`.
+pub(crate) fn answer(batches: Vec<PushBatch>, committed: bool) {
     for b in batches {
+        if committed {
+            if let Some(f) = b.committed {
+                f();
+            }
+        }
         if let Some(d) = b.done {
             let _ = d.send(());
         }

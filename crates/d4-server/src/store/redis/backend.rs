@@ -542,6 +542,7 @@ async fn redis_writer(q: std::sync::Weak<RedisBackend>, mut rx: mpsc::Receiver<P
         let (batches, _) = gather(first, &mut rx);
         let Some(q) = q.upgrade() else { return };
         q.push_redis(&batches).await;
-        answer(batches);
+        // In Redis or in the on-disk spool.
+        answer(batches, true);
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct DashboardPage {
     pub(crate) today_frames: String,
     pub(crate) pending: usize,
     pub(crate) alerts: Vec<(String, &'static str, String)>,
+    /// Why the disk takes no writes (empty while it does): a red banner.
+    pub(crate) disk_full: String,
     pub(crate) chart_bytes: String,
     pub(crate) chart_frames: String,
     pub(crate) per_sensor: Vec<VolumeRow>,
@@ -154,6 +156,11 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
             .into_iter()
             .map(|a| (ts(a.since), a.kind, a.message))
             .collect(),
+        disk_full: if s.queues.health().is_writable() {
+            String::new()
+        } else {
+            s.queues.health().why()
+        },
         chart_bytes: svg::bars(
             "chart-bytes",
             "Bytes received per day",
