@@ -1,0 +1,145 @@
+//! Connection floods (issue 19): connections that never authenticate, on
+//! the ingest port and on the HTTPS port, from a few loopback addresses,
+//! must not keep out a sensor that signs its frames or an API caller with
+//! a token. The floods are the fault campaign's tool, `examples/swarm.rs`.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::swarm::{self, Mode};
+
+/// A metric's value (the first row whose name and labels start with `key`).
+fn metric(s: &Server, key: &str) -> u64 {
+    s.metrics()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 1,100 TLS connections from 17 addresses that never send a frame, then
+/// a sensor: it must be in (its lines confirmed) within a few seconds.
+fn flood_then_sensor(s: &Server) {
+    let q = s.create_queue("3", &[]);
+    let from = swarm::parse_range("127.0.0.2-127.0.0.18").unwrap();
+    let t0 = Instant::now();
+    let (mut flood, failed) = swarm::open(Mode::TlsIdle, s.ingest, 1100, &from);
+    let opened = t0.elapsed();
+    let sensor = Sensor::new(s, 3);
+    let t1 = Instant::now();
+    let o = sensor.run(b"in despite the flood\n", &["--max-backoff", "1"]);
+    let got_in = t1.elapsed();
+    assert!(
+        o.status.success(),
+        "the sensor did not get in: {}\n--- server log (end) ---\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        tail(&s.log())
+    );
+    assert!(
+        got_in < Duration::from_secs(5),
+        "the sensor took {got_in:?}"
+    );
+    s.wait_queue_len(&q, 1);
+    // The flood was churned through itself, oldest first.
+    swarm::hold(Mode::TlsIdle, &mut flood, Duration::ZERO);
+    let closed = flood.iter().filter(|c| c.closed).count();
+    let evicted = metric(s, "d4_connections_evicted_total{listener=\"ingest\"}");
+    eprintln!(
+        "flood: {} open, {failed} failed in {opened:?}; sensor in {got_in:?}; {closed} closed by the server, {evicted} evicted",
+        flood.len()
+    );
+    assert!(evicted >= 1000, "{evicted} evicted");
+    assert!(closed >= 1000, "{closed} of the flood closed");
+    assert!(
+        s.metrics()
+            .contains("d4_connections_open{listener=\"ingest\",state=\"unauthenticated\"} 64"),
+        "{}",
+        s.metrics()
+    );
+    let r = s.api_get("/rejections");
+    assert!(r.to_string().contains("evicted"), "{r}");
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[test]
+fn a_tls_flood_that_never_authenticates_does_not_keep_a_sensor_out() {
+    let s = Server::start(&[]);
+    flood_then_sensor(&s);
+}
+
+/// The same under the soft limit servers are often started with: the
+/// server raises it to the hard limit at start.
+#[test]
+fn a_tls_flood_under_a_soft_limit_of_1024_descriptors() {
+    let s = Server::start_wrapped(&["sh", "-c", "ulimit -Sn 1024 && exec \"$0\" \"$@\""], &[]);
+    assert!(
+        s.log().contains("soft limit raised from 1024"),
+        "{}",
+        s.log()
+    );
+    assert!(
+        s.metrics()
+            .contains("d4_open_files_limit{limit=\"at_start\"} 1024"),
+        "{}",
+        s.metrics()
+    );
+    flood_then_sensor(&s);
+}
+
+/// 300 idle TCP connections from one address to the HTTPS port: the API
+/// still answers a caller with a token, from another address of the /24.
+#[test]
+fn idle_tcp_connections_from_one_address_leave_the_api_up() {
+    let s = Server::start(&[]);
+    let web: std::net::SocketAddr = s.api.trim_start_matches("https://").parse().unwrap();
+    let from = swarm::parse_range("127.0.0.30").unwrap();
+    let (mut flood, failed) = swarm::open(Mode::TcpIdle, web, 300, &from);
+    assert_eq!(failed, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let (code, body) = s.call("GET", "/queues", Some(&s.token), None);
+    let took = t0.elapsed();
+    assert_eq!(code, 200, "{body}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The address holds its 32 places; the rest were closed, oldest first.
+    swarm::hold(Mode::TcpIdle, &mut flood, Duration::from_millis(300));
+    let closed = flood.iter().filter(|c| c.closed).count();
+    eprintln!("300 idle TCP: API answered in {took:?}; {closed} closed by the server");
+    assert_eq!(closed, 300 - 32);
+    assert_eq!(
+        metric(&s, "d4_connections_evicted_total{listener=\"web\"}"),
+        300 - 32
+    );
+}
+
+/// 300 slow `POST /login` bodies from 4 addresses: the API answers during
+/// the flood, and a body that does not arrive in time gets 408.
+#[test]
+fn slow_login_bodies_time_out_and_leave_the_api_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(&cfg, "web_body_timeout_secs = 2\n").unwrap();
+    let s = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let web: std::net::SocketAddr = s.api.trim_start_matches("https://").parse().unwrap();
+    let from = swarm::parse_range("127.0.0.31-127.0.0.34").unwrap();
+    let (mut flood, failed) = swarm::open(Mode::SlowPost, web, 300, &from);
+    assert_eq!(failed, 0);
+    let t0 = Instant::now();
+    let (code, body) = s.call("GET", "/queues", Some(&s.token), None);
+    let took = t0.elapsed();
+    assert_eq!(code, 200, "{body}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The last 64 (the /24's places) keep trickling: 408 within the timeout.
+    swarm::hold(Mode::SlowPost, &mut flood, Duration::from_secs(4));
+    let timed_out = flood.iter().filter(|c| c.status() == Some(408)).count();
+    let closed = flood.iter().filter(|c| c.closed).count();
+    eprintln!("300 slow POST: API answered in {took:?}; {timed_out} answered 408, {closed} closed");
+    assert_eq!(closed, 300, "every slow body was closed");
+    assert!(timed_out >= 1, "no 408 seen");
+    let (code, _) = s.call("GET", "/queues", Some(&s.token), None);
+    assert_eq!(code, 200);
+}
