@@ -54,7 +54,8 @@ pub struct ServerConfig {
     /// HMAC verified). Default 1024.
     pub max_connections: usize,
     /// Most simultaneous connections from one address, authenticated or
-    /// not (more are refused). Default 64.
+    /// not (past it the address's oldest unauthenticated connection is
+    /// closed; if all are authenticated, the new one is refused). Default 64.
     pub max_connections_per_ip: usize,
     /// Most ingest connections at once that have not authenticated yet;
     /// past it, the oldest is closed for the new one. Default 256.

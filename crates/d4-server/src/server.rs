@@ -1,7 +1,8 @@
 //! The server as one value: [`start`] brings every part up and returns a
 //! [`RunningServer`]; [`run`] serves until its shutdown future completes.
 //!
-//! [`start`] creates the data dir, the TLS material (`tls`), opens the store,
+//! [`start`] raises the open-files limit and sizes the connection budgets
+//! from it (`admission`), creates the data dir, the TLS material (`tls`), opens the store,
 //! loads policy and sensors, chooses the store backends (embedded, or Redis
 //! with its policy sync, leases and metadata mirror), recovers files a
 //! crash left unfinished, binds both listeners and writes

@@ -82,6 +82,7 @@ pub(crate) fn budgets(cfg: &ServerConfig, limit: u64) -> (Limits, Limits) {
         per_ip: cfg.max_unauthenticated_per_ip.min(unauth).max(1),
         per_prefix: cfg.max_unauthenticated_per_prefix.min(unauth).max(1),
         authenticated: auth,
+        per_ip_total: cfg.max_connections_per_ip,
     };
     let web = Limits {
         unauthenticated: web_unauth.max(1),
@@ -91,6 +92,7 @@ pub(crate) fn budgets(cfg: &ServerConfig, limit: u64) -> (Limits, Limits) {
             .min(web_unauth)
             .max(1),
         authenticated: web_auth.max(1),
+        per_ip_total: usize::MAX,
     };
     let lowered = unauth < cfg.max_unauthenticated
         || auth < cfg.max_connections

@@ -43,6 +43,8 @@ pub(crate) struct Limits {
     pub(crate) per_prefix: usize,
     /// Authenticated connections.
     pub(crate) authenticated: usize,
+    /// Connections of one address, authenticated or not.
+    pub(crate) per_ip_total: usize,
 }
 
 /// Which budget a new connection spent, so that an older one was closed.
@@ -50,6 +52,8 @@ pub(crate) struct Limits {
 pub(crate) enum Full {
     /// The per-address budget.
     Address,
+    /// The per-address budget of all connections, authenticated or not.
+    AddressTotal,
     /// The per-/24 or /64 budget.
     Prefix,
     /// The budget of all unauthenticated connections.
@@ -61,6 +65,7 @@ impl Full {
     pub(crate) fn setting(self, prefix: &str) -> String {
         let s = match self {
             Full::Address => "max_unauthenticated_per_ip",
+            Full::AddressTotal => "max_connections_per_ip",
             Full::Prefix => "max_unauthenticated_per_prefix",
             Full::All => "max_unauthenticated",
         };
@@ -110,6 +115,8 @@ struct State {
     by_ip: HashMap<IpAddr, BTreeSet<u64>>,
     by_prefix: HashMap<IpNet, BTreeSet<u64>>,
     authenticated: usize,
+    /// Authenticated connections per address.
+    auth_by_ip: HashMap<IpAddr, usize>,
 }
 
 impl State {
@@ -165,6 +172,7 @@ impl Admission {
                 per_ip: at_least_1(limits.per_ip),
                 per_prefix: at_least_1(limits.per_prefix),
                 authenticated: at_least_1(limits.authenticated),
+                per_ip_total: at_least_1(limits.per_ip_total),
             },
             state: Mutex::default(),
             counters: Counters::default(),
@@ -188,12 +196,14 @@ impl Admission {
 
     /// A place for a new unauthenticated connection from `ip`. If a budget
     /// is spent, the oldest unauthenticated connection of the narrowest full
-    /// group (address, prefix, all) is evicted: its `on_evict` runs.
+    /// group (address, prefix, all) is evicted: its `on_evict` runs. `None`
+    /// (counted as refused) only when the address holds `per_ip_total`
+    /// authenticated connections.
     pub(crate) fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         on_evict: impl FnOnce(Full) + Send + 'static,
-    ) -> Slot {
+    ) -> Option<Slot> {
         let ip = ip.to_canonical();
         let net = prefix_of(ip);
         let l = self.limits;
@@ -203,8 +213,19 @@ impl Admission {
                 set.filter(|v| v.len() >= cap)
                     .and_then(|v| v.first().copied())
             };
-            let victim = if let Some(v) = oldest(s.by_ip.get(&ip), l.per_ip) {
+            let mine = s.by_ip.get(&ip);
+            let authed = s.auth_by_ip.get(&ip).copied().unwrap_or(0);
+            let victim = if let Some(v) = oldest(mine, l.per_ip) {
                 Some((v, Full::Address))
+            } else if authed + mine.map_or(0, BTreeSet::len) >= l.per_ip_total {
+                match mine.and_then(|v| v.first().copied()) {
+                    Some(v) => Some((v, Full::AddressTotal)),
+                    None => {
+                        drop(s);
+                        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
             } else if let Some(v) = oldest(s.by_prefix.get(&net), l.per_prefix) {
                 Some((v, Full::Prefix))
             } else if s.unauth.len() >= l.unauthenticated {
@@ -231,11 +252,12 @@ impl Admission {
             self.counters.evicted.fetch_add(1, Ordering::Relaxed);
             (e.on_evict)(why);
         }
-        Slot {
+        Some(Slot {
             adm: self.clone(),
             id,
+            ip,
             state: AtomicU8::new(UNAUTH),
-        }
+        })
     }
 
     /// Evicts the oldest unauthenticated connection, if any (the listener
@@ -261,6 +283,7 @@ impl Admission {
 pub(crate) struct Slot {
     adm: Arc<Admission>,
     id: u64,
+    ip: IpAddr,
     state: AtomicU8,
 }
 
@@ -300,6 +323,7 @@ impl Slot {
         }
         s.remove(self.id);
         s.authenticated += 1;
+        *s.auth_by_ip.entry(self.ip).or_insert(0) += 1;
         self.state.store(AUTH, Ordering::Release);
         a.counters.authenticated.fetch_add(1, Ordering::Relaxed);
         Authenticated::Yes
@@ -315,7 +339,15 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut s = self.adm.lock();
         match self.state.load(Ordering::Acquire) {
-            AUTH => s.authenticated = s.authenticated.saturating_sub(1),
+            AUTH => {
+                s.authenticated = s.authenticated.saturating_sub(1);
+                if let Some(n) = s.auth_by_ip.get_mut(&self.ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        s.auth_by_ip.remove(&self.ip);
+                    }
+                }
+            }
             UNAUTH => {
                 s.remove(self.id);
             }
@@ -388,7 +420,7 @@ impl Admissions {
             (
                 "d4_connections_refused_total",
                 "counter",
-                "Connections refused at accept (no file descriptor left, max_connections_per_ip).",
+                "Connections refused at accept (no file descriptor left; max_connections_per_ip authenticated ones).",
                 c(|c| &c.refused),
             ),
             (

@@ -9,6 +9,7 @@ fn limits(unauth: usize, per_ip: usize, per_prefix: usize, auth: usize) -> Limit
         per_ip,
         per_prefix,
         authenticated: auth,
+        per_ip_total: 1000,
     }
 }
 
@@ -30,6 +31,10 @@ impl Probe {
 
     /// Admits connection number `self.n` from `ip`.
     fn admit(&mut self, ip: &str) -> Slot {
+        self.try_admit(ip).expect("admitted")
+    }
+
+    fn try_admit(&mut self, ip: &str) -> Option<Slot> {
         let ip: IpAddr = ip.parse().unwrap();
         let (n, log) = (self.n, self.evicted.clone());
         self.n += 1;
@@ -134,12 +139,47 @@ fn an_evicted_connection_cannot_authenticate_and_drops_free_places() {
 }
 
 #[test]
+fn an_address_holds_at_most_per_ip_total_connections_of_either_kind() {
+    let mut p = Probe::new(Limits {
+        per_ip_total: 3,
+        ..limits(100, 2, 100, 100)
+    });
+    let a = [p.admit("192.0.2.1"), p.admit("192.0.2.1")];
+    assert!(a.iter().all(|s| s.authenticate() == Authenticated::Yes));
+    let _b = p.admit("192.0.2.1");
+    // Full with an unauthenticated one among them: that one goes.
+    let _c = p.admit("192.0.2.1");
+    assert_eq!(p.evicted(), vec![(2, Full::AddressTotal)]);
+    assert_eq!(_c.authenticate(), Authenticated::Yes);
+    // Full with authenticated ones only: refused.
+    assert!(p.try_admit("192.0.2.1").is_none());
+    assert_eq!(p.adm.counters.refused.load(Ordering::Relaxed), 1);
+    // Other addresses are not concerned; a freed place is free again.
+    let _d = p.admit("192.0.2.2");
+    drop(a);
+    let _e = p.admit("192.0.2.1");
+    assert!(p.evicted().is_empty());
+}
+
+#[test]
 fn budgets_keep_a_reserve_within_the_descriptor_limit() {
     let cfg = crate::config::ServerConfig::default();
     // A raised limit holds the configuration as is.
     let (ingest, web) = fds::budgets(&cfg, 20_000);
-    assert_eq!(ingest, limits(256, 32, 64, 1024));
-    assert_eq!(web, limits(128, 32, 64, 256));
+    assert_eq!(
+        ingest,
+        Limits {
+            per_ip_total: 64,
+            ..limits(256, 32, 64, 1024)
+        }
+    );
+    assert_eq!(
+        web,
+        Limits {
+            per_ip_total: usize::MAX,
+            ..limits(128, 32, 64, 256)
+        }
+    );
     // 1,024 that cannot be raised: everything fits, with the reserve and
     // three descriptors per sensor session.
     for limit in [1024u64, 256, 0] {

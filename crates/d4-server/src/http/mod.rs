@@ -138,15 +138,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: 
             _ = sd.changed() => return,
         };
         let evicted = Arc::new(Notify::new());
-        let slot = {
-            let e = evicted.clone();
-            adm.admit(peer.ip(), move |full| {
-                tracing::debug!(
-                    "HTTPS connection from {peer} closed before authenticating: {} reached",
-                    full.setting("web_")
-                );
-                e.notify_one();
-            })
+        let e = evicted.clone();
+        let Some(slot) = adm.admit(peer.ip(), move |full| {
+            tracing::debug!(
+                "HTTPS connection from {peer} closed before authenticating: {} reached",
+                full.setting("web_")
+            );
+            e.notify_one();
+        }) else {
+            continue;
         };
         let (app, acceptor) = (app.clone(), acceptor.clone());
         tokio::spawn(async move {

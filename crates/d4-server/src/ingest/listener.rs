@@ -7,13 +7,12 @@
 //! per /24 or /64; past a budget the oldest such connection is closed, with
 //! [`Reject::Evicted`](super::reject::Reject::Evicted)); then it counts
 //! against `max_connections`. At most `max_connections_per_ip` connections
-//! of one address, authenticated or not, are open at once (more are
-//! refused). The accept loop never waits on a budget: it keeps accepting.
+//! of one address, authenticated or not, are open at once (past it the
+//! address's oldest unauthenticated one is evicted; if all are
+//! authenticated, the new one is refused). The accept loop never waits on a budget: it keeps accepting.
 //! When `accept` fails for want of descriptors, the oldest unauthenticated
 //! connection is closed and the loop waits a moment.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +27,6 @@ use crate::admission::fds;
 use crate::server::Shared;
 
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
-    let per_ip_count: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let adm = shared.admission.ingest.clone();
     let mut sd = shared.shutdown.clone();
     let mut sessions = JoinSet::new();
@@ -52,28 +50,14 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
             _ = sd.changed() => break,
         };
         let ip = peer.ip().to_canonical();
-        let per_ip = {
-            let mut m = per_ip_count.lock().unwrap_or_else(|p| p.into_inner());
-            let n = m.entry(ip).or_insert(0);
-            *n += 1;
-            *n
-        };
-        if per_ip > shared.cfg.max_connections_per_ip {
-            release(&per_ip_count, ip);
-            adm.counters.refused.fetch_add(1, Ordering::Relaxed);
-            let r = policy::Reject::TooManyConnections(format!(
-                "too many connections from {ip} (max_connections_per_ip = {})",
-                shared.cfg.max_connections_per_ip
-            ));
-            session::reject_connection(&shared, ip, &r);
-            continue;
-        }
         let close = Arc::new(CloseSignal::default());
         let on_evict = {
             let (close, net) = (close.clone(), policy::prefix_of(ip));
             move |full: crate::admission::Full| {
                 let of = match full {
-                    crate::admission::Full::Address => format!(" of {ip}"),
+                    crate::admission::Full::Address | crate::admission::Full::AddressTotal => {
+                        format!(" of {ip}")
+                    }
                     crate::admission::Full::Prefix => format!(" of {net}"),
                     crate::admission::Full::All => String::new(),
                 };
@@ -83,12 +67,16 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
                 )))
             }
         };
-        let slot = adm.admit(ip, on_evict);
-        let (s, a, counts) = (shared.clone(), acceptor.clone(), per_ip_count.clone());
-        sessions.spawn(async move {
-            session::serve(s, tcp, peer, a, slot, close).await;
-            release(&counts, ip);
-        });
+        let Some(slot) = adm.admit(ip, on_evict) else {
+            let r = policy::Reject::TooManyConnections(format!(
+                "too many connections from {ip} (max_connections_per_ip = {})",
+                shared.cfg.max_connections_per_ip
+            ));
+            session::reject_connection(&shared, ip, &r);
+            continue;
+        };
+        let (s, a) = (shared.clone(), acceptor.clone());
+        sessions.spawn(session::serve(s, tcp, peer, a, slot, close));
         while sessions.try_join_next().is_some() {}
     }
     // Let sessions finish their files (they saw the shutdown too).
@@ -96,15 +84,4 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
         while sessions.join_next().await.is_some() {}
     })
     .await;
-}
-
-/// One connection from `ip` ended.
-fn release(counts: &std::sync::Mutex<HashMap<IpAddr, usize>>, ip: IpAddr) {
-    let mut m = counts.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = m.get_mut(&ip) {
-        *n -= 1;
-        if *n == 0 {
-            m.remove(&ip);
-        }
-    }
 }

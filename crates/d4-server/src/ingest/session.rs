@@ -7,6 +7,11 @@
 //! previous bytes were stored and their queue items handed over, and not at
 //! all while the disk is full (`store::health`).
 //!
+//! Until its first frame's HMAC verifies, the session holds an
+//! unauthenticated [`Slot`] and may be evicted (closed with
+//! `Reject::Evicted`) to make room for a newer connection; the first
+//! verified frame moves it to the authenticated budget (`max_connections`).
+//!
 //! The IP blocklist is checked at accept, before the TLS handshake (10 s at
 //! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
 //! sits under it. Reading is `read_buf` into the decoder's buffer, which
