@@ -10,7 +10,8 @@
 //!
 //! N connections spread over the source addresses A..B (IPv4, e.g.
 //! `127.0.0.2-127.0.0.18`, or last bytes of 127.0.0.x: `2-18`), each bound
-//! as its source. `tls-idle` completes a TLS handshake (any certificate)
+//! as its source. `tls-idle` completes a TLS handshake (any certificate;
+//! one the server does not complete within [`HANDSHAKE`] counts as failed)
 //! and sends nothing; `tcp-idle` only connects; `slow-post` sends the
 //! headers of `POST /login` with a Content-Length of 1,000 and then one body
 //! byte every [`TRICKLE`]. Once all are open they are held SECS seconds;
@@ -25,6 +26,9 @@ use std::time::{Duration, Instant};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+
+/// Longest wait for a TLS handshake (past it the connection counts as failed).
+pub const HANDSHAKE: Duration = Duration::from_secs(3);
 
 /// How often `slow-post` sends one more body byte.
 pub const TRICKLE: Duration = Duration::from_secs(2);
@@ -194,8 +198,8 @@ fn connect(mode: Mode, server: SocketAddr, src: Ipv4Addr, cfg: &Arc<ClientConfig
     s.connect_timeout(&server.into(), Duration::from_secs(10))
         .ok()?;
     let tcp: TcpStream = s.into();
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = tcp.set_write_timeout(Some(Duration::from_secs(10)));
+    let _ = tcp.set_read_timeout(Some(HANDSHAKE));
+    let _ = tcp.set_write_timeout(Some(HANDSHAKE));
     let mut c = Conn {
         tcp,
         tls: None,

@@ -5,12 +5,14 @@
 //! its first frame's HMAC verifies; HTTPS: a request carries a valid API
 //! token or session cookie). Unauthenticated connections have budgets of
 //! their own — per address, per /24 (IPv4) or /64 (IPv6), and in all — and
-//! a new connection is never refused for them: when one is spent, the
-//! *oldest* unauthenticated connection of the narrowest group that is full
-//! (its address, else its prefix, else all) is closed ("evicted") to make
-//! room. A flood of connections that never authenticate thus only ever
-//! churns through itself, and a sensor that authenticates within a moment
-//! of connecting always gets in.
+//! a new connection is never refused for them: when one is spent, an older
+//! unauthenticated connection of the narrowest group that is full is closed
+//! ("evicted") to make room: the address's oldest when the address is full;
+//! when its prefix is, the oldest of the prefix's address holding the most;
+//! when all are, the same within the prefix holding the most. A flood of
+//! connections that never authenticate thus churns through itself first,
+//! and a sensor that authenticates within a moment of connecting (or a
+//! lone connection among a flood's) gets in.
 //!
 //! Authenticated connections have a separate budget (`max_connections`,
 //! `web_max_connections`); an authentication past it is refused (ingest) or
@@ -120,6 +122,30 @@ struct State {
 }
 
 impl State {
+    /// The oldest connection of the address with the most connections
+    /// among `ids` (ties: the address whose oldest connection is older).
+    fn heaviest_in(&self, ids: &BTreeSet<u64>) -> Option<u64> {
+        let mut per: HashMap<IpAddr, (usize, u64)> = HashMap::new();
+        for id in ids {
+            if let Some(e) = self.unauth.get(id) {
+                per.entry(e.ip).or_insert((0, *id)).0 += 1;
+            }
+        }
+        per.into_values()
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+            .map(|(_, oldest)| oldest)
+    }
+
+    /// [`heaviest_in`](Self::heaviest_in) the prefix with the most
+    /// connections (ties: the one whose oldest connection is older).
+    fn heaviest_prefix(&self) -> Option<u64> {
+        let ids = self
+            .by_prefix
+            .values()
+            .max_by(|a, b| a.len().cmp(&b.len()).then(b.first().cmp(&a.first())))?;
+        self.heaviest_in(ids)
+    }
+
     /// Removes an unauthenticated connection from every table.
     fn remove(&mut self, id: u64) -> Option<Entry> {
         let e = self.unauth.remove(&id)?;
@@ -226,10 +252,15 @@ impl Admission {
                         return None;
                     }
                 }
-            } else if let Some(v) = oldest(s.by_prefix.get(&net), l.per_prefix) {
+            } else if let Some(v) = s
+                .by_prefix
+                .get(&net)
+                .filter(|v| v.len() >= l.per_prefix)
+                .and_then(|v| s.heaviest_in(v))
+            {
                 Some((v, Full::Prefix))
             } else if s.unauth.len() >= l.unauthenticated {
-                s.unauth.keys().next().map(|v| (*v, Full::All))
+                s.heaviest_prefix().map(|v| (v, Full::All))
             } else {
                 None
             };

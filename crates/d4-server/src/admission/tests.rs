@@ -71,6 +71,30 @@ fn the_oldest_of_the_narrowest_full_group_is_evicted() {
 }
 
 #[test]
+fn the_address_holding_the_most_goes_first() {
+    let mut p = Probe::new(limits(5, 10, 4, 10));
+    // A lone connection, then a flood from one address of its /24.
+    let _lone = p.admit("192.0.2.1");
+    let _f = [
+        p.admit("192.0.2.9"),
+        p.admit("192.0.2.9"),
+        p.admit("192.0.2.9"),
+    ];
+    let _f4 = p.admit("192.0.2.9");
+    // The flood's oldest goes, not the lone (older) connection.
+    assert_eq!(p.evicted(), vec![(1, Full::Prefix)]);
+    // In all: the prefix holding the most gives way first.
+    let _other = p.admit("198.51.100.1");
+    let _more = p.admit("203.0.113.1");
+    assert_eq!(p.evicted(), vec![(2, Full::All)]);
+    // Equal counts: the older address's oldest.
+    let mut q = Probe::new(limits(100, 10, 2, 10));
+    let _a = [q.admit("192.0.2.1"), q.admit("192.0.2.2")];
+    let _c = q.admit("192.0.2.3");
+    assert_eq!(q.evicted(), vec![(0, Full::Prefix)]);
+}
+
+#[test]
 fn ipv6_prefixes_are_64_bits_and_mapped_addresses_are_ipv4() {
     let mut p = Probe::new(limits(100, 1, 2, 10));
     let _a = [p.admit("2001:db8::1"), p.admit("2001:db8::2")];

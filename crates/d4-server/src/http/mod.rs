@@ -6,8 +6,8 @@
 //! request carries a valid API token (`auth`) or session cookie
 //! (`web::auth::Ctx`), which mark it through its [`WebConn`]. Unauthenticated
 //! connections have budgets per address, per /24 or /64 and in all
-//! (`web_max_unauthenticated*`; past one the oldest such connection is
-//! closed for the new one), authenticated ones their own
+//! (`web_max_unauthenticated*`; past one an older such connection is
+//! closed for the new one, see [`crate::admission`]), authenticated ones their own
 //! (`web_max_connections`), so idle or slow connections from a few
 //! addresses cannot keep an API caller out. The TLS handshake and each
 //! request header must arrive within [`WEB_HEADER_TIMEOUT`], which also

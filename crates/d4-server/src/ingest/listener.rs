@@ -4,7 +4,7 @@
 //! Every connection gets a [`Slot`](crate::admission::Slot) of the ingest
 //! [`Admission`](crate::admission::Admission): until its first frame's HMAC
 //! verifies it is unauthenticated (`max_unauthenticated`, per address and
-//! per /24 or /64; past a budget the oldest such connection is closed, with
+//! per /24 or /64; past a budget an older such connection is closed, with
 //! [`Reject::Evicted`](super::reject::Reject::Evicted)); then it counts
 //! against `max_connections`. At most `max_connections_per_ip` connections
 //! of one address, authenticated or not, are open at once (past it the
@@ -62,7 +62,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
                     crate::admission::Full::All => String::new(),
                 };
                 close.close(policy::Reject::Evicted(format!(
-                    "evicted before authenticating: the oldest unauthenticated connection{of}, closed for a newer one ({} reached)",
+                    "evicted before authenticating: an older unauthenticated connection{of}, closed for a newer one ({} reached)",
                     full.setting("")
                 )))
             }

@@ -79,8 +79,8 @@ pub(crate) enum Reject {
     /// The server's connection limits (`max_connections_per_ip`).
     #[error("{0}")]
     TooManyConnections(String),
-    /// A connection that had not authenticated was closed, the oldest
-    /// first, to make room for a newer one (`max_unauthenticated*`).
+    /// A connection that had not authenticated was closed to make room
+    /// for a newer one (`max_unauthenticated*`, see `crate::admission`).
     #[error("{0}")]
     Evicted(String),
     /// The analyzer queues did not take the items within the stall time.
