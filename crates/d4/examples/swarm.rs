@@ -20,6 +20,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,6 +230,17 @@ fn connect(mode: Mode, server: SocketAddr, src: Ipv4Addr, cfg: &Arc<ClientConfig
 /// Opens `count` connections over the source addresses `from` (one thread
 /// per address, `count` spread evenly); returns them and how many failed.
 pub fn open(mode: Mode, server: SocketAddr, count: usize, from: &[Ipv4Addr]) -> (Vec<Conn>, usize) {
+    open_counting(mode, server, count, from, Arc::default())
+}
+
+/// [`open`], counting the connections tried so far in `done`.
+pub fn open_counting(
+    mode: Mode,
+    server: SocketAddr,
+    count: usize,
+    from: &[Ipv4Addr],
+    done: Arc<AtomicUsize>,
+) -> (Vec<Conn>, usize) {
     let cfg = client_config();
     let from = if from.is_empty() {
         &[Ipv4Addr::LOCALHOST][..]
@@ -240,7 +252,7 @@ pub fn open(mode: Mode, server: SocketAddr, count: usize, from: &[Ipv4Addr]) -> 
         .iter()
         .enumerate()
         .map(|(i, src)| {
-            let (n, src, cfg) = (per(i), *src, cfg.clone());
+            let (n, src, cfg, done) = (per(i), *src, cfg.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut ok = Vec::with_capacity(n);
                 let mut failed = 0;
@@ -249,6 +261,7 @@ pub fn open(mode: Mode, server: SocketAddr, count: usize, from: &[Ipv4Addr]) -> 
                         Some(c) => ok.push(c),
                         None => failed += 1,
                     }
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
                 (ok, failed)
             })
