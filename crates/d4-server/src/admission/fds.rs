@@ -7,8 +7,8 @@
 //! descriptors (its socket, the file it writes, the one being compressed);
 //! [`RESERVE`] more stay for the store, TLS files, Redis and logs. When the
 //! limit is reached anyway (another process, a huge flood), `accept` fails
-//! with EMFILE: the listeners then close their oldest unauthenticated
-//! connection and wait [`ACCEPT_BACKOFF`] instead of spinning or stopping.
+//! with EMFILE: the listeners then close an unauthenticated connection
+//! (as when their whole budget is spent) and wait [`ACCEPT_BACKOFF`] instead of spinning or stopping.
 
 use std::time::Duration;
 

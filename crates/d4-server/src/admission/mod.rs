@@ -221,8 +221,9 @@ impl Admission {
     }
 
     /// A place for a new unauthenticated connection from `ip`. If a budget
-    /// is spent, the oldest unauthenticated connection of the narrowest full
-    /// group (address, prefix, all) is evicted: its `on_evict` runs. `None`
+    /// is spent, an older unauthenticated connection of the narrowest full
+    /// group (address, prefix, all) is evicted, as the module says: its
+    /// `on_evict` runs. `None`
     /// (counted as refused) only when the address holds `per_ip_total`
     /// authenticated connections.
     pub(crate) fn admit(
@@ -291,12 +292,13 @@ impl Admission {
         })
     }
 
-    /// Evicts the oldest unauthenticated connection, if any (the listener
-    /// is out of file descriptors). True if one was.
-    pub(crate) fn evict_oldest(&self) -> bool {
+    /// Evicts an unauthenticated connection, if any, as when the whole
+    /// budget is spent (the listener is out of file descriptors). True if
+    /// one was.
+    pub(crate) fn evict_one(&self) -> bool {
         let victim = {
             let mut s = self.lock();
-            let first = s.unauth.keys().next().copied();
+            let first = s.heaviest_prefix();
             first.and_then(|v| s.remove(v))
         };
         match victim {

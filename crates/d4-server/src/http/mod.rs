@@ -128,8 +128,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, acceptor: 
                 Err(e) => {
                     if fds::out_of_descriptors(&e) {
                         adm.counters.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        adm.evict_oldest();
-                        tracing::warn!("HTTPS accept failed: {e}; closed the oldest unauthenticated connection");
+                        adm.evict_one();
+                        tracing::warn!("HTTPS accept failed: {e}; closed an unauthenticated connection");
                     }
                     tokio::time::sleep(fds::ACCEPT_BACKOFF).await;
                     continue;

@@ -9,9 +9,10 @@
 //! against `max_connections`. At most `max_connections_per_ip` connections
 //! of one address, authenticated or not, are open at once (past it the
 //! address's oldest unauthenticated one is evicted; if all are
-//! authenticated, the new one is refused). The accept loop never waits on a budget: it keeps accepting.
-//! When `accept` fails for want of descriptors, the oldest unauthenticated
-//! connection is closed and the loop waits a moment.
+//! authenticated, the new one is refused). The accept loop never waits on
+//! a budget: it keeps accepting. When `accept` fails for want of
+//! descriptors, an unauthenticated connection is closed (as when the whole
+//! budget is spent) and the loop waits a moment.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,8 +38,8 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
                 Err(e) => {
                     if fds::out_of_descriptors(&e) {
                         adm.counters.refused.fetch_add(1, Ordering::Relaxed);
-                        adm.evict_oldest();
-                        tracing::warn!("accept failed: {e}; closed the oldest unauthenticated connection");
+                        adm.evict_one();
+                        tracing::warn!("accept failed: {e}; closed an unauthenticated connection");
                         tokio::time::sleep(fds::ACCEPT_BACKOFF).await;
                     } else {
                         tracing::warn!("accept failed: {e}");
