@@ -79,6 +79,10 @@ pub(crate) enum Reject {
     /// The server's connection limits (`max_connections_per_ip`).
     #[error("{0}")]
     TooManyConnections(String),
+    /// A connection that had not authenticated was closed to make room
+    /// for a newer one (`max_unauthenticated*`, see `crate::admission`).
+    #[error("{0}")]
+    Evicted(String),
     /// The analyzer queues did not take the items within the stall time.
     #[error("{0}")]
     QueueStalled(String),
@@ -140,6 +144,7 @@ impl Reject {
             Reject::Version(_) => "version",
             Reject::ServerIo(_) => "server_io",
             Reject::TooManyConnections(_) => "too_many_connections",
+            Reject::Evicted(_) => "evicted",
             Reject::QueueStalled(_) => "queue_stalled",
             Reject::Store(_) => "store",
             Reject::ClosedByServer => "closed_by_server",
@@ -169,6 +174,7 @@ impl Reject {
             | Reject::Version(_) => Whose::Sensor,
             Reject::ServerIo(_)
             | Reject::TooManyConnections(_)
+            | Reject::Evicted(_)
             | Reject::QueueStalled(_)
             | Reject::ClosedByServer => Whose::Server,
             Reject::Store(_) => Whose::Store,
@@ -206,6 +212,8 @@ mod tests {
         );
         let r = Reject::ClosedByServer;
         assert_eq!((r.kind(), r.whose()), ("closed_by_server", Whose::Server));
+        let r = Reject::Evicted("oldest unauthenticated connection closed".into());
+        assert_eq!((r.kind(), r.whose()), ("evicted", Whose::Server));
         assert_eq!(Reject::BlockedUuid.whose(), Whose::Policy);
         assert_eq!(Reject::Timeout("idle".into()).kind(), "timeout");
         assert_eq!(Reject::Store("stopped".into()).whose(), Whose::Store);

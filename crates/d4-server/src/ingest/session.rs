@@ -7,6 +7,11 @@
 //! previous bytes were stored and their queue items handed over, and not at
 //! all while the disk is full (`store::health`).
 //!
+//! Until its first frame's HMAC verifies, the session holds an
+//! unauthenticated [`Slot`] and may be evicted (closed with
+//! `Reject::Evicted`) to make room for a newer connection; the first
+//! verified frame moves it to the authenticated budget (`max_connections`).
+//!
 //! The IP blocklist is checked at accept, before the TLS handshake (10 s at
 //! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
 //! sits under it. Reading is `read_buf` into the decoder's buffer, which
@@ -52,6 +57,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
+use crate::admission::{Authenticated, Slot};
 use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
@@ -89,6 +95,8 @@ struct Session {
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
     lease: Option<Box<dyn crate::store::Lease>>,
+    /// The connection's place (unauthenticated until the first verified frame).
+    slot: Slot,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -97,6 +105,8 @@ pub(crate) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
+    slot: Slot,
+    close: Arc<CloseSignal>,
 ) {
     let ip = peer.ip().to_canonical();
     let id = Uuid::new_v4();
@@ -108,7 +118,15 @@ pub(crate) async fn serve(
     // rustls reads the socket 4 KiB at a time; a buffer in front of it turns
     // that into one system call per 256 KiB.
     let tcp = tokio::io::BufReader::with_capacity(SOCKET_READ, tcp);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // An unauthenticated connection may be evicted during its handshake.
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => r,
+        why = close.closed() => {
+            reject(&shared, id, ip, None, &why);
+            return;
+        }
+    };
+    let mut tls = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let r = Reject::BadPayload(format!("TLS handshake failed: {e}"));
@@ -140,8 +158,9 @@ pub(crate) async fn serve(
         extended: None,
         traffic: Traffic::default(),
         last_report: Instant::now(),
-        close: Arc::new(CloseSignal::default()),
+        close,
         lease: None,
+        slot,
     };
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
@@ -367,6 +386,7 @@ impl Session {
             return Err(Reject::BadHmac);
         }
         if !self.live {
+            self.authenticate()?;
             let live = LiveSession {
                 id: self.id,
                 uuid: f.header.uuid,
@@ -427,6 +447,21 @@ impl Session {
             .data(&f.payload, Utc::now())
             .map_err(Reject::from_worker)?;
         self.deliver(out).await
+    }
+
+    /// The first verified frame: the connection moves to the
+    /// authenticated budget (`max_connections`).
+    fn authenticate(&self) -> Result<(), Reject> {
+        match self.slot.authenticate() {
+            Authenticated::Yes => Ok(()),
+            Authenticated::Evicted => Err(Reject::Evicted(
+                "evicted before its first frame was verified".into(),
+            )),
+            Authenticated::Full => Err(Reject::TooManyConnections(format!(
+                "max_connections reached ({} sensor sessions)",
+                self.shared.admission.ingest.limits().authenticated
+            ))),
+        }
     }
 
     /// Pushes a worker's items; records skipped records.

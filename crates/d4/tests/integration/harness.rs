@@ -51,6 +51,16 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_under(&[], dir, extra)
+    }
+
+    /// Starts a server through a wrapper that ends with `exec "$0" "$@"`
+    /// or the like (`sh -c 'ulimit -Sn 1024 && exec "$0" "$@"'`).
+    pub fn start_wrapped(wrap: &[&str], extra: &[&str]) -> Server {
+        Server::start_under(wrap, tempfile::tempdir().unwrap(), extra)
+    }
+
+    fn start_under(wrap: &[&str], dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let control = dir.path().join("data/server.json");
         let _ = std::fs::remove_file(&control);
         let mut all: Vec<String> = vec![
@@ -79,7 +89,15 @@ impl Server {
             redis = Some(r);
         }
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(D4)
+        let mut cmd = match wrap.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(D4);
+                c
+            }
+            None => Command::new(D4),
+        };
+        let child = cmd
             .args(&all)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub(crate) use super::reject::Reject;
 use state::merge3;
 pub(crate) use state::{
-    Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
+    prefix_of, Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
 };
 
 mod state;
