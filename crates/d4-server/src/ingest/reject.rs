@@ -37,7 +37,12 @@ pub(crate) enum Reject {
         max: u32,
     },
     /// Check 6.
-    #[error("UUID {0} is not a version 4 UUID")]
+    #[error(
+        "UUID {0} is not a version 4 UUID (it is version {v}, variant {var:?}): the server \
+         accepts only random RFC 4122 UUIDs; give the sensor a new one (`uuidgen -r`)",
+        v = .0.get_version_num(),
+        var = .0.get_variant()
+    )]
     NotV4(Uuid),
     /// Check 6.
     #[error("type 0 is reserved")]

@@ -8,6 +8,7 @@ mod client_faults;
 mod e2e;
 mod harness;
 mod monitoring;
+mod parity;
 mod pdns;
 mod redis;
 mod sharing;

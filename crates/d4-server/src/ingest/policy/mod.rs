@@ -359,9 +359,11 @@ impl Policy {
             }
         }
         if self.mode == Mode::Registration && !self.read().approved.contains(&u) {
-            if d4_proto::is_v4(&u) {
-                self.note_pending(u, ip);
+            // `d4 sensor approve` refuses such a UUID: say what is wrong.
+            if !d4_proto::is_v4(&u) {
+                return Err(Reject::NotV4(u));
             }
+            self.note_pending(u, ip);
             return Err(Reject::NotApproved(u));
         }
         let max = self
@@ -499,6 +501,12 @@ mod tests {
             Err(Reject::NotApproved(u))
         );
         assert!(p.snapshot().pending.contains_key(&u));
+        // A UUID `d4 sensor approve` would refuse is told what is wrong.
+        let v1 = Uuid::parse_str("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap();
+        let r = p.check_header(&header(v1, 3, 10), ip).unwrap_err();
+        assert_eq!(r, Reject::NotV4(v1));
+        assert!(!r.to_string().contains("approve"), "{r}");
+        assert!(r.to_string().contains("version 1"), "{r}");
         p.update(|s| s.approved.insert(u)).unwrap();
         assert_eq!(p.check_header(&header(u, 3, 10), ip), Ok(()));
         // 5 before 6.
