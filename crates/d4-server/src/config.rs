@@ -82,6 +82,9 @@ pub struct ServerConfig {
     pub redis_tls_cert_file: Option<PathBuf>,
     /// The key of `redis_tls_cert_file` (PEM).
     pub redis_tls_key_file: Option<PathBuf>,
+    /// Accept frames whose protocol version byte is not 1, as the reference
+    /// server does (it never reads the byte). Default false: refused.
+    pub accept_unknown_versions: bool,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +114,7 @@ impl Default for ServerConfig {
             redis_tls_ca_file: None,
             redis_tls_cert_file: None,
             redis_tls_key_file: None,
+            accept_unknown_versions: false,
         }
     }
 }

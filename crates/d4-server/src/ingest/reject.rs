@@ -75,7 +75,10 @@ pub(crate) enum Reject {
     #[error("{0}")]
     Timeout(String),
     /// Unsupported protocol version.
-    #[error("protocol version {0} is not supported (only 1)")]
+    #[error(
+        "protocol version {0} is not supported (only 1); `accept_unknown_versions = true` in \
+         the server configuration accepts any, as the reference does"
+    )]
     Version(u8),
     /// The server could not store what the sensor sent (its disk): the
     /// sensor sends it again.

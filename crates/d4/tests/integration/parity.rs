@@ -131,3 +131,188 @@ fn a_key_set_in_redis_is_shown_as_the_sensors_own() {
         Some(Value::Bool(true))
     );
 }
+
+/// Point 2: with the default `accepted_extended_types = []` (any name), the
+/// reference tools find in `server:accepted_extended_type` the names in use
+/// (and `*`); removing `*` there makes the set a list, as in the reference.
+#[test]
+fn extended_types_in_use_are_listed_for_the_reference_tools() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let members = || {
+        let out = r.cli(0, &["SMEMBERS", "server:accepted_extended_type"]);
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    wait_for("the built-in handlers", Duration::from_secs(10), || {
+        let m = members();
+        (m.iter().any(|x| x == "ja3-jl") && m.iter().any(|x| x == "maltrail")).then_some(())
+    });
+    assert!(members().iter().any(|x| x == "*"), "{:?}", members());
+    let sensor = Sensor::new(&s, 254);
+    sensor.set("metaheader.json", r#"{"type": "my-ext"}"#);
+    sensor.send(b"an extended line\n");
+    wait_for("the name in use", Duration::from_secs(10), || {
+        members().iter().any(|x| x == "my-ext").then_some(())
+    });
+    // Still any name.
+    let other = Sensor::new(&s, 254);
+    other.set("metaheader.json", r#"{"type": "another-ext"}"#);
+    other.send(b"accepted\n");
+    // The reference way of making it a list.
+    r.cli(0, &["SREM", "server:accepted_extended_type", "*"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let third = Sensor::new(&s, 254);
+    third.set("metaheader.json", r#"{"type": "not-listed"}"#);
+    let o = third.run(b"refused\n", &["--max-retries", "1", "--max-backoff", "1"]);
+    assert!(
+        !o.status.success(),
+        "an unlisted extended type was accepted"
+    );
+    s.wait_error(&third.uuid, "not accepted");
+    assert!(!members().iter().any(|x| x == "*"), "{:?}", members());
+}
+
+/// Point 1: a sensor that connects before it is registered is noted as
+/// pending, but that never blocks its registration with a key afterwards;
+/// in Redis neither `metadata_uuid:<uuid>` nor `sensor_pending_registration`
+/// is written for it (the reference's registration API answers 409 then).
+#[test]
+fn a_sensor_that_connected_first_can_still_register_its_key() {
+    for (r, store) in backends() {
+        let mut args = vec!["--mode", "registration"];
+        args.extend(store.iter().map(String::as_str));
+        let s = Server::start(&args);
+        let sensor = Sensor::new(&s, 3);
+        let o = sensor.run(
+            b"too early\n",
+            &["--max-retries", "1", "--max-backoff", "1"],
+        );
+        assert!(!o.status.success());
+        s.wait_error(&sensor.uuid, "not approved");
+        assert_eq!(s.sensor(&sensor.uuid)["status"], "pending");
+        let u = sensor.uuid.simple().to_string();
+        if let Some(r) = &r {
+            // A policy round (250 ms) and a metadata batch (1 s) later.
+            std::thread::sleep(Duration::from_millis(2500));
+            assert_eq!(
+                r.cli(0, &["SISMEMBER", "sensor_pending_registration", &u]),
+                "0"
+            );
+            assert_eq!(r.cli(0, &["EXISTS", &format!("metadata_uuid:{u}")]), "0");
+        }
+        let (_, admin) = s.admin_credentials();
+        let (code, v) = s.call(
+            "POST",
+            "/add/sensor/register",
+            Some(&admin),
+            Some(serde_json::json!({"uuid": sensor.uuid.to_string(), "hmac_key": "its key"})),
+        );
+        assert_eq!(code, 200, "{store:?}: {v}");
+        if let Some(r) = &r {
+            wait_for("the registration in Redis", Duration::from_secs(10), || {
+                (r.cli(0, &["SISMEMBER", "sensor_pending_registration", &u]) == "1").then_some(())
+            });
+        }
+        s.d4_ok(&["sensor", "approve", &sensor.uuid.to_string()]);
+        sensor.set("key", "its key\n");
+        sensor.send(b"registered the reference way\n");
+    }
+}
+
+/// Point 3: a type-2/254 session writes the reference's extended-type keys
+/// and counts its meta-header frames as type 2 (the reference UI then names
+/// the extended type instead of showing "254" alone).
+#[test]
+fn extended_type_metadata_in_the_reference_keys() {
+    let Some(r) = RedisServer::start() else {
+        return;
+    };
+    let s = Server::start(&["--store", &r.url(0)]);
+    let sensor = Sensor::new(&s, 254);
+    sensor.set("metaheader.json", r#"{"type": "maltrail"}"#);
+    sensor.send(b"a maltrail line\n");
+    let u = sensor.uuid.simple().to_string();
+    wait_for("the extended type keys", Duration::from_secs(10), || {
+        (r.cli(0, &["SMEMBERS", &format!("all_extended_types_by_uuid:{u}")]) == "maltrail")
+            .then_some(())
+    });
+    let by = format!("metadata_extended_type_by_uuid:{u}:maltrail");
+    assert_ne!(r.cli(0, &["HGET", &by, "first_seen"]), "");
+    assert_ne!(r.cli(0, &["HGET", &by, "last_seen"]), "");
+    let types = r.cli(0, &["SMEMBERS", &format!("all_types_by_uuid:{u}")]);
+    let mut types: Vec<&str> = types.lines().collect();
+    types.sort();
+    assert_eq!(types, ["2", "254"]);
+    let date = chrono::Utc::now().format("%Y%m%d").to_string();
+    let stat = format!("stat_uuid_type:{date}:{u}");
+    assert_ne!(r.cli(0, &["ZSCORE", &stat, "2"]), "");
+    assert_ne!(r.cli(0, &["ZSCORE", &stat, "254"]), "");
+}
+
+/// A frame with protocol version byte `version`.
+fn frame_v(version: u8, u: Uuid, payload: &[u8]) -> Vec<u8> {
+    let enc = d4_proto::FrameEncoder::new(d4_proto::Signer::new(KEY.as_bytes()), version, 3, u);
+    let mut v = Vec::new();
+    enc.encode_into(1_704_067_200, payload, &mut v);
+    v
+}
+
+/// Point 9: a version byte other than 1 is refused by default, with the
+/// setting that accepts it named; with `accept_unknown_versions = true` it
+/// is accepted, as by the reference.
+#[test]
+fn unknown_versions_only_behind_a_setting_the_refusal_names() {
+    let (_c, cfg) = config("accept_unknown_versions = true\n");
+    for (_r, store) in backends() {
+        let store: Vec<&str> = store.iter().map(String::as_str).collect();
+        let s = Server::start(&store);
+        let u = Uuid::new_v4();
+        let mut raw = Raw::connect(&s, None);
+        raw.write(&frame_v(2, u, b"version 2\n"));
+        assert!(raw.closed_by_server());
+        let r = s.wait_error(&u, "version 2");
+        assert!(r.contains("accept_unknown_versions = true"), "{r}");
+        drop(s);
+
+        let mut args = vec!["--config", cfg.as_str()];
+        args.extend(&store);
+        let s = Server::start(&args);
+        let mut raw = Raw::connect(&s, None);
+        assert!(raw.write(&frame_v(2, u, b"version 2\n")));
+        raw.close();
+        wait_for("the frame accepted", Duration::from_secs(10), || {
+            (s.sensor(&u)["last_seen"].as_i64()? > 0).then_some(())
+        });
+    }
+}
+
+/// Point 7: a key file gives the key the C client reads: `\r` is key, a NUL
+/// byte ends it; the client warns at start about both.
+#[test]
+fn key_files_read_as_the_c_client_with_a_warning() {
+    let (_c, cfg) = config("default_key = \"abc\\r\"\n");
+    let s = Server::start(&["--config", &cfg]);
+    let sensor = Sensor::new(&s, 3);
+    std::fs::write(sensor.dir.path().join("key"), b"abc\r\n").unwrap();
+    let o = sensor.run(b"signed with abc\\r\n", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("carriage return"), "{err}");
+
+    let other = Sensor::new(&s, 3);
+    let (_, admin) = s.admin_credentials();
+    let (code, v) = s.call(
+        "POST",
+        &format!("/sensors/{}/key", other.uuid),
+        Some(&admin),
+        Some(serde_json::json!({"key": "ab"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    std::fs::write(other.dir.path().join("key"), b"ab\0cd\n").unwrap();
+    let o = other.run(b"signed with ab\n", &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("NUL byte at offset 2"), "{err}");
+}
