@@ -316,3 +316,55 @@ fn key_files_read_as_the_c_client_with_a_warning() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("NUL byte at offset 2"), "{err}");
 }
+
+/// Every stored byte of a sensor's type-`ty` stream today (files gunzipped).
+fn stored(s: &Server, sensor: &Sensor, ty: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(s.day_dir(&sensor.uuid, ty)) else {
+        return out;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for p in files.into_iter().filter(|p| p.is_file()) {
+        let Ok(f) = std::fs::File::open(&p) else {
+            continue;
+        };
+        if p.to_string_lossy().ends_with(".gz") {
+            let mut d = flate2::read::MultiGzDecoder::new(f);
+            let _ = std::io::Read::read_to_end(&mut d, &mut out);
+        } else {
+            let _ = std::io::Read::read_to_end(&mut { f }, &mut out);
+        }
+    }
+    out
+}
+
+/// Point 8: a last line without a newline (types 3 and 8) is stored as it
+/// came, no `\n` added; it is still queued as a line.
+#[test]
+fn a_last_line_without_a_newline_is_stored_as_it_came() {
+    for (_r, store) in backends() {
+        let store: Vec<&str> = store.iter().map(String::as_str).collect();
+        let s = Server::start(&store);
+        for ty in ["3", "8"] {
+            let q = s.create_queue(ty, &[]);
+            let sensor = Sensor::new(&s, ty.parse().unwrap());
+            sensor.send(b"first line\nlast line, no newline");
+            s.wait_queue_len(&q, 2);
+            let want = b"first line\nlast line, no newline";
+            let end = std::time::Instant::now() + Duration::from_secs(20);
+            let mut got = stored(&s, &sensor, ty);
+            while got != want && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(100));
+                got = stored(&s, &sensor, ty);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                "first line\nlast line, no newline",
+                "type {ty} {store:?}"
+            );
+            let items = String::from_utf8(s.drain(ty, &q, &["-n"])).unwrap();
+            assert_eq!(items, "first line\nlast line, no newline\n");
+        }
+    }
+}
