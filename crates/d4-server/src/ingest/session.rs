@@ -305,7 +305,7 @@ impl Session {
             let path = dir.join(format!(
                 "{}-{}.json",
                 u.simple(),
-                Utc::now().format("%Y-%m-%d-%H%M%S")
+                self.shared.ctx.wall(Utc::now()).format("%Y-%m-%d-%H%M%S")
             ));
             std::fs::write(path, self.meta.raw())
         });

@@ -270,6 +270,7 @@ impl Rotator {
 
     /// The folder of files opened at `now`.
     pub(crate) fn folder(&self, now: DateTime<Utc>) -> PathBuf {
+        let now = self.ctx.wall(now);
         let mut p = self
             .ctx
             .data_root
@@ -291,7 +292,7 @@ impl Rotator {
             None => false,
             Some(c) => {
                 now.timestamp() - c.opened >= self.ctx.rotation.as_secs() as i64
-                    || now.date_naive() != c.day
+                    || self.ctx.wall(now).date() != c.day
             }
         }
     }
@@ -302,7 +303,7 @@ impl Rotator {
         let stem = format!(
             "{}-{}",
             self.spec.sensor.simple(),
-            now.format("%Y-%m-%d-%H%M%S")
+            self.ctx.wall(now).format("%Y-%m-%d-%H%M%S")
         );
         let (file, path) = create_unique(&dir, &stem, &self.spec.ext)?;
         // Writes of 32 KiB and more go straight to the file, smaller ones are batched.
@@ -313,7 +314,7 @@ impl Rotator {
             file,
             path,
             opened: now.timestamp(),
-            day: now.date_naive(),
+            day: self.ctx.wall(now).date(),
             written: len,
             boundary: len,
         });

@@ -108,6 +108,7 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
         data_root: dir.path().join("data"),
         rotation: Duration::from_secs(1),
         compressor: compressor.clone(),
+        local_time: false,
     });
     let (ng, ng_pre) = pcapng(40);
     // (type, stream, preamble length opening later files, bytes of the

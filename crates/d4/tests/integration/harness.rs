@@ -51,6 +51,11 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_env(dir, extra, &[])
+    }
+
+    /// As [`Server::start_in`], with environment variables for the server.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let control = dir.path().join("data/server.json");
         let _ = std::fs::remove_file(&control);
         let mut all: Vec<String> = vec![
@@ -82,6 +87,7 @@ impl Server {
         let child = Command::new(D4)
             .args(&all)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -111,9 +117,9 @@ impl Server {
         self.dir.path().join("data")
     }
 
-    /// Today's folder of a sensor's stored files of type `ty`.
+    /// Today's folder of a sensor's stored files of type `ty` (local time).
     pub fn day_dir(&self, sensor: &Uuid, ty: &str) -> PathBuf {
-        let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
+        let day = chrono::Local::now().format("%Y/%m/%d").to_string();
         self.data_dir()
             .join("data")
             .join(sensor.simple().to_string())

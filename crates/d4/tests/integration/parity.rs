@@ -368,3 +368,63 @@ fn a_last_line_without_a_newline_is_stored_as_it_came() {
         }
     }
 }
+
+/// The date folder and the time in the name of the one file a type-3
+/// sensor stored (`YYYY/MM/DD`, `YYYY-MM-DD-HHMMSS`).
+fn stored_file_time(s: &Server, sensor: &Sensor) -> (String, chrono::NaiveDateTime) {
+    let root = s
+        .data_dir()
+        .join("data")
+        .join(sensor.uuid.simple().to_string())
+        .join("3");
+    let file = wait_for("a stored file", Duration::from_secs(20), || {
+        let y = std::fs::read_dir(&root).ok()?.flatten().next()?.path();
+        let m = std::fs::read_dir(&y).ok()?.flatten().next()?.path();
+        let d = std::fs::read_dir(&m).ok()?.flatten().next()?.path();
+        std::fs::read_dir(&d)
+            .ok()?
+            .flatten()
+            .next()
+            .map(|e| e.path())
+    });
+    let rel = file.strip_prefix(&root).unwrap();
+    let folder: Vec<String> = rel
+        .parent()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let stamp = &name[33..33 + 17];
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d-%H%M%S").unwrap();
+    (folder.join("/"), t)
+}
+
+/// Point 6: stored files' date folders and names follow the local time
+/// (`TZ`) by default, as the reference; `timezone = "UTC"` gives UTC.
+#[test]
+fn file_names_and_folders_in_local_time_unless_utc_is_set() {
+    // UTC+14: never the same hour as UTC.
+    let tz = [("TZ", "Etc/GMT-14")];
+    let plus14 = |t: chrono::DateTime<chrono::Utc>| (t + chrono::Duration::hours(14)).naive_utc();
+    let (_c, utc_cfg) = config("timezone = \"UTC\"\n");
+    for (cfg, local) in [(None, true), (Some(utc_cfg.as_str()), false)] {
+        let mut args = vec![];
+        if let Some(c) = cfg {
+            args.extend(["--config", c]);
+        }
+        let s = Server::start_env(tempfile::tempdir().unwrap(), &args, &tz);
+        let sensor = Sensor::new(&s, 3);
+        let before = chrono::Utc::now();
+        sensor.send(b"a line\n");
+        let (folder, t) = stored_file_time(&s, &sensor);
+        let want = if local {
+            plus14(before)
+        } else {
+            before.naive_utc()
+        };
+        let off = (t - want).num_seconds();
+        assert!((-5..60).contains(&off), "local {local}: {t} vs {want}");
+        assert_eq!(folder, t.format("%Y/%m/%d").to_string());
+    }
+}
