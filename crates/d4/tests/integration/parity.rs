@@ -428,3 +428,71 @@ fn file_names_and_folders_in_local_time_unless_utc_is_set() {
         assert_eq!(folder, t.format("%Y/%m/%d").to_string());
     }
 }
+
+/// The stored files of a sensor's type-`ty` stream today.
+fn stored_files(s: &Server, u: &Uuid, ty: &str) -> usize {
+    std::fs::read_dir(s.day_dir(u, ty))
+        .map(|rd| rd.flatten().filter(|e| e.path().is_file()).count())
+        .unwrap_or(0)
+}
+
+/// Point 12: `d4 forward --session-secs N` sends the items of a time span
+/// in one session (one stored file at the destination, lines in order),
+/// where batches would each be a session of their own.
+#[test]
+fn forward_sends_one_session_per_time_span() {
+    let private = Server::start(&[]);
+    let public = Server::start(&[]);
+    let q = private.create_queue("3", &[]);
+    let lines: Vec<String> = (0..6).map(|i| format!("line {i}\n")).collect();
+    let send_all = || {
+        for l in &lines {
+            Sensor::new(&private, 3).send(l.as_bytes());
+        }
+        private.wait_queue_len(&q, 6);
+    };
+    let run = |to: &Sensor, extra: &[&str]| {
+        let mut a = vec!["forward", "-u", &q, "-c", to.dir.path().to_str().unwrap()];
+        a.extend_from_slice(&["--once", "--batch", "2"]);
+        a.extend_from_slice(extra);
+        let o = private.d4(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // Batches of 2: three sessions, three files.
+    send_all();
+    let batches = Sensor::new(&public, 3);
+    run(&batches, &[]);
+    wait_for("three files", Duration::from_secs(20), || {
+        (stored_files(&public, &batches.uuid, "3") == 3).then_some(())
+    });
+    // One span: one session, one file, the lines in order.
+    send_all();
+    let spans = Sensor::new(&public, 3);
+    let t = std::time::Instant::now();
+    run(&spans, &["--session-secs", "2"]);
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert_eq!(private.queue_len(&q), 0);
+    wait_for("one file", Duration::from_secs(20), || {
+        let files: Vec<_> = std::fs::read_dir(public.day_dir(&spans.uuid, "3"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".gz"))
+            .collect();
+        (files.len() == 1).then_some(())
+    });
+    assert_eq!(stored_files(&public, &spans.uuid, "3"), 1);
+    let mut text = String::new();
+    let f = std::fs::read_dir(public.day_dir(&spans.uuid, "3"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(f).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    assert_eq!(text, lines.concat());
+}
