@@ -105,6 +105,24 @@ pub struct ServerConfig {
     pub redis_tls_cert_file: Option<PathBuf>,
     /// The key of `redis_tls_cert_file` (PEM).
     pub redis_tls_key_file: Option<PathBuf>,
+    /// Accept frames whose protocol version byte is not 1, as the reference
+    /// server does (it never reads the byte). Default false: refused.
+    pub accept_unknown_versions: bool,
+    /// The clock of stored files' date folders and names: `local` (the
+    /// server's time zone, `TZ`, as the reference) or `UTC`. Default local.
+    pub timezone: TimeZone,
+}
+
+/// The clock of stored files' date folders and names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeZone {
+    /// The server's local time (`TZ`, else the system's zone), as the reference.
+    #[default]
+    #[serde(rename = "local")]
+    Local,
+    /// UTC.
+    #[serde(rename = "UTC", alias = "utc")]
+    Utc,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +160,8 @@ impl Default for ServerConfig {
             redis_tls_ca_file: None,
             redis_tls_cert_file: None,
             redis_tls_key_file: None,
+            accept_unknown_versions: false,
+            timezone: TimeZone::Local,
         }
     }
 }

@@ -44,7 +44,7 @@ mod store;
 mod tls;
 mod workers;
 
-pub use config::{Mode, RedisTarget, ServerConfig};
+pub use config::{Mode, RedisTarget, ServerConfig, TimeZone};
 pub use server::{run, start, ControlFile, RunningServer, CONTROL_FILE};
 pub use store::queues::{QueueDef, QueueType};
 pub use store::redis::queues::{PushGroup, RedisQueues};

@@ -199,6 +199,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         data_root: data_dir.join("data"),
         rotation: Duration::from_secs(cfg.rotation_secs),
         compressor: workers::Compressor::start(cfg.gzip_level, queues.clone()),
+        local_time: cfg.timezone == crate::config::TimeZone::Local,
     });
     // Files a crash or a full disk left unfinished or not announced.
     let n = workers::recover(&ctx.data_root, &ctx.compressor, cfg.gzip_level);

@@ -37,7 +37,12 @@ pub(crate) enum Reject {
         max: u32,
     },
     /// Check 6.
-    #[error("UUID {0} is not a version 4 UUID")]
+    #[error(
+        "UUID {0} is not a version 4 UUID (it is version {v}, variant {var:?}): the server \
+         accepts only random RFC 4122 UUIDs; give the sensor a new one (`uuidgen -r`)",
+        v = .0.get_version_num(),
+        var = .0.get_variant()
+    )]
     NotV4(Uuid),
     /// Check 6.
     #[error("type 0 is reserved")]
@@ -70,7 +75,10 @@ pub(crate) enum Reject {
     #[error("{0}")]
     Timeout(String),
     /// Unsupported protocol version.
-    #[error("protocol version {0} is not supported (only 1)")]
+    #[error(
+        "protocol version {0} is not supported (only 1); `accept_unknown_versions = true` in \
+         the server configuration accepts any, as the reference does"
+    )]
     Version(u8),
     /// The server could not store what the sensor sent (its disk): the
     /// sensor sends it again.

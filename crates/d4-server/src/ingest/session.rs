@@ -338,7 +338,7 @@ impl Session {
             let path = dir.join(format!(
                 "{}-{}.json",
                 u.simple(),
-                Utc::now().format("%Y-%m-%d-%H%M%S")
+                self.shared.ctx.wall(Utc::now()).format("%Y-%m-%d-%H%M%S")
             ));
             std::fs::write(path, self.meta.raw())
         });
@@ -348,6 +348,8 @@ impl Session {
             )));
         }
         self.extended = Some(name.to_string());
+        // The meta-header's type-2 frames count as type 2, as the reference.
+        self.report();
         self.traffic.type_key = format!("254:{name}");
         self.worker = Some(worker);
         tracing::info!(session = %self.id, sensor = %u.simple(), extended = name, "extended type stream started");
@@ -564,7 +566,9 @@ fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject)
     shared.stats.count_reject(r);
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, r);
-    if let Some(u) = uuid {
+    // Not for a sensor waiting for approval: the reference writes no
+    // `metadata_uuid:<uuid>` for it (one blocks its registration API).
+    if let Some(u) = uuid.filter(|_| !matches!(r, Reject::NotApproved(_))) {
         shared.meta_mirror.error(u, &r.to_string());
     }
 }

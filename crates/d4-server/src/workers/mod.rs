@@ -98,6 +98,19 @@ pub(crate) struct WorkerCtx {
     pub(crate) rotation: Duration,
     /// Background compression and announcement of finished files.
     pub(crate) compressor: Compressor,
+    /// Date folders and file names in local time (else UTC).
+    pub(crate) local_time: bool,
+}
+
+impl WorkerCtx {
+    /// The wall-clock time of `now` that names folders and files.
+    pub(crate) fn wall(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+        if self.local_time {
+            now.with_timezone(&chrono::Local).naive_local()
+        } else {
+            now.naive_utc()
+        }
+    }
 }
 
 /// Queue items produced by one payload, to be pushed by the session.

@@ -92,6 +92,7 @@ impl Rotator {
 
     /// The folder of files opened at `now`.
     pub(crate) fn folder(&self, now: DateTime<Utc>) -> PathBuf {
+        let now = self.ctx.wall(now);
         let mut p = self
             .ctx
             .data_root
@@ -113,7 +114,7 @@ impl Rotator {
             None => false,
             Some(c) => {
                 now.timestamp() - c.opened >= self.ctx.rotation.as_secs() as i64
-                    || now.date_naive() != c.day
+                    || self.ctx.wall(now).date() != c.day
             }
         }
     }
@@ -124,7 +125,7 @@ impl Rotator {
         let stem = format!(
             "{}-{}",
             self.spec.sensor.simple(),
-            now.format("%Y-%m-%d-%H%M%S")
+            self.ctx.wall(now).format("%Y-%m-%d-%H%M%S")
         );
         let (file, path) = create_unique(&dir, &stem, &self.spec.ext)?;
         // "Not yet announced" until the compressor is done with it.
@@ -137,7 +138,7 @@ impl Rotator {
             file,
             path,
             opened: now.timestamp(),
-            day: now.date_naive(),
+            day: self.ctx.wall(now).date(),
             written: len,
             boundary: len,
         });

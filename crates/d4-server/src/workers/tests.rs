@@ -127,6 +127,7 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
                 data_root: dir.path().join("data"),
                 rotation: Duration::from_secs(1),
                 compressor: compressor.clone(),
+                local_time: false,
             });
             let sensor_id = Uuid::new_v4();
             let mut worker = Worker::for_type(&ctx, sensor_id, *ty, None);

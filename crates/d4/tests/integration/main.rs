@@ -10,6 +10,7 @@ mod e2e;
 mod floods;
 mod harness;
 mod monitoring;
+mod parity;
 mod pdns;
 mod redis;
 mod sharing;
