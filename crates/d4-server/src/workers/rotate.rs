@@ -214,7 +214,9 @@ pub(crate) fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(Fi
 
 /// The file being written.
 struct Current {
-    file: BufWriter<File>,
+    /// `None` while the session is parked (quiet): the file is closed and
+    /// re-opened, appending, by the next write ([`Rotator::park`]).
+    file: Option<BufWriter<File>>,
     path: PathBuf,
     opened: i64,
     day: NaiveDate,
@@ -222,6 +224,21 @@ struct Current {
     written: u64,
     /// Length of the file at its last record boundary.
     boundary: u64,
+}
+
+impl Current {
+    /// The open file; a parked one is opened again, appending (same file,
+    /// same rotation period).
+    fn file(&mut self) -> io::Result<&mut BufWriter<File>> {
+        let f = match self.file.take() {
+            Some(f) => f,
+            None => BufWriter::with_capacity(
+                32 * 1024,
+                OpenOptions::new().append(true).open(&self.path)?,
+            ),
+        };
+        Ok(self.file.insert(f))
+    }
 }
 
 /// Where a stream's files go, what they are called and announced as.
@@ -310,7 +327,7 @@ impl Rotator {
         file.write_all(&self.prefix)?;
         let len = self.prefix.len() as u64;
         self.current = Some(Current {
-            file,
+            file: Some(file),
             path,
             opened: now.timestamp(),
             day: now.date_naive(),
@@ -343,7 +360,7 @@ impl Rotator {
         }
         match &mut self.current {
             Some(c) => {
-                c.file.write_all(data)?;
+                c.file()?.write_all(data)?;
                 c.written += data.len() as u64;
                 Ok(())
             }
@@ -367,8 +384,10 @@ impl Rotator {
         };
         let cut = c.written - c.boundary;
         if cut > 0 {
-            c.file.flush()?;
-            c.file.get_ref().set_len(c.boundary)?;
+            let boundary = c.boundary;
+            let f = c.file()?;
+            f.flush()?;
+            f.get_ref().set_len(boundary)?;
             c.written = c.boundary;
         }
         Ok(cut)
@@ -377,10 +396,34 @@ impl Rotator {
     /// Pushes buffered bytes to the file (the OS has them; a crash of the
     /// server loses nothing written so far).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        match &mut self.current {
-            Some(c) => c.file.flush(),
+        match self.current.as_mut().and_then(|c| c.file.as_mut()) {
+            Some(f) => f.flush(),
             None => Ok(()),
         }
+    }
+
+    /// The stream is quiet: flushes and closes the current file but keeps
+    /// its place (path, rotation period, length, last boundary). The next
+    /// write opens it again, appending; a rotation that fell due meanwhile
+    /// hands it to the compressor without opening it. On a failed flush the
+    /// file stays open (nothing buffered is dropped).
+    pub(crate) fn park(&mut self) -> io::Result<()> {
+        let Some(c) = &mut self.current else {
+            return Ok(());
+        };
+        if let Some(mut f) = c.file.take() {
+            if let Err(e) = f.flush() {
+                c.file = Some(f);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a file is being written and is open (not parked).
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.file.is_some())
     }
 
     /// Closes the current file and hands it to the compressor.
@@ -388,7 +431,7 @@ impl Rotator {
         let Some(mut c) = self.current.take() else {
             return;
         };
-        if let Err(e) = c.file.flush() {
+        if let Some(Err(e)) = c.file.as_mut().map(|f| f.flush()) {
             tracing::error!("cannot write {}: {e}", c.path.display());
         }
         drop(c.file);

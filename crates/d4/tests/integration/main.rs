@@ -7,6 +7,7 @@ mod cli;
 mod client_faults;
 mod e2e;
 mod harness;
+mod idle;
 mod pdns;
 mod redis;
 mod sharing;
