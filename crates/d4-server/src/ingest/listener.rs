@@ -24,8 +24,13 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = sd.changed() => break,
+            // A finished session's task (sized for the whole session) is
+            // freed only once joined: join them as they end, not at the next
+            // accept, so memory goes back when sensors leave.
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
         };
         let (tcp, peer) = tokio::select! {
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
