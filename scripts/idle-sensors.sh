@@ -59,7 +59,8 @@ read -r _ IN IN_MS FAILED <"$W/idle.out"
 sleep "$HOLD"
 RSS1=$(rss) FD1=$(fds) DFD1=$(datafds)
 "$EX" "$ING" "$CA" 1 1 "$N" </dev/null >"$W/new.out" 2>"$W/new.err" || true
-NEW_MS=$(awk '/^in / {print $3}' "$W/new.out")
+# `in OK MS FAILED`: OK 0 means it did not get in (60 s without an answer).
+NEW_MS=$(awk '/^in / {print ($2 == 1 ? $3 " ms" : "not in (gave up after " $3 " ms)")}' "$W/new.out")
 
 exec 3>&-
 wait "$EPID" || true
@@ -78,7 +79,7 @@ print(f"sensors={n}: {got} in ({failed} failed) after {int(in_ms) / 1000:.1f} s"
 print(f"  server before: {rss0} MB RSS, {fd0} fds")
 print(f"  held: {rss1} MB RSS ({(rss1 - rss0) * 1024 / max(got, 1):.1f} KB per sensor), "
       f"{fd1} fds ({(fd1 - fd0) / max(got, 1):.2f} per sensor, {dfd1} data files open)")
-print(f"  one more sensor got in after: {new_ms} ms")
+print(f"  one more sensor got in after: {new_ms}")
 print(f"  10 s after they left: {rss2} MB RSS, {fd2} fds")
 print(f"  sessions closed with an error: {errors} ('Too many open files' in the log: {emfile})")
 PY
