@@ -82,8 +82,9 @@ impl AsyncRead for ElasticReader {
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         if me.pos == me.filled {
-            if out.remaining() >= me.size {
-                // A large read needs no buffer in between.
+            if out.remaining() >= SOCKET_MAX {
+                // A read as large as the largest buffer needs none in between
+                // (rustls's never are: they must grow the buffer).
                 return Pin::new(&mut me.inner).poll_read(cx, out);
             }
             if me.buf.len() != me.size {
