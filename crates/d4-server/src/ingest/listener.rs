@@ -33,6 +33,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
     let mut sessions = JoinSet::new();
     loop {
         let (tcp, peer) = tokio::select! {
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {

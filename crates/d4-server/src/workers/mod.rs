@@ -232,6 +232,27 @@ impl Worker {
         r.map_err(WorkerError::store("stored data"))
     }
 
+    /// The session is quiet: closes the current file (it is opened again,
+    /// appending, when data flows; see [`Rotator::park`]).
+    pub(crate) fn park(&mut self) -> Result<(), WorkerError> {
+        let r = match self {
+            Worker::Pcap(w) => w.files_mut().park(),
+            Worker::Lines(w) => w.files_mut().park(),
+            Worker::Files(w) => w.files_mut().park(),
+        };
+        r.map_err(WorkerError::store("stored data"))
+    }
+
+    /// Whether the worker holds its file open (tests).
+    #[cfg(test)]
+    pub(crate) fn file_open(&mut self) -> bool {
+        match self {
+            Worker::Pcap(w) => w.files_mut().is_open(),
+            Worker::Lines(w) => w.files_mut().is_open(),
+            Worker::Files(w) => w.files_mut().is_open(),
+        }
+    }
+
     /// The queue type that this worker's items go to.
     pub(crate) fn queue_type(&self) -> QueueType {
         match self {

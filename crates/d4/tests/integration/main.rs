@@ -9,6 +9,7 @@ mod disk_full;
 mod e2e;
 mod floods;
 mod harness;
+mod idle;
 mod monitoring;
 mod parity;
 mod pdns;
