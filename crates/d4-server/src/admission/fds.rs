@@ -3,8 +3,10 @@
 //! sized from it so that a reserve always stays for sensors that
 //! authenticate, their data files, and the store.
 //!
-//! Each authenticated sensor session counts for [`FDS_PER_SESSION`]
-//! descriptors (its socket, the file it writes, the one being compressed);
+//! Each authenticated sensor session counts for one and a half descriptors
+//! ([`HALF_FDS_PER_SESSION`]): its socket always, and the file it writes
+//! only while data flows (a session quiet for 2 s closes it), so room is
+//! kept for half of the sessions writing at once;
 //! [`RESERVE`] more stay for the store, TLS files, Redis and logs. When the
 //! limit is reached anyway (another process, a huge flood), `accept` fails
 //! with EMFILE: the listeners then close an unauthenticated connection
@@ -17,8 +19,9 @@ use crate::config::ServerConfig;
 
 /// Descriptors kept for the store, TLS files, Redis, logs and stdio.
 pub(crate) const RESERVE: u64 = 128;
-/// Descriptors one authenticated sensor session may need.
-pub(crate) const FDS_PER_SESSION: u64 = 3;
+/// Descriptors an authenticated sensor session counts for, in halves (its
+/// socket, and a data file for one session in two).
+pub(crate) const HALF_FDS_PER_SESSION: u64 = 3;
 /// How long a listener waits after `accept` failed for want of descriptors.
 pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -66,7 +69,7 @@ pub(crate) fn raise() -> FdLimit {
 /// Budgets (ingest, web) within `limit` descriptors: the configured ones,
 /// lowered if the limit cannot hold them with the reserve. Unauthenticated
 /// connections get at most an eighth of what is left (web: a sixteenth,
-/// twice), authenticated sessions the rest at [`FDS_PER_SESSION`] each.
+/// twice), authenticated sessions the rest at [`HALF_FDS_PER_SESSION`] / 2 each.
 pub(crate) fn budgets(cfg: &ServerConfig, limit: u64) -> (Limits, Limits) {
     let avail = limit.saturating_sub(RESERVE).max(16) as usize;
     let web_unauth = cfg.web_max_unauthenticated.min(avail / 16);
@@ -75,7 +78,7 @@ pub(crate) fn budgets(cfg: &ServerConfig, limit: u64) -> (Limits, Limits) {
     let left = avail.saturating_sub(web_unauth + web_auth + unauth);
     let auth = cfg
         .max_connections
-        .min(left / FDS_PER_SESSION as usize)
+        .min(left * 2 / HALF_FDS_PER_SESSION as usize)
         .max(1);
     let ingest = Limits {
         unauthenticated: unauth.max(1),
@@ -111,7 +114,7 @@ pub(crate) fn budgets(cfg: &ServerConfig, limit: u64) -> (Limits, Limits) {
         web.authenticated,
     );
     if lowered {
-        tracing::warn!("{msg}: lowered from the configuration to keep {RESERVE} descriptors and {FDS_PER_SESSION} per sensor session (raise the hard limit, e.g. LimitNOFILE= in the systemd unit)");
+        tracing::warn!("{msg}: lowered from the configuration to keep {RESERVE} descriptors and 1.5 per sensor session (raise the hard limit, e.g. LimitNOFILE= in the systemd unit)");
     } else {
         tracing::info!("{msg}");
     }

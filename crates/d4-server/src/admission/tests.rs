@@ -205,15 +205,15 @@ fn budgets_keep_a_reserve_within_the_descriptor_limit() {
         }
     );
     // 1,024 that cannot be raised: everything fits, with the reserve and
-    // three descriptors per sensor session.
+    // one and a half descriptors per sensor session.
     for limit in [1024u64, 256, 0] {
         let (i, w) = fds::budgets(&cfg, limit);
         let used = (i.unauthenticated
             + w.unauthenticated
             + w.authenticated
-            + i.authenticated * fds::FDS_PER_SESSION as usize) as u64;
+            + i.authenticated * fds::HALF_FDS_PER_SESSION as usize / 2) as u64;
         assert!(
-            used + fds::RESERVE <= limit.max(fds::RESERVE + 16 * fds::FDS_PER_SESSION),
+            used + fds::RESERVE <= limit.max(fds::RESERVE + 8 * fds::HALF_FDS_PER_SESSION),
             "{limit}: {i:?} {w:?}"
         );
         assert!(
@@ -226,7 +226,7 @@ fn budgets_keep_a_reserve_within_the_descriptor_limit() {
         );
     }
     let (i, _) = fds::budgets(&cfg, 1024);
-    assert_eq!((i.unauthenticated, i.authenticated), (112, 224));
+    assert_eq!((i.unauthenticated, i.authenticated), (112, 448));
 }
 
 #[test]
