@@ -14,3 +14,4 @@ mod redis;
 mod sharing;
 mod web;
 mod web_api;
+mod web_confirm;

@@ -348,6 +348,8 @@ fn operator_walkthrough_in_headless_chromium() {
     b.go("/server");
     b.type_in("#block-net", "198.51.100.7/24");
     b.click("#block-ip");
+    wait_page(&b, "the confirmation step", |b| b.has("#confirm"));
+    b.click("#confirm");
     wait_page(&b, "the range blocked", |b| {
         b.has("#flash") && b.text("#flash").contains("blocked")
     });
