@@ -34,6 +34,7 @@ mod config;
 mod http;
 mod ingest;
 mod monitor;
+mod series;
 mod server;
 mod store;
 mod tls;

@@ -315,6 +315,8 @@ pub(crate) struct Sensors {
     rejections: Mutex<Rejections>,
     /// Accepted traffic per type key since the server started (metrics).
     totals: Mutex<BTreeMap<String, DayStats>>,
+    /// Traffic per second, minute and hour (dashboard), and queue fill.
+    pub(crate) series: crate::series::Series,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -339,6 +341,7 @@ impl Sensors {
             live: Mutex::new(HashMap::new()),
             rejections: Mutex::new(Rejections::default()),
             totals: Mutex::new(BTreeMap::new()),
+            series: crate::series::Series::default(),
         })
     }
 
@@ -417,6 +420,7 @@ impl Sensors {
         }
         m.last_error = None;
         drop(all);
+        self.series.record(u, &t.type_key, t.bytes, t.frames, ts);
         {
             let mut totals = lock(&self.totals);
             let d = totals.entry(t.type_key.clone()).or_default();

@@ -11,10 +11,12 @@ use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
 use crate::http::web::auth::{AdminForm, Page};
 use crate::http::web::cookies::enc;
+use crate::http::web::pages::charts::{ranges, traffic_charts, Live, RangeLink};
 use crate::http::web::pages::confirm::{confirm_first, Ask};
 use crate::http::web::pages::dashboard::{day_label, last_days, today_start};
 use crate::http::web::svg;
 use crate::http::web::{back, html, layout, message, ts, Layout};
+use crate::series::Of;
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- sensors
@@ -133,6 +135,12 @@ pub(crate) struct SensorPage {
     pub(crate) skipped: u64,
     pub(crate) chart_bytes: String,
     pub(crate) chart_frames: String,
+    /// Links to the time ranges.
+    pub(crate) ranges: Vec<RangeLink>,
+    /// Its live rates.
+    pub(crate) live: Live,
+    pub(crate) range_bytes: String,
+    pub(crate) range_frames: String,
     pub(crate) types: Vec<(String, String, String)>,
     pub(crate) ips: Vec<(String, String)>,
 }
@@ -158,7 +166,22 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
             .collect()
     };
     let set = &v.settings;
+    let uuid = u.simple().to_string();
+    let r = ranges(&format!("/sensors/{uuid}"), &f);
+    let (range_bytes, range_frames) = traffic_charts(&s, &Of::Sensor(u), &r, "sensor-range");
+    let rate = s
+        .sensors
+        .series
+        .rates(chrono::Utc::now().timestamp())
+        .sensors
+        .get(&uuid)
+        .copied()
+        .unwrap_or_default();
     let page = SensorPage {
+        ranges: r.links,
+        live: Live::new(format!("sensor:{uuid}"), rate),
+        range_bytes,
+        range_frames,
         l: layout(&s, &c, &f, "sensors"),
         uuid: u.simple().to_string(),
         name: set.name.clone(),
