@@ -15,3 +15,4 @@ mod sharing;
 mod web;
 mod web_api;
 mod web_confirm;
+mod web_live;
