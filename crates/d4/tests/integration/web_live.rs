@@ -108,9 +108,11 @@ fn the_live_rate_changes_without_a_reload_and_the_views_drill_down() {
     exec(&b, "window.d4mark = 'the second page';");
     let row = format!("[data-rate='sensor:{u}'][data-unit='frames']");
     let first = b.attr(&row, "data-value");
-    wait_for("the sensor's row rate to move", Duration::from_secs(30), || {
-        (b.attr(&row, "data-value") != first && value(&b, &row) > 0.0).then_some(())
-    });
+    wait_for(
+        "the sensor's row rate to move",
+        Duration::from_secs(30),
+        || (b.attr(&row, "data-value") != first && value(&b, &row) > 0.0).then_some(()),
+    );
     let ty = "[data-rate='type:3'][data-unit='bytes']";
     wait_for("the type's row rate", Duration::from_secs(30), || {
         (value(&b, ty) > 0.0).then_some(())

@@ -19,7 +19,7 @@ pub(super) fn esc(s: &str) -> String {
 }
 
 /// `1.2 MB`-style byte counts.
-pub(super) fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -35,7 +35,7 @@ pub(super) fn bytes(n: u64) -> String {
 }
 
 /// `12.3k`-style counts.
-pub(super) fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     match n {
         0..=9_999 => n.to_string(),
         10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),

@@ -80,16 +80,11 @@ pub(crate) fn traffic_charts(s: &Shared, of: &Of, r: &Ranges, id: &str) -> (Stri
     let (tb, tf) = pts
         .iter()
         .fold((0, 0), |a, p| (a.0 + p.1.bytes, a.1 + p.1.frames));
-    let since = if s.started > now - r.span.secs() {
-        format!(", since the start at {}", crate::http::web::ts(s.started))
-    } else {
-        String::new()
-    };
     (
         svg::lines(
             &format!("{id}-bytes"),
             &format!("Bytes per {per}"),
-            &format!("{} in the {}{since}", svg::bytes(tb), span_words(r)),
+            &format!("{} in the {}", svg::bytes(tb), span_words(r)),
             &series(true),
             svg::bytes,
             time_fmt(r),
@@ -105,12 +100,8 @@ pub(crate) fn traffic_charts(s: &Shared, of: &Of, r: &Ranges, id: &str) -> (Stri
     )
 }
 
-fn percent(v: u64) -> String {
-    format!("{v}%")
-}
-
-/// Every queue's fill (its longest length in each slot, in % of its max
-/// size) over the range (id `queue-fill`).
+/// Every queue's fill (its longest length in each slot; its max size in
+/// the legend) over the range (id `queue-fill`).
 pub(crate) fn queue_chart(s: &Shared, r: &Ranges) -> String {
     let now = chrono::Utc::now().timestamp();
     let names: std::collections::HashMap<uuid::Uuid, String> = s
@@ -124,7 +115,10 @@ pub(crate) fn queue_chart(s: &Shared, r: &Ranges) -> String {
             } else {
                 q.description.chars().take(24).collect()
             };
-            (q.uuid, format!("type {} · {d}", q.ty))
+            (
+                q.uuid,
+                format!("type {} · {d} (max {})", q.ty, svg::count(q.max_size)),
+            )
         })
         .collect();
     let series: Vec<(String, Vec<(i64, u64)>)> = s
@@ -135,18 +129,16 @@ pub(crate) fn queue_chart(s: &Shared, r: &Ranges) -> String {
         .map(|(u, pts)| {
             (
                 names.get(&u).cloned().unwrap_or_else(|| u.to_string()),
-                pts.into_iter()
-                    .map(|(t, f)| (t, f.length.saturating_mul(100) / f.max_size.max(1)))
-                    .collect(),
+                pts.into_iter().map(|(t, f)| (t, f.length)).collect(),
             )
         })
         .collect();
     svg::lines(
         "queue-fill",
-        &format!("Queue fill, % of max size, per {}", r.res.as_str()),
-        span_words(r),
+        &format!("Queue length per {}", r.res.as_str()),
+        &format!("(longest), {}", span_words(r)),
         &series,
-        percent,
+        svg::count,
         time_fmt(r),
     )
 }

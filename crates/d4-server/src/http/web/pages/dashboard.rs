@@ -48,6 +48,8 @@ pub(crate) struct DashboardPage {
     pub(crate) chart_frames: String,
     /// Links to the time ranges.
     pub(crate) ranges: Vec<RangeLink>,
+    /// When the server started (the series begin).
+    pub(crate) started: String,
     pub(crate) live: Live,
     pub(crate) range_bytes: String,
     pub(crate) range_frames: String,
@@ -196,6 +198,7 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
         ),
         chart_frames: svg::bars("chart-frames", "Frames per day", &chart_f, svg::count),
         ranges: r.links,
+        started: ts(s.started),
         live: Live::new("total".into(), rates.total),
         range_bytes,
         range_frames,

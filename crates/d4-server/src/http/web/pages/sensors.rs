@@ -137,6 +137,8 @@ pub(crate) struct SensorPage {
     pub(crate) chart_frames: String,
     /// Links to the time ranges.
     pub(crate) ranges: Vec<RangeLink>,
+    /// When the server started (the series begin).
+    pub(crate) started: String,
     /// Its live rates.
     pub(crate) live: Live,
     pub(crate) range_bytes: String,
@@ -179,6 +181,7 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
         .unwrap_or_default();
     let page = SensorPage {
         ranges: r.links,
+        started: ts(s.started),
         live: Live::new(format!("sensor:{uuid}"), rate),
         range_bytes,
         range_frames,
