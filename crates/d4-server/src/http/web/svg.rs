@@ -119,7 +119,7 @@ fn label(v: f64, fmt: fn(u64) -> String) -> String {
 /// A line chart over time: each series is (label, points (Unix seconds,
 /// value)), all on one scale from 0 to the largest value; the first series
 /// is shaded. `summary` follows the title. Time labels use `time_fmt`
-/// (chrono, UTC). The `svg` element carries `data-total` (the sum of the
+/// (chrono, UTC); `legend` names the series under the title. The `svg` element carries `data-total` (the sum of the
 /// first series) and `data-points` (its number of points), which tests read.
 pub(crate) fn lines(
     id: &str,
@@ -128,6 +128,7 @@ pub(crate) fn lines(
     series: &[(String, Vec<(i64, u64)>)],
     fmt: fn(u64) -> String,
     time_fmt: &str,
+    legend: bool,
 ) -> String {
     let (w, h, top, bottom, left, right) = (480.0, 200.0, 34.0, 22.0, 52.0, 10.0);
     let first = series.first().map(|s| s.1.as_slice()).unwrap_or(&[]);
@@ -166,7 +167,7 @@ pub(crate) fn lines(
         esc(title),
         esc(summary)
     );
-    if series.len() > 1 {
+    if legend {
         let mut lx = 8.0;
         for (i, (name, _)) in series.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
@@ -255,7 +256,15 @@ mod tests {
     #[test]
     fn line_chart_escapes_totals_and_legends() {
         let one = ("a<b".to_string(), vec![(0, 5), (60, 7), (120, 0)]);
-        let s = lines("l", "t&t", "sum", &[one.clone()], count, "%H:%M");
+        let s = lines(
+            "l",
+            "t&t",
+            "sum",
+            std::slice::from_ref(&one),
+            count,
+            "%H:%M",
+            false,
+        );
         assert!(s.contains(r#"data-total="12""#) && s.contains(r#"data-points="3""#));
         assert!(s.contains("t&amp;t") && s.contains("a&lt;b") && !s.contains("a<b"));
         assert!(s.contains("00:00") && s.contains("00:02"));
@@ -266,9 +275,11 @@ mod tests {
             &[one, ("q2".into(), vec![(0, 1)])],
             count,
             "%H:%M",
+            true,
         );
-        assert!(two.contains(">q2</text>"), "a legend for two series");
-        let empty = lines("e", "t", "", &[], count, "%H:%M");
+        assert!(two.contains(">q2</text>"), "a legend");
+        assert!(!s.contains("a&lt;b</text>"), "no legend asked for");
+        let empty = lines("e", "t", "", &[], count, "%H:%M", false);
         assert!(empty.contains(r#"data-total="0""#));
     }
 }

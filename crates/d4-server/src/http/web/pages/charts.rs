@@ -88,6 +88,7 @@ pub(crate) fn traffic_charts(s: &Shared, of: &Of, r: &Ranges, id: &str) -> (Stri
             &series(true),
             svg::bytes,
             time_fmt(r),
+            false,
         ),
         svg::lines(
             &format!("{id}-frames"),
@@ -96,6 +97,7 @@ pub(crate) fn traffic_charts(s: &Shared, of: &Of, r: &Ranges, id: &str) -> (Stri
             &series(false),
             svg::count,
             time_fmt(r),
+            false,
         ),
     )
 }
@@ -140,6 +142,7 @@ pub(crate) fn queue_chart(s: &Shared, r: &Ranges) -> String {
         &series,
         svg::count,
         time_fmt(r),
+        true,
     )
 }
 
