@@ -66,11 +66,20 @@ echo "== doc walk-throughs"
 scripts/doc-walkthroughs.sh 2>&1 | tee -a "$log"
 s3=${PIPESTATUS[0]}
 [ "$status" = 0 ] && status=$s3
+# The fault campaign, short form: floods and slow clients, kill -9 during
+# rotation and gzip, a full disk (tmpfs, as root), Redis stopped, under a
+# paced stream; nothing the sensors were told was stored may be lost.
+echo "== fault campaign (short)"
+scripts/fault-campaign.sh --short 2>&1 | tee -a "$log"
+s4=${PIPESTATUS[0]}
+[ "$status" = 0 ] && status=$s4
 set -e
 # One closing line for the whole suite (cargo prints one per test binary).
-# (cargo's "test result:" lines, plus the doc walk-throughs' line.)
+# (cargo's "test result:" lines, the doc walk-throughs' line, the campaign's.)
 grep -E '^(test result:|doc walk-throughs:)' "$log" | awk '
   /^test result:/ {p += $4; f += $6}
   /^doc walk-throughs:/ {p += $3; f += $5}
+  /^fault campaign: held/ {p += 1}
+  /^fault campaign: FAILED/ {f += 1}
   END {printf "tests: %d passed, %d failed\n", p, f}'
 exit "$status"

@@ -44,6 +44,7 @@ trap 'exit 1' INT TERM
 
 FAILED=0
 ROWS=()
+SW=()
 fail() { echo "FAIL [$PHASE]: $*" >&2; FAILED=1; }
 note() { echo "[$PHASE] $*"; }
 
@@ -163,18 +164,19 @@ echo "fault campaign ($([ "$SHORT" = 1 ] && echo short || echo full)): $D4"
 PHASE="floods and slow clients"
 SDIR=$W/floods
 if want floods && start_server "$SDIR"; then
-  Q=$("$D4" queue create -t 3 --data-dir "$SDIR/data" 2>>"$W/stdout.log")
+  Q=$("$D4" queue create -t 3 --max-size $((LINES * 2)) --data-dir "$SDIR/data" 2>>"$W/stdout.log")
   CONF=$W/floods/stream; sensor_conf "$CONF" 3
   stream_lines "$CONF" "$LINES"
   WEB=${API#https://}; WEB=${WEB%%/*}
-  "$SWARM" tls-idle --server "$ING" --count "$FLOOD" --from 127.0.0.2-127.0.0.18 --hold "$HOLD" >"$W/swarm1.json" 2>>"$W/swarm.log" & PIDS+=($!)
-  "$SWARM" tcp-idle --server "$WEB" --count "$WEB_FLOOD" --from 127.0.0.30 --hold "$HOLD" >"$W/swarm2.json" 2>>"$W/swarm.log" & PIDS+=($!)
-  "$SWARM" slow-post --server "$WEB" --count "$WEB_FLOOD" --from 127.0.0.31-127.0.0.34 --hold "$HOLD" >"$W/swarm3.json" 2>>"$W/swarm.log" & PIDS+=($!)
+  "$SWARM" tls-idle --server "$ING" --count "$FLOOD" --from 127.0.0.2-127.0.0.18 --hold "$HOLD" >"$W/swarm1.json" 2>>"$W/swarm.log" & PIDS+=($!); SW+=($!)
+  "$SWARM" tcp-idle --server "$WEB" --count "$WEB_FLOOD" --from 127.0.0.30 --hold "$HOLD" >"$W/swarm2.json" 2>>"$W/swarm.log" & PIDS+=($!); SW+=($!)
+  "$SWARM" slow-post --server "$WEB" --count "$WEB_FLOOD" --from 127.0.0.31-127.0.0.34 --hold "$HOLD" >"$W/swarm3.json" 2>>"$W/swarm.log" & PIDS+=($!); SW+=($!)
   sleep $((HOLD / 3))
   new_sensor_gets_in
   api_answers
-  note "flood: $(cat "$W/swarm1.json" "$W/swarm2.json" "$W/swarm3.json" 2>/dev/null | tr '\n' ' ')"
   wait_stream 300
+  for p in "${SW[@]}"; do wait "$p" 2>/dev/null; done
+  note "flood: $(cat "$W/swarm1.json" "$W/swarm2.json" "$W/swarm3.json" 2>/dev/null | tr '\n' ' ')"
   count_lost "$Q" "$LINES"
   row "$FLOOD TLS idle, $WEB_FLOOD TCP idle, $WEB_FLOOD slow POST; sensor in ${GETIN}s, API ${APIT}s" "$LINES" 
   stop_server
@@ -184,7 +186,7 @@ fi
 PHASE="kill -9 (rotation, gzip)"
 SDIR=$W/kills
 if want kills && start_server "$SDIR" --rotation-secs 1 --gzip-level 9; then
-  Q=$("$D4" queue create -t 3 --data-dir "$SDIR/data" 2>>"$W/stdout.log")
+  Q=$("$D4" queue create -t 3 --max-size $((LINES * 2)) --data-dir "$SDIR/data" 2>>"$W/stdout.log")
   CONF=$W/kills/stream; sensor_conf "$CONF" 3
   stream_lines "$CONF" "$LINES"
   for k in $(seq "$KILLS"); do
@@ -208,7 +210,7 @@ if ! want diskfull; then :
 elif [ "$(id -u)" = 0 ] && MNT=$W/tmpfs && mkdir -p "$MNT" && mount -t tmpfs -o size=24m tmpfs "$MNT" 2>/dev/null; then
   SDIR=$MNT/server
   if start_server "$SDIR" --rotation-secs 2; then
-    Q=$("$D4" queue create -t 3 --data-dir "$SDIR/data" 2>>"$W/stdout.log")
+    Q=$("$D4" queue create -t 3 --max-size $((LINES * 2)) --data-dir "$SDIR/data" 2>>"$W/stdout.log")
     CONF=$W/diskfull-stream; sensor_conf "$CONF" 3
     stream_lines "$CONF" "$LINES"
     sleep 1
@@ -219,7 +221,7 @@ elif [ "$(id -u)" = 0 ] && MNT=$W/tmpfs && mkdir -p "$MNT" && mount -t tmpfs -o 
     rm -f "$MNT/filler"
     wait_stream 300
     count_lost "$Q" "$LINES"
-    code=$("$D4" queue create -t 3 --data-dir "$SDIR/data" >/dev/null 2>&1 && echo ok || echo refused)
+    code=$("$D4" queue create -t 3 --max-size $((LINES * 2)) --data-dir "$SDIR/data" >/dev/null 2>&1 && echo ok || echo refused)
     [ "$code" = ok ] || fail "queue creation still refused after space came back (no recovery without restart)"
     row "tmpfs 24 MB filled for $((HOLD / 2)) s, then freed" "$LINES"
     stop_server
@@ -240,7 +242,7 @@ elif command -v redis-server >/dev/null 2>&1; then
   redis_up
   SDIR=$W/redisrun
   if start_server "$SDIR" --store "redis://127.0.0.1:$RPORT"; then
-    Q=$("$D4" queue create -t 3 --data-dir "$SDIR/data" 2>>"$W/stdout.log")
+    Q=$("$D4" queue create -t 3 --max-size $((LINES * 2)) --data-dir "$SDIR/data" 2>>"$W/stdout.log")
     CONF=$W/redis-stream; sensor_conf "$CONF" 3
     stream_lines "$CONF" "$LINES"
     sleep 1

@@ -33,7 +33,8 @@ pub struct ClientConfig {
     pub destination: Destination,
     /// The sensor UUID (version 4).
     pub uuid: Uuid,
-    /// The HMAC pre-shared key (bytes of the key file, last newline stripped).
+    /// The HMAC pre-shared key (bytes of the key file, last newline stripped,
+    /// up to a NUL byte: the C client's rule).
     pub key: Vec<u8>,
     /// Largest payload per frame.
     pub snaplen: usize,
@@ -109,6 +110,15 @@ fn first_line(dir: &Path, name: &str) -> Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
     }
+}
+
+/// The key of a key file (the C client's rule), with a warning for what
+/// the reference clients read differently.
+fn key_from_file(path: &Path, raw: &[u8]) -> Vec<u8> {
+    for odd in d4_proto::key_file_oddities(raw) {
+        tracing::warn!("{}: {odd}", path.display());
+    }
+    d4_proto::key_from_file_bytes(raw)
 }
 
 /// Reads the sensor UUID from `path`; if it is missing, empty or not a version 4
@@ -234,7 +244,7 @@ impl ClientConfig {
         }
         let key_path = dir.join("key");
         match std::fs::read(&key_path) {
-            Ok(raw) => c.key = d4_proto::key_from_file_bytes(&raw),
+            Ok(raw) => c.key = key_from_file(&key_path, &raw),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!("{}: no `key` file, using the default key", dir.display())
             }
@@ -300,9 +310,8 @@ impl ClientConfig {
             c.key = k.into_bytes();
         } else if let Some(f) = t.key_file {
             let p = base.join(f);
-            c.key = d4_proto::key_from_file_bytes(
-                &std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?,
-            );
+            let raw = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            c.key = key_from_file(&p, &raw);
         }
         if let Some(n) = t.snaplen {
             c.snaplen = check_snaplen(n)?;

@@ -35,7 +35,7 @@ pub enum PdnsCmd {
 /// `d4 pdns extract`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  d4 pdns extract -r dns.pcap                   # passivedns lines on stdout\n  d4 pdns extract -r day.pcap.gz --cof -s       # COF NDJSON, statistics on stderr\n  tcpdump -w - port 53 | d4 pdns extract        # stdin\n  d4 pdns extract -u QUEUE --once               # the captures of a type-1 queue\n\nOne line per answer record: ts||client||server||class||query||type||answer||ttl||count\n(gamelinux passivedns default fields; names with a trailing dot; count 1). An error\nresponse (NXDOMAIN, SERVFAIL...) gives one line with the rcode name as answer, the\nquestion's type and TTL 0. UDP and TCP on port 53 (TCP reassembled), IPv4 fragments\nreassembled, IPv6, VLAN/QinQ/MPLS, Linux cooked, raw IP, loopback. Malformed messages\n(compression loops, forward pointers, cut records) are counted (-s) and skipped."
+    after_help = "Examples:\n  d4 pdns extract -r dns.pcap                   # passivedns lines on stdout\n  d4 pdns extract -r day.pcap.gz --cof -s       # COF NDJSON, statistics on stderr\n  tcpdump -w - port 53 | d4 pdns extract        # stdin\n  d4 pdns extract -u QUEUE --once               # the captures of a type-1 queue\n\nOne line per answer record: ts||client||server||class||query||type||answer||ttl||count\n(gamelinux passivedns default fields; names with a trailing dot; count 1), as passivedns\nprints it: by default A, AAAA, PTR, CNAME, DNAME, NAPTR, RP and SRV (-X 46PCDNRS); the\nanswer of MX is the exchange, of SRV the target, of SOA the MNAME, of RP the mailbox,\nof NAPTR the order, of TXT the first string (--cof gives every type in full). An error\nresponse (NXDOMAIN, SERVFAIL...) gives one line with the rcode name as answer, the\nquestion's type and TTL 0. UDP and TCP on port 53 (TCP reassembled), IPv4 fragments\nreassembled, IPv6, VLAN/QinQ/MPLS, Linux cooked, raw IP, loopback. Malformed messages\n(compression loops, forward pointers, cut records) are counted (-s) and skipped."
 )]
 pub struct ExtractArgs {
     /// Capture to read (pcap, pcapng, gzip of either; `-` for stdin); repeat for several.
@@ -47,9 +47,14 @@ pub struct ExtractArgs {
     /// With -u: exit when the queue is empty instead of waiting for more.
     #[arg(long)]
     once: bool,
-    /// Write COF NDJSON (rrname, rrtype, rdata, time_first, time_last, count) instead.
+    /// Write COF NDJSON (rrname, rrtype, rdata, time_first, time_last, count) instead
+    /// (every record type, rdata in full presentation form).
     #[arg(long)]
     cof: bool,
+    /// Record types of the passivedns lines, as passivedns's -X: 4 A, 6 AAAA, P PTR,
+    /// C CNAME, D DNAME, N NAPTR, R RP, S SRV, T TXT, O SOA, M MX, n NS.
+    #[arg(short = 'X', long = "types", default_value = crate::passivedns::DEFAULT_FLAGS)]
+    types: String,
     /// Print statistics to stderr at the end.
     #[arg(short = 's', long)]
     stats: bool,
@@ -286,7 +291,10 @@ where
 }
 
 fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
+    let select = crate::passivedns::Select::parse(&a.types)
+        .map_err(|e| anyhow::anyhow!("-X {:?}: {e}", a.types))?;
     let mut x = Extractor::new(ExtractConfig {
+        passivedns: (!a.cof).then_some(select),
         trailing_dot: !a.cof,
         max_flows: a.max_flows,
         max_fragmented: a.max_fragmented,

@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use crate::passivedns::Select;
 use crate::record::{has_names, present, rcode_name, Rec};
 use d4_packet::capture::Packet;
 use d4_packet::decode;
@@ -64,6 +65,10 @@ pub struct ExtractConfig {
     /// Bytes buffered per TCP flow direction (at least 65,537: one largest
     /// message).
     pub max_flow_buffer: usize,
+    /// passivedns lines as gamelinux passivedns prints them: only these
+    /// record types, and one field of the rdata as the answer
+    /// ([`crate::passivedns`]). `None`: every type, full presentation form.
+    pub passivedns: Option<Select>,
 }
 
 impl Default for ExtractConfig {
@@ -73,6 +78,7 @@ impl Default for ExtractConfig {
             max_fragmented: 4096,
             max_flows: 65_536,
             max_flow_buffer: 256 * 1024,
+            passivedns: None,
         }
     }
 }
@@ -82,6 +88,7 @@ impl Default for ExtractConfig {
 struct Scratch {
     name: String,
     rdata: String,
+    select: Option<Select>,
 }
 
 /// Turns packets into records.
@@ -101,7 +108,10 @@ impl Extractor {
         Extractor {
             defrag: Defrag::new(c.max_fragmented, 30),
             streams: TcpStreams::new(c.max_flows, c.max_flow_buffer.max(MIN_FLOW_BUFFER)),
-            scratch: Scratch::default(),
+            scratch: Scratch {
+                select: c.passivedns,
+                ..Scratch::default()
+            },
             dot: c.trailing_dot,
             last_sweep: 0,
             stats: ExtractStats::default(),
@@ -275,7 +285,7 @@ fn message(
             break;
         }
         // Meta types are no data.
-        if matches!(r.rtype, 41 | 249 | 250) {
+        if matches!(r.rtype, 41 | 249 | 250) || s.select.is_some_and(|x| !x.contains(r.rtype)) {
             continue;
         }
         s.name.clear();
@@ -287,6 +297,10 @@ fn message(
         if present(&m, r.rtype, r.rdata.clone(), &mut s.rdata, dot).is_err() {
             continue; // checked above
         }
-        rec(&s.name, r.rtype, r.class, r.ttl, &s.rdata);
+        let answer = match s.select {
+            Some(_) => crate::passivedns::answer(r.rtype, &s.rdata),
+            None => &s.rdata,
+        };
+        rec(&s.name, r.rtype, r.class, r.ttl, answer);
     }
 }

@@ -41,6 +41,7 @@ pub mod cli;
 pub mod cof;
 pub mod extract;
 pub mod ingest;
+pub mod passivedns;
 pub mod queue;
 pub mod record;
 pub mod serve;

@@ -53,7 +53,7 @@ impl Decoder {
     /// A decoder that refuses payloads above `max_size` bytes.
     pub fn new(max_size: u32) -> Decoder {
         Decoder {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::new(),
             max_size,
             failed: None,
         }
@@ -75,6 +75,22 @@ impl Decoder {
     /// The receive buffer, for reading into it directly (`read_buf`).
     pub fn buffer_mut(&mut self) -> &mut BytesMut {
         &mut self.buf
+    }
+
+    /// Frees the receive buffer if it holds nothing (a quiet stream), so
+    /// that an idle connection holds no buffer; returns whether it did. The
+    /// next read makes room again.
+    pub fn shrink_if_empty(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        self.buf = BytesMut::new();
+        true
+    }
+
+    /// Bytes allocated for the receive buffer.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Bytes buffered and not yet returned in a frame.
@@ -196,6 +212,22 @@ mod tests {
         );
         assert!(matches!(d.next_frame(), Err(DecodeError::Poisoned(_))));
         assert!(d.buffered() <= 64 * 1024);
+    }
+
+    #[test]
+    fn shrinks_only_when_empty() {
+        let w = wire(3);
+        let mut d = Decoder::new(1_000_000);
+        assert_eq!(d.capacity(), 0, "nothing allocated before bytes arrive");
+        d.push(&w[..w.len() - 1]);
+        while d.next_frame().unwrap().is_some() {}
+        assert!(!d.shrink_if_empty(), "a partial frame is kept");
+        d.push(&w[w.len() - 1..]);
+        assert!(d.next_frame().unwrap().is_some());
+        assert!(d.shrink_if_empty());
+        assert_eq!(d.capacity(), 0);
+        d.push(&w);
+        assert_eq!(std::iter::from_fn(|| d.next_frame().unwrap()).count(), 3);
     }
 
     #[test]

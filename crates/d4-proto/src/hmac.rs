@@ -8,13 +8,40 @@ use crate::header::{HEADER_LEN, HMAC_LEN, HMAC_OFFSET};
 /// The reference default pre-shared key.
 pub const DEFAULT_KEY: &[u8] = b"private key to change";
 
-/// Turns the bytes of a `key` file into the key: one trailing `\n` is
-/// stripped, then one trailing `\r` (as d4-goclient does; the C client strips
-/// the last newline only). Anything else, including further newlines, is key.
+/// Turns the bytes of a `key` file into the key as the C client (d4-core's
+/// `d4`, the de-facto standard) does: one trailing `\n` is stripped, and the
+/// key ends at the first NUL byte (it is a C string). A `\r` is key (the Go
+/// client strips a final one: see [`key_file_oddities`]). Anything else,
+/// including further newlines, is key.
 pub fn key_from_file_bytes(raw: &[u8]) -> Vec<u8> {
     let k = raw.strip_suffix(b"\n").unwrap_or(raw);
-    let k = k.strip_suffix(b"\r").unwrap_or(k);
+    let k = k.split(|b| *b == 0).next().unwrap_or(k);
     k.to_vec()
+}
+
+/// What in a `key` file's bytes makes the reference clients disagree on
+/// the key, in words (for a warning at start): a `\r` (kept by the C client
+/// and by d4, stripped at the end by the Go client) or a NUL byte (the C
+/// client and d4 stop there).
+pub fn key_file_oddities(raw: &[u8]) -> Vec<String> {
+    let k = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let mut out = Vec::new();
+    if let Some(at) = k.iter().position(|b| *b == 0) {
+        out.push(format!(
+            "it has a NUL byte at offset {at}: the key is the {at} bytes before it, as the C \
+             client reads it"
+        ));
+    }
+    let kept = k.split(|b| *b == 0).next().unwrap_or(k);
+    if kept.contains(&b'\r') {
+        out.push(
+            "it has a carriage return (\\r, a Windows line end?): it is part of the key, as the \
+             C client reads it (the Go client strips a final one); remove it if the server's \
+             key has none"
+                .to_string(),
+        );
+    }
+    out
 }
 
 /// A keyed HMAC-SHA-256 state, prepared once per key and cloned per frame
@@ -73,7 +100,13 @@ mod tests {
     #[test]
     fn key_file_rule() {
         assert_eq!(key_from_file_bytes(b"abc\n"), b"abc");
-        assert_eq!(key_from_file_bytes(b"abc\r\n"), b"abc");
+        // As the C client: `\r` is key, a NUL ends it.
+        assert_eq!(key_from_file_bytes(b"abc\r\n"), b"abc\r");
+        assert_eq!(key_from_file_bytes(b"ab\0cd\n"), b"ab");
+        assert_eq!(key_file_oddities(b"abc\n"), Vec::<String>::new());
+        assert_eq!(key_file_oddities(b"abc\r\n").len(), 1);
+        assert_eq!(key_file_oddities(b"a\0b\r\n").len(), 1);
+        assert!(key_file_oddities(b"a\0b\n")[0].contains("offset 1"));
         assert_eq!(key_from_file_bytes(b"abc"), b"abc");
         assert_eq!(key_from_file_bytes(b"abc\n\n"), b"abc\n");
         assert_eq!(key_from_file_bytes(b""), b"");

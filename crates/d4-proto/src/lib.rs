@@ -47,7 +47,7 @@ pub mod types;
 pub use decoder::{DecodeError, Decoder, Frame};
 pub use encoder::FrameEncoder;
 pub use header::{Header, HEADER_LEN};
-pub use hmac::{key_from_file_bytes, Signer, DEFAULT_KEY};
+pub use hmac::{key_file_oddities, key_from_file_bytes, Signer, DEFAULT_KEY};
 pub use meta::{MetaError, MetaHeader, MetaHeaderBuilder};
 pub use sensor_uuid::{is_v4, uuid_key, UuidError};
 pub use types::D4Type;

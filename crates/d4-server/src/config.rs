@@ -50,10 +50,33 @@ pub struct ServerConfig {
     pub stall_timeout_secs: u64,
     /// Seconds a kicked sensor stays refused. Default 30.
     pub kick_secs: u64,
-    /// Most simultaneous sensor connections. Default 1024.
+    /// Most simultaneous authenticated sensor sessions (a first frame whose
+    /// HMAC verified). Default 1024.
     pub max_connections: usize,
-    /// Most simultaneous connections from one address. Default 64.
+    /// Most simultaneous connections from one address, authenticated or
+    /// not (past it the address's oldest unauthenticated connection is
+    /// closed; if all are authenticated, the new one is refused). Default 64.
     pub max_connections_per_ip: usize,
+    /// Most ingest connections at once that have not authenticated yet;
+    /// past it, the oldest is closed for the new one. Default 256.
+    pub max_unauthenticated: usize,
+    /// The same, from one address. Default 32.
+    pub max_unauthenticated_per_ip: usize,
+    /// The same, from one /24 (IPv4) or /64 (IPv6). Default 64.
+    pub max_unauthenticated_per_prefix: usize,
+    /// Most authenticated HTTPS connections (a valid API token or session
+    /// cookie) at once. Default 256.
+    pub web_max_connections: usize,
+    /// Most HTTPS connections at once that have not authenticated; past it,
+    /// the oldest is closed for the new one. Default 128.
+    pub web_max_unauthenticated: usize,
+    /// The same, from one address. Default 32.
+    pub web_max_unauthenticated_per_ip: usize,
+    /// The same, from one /24 (IPv4) or /64 (IPv6). Default 64.
+    pub web_max_unauthenticated_per_prefix: usize,
+    /// Seconds an HTTPS request's body may take to arrive (408 past it).
+    /// Default 10.
+    pub web_body_timeout_secs: u64,
     /// Default max size of a new analyzer queue. Default 10,000.
     pub default_queue_size: u64,
     /// gzip level for rotated files, 1-9, or 0 to leave them uncompressed. Default 6.
@@ -82,6 +105,24 @@ pub struct ServerConfig {
     pub redis_tls_cert_file: Option<PathBuf>,
     /// The key of `redis_tls_cert_file` (PEM).
     pub redis_tls_key_file: Option<PathBuf>,
+    /// Accept frames whose protocol version byte is not 1, as the reference
+    /// server does (it never reads the byte). Default false: refused.
+    pub accept_unknown_versions: bool,
+    /// The clock of stored files' date folders and names: `local` (the
+    /// server's time zone, `TZ`, as the reference) or `UTC`. Default local.
+    pub timezone: TimeZone,
+}
+
+/// The clock of stored files' date folders and names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeZone {
+    /// The server's local time (`TZ`, else the system's zone), as the reference.
+    #[default]
+    #[serde(rename = "local")]
+    Local,
+    /// UTC.
+    #[serde(rename = "UTC", alias = "utc")]
+    Utc,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +142,14 @@ impl Default for ServerConfig {
             kick_secs: 30,
             max_connections: 1024,
             max_connections_per_ip: 64,
+            max_unauthenticated: 256,
+            max_unauthenticated_per_ip: 32,
+            max_unauthenticated_per_prefix: 64,
+            web_max_connections: 256,
+            web_max_unauthenticated: 128,
+            web_max_unauthenticated_per_ip: 32,
+            web_max_unauthenticated_per_prefix: 64,
+            web_body_timeout_secs: 10,
             default_queue_size: 10_000,
             gzip_level: 6,
             monitor_interval_secs: 30,
@@ -111,6 +160,8 @@ impl Default for ServerConfig {
             redis_tls_ca_file: None,
             redis_tls_cert_file: None,
             redis_tls_key_file: None,
+            accept_unknown_versions: false,
+            timezone: TimeZone::Local,
         }
     }
 }
@@ -174,6 +225,35 @@ impl ServerConfig {
         anyhow::ensure!(
             self.idle_timeout_secs >= 1,
             "idle_timeout_secs must be at least 1"
+        );
+        for (k, v) in [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+            ("max_unauthenticated", self.max_unauthenticated),
+            (
+                "max_unauthenticated_per_ip",
+                self.max_unauthenticated_per_ip,
+            ),
+            (
+                "max_unauthenticated_per_prefix",
+                self.max_unauthenticated_per_prefix,
+            ),
+            ("web_max_connections", self.web_max_connections),
+            ("web_max_unauthenticated", self.web_max_unauthenticated),
+            (
+                "web_max_unauthenticated_per_ip",
+                self.web_max_unauthenticated_per_ip,
+            ),
+            (
+                "web_max_unauthenticated_per_prefix",
+                self.web_max_unauthenticated_per_prefix,
+            ),
+        ] {
+            anyhow::ensure!(v >= 1, "{k} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.web_body_timeout_secs >= 1,
+            "web_body_timeout_secs must be at least 1"
         );
         anyhow::ensure!(self.gzip_level <= 9, "gzip_level must be 0 (off) to 9");
         anyhow::ensure!(

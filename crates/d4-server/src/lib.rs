@@ -9,6 +9,10 @@
 //! - `tls`: the CA and server certificate created on first start.
 //! - `server`: [`start`] and [`run`]: brings every room up, writes
 //!   `server.json`, and stops them in order.
+//! - `admission/`: connection slots of both listeners: budgets per
+//!   address, per prefix and in all for connections that have not
+//!   authenticated (the heaviest address's oldest evicted first), a
+//!   separate one for those that have; the open-files limit raised at start and the budgets sized from it.
 //! - `ingest/`: sensors in: the listener (connection limits), one session
 //!   per connection (decode, check, verify, hand over), the admission
 //!   policy, why a session is refused and whose fault that is (`reject`:
@@ -30,6 +34,7 @@
 //! list below.
 
 mod accounts;
+mod admission;
 mod config;
 mod http;
 mod ingest;
@@ -40,7 +45,7 @@ mod store;
 mod tls;
 mod workers;
 
-pub use config::{Mode, RedisTarget, ServerConfig};
+pub use config::{Mode, RedisTarget, ServerConfig, TimeZone};
 pub use server::{run, start, ControlFile, RunningServer, CONTROL_FILE};
 pub use store::queues::{QueueDef, QueueType};
 pub use store::redis::queues::{PushGroup, RedisQueues};

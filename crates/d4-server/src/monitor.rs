@@ -36,6 +36,10 @@ pub(crate) struct Monitor {
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
     /// Webhook deliveries that failed (metrics).
     pub(crate) webhook_failures: std::sync::atomic::AtomicU64,
+    /// When this server first saw each queue that has no creation or pop
+    /// time (a queue a reference tool made): its staleness counts from
+    /// here, not from the epoch.
+    first_seen: Mutex<BTreeMap<uuid::Uuid, i64>>,
 }
 
 impl Monitor {
@@ -101,7 +105,14 @@ pub(crate) fn check(s: &Shared, now: i64) -> Vec<Alert> {
             });
         }
     }
-    for q in s.queues.list() {
+    let queues = s.queues.list();
+    let mut first_seen = s
+        .monitor
+        .first_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    first_seen.retain(|u, _| queues.iter().any(|q| q.uuid == *u));
+    for q in queues {
         if q.len() >= q.max_size {
             out.push(Alert {
                 kind: "queue_full",
@@ -113,7 +124,13 @@ pub(crate) fn check(s: &Shared, now: i64) -> Vec<Alert> {
                 since: now,
             });
         }
-        let consumed = q.last_popped.max(q.created);
+        // A queue made by a reference tool has neither time: it counts from
+        // when this server first saw it.
+        let consumed = if q.last_popped == 0 && q.created == 0 {
+            *first_seen.entry(q.uuid).or_insert(now)
+        } else {
+            q.last_popped.max(q.created)
+        };
         if !q.is_empty() && now - consumed > s.cfg.queue_stale_secs as i64 {
             out.push(Alert {
                 kind: "queue_stale",

@@ -1,7 +1,8 @@
 //! The server as one value: [`start`] brings every part up and returns a
 //! [`RunningServer`]; [`run`] serves until its shutdown future completes.
 //!
-//! [`start`] creates the data dir, the TLS material (`tls`), opens the store,
+//! [`start`] raises the open-files limit and sizes the connection budgets
+//! from it (`admission`), creates the data dir, the TLS material (`tls`), opens the store,
 //! loads policy and sensors, chooses the store backends (embedded, or Redis
 //! with its policy sync, leases and metadata mirror), recovers files a
 //! crash left unfinished, binds both listeners and writes
@@ -32,7 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ServerConfig;
 use crate::ingest::{policy, sensors};
 use crate::store::{db as store, queues};
-use crate::{accounts, http, monitor, tls, workers};
+use crate::{accounts, admission, http, monitor, tls, workers};
 
 /// Server-wide counters.
 #[derive(Debug, Default)]
@@ -100,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) leases: Arc<dyn crate::store::SessionGate>,
     /// Redis mode: sensor metadata and daily statistics in the reference schema.
     pub(crate) meta_mirror: Arc<dyn crate::store::MetaMirror>,
+    /// Connection slots of the ingest and HTTPS listeners.
+    pub(crate) admission: admission::Admissions,
 }
 
 /// How the CLI finds a running server: `<data-dir>/server.json`.
@@ -166,6 +169,9 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<()> {
 /// Starts the server: TLS material, store, listeners, background tasks.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     cfg.validate()?;
+    // Before anything opens files: descriptors for every budget.
+    let fds = admission::fds::raise();
+    let (ingest_limits, web_limits) = admission::fds::budgets(&cfg, fds.soft);
     let data_dir = cfg.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
@@ -193,6 +199,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         data_root: data_dir.join("data"),
         rotation: Duration::from_secs(cfg.rotation_secs),
         compressor: workers::Compressor::start(cfg.gzip_level, queues.clone()),
+        local_time: cfg.timezone == crate::config::TimeZone::Local,
     });
     // Files a crash or a full disk left unfinished or not announced.
     let n = workers::recover(&ctx.data_root, &ctx.compressor, cfg.gzip_level);
@@ -248,6 +255,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
         ingest_addr,
         leases,
         meta_mirror,
+        admission: admission::Admissions {
+            ingest: admission::Admission::new("ingest", ingest_limits),
+            web: admission::Admission::new("web", web_limits),
+            fds,
+        },
     });
 
     let api_host = if api_addr.ip().is_unspecified() {

@@ -8,6 +8,12 @@
 //! end of that session (TLS close_notify after storing everything): a crash
 //! or an unreachable destination loses nothing; at worst a batch is sent
 //! twice. The reference pipeline popped newest-first and cut items at snaplen.
+//! A reference server runs the workers of successive sessions concurrently,
+//! so the lines of back-to-back batches can land interleaved there:
+//! `--session-secs N` sends one session per time span instead (the items
+//! that came within N s of the first one waiting, read again until the span
+//! is over, nothing acknowledged meanwhile), at the cost of that delay and
+//! of a whole span sent again after a failure.
 //!
 //! Threads: the main thread reads a batch of items (`d4_api::poll`, read then
 //! ack); a producer thread turns them into one stream — for a type-1 queue
@@ -28,6 +34,7 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use d4_client::{ClientConfig, Destination};
@@ -61,6 +68,12 @@ pub(crate) struct Args {
     /// Items sent per D4 session (each session is confirmed before its items leave the queue).
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// One D4 session per time span: the items that came within N seconds of the first
+    /// one waiting are sent in one session (up to 10,000), acknowledged when it closes.
+    /// For a reference server, which handles sessions concurrently: lines keep their
+    /// order. Costs up to N s of delay, and a failure sends the whole span again.
+    #[arg(long, value_name = "N")]
+    session_secs: Option<u64>,
     /// Do not verify the destination's certificate.
     #[arg(long)]
     insecure: bool,
@@ -251,13 +264,33 @@ pub(crate) fn run(a: Args) -> Result<()> {
         on_terminate: "SIGTERM: stopping (the batch in hand stays in the queue unless confirmed)",
         after_grace: "the batch in hand stays in the queue",
     });
-    let batch = a.batch.clamp(1, 10_000);
+    // A time span reads what the server gives at most (10,000 items).
+    let span = a.session_secs.map(|n| Duration::from_secs(n.max(1)));
+    let batch = match span {
+        Some(_) => 10_000,
+        None => a.batch.clamp(1, 10_000),
+    };
     let (mut items_sent, mut bytes_sent) = (0u64, 0u64);
     let idle = if a.once { Idle::Once } else { Idle::Follow };
     let mut poller =
         Poller::new(&api, &a.queue, Take::Read, batch, idle).stop_when(crate::signals::interrupted);
+    if let Some(span) = span {
+        // A span not over is read again (nothing acknowledged) after this.
+        poller = poller.pause(
+            Duration::from_millis(100),
+            span.min(Duration::from_millis(500)),
+        );
+    }
+    let mut span_start: Option<Instant> = None;
     poller.run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
         let n = items.len();
+        if let Some(span) = span {
+            let started = *span_start.get_or_insert_with(Instant::now);
+            if started.elapsed() < span && n < batch && !crate::signals::interrupted() {
+                return Ok(0);
+            }
+            span_start = None;
+        }
         let (tx, rx) = sync_channel(8);
         let writer = ChannelWriter {
             tx,

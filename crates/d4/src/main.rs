@@ -29,6 +29,22 @@ mod stdout;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc gives freed memory back to the system (glibc's malloc kept the
+/// peak of thousands of sensor sessions after they left: issue 19).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// A background thread returns pages freed for about a second (jemalloc's
+/// default: ten) to the system, busy or not.
+fn tune_allocator() {
+    use tikv_jemalloc_ctl::{background_thread, Access, AsName};
+    let decay_ms: isize = 1000;
+    // New arenas, then arena 0, the only one before threads start.
+    let _ = b"arenas.dirty_decay_ms\0".name().write(decay_ms);
+    let _ = b"arena.0.dirty_decay_ms\0".name().write(decay_ms);
+    let _ = background_thread::write(true);
+}
+
 /// D4: open, collaborative network monitoring.
 #[derive(Parser)]
 #[command(name = "d4", version, about, propagate_version = true)]
@@ -149,6 +165,7 @@ fn pdns(c: d4_pdns::PdnsCmd) -> anyhow::Result<()> {
 }
 
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     let default_level = match cli.cmd {
         Cmd::Server(_)

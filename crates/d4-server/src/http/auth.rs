@@ -98,6 +98,8 @@ pub(crate) async fn auth(
         )
         .into_response();
     }
+    // A valid token: the connection holds an authenticated place.
+    crate::http::WebConn::mark(req.extensions());
     req.extensions_mut().insert(p);
     next.run(req).await
 }

@@ -1,6 +1,7 @@
 //! `/metrics`: the Prometheus text format (frames, bytes, rejects by
 //! reason and by whose fault, per type, queue lengths, drops, pending
-//! sensors and those refused a place, rejection rows, sessions, alerts;
+//! sensors and those refused a place, rejection rows, sessions, alerts,
+//! connection slots (evicted, refused, authenticated, open, budgets);
 //! the Redis spool and metadata buffer in Redis mode).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -252,6 +253,10 @@ pub(crate) fn metrics_text(s: &Shared) -> String {
         "Alert deliveries to the webhook that failed.",
         c(&s.monitor.webhook_failures),
     );
+    // Connection slots of both listeners (crate::admission).
+    for (name, kind, help, rows) in s.admission.metric_rows() {
+        metric(name, kind, help, rows);
+    }
     o
 }
 

@@ -1,63 +1,84 @@
-//! The ingest listener: accepts TCP connections (at most `max_connections`,
-//! a semaphore, and `max_connections_per_ip` per address) and runs one
+//! The ingest listener: accepts TCP connections and runs one
 //! [`session`](super::session) task for each.
+//!
+//! Every connection gets a [`Slot`](crate::admission::Slot) of the ingest
+//! [`Admission`](crate::admission::Admission): until its first frame's HMAC
+//! verifies it is unauthenticated (`max_unauthenticated`, per address and
+//! per /24 or /64; past a budget an older such connection is closed, with
+//! [`Reject::Evicted`](super::reject::Reject::Evicted)); then it counts
+//! against `max_connections`. At most `max_connections_per_ip` connections
+//! of one address, authenticated or not, are open at once (past it the
+//! address's oldest unauthenticated one is evicted; if all are
+//! authenticated, the new one is refused). The accept loop never waits on
+//! a budget: it keeps accepting. When `accept` fails for want of
+//! descriptors, an unauthenticated connection is closed (as when the whole
+//! budget is spent) and the loop waits a moment.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::sensors::CloseSignal;
 use super::{policy, session};
+use crate::admission::fds;
 use crate::server::Shared;
 
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: TlsAcceptor) {
-    let limit = Arc::new(Semaphore::new(shared.cfg.max_connections));
-    let per_ip_count: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let adm = shared.admission.ingest.clone();
     let mut sd = shared.shutdown.clone();
     let mut sessions = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = sd.changed() => break,
-        };
         let (tcp, peer) = tokio::select! {
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if fds::out_of_descriptors(&e) {
+                        adm.counters.refused.fetch_add(1, Ordering::Relaxed);
+                        adm.evict_one();
+                        tracing::warn!("accept failed: {e}; closed an unauthenticated connection");
+                        tokio::time::sleep(fds::ACCEPT_BACKOFF).await;
+                    } else {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             },
             _ = sd.changed() => break,
         };
         let ip = peer.ip().to_canonical();
-        let per_ip = {
-            let mut m = per_ip_count.lock().unwrap_or_else(|p| p.into_inner());
-            let n = m.entry(ip).or_insert(0);
-            *n += 1;
-            *n
+        let close = Arc::new(CloseSignal::default());
+        let on_evict = {
+            let (close, net) = (close.clone(), policy::prefix_of(ip));
+            move |full: crate::admission::Full| {
+                let of = match full {
+                    crate::admission::Full::Address | crate::admission::Full::AddressTotal => {
+                        format!(" of {ip}")
+                    }
+                    crate::admission::Full::Prefix => format!(" of {net}"),
+                    crate::admission::Full::All => String::new(),
+                };
+                close.close(policy::Reject::Evicted(format!(
+                    "evicted before authenticating: an older unauthenticated connection{of}, closed for a newer one ({} reached)",
+                    full.setting("")
+                )))
+            }
         };
-        if per_ip > shared.cfg.max_connections_per_ip {
-            release(&per_ip_count, ip);
+        let Some(slot) = adm.admit(ip, on_evict) else {
             let r = policy::Reject::TooManyConnections(format!(
                 "too many connections from {ip} (max_connections_per_ip = {})",
                 shared.cfg.max_connections_per_ip
             ));
             session::reject_connection(&shared, ip, &r);
             continue;
-        }
-        let (s, a, counts) = (shared.clone(), acceptor.clone(), per_ip_count.clone());
-        sessions.spawn(async move {
-            session::serve(s, tcp, peer, a).await;
-            release(&counts, ip);
-            drop(permit);
-        });
+        };
+        let (s, a) = (shared.clone(), acceptor.clone());
+        sessions.spawn(session::serve(s, tcp, peer, a, slot, close));
         while sessions.try_join_next().is_some() {}
     }
     // Let sessions finish their files (they saw the shutdown too).
@@ -65,15 +86,4 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acce
         while sessions.join_next().await.is_some() {}
     })
     .await;
-}
-
-/// One connection from `ip` ended.
-fn release(counts: &std::sync::Mutex<HashMap<IpAddr, usize>>, ip: IpAddr) {
-    let mut m = counts.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = m.get_mut(&ip) {
-        *n -= 1;
-        if *n == 0 {
-            m.remove(&ip);
-        }
-    }
 }

@@ -37,7 +37,12 @@ pub(crate) enum Reject {
         max: u32,
     },
     /// Check 6.
-    #[error("UUID {0} is not a version 4 UUID")]
+    #[error(
+        "UUID {0} is not a version 4 UUID (it is version {v}, variant {var:?}): the server \
+         accepts only random RFC 4122 UUIDs; give the sensor a new one (`uuidgen -r`)",
+        v = .0.get_version_num(),
+        var = .0.get_variant()
+    )]
     NotV4(Uuid),
     /// Check 6.
     #[error("type 0 is reserved")]
@@ -70,7 +75,10 @@ pub(crate) enum Reject {
     #[error("{0}")]
     Timeout(String),
     /// Unsupported protocol version.
-    #[error("protocol version {0} is not supported (only 1)")]
+    #[error(
+        "protocol version {0} is not supported (only 1); `accept_unknown_versions = true` in \
+         the server configuration accepts any, as the reference does"
+    )]
     Version(u8),
     /// The server could not store what the sensor sent (its disk): the
     /// sensor sends it again.
@@ -79,6 +87,10 @@ pub(crate) enum Reject {
     /// The server's connection limits (`max_connections_per_ip`).
     #[error("{0}")]
     TooManyConnections(String),
+    /// A connection that had not authenticated was closed to make room
+    /// for a newer one (`max_unauthenticated*`, see `crate::admission`).
+    #[error("{0}")]
+    Evicted(String),
     /// The analyzer queues did not take the items within the stall time.
     #[error("{0}")]
     QueueStalled(String),
@@ -140,6 +152,7 @@ impl Reject {
             Reject::Version(_) => "version",
             Reject::ServerIo(_) => "server_io",
             Reject::TooManyConnections(_) => "too_many_connections",
+            Reject::Evicted(_) => "evicted",
             Reject::QueueStalled(_) => "queue_stalled",
             Reject::Store(_) => "store",
             Reject::ClosedByServer => "closed_by_server",
@@ -169,6 +182,7 @@ impl Reject {
             | Reject::Version(_) => Whose::Sensor,
             Reject::ServerIo(_)
             | Reject::TooManyConnections(_)
+            | Reject::Evicted(_)
             | Reject::QueueStalled(_)
             | Reject::ClosedByServer => Whose::Server,
             Reject::Store(_) => Whose::Store,
@@ -206,6 +220,8 @@ mod tests {
         );
         let r = Reject::ClosedByServer;
         assert_eq!((r.kind(), r.whose()), ("closed_by_server", Whose::Server));
+        let r = Reject::Evicted("oldest unauthenticated connection closed".into());
+        assert_eq!((r.kind(), r.whose()), ("evicted", Whose::Server));
         assert_eq!(Reject::BlockedUuid.whose(), Whose::Policy);
         assert_eq!(Reject::Timeout("idle".into()).kind(), "timeout");
         assert_eq!(Reject::Store("stopped".into()).whose(), Whose::Store);

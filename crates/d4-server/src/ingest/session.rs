@@ -7,12 +7,26 @@
 //! previous bytes were stored and their queue items handed over, and not at
 //! all while the disk is full (`store::health`).
 //!
+//! Until its first frame's HMAC verifies, the session holds an
+//! unauthenticated [`Slot`] and may be evicted (closed with
+//! `Reject::Evicted`) to make room for a newer connection; the first
+//! verified frame moves it to the authenticated budget (`max_connections`).
+//!
 //! The IP blocklist is checked at accept, before the TLS handshake (10 s at
-//! most). rustls reads the socket 4 KiB at a time, so a 128 KiB read buffer
-//! sits under it. Reading is `read_buf` into the decoder's buffer, which
+//! most). rustls reads the socket 4 KiB at a time, so an elastic read buffer
+//! ([`super::elastic`], 4 KiB growing to 128 KiB with traffic) sits under
+//! it. Reading is `read_buf` into the decoder's buffer, with room made
+//! before each read that also grows with traffic (4 to 64 KiB); the buffer
 //! grows with the bytes that arrive, never with an announced size; frames
 //! are processed before the next read, so a slow disk or a full queue
 //! channel stops the reading instead of dropping data.
+//!
+//! A session whose socket had nothing to read for [`PARK_AFTER`] (2 s)
+//! parks: its worker flushes and closes its file (opened again, appending,
+//! when data flows, in the same rotation period), and the decoder's and the
+//! socket's buffers are freed; it then waits for the socket to be readable
+//! holding neither. An idle sensor costs one file descriptor (its socket)
+//! and rustls's connection state.
 //!
 //! Each header is checked (`policy`, checks 1-6, then the session rules
 //! 7-8) as soon as its 62 bytes are in, before its payload is awaited; the
@@ -52,6 +66,8 @@ use tokio::time::{sleep_until, Instant};
 use tokio_rustls::TlsAcceptor;
 use uuid::Uuid;
 
+use crate::admission::{Authenticated, Slot};
+use crate::ingest::elastic::{Chunk, ElasticReader};
 use crate::ingest::policy::Reject;
 use crate::ingest::sensors::{CloseSignal, LiveSession, Traffic};
 use crate::server::Shared;
@@ -60,10 +76,8 @@ use crate::store::StoreError;
 use crate::store::{Acquired, LeaseAsk};
 use crate::workers::{Output, Worker};
 
-/// Room made in the frame buffer before each read.
-const READ_CHUNK: usize = 64 * 1024;
-/// Bytes read from the socket per system call.
-const SOCKET_READ: usize = 128 * 1024;
+/// How long a socket has nothing to read before its session parks.
+pub(crate) const PARK_AFTER: Duration = Duration::from_secs(2);
 /// Longest TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often accepted traffic is reported to the sensor registry.
@@ -89,6 +103,8 @@ struct Session {
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
     lease: Option<Box<dyn crate::store::Lease>>,
+    /// The connection's place (unauthenticated until the first verified frame).
+    slot: Slot,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -97,6 +113,8 @@ pub(crate) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
+    slot: Slot,
+    close: Arc<CloseSignal>,
 ) {
     let ip = peer.ip().to_canonical();
     let id = Uuid::new_v4();
@@ -106,9 +124,17 @@ pub(crate) async fn serve(
     }
     let _ = tcp.set_nodelay(true);
     // rustls reads the socket 4 KiB at a time; a buffer in front of it turns
-    // that into one system call per 256 KiB.
-    let tcp = tokio::io::BufReader::with_capacity(SOCKET_READ, tcp);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // that into one system call per 128 KiB under load.
+    let tcp = ElasticReader::new(tcp);
+    // An unauthenticated connection may be evicted during its handshake.
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => r,
+        why = close.closed() => {
+            reject(&shared, id, ip, None, &why);
+            return;
+        }
+    };
+    let mut tls = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let r = Reject::BadPayload(format!("TLS handshake failed: {e}"));
@@ -140,8 +166,9 @@ pub(crate) async fn serve(
         extended: None,
         traffic: Traffic::default(),
         last_report: Instant::now(),
-        close: Arc::new(CloseSignal::default()),
+        close,
         lease: None,
+        slot,
     };
     let mut dec = Decoder::new(shared.policy.max_frame_size);
     let result = s.run(&mut tls, &mut dec).await;
@@ -168,10 +195,21 @@ enum End {
     Idle,
 }
 
+/// The session's TLS stream.
+type Tls = tokio_rustls::server::TlsStream<ElasticReader>;
+
+/// What the socket gave.
+enum Input {
+    /// Bytes into the decoder (0: end of stream).
+    Read(usize),
+    /// A parked session's socket has something: read again, with buffers.
+    Readable,
+}
+
 impl Session {
-    async fn run<S: tokio::io::AsyncRead + Unpin>(
+    async fn run(
         &mut self,
-        io: &mut S,
+        io: &mut Tls,
         dec: &mut Decoder,
     ) -> Result<End, (Option<Uuid>, Reject)> {
         let idle = Duration::from_secs(self.shared.cfg.idle_timeout_secs);
@@ -179,6 +217,9 @@ impl Session {
         let mut shutdown = self.shared.shutdown.clone();
         let mut header_checked = false;
         let mut deadline = Instant::now() + idle;
+        let mut chunk = Chunk::new();
+        let mut parked = false;
+        let mut park_at = Instant::now() + PARK_AFTER;
         loop {
             // Everything already buffered first.
             loop {
@@ -223,11 +264,24 @@ impl Session {
                 deadline = Instant::now() + if header_checked { stall } else { idle };
                 continue;
             }
-            let buf = dec.buffer_mut();
-            buf.reserve(READ_CHUNK);
+            let room = if parked {
+                0
+            } else {
+                let buf = dec.buffer_mut();
+                buf.reserve(chunk.get());
+                buf.capacity() - buf.len()
+            };
+            let input = async {
+                if parked {
+                    io.get_ref().0.readable().await.map(|()| Input::Readable)
+                } else {
+                    io.read_buf(dec.buffer_mut()).await.map(Input::Read)
+                }
+            };
             tokio::select! {
-                r = io.read_buf(buf) => match r {
-                    Ok(0) => {
+                r = input => match r {
+                    Ok(Input::Readable) => parked = false,
+                    Ok(Input::Read(0)) => {
                         if dec.has_partial() {
                             let have = dec.buffered();
                             let missing = dec.missing();
@@ -237,9 +291,17 @@ impl Session {
                         }
                         return Ok(End::Eof);
                     }
-                    Ok(_) => {}
+                    Ok(Input::Read(n)) => {
+                        chunk.read(n, room);
+                        park_at = Instant::now() + PARK_AFTER;
+                    }
                     Err(e) => return Err((self.uuid, Reject::BadPayload(format!("read error: {e}")))),
                 },
+                _ = sleep_until(park_at), if !parked => {
+                    self.park(io, dec).map_err(|r| (self.uuid, r))?;
+                    chunk.reset();
+                    parked = true;
+                }
                 _ = sleep_until(deadline) => {
                     // A known sensor that is merely quiet is not an error.
                     if self.uuid.is_some() && !dec.has_partial() {
@@ -258,6 +320,19 @@ impl Session {
                 _ = shutdown.changed() => return Ok(End::Shutdown),
             }
         }
+    }
+
+    /// The socket had nothing for [`PARK_AFTER`]: the file is closed, the
+    /// buffers freed, and traffic so far reported.
+    fn park(&mut self, io: &mut Tls, dec: &mut Decoder) -> Result<(), Reject> {
+        if let Some(w) = &mut self.worker {
+            w.park().map_err(Reject::from_worker)?;
+        }
+        dec.shrink_if_empty();
+        io.get_mut().0.release();
+        self.report();
+        tracing::debug!(session = %self.id, sensor = %show(self.uuid), "quiet: parked");
+        Ok(())
     }
 
     /// Checks 1-8 on a header, before its payload is awaited.
@@ -319,7 +394,7 @@ impl Session {
             let path = dir.join(format!(
                 "{}-{}.json",
                 u.simple(),
-                Utc::now().format("%Y-%m-%d-%H%M%S")
+                self.shared.ctx.wall(Utc::now()).format("%Y-%m-%d-%H%M%S")
             ));
             std::fs::write(path, self.meta.raw())
         });
@@ -329,6 +404,8 @@ impl Session {
             )));
         }
         self.extended = Some(name.to_string());
+        // The meta-header's type-2 frames count as type 2, as the reference.
+        self.report();
         self.traffic.type_key = format!("254:{name}");
         self.worker = Some(worker);
         tracing::info!(session = %self.id, sensor = %u.simple(), extended = name, "extended type stream started");
@@ -367,6 +444,7 @@ impl Session {
             return Err(Reject::BadHmac);
         }
         if !self.live {
+            self.authenticate()?;
             let live = LiveSession {
                 id: self.id,
                 uuid: f.header.uuid,
@@ -427,6 +505,21 @@ impl Session {
             .data(&f.payload, Utc::now())
             .map_err(Reject::from_worker)?;
         self.deliver(out).await
+    }
+
+    /// The first verified frame: the connection moves to the
+    /// authenticated budget (`max_connections`).
+    fn authenticate(&self) -> Result<(), Reject> {
+        match self.slot.authenticate() {
+            Authenticated::Yes => Ok(()),
+            Authenticated::Evicted => Err(Reject::Evicted(
+                "evicted before its first frame was verified".into(),
+            )),
+            Authenticated::Full => Err(Reject::TooManyConnections(format!(
+                "max_connections reached ({} sensor sessions)",
+                self.shared.admission.ingest.limits().authenticated
+            ))),
+        }
     }
 
     /// Pushes a worker's items; records skipped records.
@@ -529,7 +622,9 @@ fn reject(shared: &Shared, id: Uuid, ip: IpAddr, uuid: Option<Uuid>, r: &Reject)
     shared.stats.count_reject(r);
     tracing::warn!(session = %id, %ip, sensor = %show(uuid), "session closed: {r}");
     shared.sensors.record_error(uuid, ip, r);
-    if let Some(u) = uuid {
+    // Not for a sensor waiting for approval: the reference writes no
+    // `metadata_uuid:<uuid>` for it (one blocks its registration API).
+    if let Some(u) = uuid.filter(|_| !matches!(r, Reject::NotApproved(_))) {
         shared.meta_mirror.error(u, &r.to_string());
     }
 }

@@ -109,6 +109,12 @@ pub(crate) trait SessionGate: Send + Sync {
 
     /// Takes the (UUID, type) lease for a session.
     fn acquire(&self, ask: LeaseAsk) -> BoxFuture<'_, Acquired>;
+
+    /// Which of `uuids` have a key of their own in the shared store (a key
+    /// a reference tool set), in order (`None`: nothing shared).
+    fn own_keys(&self, _uuids: Vec<Uuid>) -> BoxFuture<'_, Result<Option<Vec<bool>>, StoreError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 /// Sensor metadata and statistics mirrored for other tools (the

@@ -187,14 +187,26 @@ impl LineWorker {
         Ok(())
     }
 
-    /// Closes the file. The unfinished last line is stored as a line if the
-    /// session ended cleanly (`echo -n` has no newline); after an error it is
-    /// dropped, because the sensor sends it again on its next connection.
+    /// Closes the file. The unfinished last line is kept if the session
+    /// ended cleanly (`echo -n` has no newline): text is stored as it came,
+    /// with no `\n` added (as the reference), and queued as a line; a JSON
+    /// line is checked and stored as a line. After an error it is dropped,
+    /// because the sensor sends it again on its next connection.
     pub(crate) fn finish(&mut self, now: DateTime<Utc>, clean: bool) -> Output {
         let mut out = Output::default();
         if !self.partial.is_empty() {
             let mut last = std::mem::take(&mut self.partial);
-            if clean {
+            if clean && !self.rules.json {
+                let last = last.freeze();
+                // Never a rotation here: a cut long line's head may be stored.
+                match self.files.write_raw(&last, now) {
+                    Ok(()) => out.items.extend(
+                        last.chunks(self.rules.max_line)
+                            .map(|piece| last.slice_ref(piece)),
+                    ),
+                    Err(e) => tracing::error!("{}", WorkerError::store("lines")(e)),
+                }
+            } else if clean {
                 last.extend_from_slice(b"\n");
                 if let Err(e) = self.lines(&last.freeze(), now, &mut out) {
                     tracing::error!("{e}");

@@ -98,6 +98,19 @@ pub(crate) struct WorkerCtx {
     pub(crate) rotation: Duration,
     /// Background compression and announcement of finished files.
     pub(crate) compressor: Compressor,
+    /// Date folders and file names in local time (else UTC).
+    pub(crate) local_time: bool,
+}
+
+impl WorkerCtx {
+    /// The wall-clock time of `now` that names folders and files.
+    pub(crate) fn wall(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+        if self.local_time {
+            now.with_timezone(&chrono::Local).naive_local()
+        } else {
+            now.naive_utc()
+        }
+    }
 }
 
 /// Queue items produced by one payload, to be pushed by the session.
@@ -217,6 +230,27 @@ impl Worker {
             Worker::Files(w) => w.files_mut().flush(),
         };
         r.map_err(WorkerError::store("stored data"))
+    }
+
+    /// The session is quiet: closes the current file (it is opened again,
+    /// appending, when data flows; see [`Rotator::park`]).
+    pub(crate) fn park(&mut self) -> Result<(), WorkerError> {
+        let r = match self {
+            Worker::Pcap(w) => w.files_mut().park(),
+            Worker::Lines(w) => w.files_mut().park(),
+            Worker::Files(w) => w.files_mut().park(),
+        };
+        r.map_err(WorkerError::store("stored data"))
+    }
+
+    /// Whether the worker holds its file open (tests).
+    #[cfg(test)]
+    pub(crate) fn file_open(&mut self) -> bool {
+        match self {
+            Worker::Pcap(w) => w.files_mut().is_open(),
+            Worker::Lines(w) => w.files_mut().is_open(),
+            Worker::Files(w) => w.files_mut().is_open(),
+        }
     }
 
     /// The queue type that this worker's items go to.

@@ -35,8 +35,10 @@ pub(crate) fn create_unique(dir: &Path, stem: &str, ext: &str) -> io::Result<(Fi
 
 /// The file being written.
 struct Current {
-    /// Keeps what a full disk does not take (see `outfile`).
-    file: OutFile,
+    /// Keeps what a full disk does not take (see `outfile`); `None` while
+    /// the session is parked (quiet): the file is closed and re-opened,
+    /// appending, by the next write ([`Rotator::park`]).
+    file: Option<OutFile>,
     path: PathBuf,
     opened: i64,
     day: NaiveDate,
@@ -44,6 +46,22 @@ struct Current {
     written: u64,
     /// Length of the file at its last record boundary.
     boundary: u64,
+}
+
+impl Current {
+    /// The open file; a parked one is opened again, appending (same file,
+    /// same rotation period).
+    fn file(&mut self, ctx: &WorkerCtx) -> io::Result<&mut OutFile> {
+        let f = match self.file.take() {
+            Some(f) => f,
+            None => OutFile::new(
+                OpenOptions::new().append(true).open(&self.path)?,
+                self.path.clone(),
+                ctx.compressor.health().clone(),
+            ),
+        };
+        Ok(self.file.insert(f))
+    }
 }
 
 /// Where a stream's files go, what they are called and announced as.
@@ -92,6 +110,7 @@ impl Rotator {
 
     /// The folder of files opened at `now`.
     pub(crate) fn folder(&self, now: DateTime<Utc>) -> PathBuf {
+        let now = self.ctx.wall(now);
         let mut p = self
             .ctx
             .data_root
@@ -113,7 +132,7 @@ impl Rotator {
             None => false,
             Some(c) => {
                 now.timestamp() - c.opened >= self.ctx.rotation.as_secs() as i64
-                    || now.date_naive() != c.day
+                    || self.ctx.wall(now).date() != c.day
             }
         }
     }
@@ -124,7 +143,7 @@ impl Rotator {
         let stem = format!(
             "{}-{}",
             self.spec.sensor.simple(),
-            now.format("%Y-%m-%d-%H%M%S")
+            self.ctx.wall(now).format("%Y-%m-%d-%H%M%S")
         );
         let (file, path) = create_unique(&dir, &stem, &self.spec.ext)?;
         // "Not yet announced" until the compressor is done with it.
@@ -134,10 +153,10 @@ impl Rotator {
         file.write_all(&self.prefix)?;
         let len = self.prefix.len() as u64;
         self.current = Some(Current {
-            file,
+            file: Some(file),
             path,
             opened: now.timestamp(),
-            day: now.date_naive(),
+            day: self.ctx.wall(now).date(),
             written: len,
             boundary: len,
         });
@@ -167,7 +186,7 @@ impl Rotator {
         }
         match &mut self.current {
             Some(c) => {
-                c.file.write_all(data)?;
+                c.file(&self.ctx)?.write_all(data)?;
                 c.written += data.len() as u64;
                 Ok(())
             }
@@ -191,7 +210,8 @@ impl Rotator {
         };
         let cut = c.written - c.boundary;
         if cut > 0 {
-            c.file.set_len(c.boundary)?;
+            let boundary = c.boundary;
+            c.file(&self.ctx)?.set_len(boundary)?;
             c.written = c.boundary;
         }
         Ok(cut)
@@ -201,10 +221,36 @@ impl Rotator {
     /// server loses nothing written so far). A full disk is not an error:
     /// the bytes are kept and the disk marked unwritable.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
-        match &mut self.current {
-            Some(c) => c.file.flush(),
+        match self.current.as_mut().and_then(|c| c.file.as_mut()) {
+            Some(f) => f.flush(),
             None => Ok(()),
         }
+    }
+
+    /// The stream is quiet: flushes and closes the current file but keeps
+    /// its place (path, rotation period, length, last boundary). The next
+    /// write opens it again, appending; a rotation that fell due meanwhile
+    /// hands it to the compressor without opening it. On a failed flush the
+    /// file stays open (nothing buffered is dropped).
+    pub(crate) fn park(&mut self) -> io::Result<()> {
+        let Some(c) = &mut self.current else {
+            return Ok(());
+        };
+        if let Some(mut f) = c.file.take() {
+            let flushed = f.flush();
+            // What a full disk did not take yet stays with the open file.
+            if flushed.is_err() || f.held() > 0 {
+                c.file = Some(f);
+                return flushed;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a file is being written and is open (not parked).
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.file.is_some())
     }
 
     /// Closes the current file and hands it to the compressor.
@@ -212,7 +258,7 @@ impl Rotator {
         let Some(mut c) = self.current.take() else {
             return;
         };
-        if let Err(e) = c.file.flush() {
+        if let Some(Err(e)) = c.file.as_mut().map(|f| f.flush()) {
             tracing::error!("cannot write {}: {e}", c.path.display());
         }
         // The compressor writes what a full disk did not take yet.
@@ -220,7 +266,7 @@ impl Rotator {
             path: c.path,
             ty: self.spec.type_dir.clone(),
             announce: self.spec.announce.clone().map(|t| (t, self.spec.sensor)),
-            file: Some(c.file),
+            file: c.file,
             prefix_len: self.prefix.len() as u64,
             compressed: false,
         });

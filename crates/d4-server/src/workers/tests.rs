@@ -100,6 +100,18 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn workers_store_up_to_where_the_sensor_would_resume() {
+    store_like_the_sensor(false);
+}
+
+/// The same streams with the session parking now and then (its file closed
+/// while it is quiet, opened again to append when data flows, rotated
+/// without being opened again when due): the same bytes in the same files.
+#[test]
+fn parked_workers_store_the_same_bytes() {
+    store_like_the_sensor(true);
+}
+
+fn store_like_the_sensor(parking: bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(&dir.path().join("store")).unwrap());
     let queues = Queues::open(db).unwrap();
@@ -127,6 +139,7 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
                 data_root: dir.path().join("data"),
                 rotation: Duration::from_secs(1),
                 compressor: compressor.clone(),
+                local_time: false,
             });
             let sensor_id = Uuid::new_v4();
             let mut worker = Worker::for_type(&ctx, sensor_id, *ty, None);
@@ -140,6 +153,10 @@ fn workers_store_up_to_where_the_sensor_would_resume() {
                 worker.data(c, now).unwrap();
                 sensor.sent(c).unwrap();
                 p += n;
+                if parking && rng.next(4) == 0 {
+                    worker.park().unwrap();
+                    assert!(!worker.file_open(), "type {ty}: parked, file closed");
+                }
                 if rng.next(3) == 0 {
                     now += chrono::Duration::seconds(1);
                 }

@@ -51,6 +51,26 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_under(&[], dir, extra, &[])
+    }
+
+    /// As [`Server::start_in`], with environment variables for the server.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_under(&[], dir, extra, env)
+    }
+
+    /// Starts a server through a wrapper that ends with `exec "$0" "$@"`
+    /// or the like (`sh -c 'ulimit -Sn 1024 && exec "$0" "$@"'`).
+    pub fn start_wrapped(wrap: &[&str], extra: &[&str]) -> Server {
+        Server::start_under(wrap, tempfile::tempdir().unwrap(), extra, &[])
+    }
+
+    fn start_under(
+        wrap: &[&str],
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let control = dir.path().join("data/server.json");
         let _ = std::fs::remove_file(&control);
         let mut all: Vec<String> = vec![
@@ -79,9 +99,18 @@ impl Server {
             redis = Some(r);
         }
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(D4)
+        let mut cmd = match wrap.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(D4);
+                c
+            }
+            None => Command::new(D4),
+        };
+        let child = cmd
             .args(&all)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -111,9 +140,9 @@ impl Server {
         self.dir.path().join("data")
     }
 
-    /// Today's folder of a sensor's stored files of type `ty`.
+    /// Today's folder of a sensor's stored files of type `ty` (local time).
     pub fn day_dir(&self, sensor: &Uuid, ty: &str) -> PathBuf {
-        let day = chrono::Utc::now().format("%Y/%m/%d").to_string();
+        let day = chrono::Local::now().format("%Y/%m/%d").to_string();
         self.data_dir()
             .join("data")
             .join(sensor.simple().to_string())

@@ -7,11 +7,18 @@ mod cli;
 mod client_faults;
 mod disk_full;
 mod e2e;
+mod floods;
 mod harness;
+mod idle;
 mod monitoring;
+mod parity;
 mod pdns;
 mod redis;
 mod sharing;
+/// The fault campaign's flood tool, also the floods tests'.
+#[path = "../../examples/swarm.rs"]
+#[allow(dead_code)]
+mod swarm;
 mod web;
 mod web_api;
 mod web_confirm;

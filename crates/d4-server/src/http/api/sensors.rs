@@ -13,25 +13,31 @@ use uuid::Uuid;
 
 use crate::http::ops::policy::{op_block_net, op_set_types, op_unblock_net, TypesBody};
 use crate::http::ops::sensors::{
-    all_sensors, op_sensor_action, sensor_view, silent_sensors, ActionBody, SensorView,
+    all_sensors, mark_shared_keys, op_sensor_action, sensor_view, silent_sensors, ActionBody,
+    SensorView,
 };
 use crate::http::ops::{parse_uuid, policy_update, ApiError, ApiResult};
 use crate::server::Shared;
 
 pub(crate) async fn list_sensors(State(s): State<Arc<Shared>>) -> Json<Vec<SensorView>> {
-    Json(all_sensors(&s))
+    let mut v = all_sensors(&s);
+    mark_shared_keys(&s, &mut v).await;
+    Json(v)
 }
 
 pub(crate) async fn show_sensor(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SensorView>> {
-    Ok(Json(sensor_view(
+    let mut v = [sensor_view(
         &s,
         parse_uuid(&id)?,
         &s.policy.snapshot(),
         &s.sensors.live(),
-    )))
+    )];
+    mark_shared_keys(&s, &mut v).await;
+    let [v] = v;
+    Ok(Json(v))
 }
 
 pub(crate) async fn sensor_action(

@@ -79,6 +79,39 @@ pub(crate) fn sensor_view(
     }
 }
 
+/// Marks the sensors whose key was set in the shared store (Redis mode: a
+/// reference tool's `HSET metadata_uuid:<uuid> hmac_key`), which the local
+/// policy does not list but sessions authenticate with. Best effort: at
+/// most 1 s, then the local view stands.
+pub(crate) async fn mark_shared_keys(s: &Shared, views: &mut [SensorView]) {
+    let ask: Vec<Uuid> = views
+        .iter()
+        .filter(|v| !v.has_own_key)
+        .map(|v| v.meta.uuid)
+        .collect();
+    if ask.is_empty() {
+        return;
+    }
+    let got = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        s.leases.own_keys(ask.clone()),
+    )
+    .await;
+    let Ok(Ok(Some(own))) = got else {
+        return;
+    };
+    let own: BTreeSet<Uuid> = ask
+        .into_iter()
+        .zip(own)
+        .filter_map(|(u, o)| o.then_some(u))
+        .collect();
+    for v in views.iter_mut() {
+        if own.contains(&v.meta.uuid) {
+            v.has_own_key = true;
+        }
+    }
+}
+
 /// Every sensor the server knows (metadata, approved, pending, blocked).
 pub(crate) fn all_sensors(s: &Shared) -> Vec<SensorView> {
     let p = s.policy.snapshot();

@@ -39,6 +39,8 @@ impl FromRequestParts<Arc<Shared>> for Ctx {
         let Some((ws, user)) = s.accounts.session(&c, now()) else {
             return Err(Redirect::to("/login").into_response());
         };
+        // A valid session: the connection holds an authenticated place.
+        crate::http::WebConn::mark(&parts.extensions);
         // sensor_register accounts are API-only, whatever session they hold.
         if !user.role.allows(Role::User) {
             return Err(Redirect::to("/login").into_response());

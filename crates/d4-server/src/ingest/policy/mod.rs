@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub(crate) use super::reject::Reject;
 use state::merge3;
 pub(crate) use state::{
-    Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
+    prefix_of, Mirror, PendingFull, PendingSensor, PolicyState, SensorSettings, MAX_PENDING,
 };
 
 mod state;
@@ -49,6 +49,8 @@ pub(crate) struct Policy {
     pub(crate) max_frame_size: u32,
     accepted_types: BTreeSet<u8>,
     accepted_extended: BTreeSet<String>,
+    /// `accept_unknown_versions`.
+    any_version: bool,
     kick_for: Duration,
     state: RwLock<PolicyState>,
     kicked: Mutex<HashMap<Uuid, Instant>>,
@@ -90,6 +92,7 @@ impl Policy {
             max_frame_size: cfg.max_frame_size,
             accepted_types: cfg.accepted_types.iter().copied().collect(),
             accepted_extended: cfg.accepted_extended_types.iter().cloned().collect(),
+            any_version: cfg.accept_unknown_versions,
             kick_for: Duration::from_secs(cfg.kick_secs),
             state: RwLock::new(state),
             kicked: Mutex::new(HashMap::new()),
@@ -209,7 +212,15 @@ impl Policy {
             blocked_nets: s.blocked_nets.clone(),
             block_ip_by_uuid: s.block_ip_by_uuid.clone(),
             approved: s.approved.clone(),
-            pending: s.pending.keys().copied().collect(),
+            // Only registrations (with a key): the reference's
+            // `sensor_pending_registration` never lists sensors that merely
+            // connected, and its registration API refuses those it lists.
+            pending: s
+                .pending
+                .iter()
+                .filter(|(_, p)| p.registered)
+                .map(|(u, _)| *u)
+                .collect(),
             accepted_types: s
                 .accepted_types
                 .clone()
@@ -249,9 +260,9 @@ impl Policy {
             // becomes the sensor's, as an approval here does.
             let gone: Vec<Uuid> = s
                 .pending
-                .keys()
-                .filter(|u| !pending.contains(u))
-                .copied()
+                .iter()
+                .filter(|(u, p)| p.registered && !pending.contains(u))
+                .map(|(u, _)| *u)
                 .collect();
             for u in gone {
                 if let Some(k) = s.pending.remove(&u).and_then(|p| p.key) {
@@ -263,7 +274,8 @@ impl Policy {
             for u in pending.into_iter().take(MAX_PENDING) {
                 s.pending
                     .entry(u)
-                    .or_insert_with(|| PendingSensor::new(0, String::new(), true));
+                    .or_insert_with(|| PendingSensor::new(0, String::new(), true))
+                    .registered = true;
             }
             // An empty set in Redis is not "accept nothing": it is seeded
             // from this node at the next round.
@@ -369,9 +381,11 @@ impl Policy {
             }
         }
         if self.mode == Mode::Registration && !self.read().approved.contains(&u) {
-            if d4_proto::is_v4(&u) {
-                self.note_pending(u, ip);
+            // `d4 sensor approve` refuses such a UUID: say what is wrong.
+            if !d4_proto::is_v4(&u) {
+                return Err(Reject::NotV4(u));
             }
+            self.note_pending(u, ip);
             return Err(Reject::NotApproved(u));
         }
         let max = self
@@ -392,7 +406,7 @@ impl Policy {
         if !self.accepted_types().contains(&h.ty) {
             return Err(Reject::TypeNotAccepted(h.ty));
         }
-        if h.version != d4_proto::VERSION {
+        if h.version != d4_proto::VERSION && !self.any_version {
             return Err(Reject::Version(h.version));
         }
         Ok(())
@@ -534,6 +548,12 @@ mod tests {
             Err(Reject::NotApproved(u))
         );
         assert!(p.snapshot().pending.contains_key(&u));
+        // A UUID `d4 sensor approve` would refuse is told what is wrong.
+        let v1 = Uuid::parse_str("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap();
+        let r = p.check_header(&header(v1, 3, 10), ip).unwrap_err();
+        assert_eq!(r, Reject::NotV4(v1));
+        assert!(!r.to_string().contains("approve"), "{r}");
+        assert!(r.to_string().contains("version 1"), "{r}");
         p.update(|s| s.approved.insert(u)).unwrap();
         assert_eq!(p.check_header(&header(u, 3, 10), ip), Ok(()));
         // 5 before 6.

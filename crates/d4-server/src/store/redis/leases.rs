@@ -182,4 +182,19 @@ impl SessionGate for RedisLeases {
     fn acquire(&self, ask: LeaseAsk) -> BoxFuture<'_, Acquired> {
         Box::pin(self.acquire_now(ask))
     }
+
+    fn own_keys(&self, uuids: Vec<Uuid>) -> BoxFuture<'_, Result<Option<Vec<bool>>, StoreError>> {
+        Box::pin(async move {
+            if uuids.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            let mut pipe = redis::pipe();
+            for u in &uuids {
+                pipe.hexists(meta_key(u), "hmac_key");
+            }
+            let mut c = self.c.clone();
+            let got: Vec<bool> = pipe.query_async(&mut c).await?;
+            Ok(Some(got))
+        })
+    }
 }

@@ -151,7 +151,8 @@ impl RedisMeta {
 
     /// Records a session's traffic (never blocks on Redis).
     pub(crate) fn record(&self, uuid: Uuid, ip: std::net::IpAddr, type_key: &str, frames: u64) {
-        let ty = type_key.split(':').next().unwrap_or(type_key);
+        // `254:<name>` stays whole: the name goes to the extended-type keys.
+        let ty = type_key;
         let now = chrono::Utc::now();
         let u = uuid.simple().to_string();
         let key = format!("{u}|{ip}|{ty}|{}", now.format("%Y%m%d"));
@@ -387,6 +388,18 @@ async fn write(c: &mut ConnectionManager, marker: &str, p: &Pending) -> redis::R
         };
         let n = a.frames.to_string();
         let (first, last) = (a.first.to_string(), a.last.to_string());
+        // An extended type (`254:<name>`): the reference's type-2 worker
+        // keys, then counted as 254.
+        let ty = match ty.split_once(':') {
+            Some((ty, name)) => {
+                let by_ext = format!("metadata_extended_type_by_uuid:{u}:{name}");
+                cmd(&["SADD", &format!("all_extended_types_by_uuid:{u}"), name]);
+                cmd(&["HSETNX", &by_ext, "first_seen", &first]);
+                cmd(&["LASTSEEN", &by_ext, &last]);
+                ty
+            }
+            None => ty,
+        };
         let meta = format!("metadata_uuid:{u}");
         let by_type = format!("metadata_type_by_uuid:{u}:{ty}");
         cmd(&["HSETNX", &meta, "first_seen", &first]);

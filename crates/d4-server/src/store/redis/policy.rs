@@ -4,7 +4,8 @@
 //! - Sets `blacklist_uuid` (32 hex digits), `blacklist_ip` (addresses or
 //!   CIDR networks), `blacklist_ip_by_uuid`, `registered_uuid`,
 //!   `sensor_pending_registration`, `server:accepted_type`,
-//!   `server:accepted_extended_type`: every 250 ms each node writes the
+//!   `server:accepted_extended_type` (with `*` and the names in use while
+//!   any extended type is accepted): every 250 ms each node writes the
 //!   changes made here since the last round, then reads the sets back into
 //!   its policy (Redis is the truth; a change made on another node or with
 //!   `redis-cli` applies here within about half a second). The state last
@@ -57,6 +58,14 @@ pub(crate) const PENDING: &str = "sensor_pending_registration";
 pub(crate) const ACCEPTED_TYPE: &str = "server:accepted_type";
 /// Accepted extended types.
 pub(crate) const ACCEPTED_EXTENDED_TYPE: &str = "server:accepted_extended_type";
+/// In `server:accepted_extended_type`: any extended type name is accepted
+/// (`accepted_extended_types = []`). The reference tools only know the
+/// set as a list of names, so the names in use are written beside it
+/// (see [`extended_in_use`]); removing `*` makes the set a list again.
+pub(crate) const ANY_EXTENDED: &str = "*";
+/// Extended types with a handler of their own, listed for the reference
+/// tools (which refuse to create a queue for a name not in the set).
+const KNOWN_EXTENDED: [&str; 2] = ["ja3-jl", "maltrail"];
 /// The default HMAC key.
 pub(crate) const DEFAULT_KEY: &str = "server:hmac_default_key";
 /// Kick requests of the reference UI.
@@ -193,9 +202,41 @@ fn uuids(v: Vec<String>) -> BTreeSet<Uuid> {
         .collect()
 }
 
+/// The extended types in force as `server:accepted_extended_type` spells
+/// them: any name is [`ANY_EXTENDED`].
+fn extended_spelled(set: &BTreeSet<String>) -> BTreeSet<String> {
+    if set.is_empty() {
+        BTreeSet::from([ANY_EXTENDED.to_string()])
+    } else {
+        set.clone()
+    }
+}
+
+/// The extended type names in use, written to `server:accepted_extended_type`
+/// while any name is accepted: the built-in handlers' and those sensors sent.
+fn extended_in_use(sensors: &Sensors) -> Vec<String> {
+    let mut names: BTreeSet<String> = KNOWN_EXTENDED.iter().map(|s| s.to_string()).collect();
+    // Since this start (those of earlier runs are in the set already).
+    names.extend(
+        sensors
+            .totals()
+            .keys()
+            .filter_map(|k| k.strip_prefix("254:"))
+            .map(str::to_string),
+    );
+    names.into_iter().collect()
+}
+
 async fn round(p: &Policy, sensors: &Sensors, c: &mut ConnectionManager) -> redis::RedisResult<()> {
     let (now, synced) = p.mirror();
+    let synced_never = synced.is_none();
     let before = synced.unwrap_or_default();
+    // A node's first round: whether anybody made an extended type list.
+    let ext_listed: u64 = if synced_never {
+        c.scard(ACCEPTED_EXTENDED_TYPE).await?
+    } else {
+        0
+    };
     let kicks = p.take_kicks();
     let mut pipe = redis::pipe();
     pipe.atomic();
@@ -241,13 +282,37 @@ async fn round(p: &Policy, sensors: &Sensors, c: &mut ConnectionManager) -> redi
         &now.accepted_types,
         |t| vec![t.to_string()],
     );
-    diff(
-        &mut pipe,
-        ACCEPTED_EXTENDED_TYPE,
-        &before.accepted_extended,
-        &now.accepted_extended,
-        |t| vec![t.clone()],
-    );
+    let ext_before = extended_spelled(&before.accepted_extended);
+    let ext_now = extended_spelled(&now.accepted_extended);
+    // Whether "any" is in force as far as this round knows.
+    let mut any = now.accepted_extended.is_empty();
+    if synced_never {
+        // A node's first round adds its list; "any" only where nobody made
+        // a list.
+        any &= ext_listed == 0;
+        if !now.accepted_extended.is_empty() || ext_listed == 0 {
+            pipe.sadd(ACCEPTED_EXTENDED_TYPE, Vec::from_iter(ext_now.iter()))
+                .ignore();
+        }
+    } else if ext_before.contains(ANY_EXTENDED) && !ext_now.contains(ANY_EXTENDED) {
+        // From "any" to a list: the names written as in use go too.
+        pipe.del(ACCEPTED_EXTENDED_TYPE).ignore();
+        for x in &ext_now {
+            pipe.sadd(ACCEPTED_EXTENDED_TYPE, x).ignore();
+        }
+    } else {
+        diff(
+            &mut pipe,
+            ACCEPTED_EXTENDED_TYPE,
+            &ext_before,
+            &ext_now,
+            |t| vec![t.clone()],
+        );
+    }
+    if any {
+        let names = extended_in_use(sensors);
+        pipe.sadd(ACCEPTED_EXTENDED_TYPE, names).ignore();
+    }
     for (u, k) in &now.keys {
         if before.keys.get(u) != Some(k) {
             pipe.hset(meta_key(u), "hmac_key", k).ignore();
@@ -294,7 +359,11 @@ async fn round(p: &Policy, sensors: &Sensors, c: &mut ConnectionManager) -> redi
         approved: uuids(reg),
         pending: uuids(pend),
         accepted_types: ty.iter().filter_map(|t| t.trim().parse().ok()).collect(),
-        accepted_extended: ext.into_iter().collect(),
+        accepted_extended: if ext.iter().any(|x| x == ANY_EXTENDED) {
+            BTreeSet::new()
+        } else {
+            ext.into_iter().collect()
+        },
         keys: now.keys.clone(),
     };
     p.apply_mirror(shared, &now);

@@ -157,7 +157,9 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
             &format!("{id:?} is not a UUID"),
         );
     };
-    let v = sensor_view(&s, u, &s.policy.snapshot(), &s.sensors.live());
+    let mut v = [sensor_view(&s, u, &s.policy.snapshot(), &s.sensors.live())];
+    crate::http::ops::sensors::mark_shared_keys(&s, &mut v).await;
+    let [v] = v;
     let days = last_days(7);
     let series = |bytes: bool| -> Vec<(String, u64)> {
         days.iter()
