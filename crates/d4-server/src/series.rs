@@ -3,20 +3,21 @@
 //! accepted bytes and frames in all, per type and per sensor, and the fill
 //! of every analyzer queue.
 //!
-//! Each traffic series is three rings of fixed size: [`SECONDS`] one-second
-//! slots (the live rates: the mean of the last [`RATE_WINDOW`] complete
-//! seconds), [`MINUTES`] one-minute slots (the last 24 hours per minute)
-//! and [`HOURS`] one-hour slots (the last 30 days per hour). A slot is 16
-//! bytes (bytes and frames), so a series takes 16 × (64 + 1440 + 720) =
-//! 35,584 bytes, allocated when its sensor or type first sends. At most
-//! [`MAX_SENSORS`] sensors and [`MAX_TYPES`] types have one (past them the
-//! one that sent least recently goes): 38 MB at the very most, 35 kB per
-//! active sensor or type. A queue's fill (its longest length in the slot and
-//! its max size) has minute and hour rings: 34,560 bytes per queue, at most
-//! [`MAX_QUEUES`] queues (8.8 MB). [`run`] samples the queues every
+//! Each traffic series is three rings: [`SECONDS`] one-second slots (the
+//! live rates: the mean of the last [`RATE_WINDOW`] complete seconds),
+//! [`MINUTES`] one-minute slots (the last 24 hours per minute) and [`HOURS`]
+//! one-hour slots (the last 30 days per hour). Rings are sparse: only slots
+//! that were written are held, 24 bytes each (the slot's number, bytes,
+//! frames), so a sensor that sent once and went quiet costs about 300 bytes,
+//! and one that sends every second for 30 days at most 24 × (64 + 1440 +
+//! 720) = 53,376 bytes. At most [`MAX_SENSORS`] sensors and [`MAX_TYPES`]
+//! types have a series (past them the one that sent least recently goes):
+//! 57 MB at the very most. A queue's fill (its longest length in the slot and
+//! its max size) has minute and hour rings: at most 51,840 bytes per queue,
+//! [`MAX_QUEUES`] queues (13.3 MB). [`run`] samples the queues every
 //! [`QUEUE_SAMPLE_SECS`] seconds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,59 +62,102 @@ pub(crate) struct Fill {
     pub(crate) max_size: u64,
 }
 
-/// `n` slots of `step` seconds; unit `u` (Unix seconds / step) is slot `u mod n`.
+/// The last `n` slots of `step` seconds, sparse: only slots that were
+/// written are held (unit, value), oldest first, so a sensor that sent once
+/// costs one entry per ring. The deque never holds more than `n` entries
+/// (its capacity grows to `n` at most).
 struct Ring<T> {
     step: i64,
-    slots: Vec<T>,
-    /// The newest unit written (-1: none).
-    head: i64,
+    n: usize,
+    slots: VecDeque<(i64, T)>,
 }
 
 impl<T: Copy + Default> Ring<T> {
     fn new(step: i64, n: usize) -> Ring<T> {
         Ring {
             step,
-            slots: vec![T::default(); n],
-            head: -1,
+            n,
+            slots: VecDeque::new(),
         }
     }
 
-    fn n(&self) -> i64 {
-        self.slots.len() as i64
+    /// The newest unit written.
+    fn head(&self) -> Option<i64> {
+        self.slots.back().map(|x| x.0)
     }
 
-    /// The slot of time `t`, moving on (clearing the slots skipped) if it
-    /// is newer; `None` if it is older than the ring.
+    /// The slot of time `t`, moving on (forgetting slots now older than the
+    /// ring) if it is newer; `None` if it is older than the ring.
     fn at(&mut self, t: i64) -> Option<&mut T> {
         let u = t.div_euclid(self.step);
-        let n = self.n();
-        if u <= self.head - n {
-            return None;
-        }
-        if u > self.head {
-            for x in (self.head + 1).max(u - n + 1)..=u {
-                self.slots[x.rem_euclid(n) as usize] = T::default();
+        let n = self.n as i64;
+        match self.head() {
+            Some(h) if u <= h - n => return None,
+            Some(h) if u <= h => {
+                let i = match self.slots.binary_search_by_key(&u, |x| x.0) {
+                    Ok(i) => i,
+                    Err(_) => {
+                        // Not full: every unit of a full ring is held.
+                        self.grow();
+                        let i = self.slots.partition_point(|x| x.0 < u);
+                        self.slots.insert(i, (u, T::default()));
+                        i
+                    }
+                };
+                return self.slots.get_mut(i).map(|x| &mut x.1);
             }
-            self.head = u;
+            _ => {}
         }
-        self.slots.get_mut(u.rem_euclid(n) as usize)
+        while self.slots.front().is_some_and(|x| x.0 <= u - n) {
+            self.slots.pop_front();
+        }
+        self.grow();
+        self.slots.push_back((u, T::default()));
+        self.slots.back_mut().map(|x| &mut x.1)
+    }
+
+    /// Room for one more entry, the capacity never past `n`.
+    fn grow(&mut self) {
+        let (len, cap) = (self.slots.len(), self.slots.capacity());
+        if len == cap && len < self.n {
+            let want = (len * 2).max(4).min(self.n);
+            self.slots.reserve_exact(want - len);
+        }
+        if self.slots.len() >= self.n {
+            self.slots.pop_front();
+        }
     }
 
     fn get(&self, u: i64) -> T {
-        if u > self.head || u <= self.head - self.n() {
-            return T::default();
+        match self.head() {
+            Some(h) if u <= h && u > h - self.n as i64 => self
+                .slots
+                .binary_search_by_key(&u, |x| x.0)
+                .ok()
+                .and_then(|i| self.slots.get(i))
+                .map(|x| x.1)
+                .unwrap_or_default(),
+            _ => T::default(),
         }
-        self.slots[u.rem_euclid(self.n()) as usize]
     }
 
     /// The `count` slots ending with the one of `now`, oldest first, each
     /// with its start (Unix seconds).
     fn last(&self, now: i64, count: usize) -> Vec<(i64, T)> {
         let end = now.div_euclid(self.step);
-        (0..count.min(self.slots.len()) as i64)
+        let count = count.min(self.n) as i64;
+        let mut v: Vec<(i64, T)> = (0..count)
             .rev()
-            .map(|i| ((end - i) * self.step, self.get(end - i)))
-            .collect()
+            .map(|i| ((end - i) * self.step, T::default()))
+            .collect();
+        let oldest = self.head().map(|h| h - self.n as i64).unwrap_or(i64::MAX);
+        for (u, x) in &self.slots {
+            let i = u - (end - count + 1);
+            if *u > oldest && (0..count).contains(&i) {
+                v[i as usize].1 = *x;
+            }
+        }
+        v
     }
 }
 
@@ -440,11 +484,21 @@ mod tests {
         let v: Vec<u64> = r.last(200, 3).iter().map(|p| p.1.bytes).collect();
         assert_eq!(v, [0, 6, 7]);
         assert_eq!(r.last(200, 3)[0].0, 60);
-        // A jump past the ring's length clears it.
+        // Late traffic within the ring lands in its slot.
+        r.at(90).unwrap().bytes += 2; // unit 1
+        assert_eq!(r.get(1).bytes, 2);
+        // A jump past the ring's length forgets it.
         r.at(100_000).unwrap().bytes += 1;
         let v: Vec<u64> = r.last(100_000, 3).iter().map(|p| p.1.bytes).collect();
         assert_eq!(v, [0, 0, 1]);
         assert_eq!(r.get(3).bytes, 0, "gone");
+        assert_eq!(r.slots.len(), 1, "only what was written is held");
+        // Never more than n entries, nor capacity.
+        for t in 0..100 {
+            r.at(200_000 + 60 * t).unwrap().bytes += 1;
+        }
+        assert_eq!(r.slots.len(), 3);
+        assert!(r.slots.capacity() <= 4, "{}", r.slots.capacity());
     }
 
     #[test]
