@@ -39,6 +39,7 @@ mod config;
 mod http;
 mod ingest;
 mod monitor;
+mod series;
 mod server;
 mod store;
 mod tls;

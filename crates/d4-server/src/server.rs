@@ -292,6 +292,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer> {
     ));
     tasks.spawn(http::serve(shared.clone(), web, TlsAcceptor::from(api_tls)));
     tasks.spawn(monitor::run(shared.clone()));
+    tasks.spawn(crate::series::run(shared.clone()));
     let s2 = shared.clone();
     tasks.spawn(async move {
         let mut sd = s2.shutdown.clone();

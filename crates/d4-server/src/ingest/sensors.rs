@@ -34,6 +34,8 @@ const KEEP_DAYS: usize = 31;
 const MAX_UNVERIFIED: usize = 10_000;
 /// How many (reason, address) rows of rejections are kept server-wide.
 pub(crate) const MAX_REJECTION_ROWS: usize = 1024;
+/// How many (reason, address) groups of errors are kept per sensor.
+pub(crate) const SENSOR_ERROR_GROUPS: usize = 16;
 
 /// First and last time a sensor sent a type.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -71,6 +73,50 @@ pub(crate) struct ErrorRecord {
     pub(crate) whose: String,
 }
 
+/// A sensor's errors of one kind from one address: one row however many
+/// times the sensor retried.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub(crate) struct ErrorGroup {
+    /// Its kind (the `reason` label of `d4_rejects_total`).
+    pub(crate) kind: String,
+    /// Peer address.
+    pub(crate) ip: String,
+    /// The last text.
+    pub(crate) reason: String,
+    /// Whose fault: `sensor`, `policy`, `server` or `store`.
+    pub(crate) whose: String,
+    /// How many times.
+    pub(crate) count: u64,
+    /// Unix seconds of the first one.
+    pub(crate) first: i64,
+    /// Unix seconds of the last one.
+    pub(crate) last: i64,
+}
+
+/// Counts `rec` in its (kind, address) group, the most recent group first;
+/// past [`SENSOR_ERROR_GROUPS`] the group seen least recently goes.
+fn group_error(groups: &mut Vec<ErrorGroup>, rec: &ErrorRecord) {
+    let i = groups
+        .iter()
+        .position(|g| g.kind == rec.kind && g.ip == rec.ip);
+    let mut g = match i {
+        Some(i) => groups.remove(i),
+        None => ErrorGroup {
+            kind: rec.kind.clone(),
+            ip: rec.ip.clone(),
+            first: rec.time,
+            ..ErrorGroup::default()
+        },
+    };
+    g.count += 1;
+    g.last = rec.time;
+    g.reason = rec.reason.clone();
+    g.whose = rec.whose.clone();
+    groups.insert(0, g);
+    groups.truncate(SENSOR_ERROR_GROUPS);
+}
+
 /// A sensor's metadata (store document `sensor:<32 hex>`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -89,6 +135,9 @@ pub(crate) struct SensorMeta {
     pub(crate) last_error: Option<ErrorRecord>,
     /// Errors ever recorded.
     pub(crate) error_count: u64,
+    /// Errors grouped per (kind, address), the most recent first (at most
+    /// [`SENSOR_ERROR_GROUPS`]).
+    pub(crate) errors: Vec<ErrorGroup>,
     /// Records refused inside otherwise good sessions (e.g. a line that is not JSON).
     pub(crate) skipped_count: u64,
     /// The last refused record and why (kept: accepted frames do not clear it).
@@ -266,6 +315,8 @@ pub(crate) struct Sensors {
     rejections: Mutex<Rejections>,
     /// Accepted traffic per type key since the server started (metrics).
     totals: Mutex<BTreeMap<String, DayStats>>,
+    /// Traffic per second, minute and hour (dashboard), and queue fill.
+    pub(crate) series: crate::series::Series,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -290,6 +341,7 @@ impl Sensors {
             live: Mutex::new(HashMap::new()),
             rejections: Mutex::new(Rejections::default()),
             totals: Mutex::new(BTreeMap::new()),
+            series: crate::series::Series::default(),
         })
     }
 
@@ -368,6 +420,7 @@ impl Sensors {
         }
         m.last_error = None;
         drop(all);
+        self.series.record(u, &t.type_key, t.bytes, t.frames, ts);
         {
             let mut totals = lock(&self.totals);
             let d = totals.entry(t.type_key.clone()).or_default();
@@ -426,6 +479,7 @@ impl Sensors {
                 uuid: u,
                 ..SensorMeta::default()
             });
+            group_error(&mut m.errors, &rec);
             m.last_error = Some(rec);
             m.error_count += 1;
             drop(all);
@@ -593,6 +647,32 @@ mod tests {
         assert!(v.iter().any(|x| x.kind == "bad_hmac" && x.count == 2));
         assert!(v.iter().any(|x| x.kind == "too_large"));
         assert_eq!(r.per_kind.values().sum::<usize>(), MAX_REJECTION_ROWS);
+    }
+
+    #[test]
+    fn a_sensors_retries_are_one_group() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Sensors::load(Arc::new(Db::open(d.path()).unwrap())).unwrap();
+        let u = Uuid::new_v4();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        for _ in 0..10 {
+            s.record_error(Some(u), ip, &Reject::BadHmac);
+        }
+        s.record_error(Some(u), ip, &Reject::BlockedUuid);
+        let m = s.get(u).unwrap();
+        assert_eq!(m.error_count, 11);
+        assert_eq!(m.errors.len(), 2);
+        assert_eq!(m.errors[0].kind, "blocked_uuid", "the most recent first");
+        assert_eq!(
+            (m.errors[1].kind.as_str(), m.errors[1].count),
+            ("bad_hmac", 10)
+        );
+        assert!(m.errors[1].first <= m.errors[1].last);
+        for i in 0..2 * SENSOR_ERROR_GROUPS {
+            let ip: IpAddr = format!("10.0.0.{i}").parse().unwrap();
+            s.record_error(Some(u), ip, &Reject::BadHmac);
+        }
+        assert_eq!(s.get(u).unwrap().errors.len(), SENSOR_ERROR_GROUPS);
     }
 
     #[test]

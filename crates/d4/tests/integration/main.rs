@@ -21,3 +21,5 @@ mod sharing;
 mod swarm;
 mod web;
 mod web_api;
+mod web_confirm;
+mod web_live;

@@ -32,7 +32,7 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// A chromedriver process and one browser session.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     http: reqwest::blocking::Client,
     base: String,
@@ -43,7 +43,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start(web: &str) -> Option<Browser> {
+    pub(crate) fn start(web: &str) -> Option<Browser> {
         let (Some(chromium), Some(chromedriver)) = (
             find_program(&["chromium", "chromium-browser", "google-chrome"]),
             find_program(&["chromedriver"]),
@@ -113,7 +113,7 @@ impl Browser {
         })
     }
 
-    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let rb = match method {
             "GET" => self.http.get(url),
@@ -127,7 +127,7 @@ impl Browser {
         v["value"].clone()
     }
 
-    fn go(&self, path: &str) {
+    pub(crate) fn go(&self, path: &str) {
         self.cmd(
             "POST",
             "/url",
@@ -135,18 +135,18 @@ impl Browser {
         );
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.cmd("GET", "/url", None).as_str().unwrap().to_string()
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.cmd("GET", "/source", None)
             .as_str()
             .unwrap()
             .to_string()
     }
 
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = self.cmd(
             "POST",
             "/element",
@@ -155,7 +155,7 @@ impl Browser {
         v[ELEMENT].as_str().unwrap().to_string()
     }
 
-    fn has(&self, css: &str) -> bool {
+    pub(crate) fn has(&self, css: &str) -> bool {
         let url = format!("{}/session/{}/elements", self.base, self.session);
         let v: Value = self
             .http
@@ -168,7 +168,7 @@ impl Browser {
         v["value"].as_array().is_some_and(|a| !a.is_empty())
     }
 
-    fn type_in(&self, css: &str, text: &str) {
+    pub(crate) fn type_in(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/clear"), None);
         self.cmd(
@@ -178,12 +178,12 @@ impl Browser {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let e = self.find(css);
         self.cmd("POST", &format!("/element/{e}/click"), None);
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let e = self.find(css);
         self.cmd("GET", &format!("/element/{e}/text"), None)
             .as_str()
@@ -191,7 +191,7 @@ impl Browser {
             .to_string()
     }
 
-    fn attr(&self, css: &str, name: &str) -> String {
+    pub(crate) fn attr(&self, css: &str, name: &str) -> String {
         let e = self.find(css);
         self.cmd("GET", &format!("/element/{e}/attribute/{name}"), None)
             .as_str()
@@ -199,7 +199,7 @@ impl Browser {
             .to_string()
     }
 
-    fn shot(&self, name: &str) {
+    pub(crate) fn shot(&self, name: &str) {
         let b64 = self.cmd("GET", "/screenshot", None);
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64.as_str().unwrap())
@@ -221,14 +221,14 @@ impl Drop for Browser {
 }
 
 /// A sensor that keeps sending lines until dropped.
-struct Streaming {
+pub(crate) struct Streaming {
     child: Child,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     feeder: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Streaming {
-    fn start(sensor: &Sensor) -> Streaming {
+    pub(crate) fn start(sensor: &Sensor) -> Streaming {
         let mut child = Command::new(D4)
             .args(["client", "-c", sensor.dir.path().to_str().unwrap()])
             .stdin(Stdio::piped())
@@ -277,7 +277,7 @@ impl Drop for Streaming {
     }
 }
 
-fn wait_page(b: &Browser, what: &str, f: impl Fn(&Browser) -> bool) {
+pub(crate) fn wait_page(b: &Browser, what: &str, f: impl Fn(&Browser) -> bool) {
     wait_for(what, Duration::from_secs(30), || f(b).then_some(()));
 }
 
@@ -348,6 +348,8 @@ fn operator_walkthrough_in_headless_chromium() {
     b.go("/server");
     b.type_in("#block-net", "198.51.100.7/24");
     b.click("#block-ip");
+    wait_page(&b, "the confirmation step", |b| b.has("#confirm"));
+    b.click("#confirm");
     wait_page(&b, "the range blocked", |b| {
         b.has("#flash") && b.text("#flash").contains("blocked")
     });

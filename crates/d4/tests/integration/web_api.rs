@@ -14,14 +14,14 @@ use uuid::Uuid;
 use crate::harness::{wait_for, Sensor, Server};
 
 /// A browser-like form session over plain HTTP requests.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     server: &'a Server,
     http: reqwest::blocking::Client,
     cookies: BTreeMap<String, String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(server: &'a Server) -> Browser<'a> {
+    pub(crate) fn new(server: &'a Server) -> Browser<'a> {
         Browser {
             server,
             http: server.web_client(),
@@ -60,7 +60,7 @@ impl<'a> Browser<'a> {
     }
 
     /// GET: status, Location, body.
-    fn get(&mut self, path: &str) -> (u16, String, String) {
+    pub(crate) fn get(&mut self, path: &str) -> (u16, String, String) {
         let r = self
             .http
             .get(format!("{}{path}", self.server.api))
@@ -73,7 +73,11 @@ impl<'a> Browser<'a> {
     }
 
     /// POST a form: status, Location, body, Set-Cookie lines.
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, String, Vec<String>) {
+    pub(crate) fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, String, Vec<String>) {
         let r = self
             .http
             .post(format!("{}{path}", self.server.api))
@@ -96,7 +100,7 @@ fn header(r: &reqwest::blocking::Response, name: &str) -> String {
 }
 
 /// The value of the first hidden `csrf` field of a page.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let i = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[i..i + page[i..].find('"').unwrap()].to_string()
 }
@@ -1106,7 +1110,7 @@ fn a_half_sent_request_header_is_cut_off() {
 }
 
 /// Logs `name` in with `password` in a new browser; 303 expected.
-fn logged_in<'a>(s: &'a Server, name: &str, password: &str) -> Browser<'a> {
+pub(crate) fn logged_in<'a>(s: &'a Server, name: &str, password: &str) -> Browser<'a> {
     let mut b = Browser::new(s);
     let (_, _, page) = b.get("/login");
     let t = csrf(&page);

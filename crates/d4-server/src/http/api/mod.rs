@@ -30,6 +30,9 @@
 //! | GET | `/api/v1/alerts` | monitoring alerts in force |
 //! | GET | `/api/v1/rejections` | recent rejected sessions |
 //! | GET | `/api/v1/stats/daily` | bytes and frames per day, per type and per peer address |
+//! | GET | `/api/v1/stats/rates` | live bytes/s and frames/s in all, per type, per sensor; queue lengths |
+//! | GET | `/api/v1/stats/series?range=&resolution=&sensor=&type=` | bytes and frames per minute or hour (1h, 24h, 7d, 30d) |
+//! | GET | `/api/v1/stats/queues?range=&resolution=` | each queue's fill per minute or hour |
 //! | POST | `/api/v1/add/sensor/register` | the reference's sensor registration |
 //! | GET | `/api/v1/sensors/monitoring/errors` | the reference's list of silent sensors |
 //! | GET | `/metrics` | Prometheus text format |
@@ -44,6 +47,7 @@
 
 pub(crate) mod queues;
 pub(crate) mod sensors;
+pub(crate) mod stats;
 pub(crate) mod users;
 
 use std::sync::atomic::Ordering;
@@ -103,6 +107,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/alerts", get(alerts))
         .route("/rejections", get(rejections))
         .route("/stats/daily", get(daily_stats))
+        .route("/stats/rates", get(stats::rates))
+        .route("/stats/series", get(stats::series))
+        .route("/stats/queues", get(stats::queues))
         .route("/add/sensor/register", post(register_sensor))
         .fallback(no_endpoint)
         .layer(middleware::from_fn_with_state(shared.clone(), auth))

@@ -1,5 +1,7 @@
 //! The web admin UI: server-rendered pages (askama templates in
-//! `crates/d4-server/templates/`), SVG charts drawn here, no JavaScript.
+//! `crates/d4-server/templates/`), SVG charts drawn here; one small
+//! first-party script (`live.js`, on the dashboard and sensor pages)
+//! refreshes the live rates from `/live/rates`, nothing else runs.
 //!
 //! Security: a login sets the cookie `d4_session` (`Secure; HttpOnly;
 //! SameSite=Strict`); every state change is a POST form carrying the
@@ -7,7 +9,8 @@
 //! `d4_login` cookie); a first login (or any account created by an admin)
 //! must change its password before any other page opens; logins are throttled
 //! ([`crate::accounts`]). Pages answer with a strict Content-Security-Policy
-//! (no script at all) and `X-Frame-Options: DENY`. The operations behind the
+//! (scripts and fetches from this origin only: `live.js`; no inline script)
+//! and `X-Frame-Options: DENY`. The operations behind the
 //! forms are the API's ([`crate::http::ops`]), so UI and API cannot drift apart.
 //!
 //! Actions answer with a redirect and a message (in a 60-second HttpOnly
@@ -18,7 +21,8 @@
 //!   page handler starts from) and the role and CSRF check of a form (the
 //!   `AdminForm` and `SessionForm` extractors).
 //! - `pages/`: one file per page or group of pages.
-//! - `svg`: bar charts drawn as SVG.
+//! - `svg`: bar and line charts drawn as SVG.
+//! - `live.js`: the live rates' refresh.
 
 pub(crate) mod auth;
 pub(crate) mod cookies;
@@ -41,7 +45,7 @@ use crate::accounts::Role;
 use crate::server::Shared;
 
 use crate::http::ops::ApiError;
-use crate::http::web::auth::Ctx;
+use crate::http::web::auth::{Ctx, Page};
 use crate::http::web::cookies::{cookie, enc, set_cookie, FLASH_COOKIE};
 use crate::http::web::pages::api::api_page;
 use crate::http::web::pages::dashboard::dashboard;
@@ -54,6 +58,7 @@ use crate::http::web::pages::server::{queue_post, server_page, server_post};
 use crate::http::web::pages::users::{user_create, user_post, users_page};
 
 pub(crate) const STYLE: &str = include_str!("style.css");
+pub(crate) const LIVE_JS: &str = include_str!("live.js");
 
 /// The UI's routes (the API's are merged beside them by [`crate::http`]).
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -76,10 +81,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/users/{name}/{action}", post(user_post))
         .route("/api", get(api_page))
         .route("/static/style.css", get(style))
+        .route("/static/live.js", get(live_js))
+        .route("/live/rates", get(live_rates))
 }
 
-/// A CSP without any script source, `X-Frame-Options: DENY`, on every
-/// response (API ones too).
+/// A CSP that allows scripts and fetches from this origin only (no inline
+/// script), `X-Frame-Options: DENY`, on every response (API ones too).
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
     let h = r.headers_mut();
@@ -89,7 +96,7 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     set(
         h,
         "content-security-policy",
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
@@ -113,6 +120,24 @@ pub(crate) async fn clear_flash(req: Request, next: Next) -> Response {
 
 pub(crate) async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+pub(crate) async fn live_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        LIVE_JS,
+    )
+        .into_response()
+}
+
+/// The live rates for `live.js` (the operator's session; the API's
+/// `/api/v1/stats/rates` answers the same to a token).
+pub(crate) async fn live_rates(Page { s, .. }: Page) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(crate::http::api::stats::rates_json(&s)),
+    )
+        .into_response()
 }
 
 pub(crate) fn now() -> i64 {
@@ -166,6 +191,12 @@ pub(crate) struct Flash {
     pub(crate) show: String,
     #[serde(default)]
     pub(crate) q: String,
+    /// Charts' time range (`1h`, `24h`, `7d`, `30d`).
+    #[serde(default)]
+    pub(crate) range: String,
+    /// Charts' resolution (`minute`, `hour`).
+    #[serde(default)]
+    pub(crate) res: String,
 }
 
 pub(crate) fn layout(s: &Shared, c: &Ctx, f: &Flash, active: &'static str) -> Layout {

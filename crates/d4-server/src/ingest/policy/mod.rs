@@ -71,8 +71,17 @@ pub(crate) struct Policy {
     /// Unapproved sensors not listed as pending because a budget was
     /// spent: per address, per prefix, the whole list (`/metrics`).
     pub(crate) pending_refused: [std::sync::atomic::AtomicU64; 3],
+    /// The last attempt of pending sensors retrying from the address
+    /// already noted (Unix seconds), kept in memory for the registrations
+    /// page: the state (and the store) takes it only once an hour. Past
+    /// [`MAX_ATTEMPTS`] entries, those no longer pending go.
+    attempts: Mutex<HashMap<Uuid, i64>>,
     db: Arc<Db>,
 }
+
+/// Most entries of [`Policy`]'s in-memory last attempts before those no
+/// longer pending are forgotten (the pending list is bounded).
+const MAX_ATTEMPTS: usize = 2 * (MAX_PENDING + state::MAX_REGISTERED);
 
 impl Policy {
     /// Loads the policy state from the store; the rest comes from the configuration.
@@ -95,6 +104,7 @@ impl Policy {
             signers: Mutex::new(HashMap::new()),
             dirty: std::sync::atomic::AtomicBool::new(false),
             pending_refused: Default::default(),
+            attempts: Mutex::new(HashMap::new()),
             db,
         })
     }
@@ -425,6 +435,7 @@ impl Policy {
         // news, but its last attempt is kept roughly up to date for the expiry).
         if let Some((known_ip, last)) = &known {
             if *known_ip == ip.to_string() && t - last < PENDING_REFRESH_SECS {
+                self.note_attempt_in_memory(u, t);
                 return;
             }
         }
@@ -443,6 +454,30 @@ impl Policy {
             let u = u.simple();
             tracing::debug!(sensor = %u, %ip, "not listed as pending: {full:?} budget spent");
         }
+    }
+
+    /// Keeps the time of a pending sensor's retry in memory (not news for
+    /// the store, but the registrations page shows it).
+    fn note_attempt_in_memory(&self, u: Uuid, t: i64) {
+        let attempts = || self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        let full = {
+            let mut a = attempts();
+            a.insert(u, t);
+            a.len() > MAX_ATTEMPTS
+        };
+        if full {
+            // Locks are never nested: the pending list is read first.
+            let pending: std::collections::HashSet<Uuid> =
+                self.read().pending.keys().copied().collect();
+            attempts().retain(|u, _| pending.contains(u));
+        }
+    }
+
+    /// The last attempt of pending sensor `u`: the later of the state's
+    /// (`noted`) and the one kept in memory.
+    pub(crate) fn last_attempt(&self, u: Uuid, noted: i64) -> i64 {
+        let a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        a.get(&u).copied().unwrap_or(0).max(noted)
     }
 
     /// The signer for a sensor: its own key, or the default key.

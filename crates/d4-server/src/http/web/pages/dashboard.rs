@@ -1,4 +1,7 @@
-//! `/`: the dashboard (volumes per day, sensors, alerts).
+//! `/`: the dashboard: live rates (refreshed by `live.js` without a
+//! reload), traffic and queue fill over a time range, volumes per day, per
+//! sensor (a link to the sensor and to its errors) and per type, alerts,
+//! errors.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +12,11 @@ use uuid::Uuid;
 
 use crate::http::ops::sensors::all_sensors;
 use crate::http::web::auth::Page;
+use crate::http::web::pages::charts::{queue_chart, ranges, traffic_charts, Live, RangeLink};
 use crate::http::web::svg;
 use crate::http::web::{html, layout, ts, Layout};
 use crate::ingest::sensors::ServerDay;
+use crate::series::Of;
 
 // ---------------------------------------------------------------- dashboard
 
@@ -21,6 +26,10 @@ pub(crate) struct VolumeRow {
     pub(crate) today: String,
     pub(crate) frames: String,
     pub(crate) week: String,
+    /// The live rates.
+    pub(crate) live: Live,
+    /// Errors recorded (sensors).
+    pub(crate) errors: u64,
 }
 
 #[derive(Template)]
@@ -37,6 +46,16 @@ pub(crate) struct DashboardPage {
     pub(crate) disk_full: String,
     pub(crate) chart_bytes: String,
     pub(crate) chart_frames: String,
+    /// Links to the time ranges.
+    pub(crate) ranges: Vec<RangeLink>,
+    /// When the server started (the series begin).
+    pub(crate) started: String,
+    pub(crate) live: Live,
+    pub(crate) range_bytes: String,
+    pub(crate) range_frames: String,
+    pub(crate) queue_fill: String,
+    /// Queues now: (uuid, type, description, length, max size).
+    pub(crate) queues: Vec<(String, String, String, u64, u64)>,
     pub(crate) per_sensor: Vec<VolumeRow>,
     pub(crate) per_type: Vec<VolumeRow>,
     /// Rejection rows: last time, address, sensor, last reason, count, first time.
@@ -89,6 +108,13 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
         .map(|v| (v.meta.uuid, v.settings.name.clone()))
         .collect();
     let daily = s.sensors.daily();
+    let rates = s.sensors.series.rates(chrono::Utc::now().timestamp());
+    let rate_of = |m: &std::collections::BTreeMap<String, crate::series::Rate>, k: &str| {
+        m.get(k).copied().unwrap_or_default()
+    };
+    let r = ranges("/", &f);
+    let (range_bytes, range_frames) = traffic_charts(&s, &Of::All, &r, "range");
+    let queue_fill = queue_chart(&s, &r);
     let mut chart_b = Vec::new();
     let mut chart_f = Vec::new();
     let mut per_type: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
@@ -125,6 +151,7 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
                 .filter(|n| !n.is_empty())
                 .cloned()
                 .unwrap_or_else(|| uuid.clone());
+            let live = Live::new(format!("sensor:{uuid}"), rate_of(&rates.sensors, &uuid));
             (
                 week,
                 VolumeRow {
@@ -133,6 +160,8 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
                     today: svg::bytes(t.bytes),
                     frames: svg::count(t.frames),
                     week: svg::bytes(week),
+                    live,
+                    errors: v.meta.error_count,
                 },
             )
         })
@@ -168,15 +197,37 @@ pub(crate) async fn dashboard(Page { s, c, f }: Page) -> Response {
             svg::bytes,
         ),
         chart_frames: svg::bars("chart-frames", "Frames per day", &chart_f, svg::count),
+        ranges: r.links,
+        started: ts(s.started),
+        live: Live::new("total".into(), rates.total),
+        range_bytes,
+        range_frames,
+        queue_fill,
+        queues: s
+            .queues
+            .list()
+            .into_iter()
+            .map(|q| {
+                (
+                    q.uuid.to_string(),
+                    q.ty.to_string(),
+                    q.description.clone(),
+                    q.len(),
+                    q.max_size,
+                )
+            })
+            .collect(),
         per_sensor: per_sensor.into_iter().map(|x| x.1).take(50).collect(),
         per_type: per_type
             .into_iter()
             .map(|(t, (b, fr, w))| VolumeRow {
                 uuid: String::new(),
+                live: Live::new(format!("type:{t}"), rate_of(&rates.types, &t)),
                 label: t,
                 today: svg::bytes(b),
                 frames: svg::count(fr),
                 week: svg::bytes(w),
+                errors: 0,
             })
             .collect(),
         errors: s

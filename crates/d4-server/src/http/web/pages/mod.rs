@@ -3,6 +3,8 @@
 //! `crates/d4-server/templates/`) and its handlers.
 
 pub(crate) mod api;
+pub(crate) mod charts;
+pub(crate) mod confirm;
 pub(crate) mod dashboard;
 pub(crate) mod login;
 pub(crate) mod registrations;

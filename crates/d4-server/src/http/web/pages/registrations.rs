@@ -10,6 +10,7 @@ use axum::response::Response;
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
 use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::pages::confirm::{confirm_first, Ask};
 use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
@@ -55,7 +56,7 @@ pub(crate) async fn registrations_page(Page { s, c, f }: Page) -> Response {
                 },
                 mail: x.mail.clone().unwrap_or_default(),
                 first: ts(x.first_seen),
-                last: ts(x.last_seen),
+                last: ts(s.policy.last_attempt(*u, x.last_seen)),
                 ip: x.ip.clone(),
             })
             .collect(),
@@ -80,8 +81,38 @@ pub(crate) async fn registrations_page(Page { s, c, f }: Page) -> Response {
 pub(crate) async fn registration_post(
     State(s): State<Arc<Shared>>,
     Path((id, action)): Path<(String, String)>,
-    _: AdminForm,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
+    let question = match action.as_str() {
+        "reject" => Some("It is no longer pending; its sessions are refused as unapproved."),
+        "revoke" => Some("Its approval is withdrawn: its sessions are closed and refused."),
+        _ => None,
+    };
+    if let (Some(q), Ok(u)) = (question, parse_uuid(&id)) {
+        let ask = Ask {
+            action: format!("/registrations/{}/{action}", u.simple()),
+            heading: format!(
+                "{} sensor {}?",
+                if action == "reject" {
+                    "Reject"
+                } else {
+                    "Revoke"
+                },
+                u.simple()
+            ),
+            question: q.into(),
+            button: if action == "reject" {
+                "Reject"
+            } else {
+                "Revoke"
+            },
+            back: "/registrations".into(),
+            keep: &[],
+        };
+        if let Some(page) = confirm_first(&s, &c, &f, ask) {
+            return page;
+        }
+    }
     let r = match (parse_uuid(&id), action.as_str()) {
         (Err(e), _) => Err(e),
         (Ok(u), a @ ("approve" | "reject" | "revoke")) => {

@@ -11,9 +11,12 @@ use crate::http::ops::parse_uuid;
 use crate::http::ops::sensors::{all_sensors, op_sensor_action, sensor_view, ActionBody};
 use crate::http::web::auth::{AdminForm, Page};
 use crate::http::web::cookies::enc;
+use crate::http::web::pages::charts::{ranges, traffic_charts, Live, RangeLink};
+use crate::http::web::pages::confirm::{confirm_first, Ask};
 use crate::http::web::pages::dashboard::{day_label, last_days, today_start};
 use crate::http::web::svg;
 use crate::http::web::{back, html, layout, message, ts, Layout};
+use crate::series::Of;
 use crate::server::Shared;
 
 // ---------------------------------------------------------------- sensors
@@ -94,6 +97,16 @@ pub(crate) async fn sensors_page(Page { s, c, f }: Page) -> Response {
     html(&page)
 }
 
+/// A group of a sensor's errors (one reason, one address).
+pub(crate) struct ErrorRow {
+    pub(crate) last: String,
+    pub(crate) ip: String,
+    pub(crate) reason: String,
+    pub(crate) whose: String,
+    pub(crate) count: String,
+    pub(crate) first: String,
+}
+
 #[derive(Template)]
 #[template(path = "sensor.html")]
 pub(crate) struct SensorPage {
@@ -117,9 +130,19 @@ pub(crate) struct SensorPage {
     pub(crate) monitor_value: u64,
     pub(crate) error_count: u64,
     pub(crate) last_error: String,
+    pub(crate) has_last_error: bool,
+    pub(crate) errors: Vec<ErrorRow>,
     pub(crate) skipped: u64,
     pub(crate) chart_bytes: String,
     pub(crate) chart_frames: String,
+    /// Links to the time ranges.
+    pub(crate) ranges: Vec<RangeLink>,
+    /// When the server started (the series begin).
+    pub(crate) started: String,
+    /// Its live rates.
+    pub(crate) live: Live,
+    pub(crate) range_bytes: String,
+    pub(crate) range_frames: String,
     pub(crate) types: Vec<(String, String, String)>,
     pub(crate) ips: Vec<(String, String)>,
 }
@@ -147,7 +170,23 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
             .collect()
     };
     let set = &v.settings;
+    let uuid = u.simple().to_string();
+    let r = ranges(&format!("/sensors/{uuid}"), &f);
+    let (range_bytes, range_frames) = traffic_charts(&s, &Of::Sensor(u), &r, "sensor-range");
+    let rate = s
+        .sensors
+        .series
+        .rates(chrono::Utc::now().timestamp())
+        .sensors
+        .get(&uuid)
+        .copied()
+        .unwrap_or_default();
     let page = SensorPage {
+        ranges: r.links,
+        started: ts(s.started),
+        live: Live::new(format!("sensor:{uuid}"), rate),
+        range_bytes,
+        range_frames,
         l: layout(&s, &c, &f, "sensors"),
         uuid: u.simple().to_string(),
         name: set.name.clone(),
@@ -183,7 +222,21 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
             .last_error
             .as_ref()
             .map(|e| format!("{} from {}: {}", ts(e.time), e.ip, e.reason))
-            .unwrap_or_else(|| "none".into()),
+            .unwrap_or_default(),
+        has_last_error: v.meta.last_error.is_some(),
+        errors: v
+            .meta
+            .errors
+            .iter()
+            .map(|g| ErrorRow {
+                last: ts(g.last),
+                ip: g.ip.clone(),
+                reason: g.reason.clone(),
+                whose: g.whose.clone(),
+                count: svg::count(g.count),
+                first: ts(g.first),
+            })
+            .collect(),
         skipped: v.meta.skipped_count,
         chart_bytes: svg::bars("sensor-bytes", "Bytes per day", &series(true), svg::bytes),
         chart_frames: svg::bars(
@@ -211,13 +264,35 @@ pub(crate) async fn sensor_page(Path(id): Path<String>, Page { s, c, f }: Page) 
 pub(crate) async fn sensor_post(
     State(s): State<Arc<Shared>>,
     Path((id, action)): Path<(String, String)>,
-    AdminForm { f, .. }: AdminForm,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
     let to = format!("/sensors/{}", enc(&id));
     let u = match parse_uuid(&id) {
         Ok(u) => u,
         Err(e) => return back("/sensors", Err(e)),
     };
+    let question = match action.as_str() {
+        "block" => Some("Its sessions are closed and refused until it is unblocked."),
+        "block-ips" => Some(
+            "Every address it was seen from is added to the IP blocklist: any sensor behind them is refused.",
+        ),
+        _ => None,
+    };
+    let ask = question.map(|q| Ask {
+        action: format!("/sensors/{}/{}", u.simple(), enc(&action)),
+        heading: if action == "block" {
+            format!("Block sensor {}?", u.simple())
+        } else {
+            format!("Block the addresses of sensor {}?", u.simple())
+        },
+        question: q.into(),
+        button: "Block",
+        back: to.clone(),
+        keep: &[],
+    });
+    if let Some(page) = ask.and_then(|a| confirm_first(&s, &c, &f, a)) {
+        return page;
+    }
     let mut body = ActionBody::default();
     if action == "key" {
         body.key = Some(f.get("key").to_string());

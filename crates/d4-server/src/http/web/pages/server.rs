@@ -14,6 +14,8 @@ use crate::http::ops::queues::{
 use crate::http::ops::sensors::{op_sensor_action, ActionBody};
 use crate::http::ops::{parse_uuid, ApiError};
 use crate::http::web::auth::{AdminForm, Page};
+use crate::http::web::cookies::enc;
+use crate::http::web::pages::confirm::{confirm_first, Ask};
 use crate::http::web::{back, html, layout, ts, Layout};
 use crate::server::Shared;
 
@@ -126,8 +128,30 @@ pub(crate) async fn server_page(Page { s, c, f }: Page) -> Response {
 pub(crate) async fn server_post(
     State(s): State<Arc<Shared>>,
     Path(action): Path<String>,
-    AdminForm { f, .. }: AdminForm,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
+    let ask = match action.as_str() {
+        "block-ip" => Some(Ask {
+            action: "/server/block-ip".into(),
+            heading: format!("Block {}?", f.get("net").trim()),
+            question: "Sessions from these addresses are refused until the entry is removed; live ones are closed.".into(),
+            button: "Block",
+            back: "/server".into(),
+            keep: &["net"],
+        }),
+        "block-uuid" => Some(Ask {
+            action: "/server/block-uuid".into(),
+            heading: format!("Block sensor {}?", f.get("uuid").trim()),
+            question: "Its sessions are closed and refused until it is unblocked.".into(),
+            button: "Block",
+            back: "/server".into(),
+            keep: &["uuid"],
+        }),
+        _ => None,
+    };
+    if let Some(page) = ask.and_then(|a| confirm_first(&s, &c, &f, a)) {
+        return page;
+    }
     let r = match action.as_str() {
         "types" => {
             let types: Result<Vec<u8>, _> = f.all("type").iter().map(|t| t.parse::<u8>()).collect();
@@ -192,8 +216,34 @@ pub(crate) async fn server_post(
 pub(crate) async fn queue_post(
     State(s): State<Arc<Shared>>,
     Path((id, action)): Path<(String, String)>,
-    AdminForm { f, .. }: AdminForm,
+    AdminForm { c, f }: AdminForm,
 ) -> Response {
+    let ask = |verb: &str, what: &str| Ask {
+        action: format!("/queues/{}/{action}", enc(&id)),
+        heading: format!("{verb} queue {id}?"),
+        question: what.to_string(),
+        button: if action == "delete" {
+            "Delete"
+        } else {
+            "Empty"
+        },
+        back: "/server".into(),
+        keep: &[],
+    };
+    let asked = match action.as_str() {
+        "empty" => Some(ask(
+            "Empty",
+            "Every item waiting in it is removed; its consumers never see them.",
+        )),
+        "delete" => Some(ask(
+            "Delete",
+            "The queue and every item waiting in it are removed; its consumers get 404.",
+        )),
+        _ => None,
+    };
+    if let Some(page) = asked.and_then(|a| confirm_first(&s, &c, &f, a)) {
+        return page;
+    }
     let r = match action.as_str() {
         "empty" => op_empty_queue(&s, &id)
             .await

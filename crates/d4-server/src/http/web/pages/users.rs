@@ -10,6 +10,8 @@ use axum::response::Response;
 use crate::accounts::Role;
 use crate::http::ops::users::{op_create_user, op_user_action, CreateUser};
 use crate::http::web::auth::{AdminForm, Ctx, Page};
+use crate::http::web::cookies::enc;
+use crate::http::web::pages::confirm::{confirm_first, Ask};
 use crate::http::web::{back, html, layout, message, ts, Flash, Layout};
 use crate::server::Shared;
 
@@ -98,6 +100,19 @@ pub(crate) async fn user_post(
     Path((name, action)): Path<(String, String)>,
     AdminForm { c, f }: AdminForm,
 ) -> Response {
+    if action == "delete" {
+        let ask = Ask {
+            action: format!("/users/{}/delete", enc(&name)),
+            heading: format!("Delete user {name}?"),
+            question: "The account, its sessions and its API key are removed.".into(),
+            button: "Delete",
+            back: "/users".into(),
+            keep: &[],
+        };
+        if let Some(page) = confirm_first(&s, &c, &f, ask) {
+            return page;
+        }
+    }
     let role = Some(f.get("role").to_string()).filter(|r| !r.is_empty());
     match op_user_action(&s, &name, &action, role).await {
         Ok(v) if action == "api-key" => {
