@@ -306,6 +306,21 @@ impl Backoff {
     }
 }
 
+/// A TLS client configuration that accepts any server certificate: for
+/// `--insecure` and for test tools (the fault campaign's floods), never a
+/// default.
+pub fn insecure_client_config() -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS setup")?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth(),
+    )
+}
+
 /// Accepts any server certificate (`--insecure` only).
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
