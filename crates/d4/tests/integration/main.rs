@@ -3,6 +3,7 @@
 //! One test binary (links once); modules by area.
 
 mod bad_input;
+mod captures;
 mod cli;
 mod client_faults;
 mod disk_full;
