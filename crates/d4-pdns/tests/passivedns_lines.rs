@@ -6,6 +6,9 @@
 use d4_pdns::extract::{ExtractConfig, Extractor};
 use d4_pdns::passivedns::Select;
 
+mod common;
+use common::{dns_response, ipv4, udp};
+
 fn name(s: &str) -> Vec<u8> {
     let mut v = Vec::new();
     for l in s.split('.').filter(|l| !l.is_empty()) {
@@ -25,26 +28,13 @@ fn cs(s: &str) -> Vec<u8> {
 /// A UDP/IPv4 frame (raw IP, link type 228) from 192.0.2.53:53 to
 /// 192.0.2.1: a response for `q.example.` with these answers.
 fn frame(answers: &[(u16, Vec<u8>)]) -> Vec<u8> {
-    let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, answers.len() as u8, 0, 0, 0, 0];
-    m.extend_from_slice(&name("q.example"));
-    m.extend_from_slice(&[0, 1, 0, 1]);
-    for (t, rd) in answers {
-        m.extend_from_slice(&[0xc0, 12]);
-        m.extend_from_slice(&t.to_be_bytes());
-        m.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10]);
-        m.extend_from_slice(&(rd.len() as u16).to_be_bytes());
-        m.extend_from_slice(rd);
-    }
-    let mut u = 53u16.to_be_bytes().to_vec();
-    u.extend_from_slice(&4444u16.to_be_bytes());
-    u.extend_from_slice(&((8 + m.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(&m);
-    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0];
-    p[2..4].copy_from_slice(&((20 + u.len()) as u16).to_be_bytes());
-    p.extend_from_slice(&[192, 0, 2, 53, 192, 0, 2, 1]);
-    p.extend_from_slice(&u);
-    p
+    let borrowed: Vec<(u16, &[u8])> = answers.iter().map(|(t, r)| (*t, r.as_slice())).collect();
+    ipv4(
+        17,
+        [192, 0, 2, 53],
+        [192, 0, 2, 1],
+        &udp(53, 4444, &dns_response(1, 0, &name("q.example"), &borrowed)),
+    )
 }
 
 fn every_type() -> Vec<(u16, Vec<u8>)> {

@@ -1,4 +1,7 @@
-//! Captures built by hand for the tests (no file of ../shared needed).
+//! Test data: captures built by hand (no file of ../shared needed), and
+//! stored streams read back.
+
+use crate::harness::{Sensor, Server};
 
 /// A pcap built by hand (Ethernet/IPv4/TCP): 192.0.2.1 sends a SYN then a RST
 /// (an initiator), 203.0.113.9 answers with a SYN-ACK (a victim of a spoofed flood).
@@ -29,4 +32,26 @@ pub fn backscatter_capture() -> Vec<u8> {
         cap.extend_from_slice(&f);
     }
     cap
+}
+
+/// Every stored byte of a sensor's type-`ty` stream today (files gunzipped).
+pub fn stored(s: &Server, sensor: &Sensor, ty: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(s.day_dir(&sensor.uuid, ty)) else {
+        return out;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for p in files.into_iter().filter(|p| p.is_file()) {
+        let Ok(f) = std::fs::File::open(&p) else {
+            continue;
+        };
+        if p.to_string_lossy().ends_with(".gz") {
+            let mut d = flate2::read::MultiGzDecoder::new(f);
+            let _ = std::io::Read::read_to_end(&mut d, &mut out);
+        } else {
+            let _ = std::io::Read::read_to_end(&mut { f }, &mut out);
+        }
+    }
+    out
 }

@@ -499,26 +499,6 @@ fn an_outage_longer_than_the_spool_keeps_its_newest_whole_lines() {
     assert_eq!(kept, &all[all.len() - kept.len()..]);
 }
 
-/// Every stored byte of a sensor's type-`ty` stream today (files gunzipped).
-fn stored(s: &Server, sensor: &Sensor, ty: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(s.day_dir(&sensor.uuid, ty)) else {
-        return out;
-    };
-    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    files.sort();
-    for p in files.into_iter().filter(|p| p.is_file()) {
-        let f = std::fs::File::open(&p).unwrap();
-        if p.to_string_lossy().ends_with(".gz") {
-            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(f), &mut out)
-                .unwrap();
-        } else {
-            std::io::Read::read_to_end(&mut { f }, &mut out).unwrap();
-        }
-    }
-    out
-}
-
 #[test]
 fn a_sigterm_during_the_replay_of_the_spool_keeps_all_of_it() {
     let s = Server::start(&[]);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use crate::captures::backscatter_capture;
+pub use crate::captures::{backscatter_capture, stored};
 
 pub const D4: &str = env!("CARGO_BIN_EXE_d4");
 pub const KEY: &str = "private key to change";

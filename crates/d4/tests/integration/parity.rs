@@ -317,28 +317,6 @@ fn key_files_read_as_the_c_client_with_a_warning() {
     assert!(err.contains("NUL byte at offset 2"), "{err}");
 }
 
-/// Every stored byte of a sensor's type-`ty` stream today (files gunzipped).
-fn stored(s: &Server, sensor: &Sensor, ty: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(s.day_dir(&sensor.uuid, ty)) else {
-        return out;
-    };
-    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-    files.sort();
-    for p in files.into_iter().filter(|p| p.is_file()) {
-        let Ok(f) = std::fs::File::open(&p) else {
-            continue;
-        };
-        if p.to_string_lossy().ends_with(".gz") {
-            let mut d = flate2::read::MultiGzDecoder::new(f);
-            let _ = std::io::Read::read_to_end(&mut d, &mut out);
-        } else {
-            let _ = std::io::Read::read_to_end(&mut { f }, &mut out);
-        }
-    }
-    out
-}
-
 /// Point 8: a last line without a newline (types 3 and 8) is stored as it
 /// came, no `\n` added; it is still queued as a line.
 #[test]
