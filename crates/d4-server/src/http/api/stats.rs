@@ -96,13 +96,7 @@ pub(crate) async fn series(
         .into_iter()
         .map(|(t, p)| json!({"time": t, "bytes": p.bytes, "frames": p.frames}))
         .collect();
-    Ok(Json(json!({
-        "range": span.as_str(),
-        "resolution": res.as_str(),
-        "step_secs": res.step(),
-        "since": s.started,
-        "points": points,
-    })))
+    Ok(Json(envelope(span, res, s.started, "points", points)))
 }
 
 pub(crate) async fn queues(
@@ -124,11 +118,18 @@ pub(crate) async fn queues(
             json!({"uuid": u.to_string(), "points": pts})
         })
         .collect();
-    Ok(Json(json!({
+    Ok(Json(envelope(span, res, s.started, "queues", queues)))
+}
+
+/// The answer of a series endpoint: its range, resolution and step, since
+/// when the server holds series, and the series under `key`.
+fn envelope(span: Span, res: Res, since: i64, key: &str, series: Vec<Value>) -> Value {
+    let mut v = json!({
         "range": span.as_str(),
         "resolution": res.as_str(),
         "step_secs": res.step(),
-        "since": s.started,
-        "queues": queues,
-    })))
+        "since": since,
+    });
+    v[key] = Value::Array(series);
+    v
 }
