@@ -14,8 +14,10 @@
 //! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
 //!   and the checks on the files items name.
 //! - [`poll`]: the one queue-polling loop of every consumer.
+//! - [`shutdown`]: the stop request of the commands that follow or serve.
 
 pub mod poll;
+pub mod shutdown;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use d4_api::poll::{Handler, Idle};
 use d4_packet::capture::{CaptureReader, Packet};
-use tokio::sync::watch;
 
 use crate::extract::{ExtractConfig, Extractor};
 use crate::ingest::{Format, Ingester};
@@ -182,41 +181,7 @@ impl PdnsCmd {
     }
 }
 
-/// Tells a running command to finish: the batch in hand is written to the
-/// store, the lookup server stops accepting and ends the requests under
-/// way, and the store is closed cleanly (an unclean close makes the next
-/// open repair the file). Clones share the state.
-#[derive(Clone, Debug)]
-pub struct Shutdown(Arc<watch::Sender<bool>>);
-
-impl Default for Shutdown {
-    fn default() -> Shutdown {
-        Shutdown(Arc::new(watch::channel(false).0))
-    }
-}
-
-impl Shutdown {
-    /// Not triggered yet.
-    pub fn new() -> Shutdown {
-        Shutdown::default()
-    }
-
-    /// Asks the command to finish (idempotent).
-    pub fn trigger(&self) {
-        self.0.send_replace(true);
-    }
-
-    /// Whether [`Shutdown::trigger`] was called.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Completes once [`Shutdown::trigger`] is called.
-    pub async fn triggered(self) {
-        let mut rx = self.0.subscribe();
-        let _ = rx.wait_for(|t| *t).await;
-    }
-}
+pub use d4_api::shutdown::Shutdown;
 
 /// Runs a `d4 pdns` subcommand; the ones that follow queues or serve
 /// finish when `shutdown` is triggered.

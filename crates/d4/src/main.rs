@@ -11,9 +11,10 @@
 //! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
 //! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
+//! - `d4 tls` is crate `d4-tls` ([`d4_tls::TlsCmd`]).
 //! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
 //!   are told to stop (queue consumers check a flag through their
-//!   `d4_api::poll::Poller`; `d4 pdns` gets a `d4_pdns::cli::Shutdown`).
+//!   `d4_api::poll::Poller`; `d4 pdns` and `d4 tls` get a `d4_api::shutdown::Shutdown`).
 //!
 //! The queue consumers (`stdout`, `forward`, `backscatter -u`, `pdns -u`) poll
 //! through `d4_api::poll::Poller`, the one polling loop.
@@ -82,6 +83,9 @@ enum Cmd {
     /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
     #[command(subcommand)]
     Pdns(d4_pdns::PdnsCmd),
+    /// Passive SSL: TLS fingerprints and certificates from captures, a store, lookups.
+    #[command(subcommand)]
+    Tls(d4_tls::TlsCmd),
 }
 
 /// A file read with a progress bar on a terminal (nothing extra when piped).
@@ -164,6 +168,23 @@ fn pdns(c: d4_pdns::PdnsCmd) -> anyhow::Result<()> {
     d4_pdns::run(c, shutdown)
 }
 
+/// `d4 tls`: as `d4 pdns`, the first Ctrl-C / SIGTERM finishes the work in
+/// hand, the second quits at once.
+fn tls(c: d4_tls::TlsCmd) -> anyhow::Result<()> {
+    let shutdown = d4_api::shutdown::Shutdown::new();
+    if c.follows() {
+        let s = shutdown.clone();
+        signals::catch(move |n| {
+            if n == 1 {
+                s.trigger();
+            } else {
+                std::process::exit(130);
+            }
+        });
+    }
+    d4_tls::run(c, shutdown)
+}
+
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
@@ -171,7 +192,8 @@ fn main() {
         Cmd::Server(_)
         | Cmd::Client(_)
         | Cmd::Forward(_)
-        | Cmd::Pdns(d4_pdns::PdnsCmd::Serve(_)) => "info",
+        | Cmd::Pdns(d4_pdns::PdnsCmd::Serve(_))
+        | Cmd::Tls(d4_tls::TlsCmd::Serve(_)) => "info",
         _ => "warn",
     };
     init_logging(cli.verbose, default_level);
@@ -185,6 +207,7 @@ fn main() {
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
         Cmd::Pdns(c) => pdns(c),
+        Cmd::Tls(c) => tls(c),
     };
     if let Err(e) = r {
         if is_broken_pipe(&e) {

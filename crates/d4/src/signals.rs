@@ -1,7 +1,7 @@
 //! Ctrl-C / SIGTERM handling for the long-running commands that must not
 //! lose what they hold when interrupted. The binary owns the signals: the
 //! libraries it runs are told to stop (a flag they check, or
-//! `d4_pdns::cli::Shutdown`), never install handlers of their own.
+//! `d4_api::shutdown::Shutdown`), never install handlers of their own.
 //!
 //! Signals are only received here, never sent: no command signals its
 //! process group or any process but its own children.
