@@ -14,6 +14,9 @@ pub(crate) struct LineRules {
     pub(crate) max_line: usize,
     /// Check each line as JSON; store and queue only valid ones.
     pub(crate) json: bool,
+    /// Write the lines to the rotated files (records saved one file each,
+    /// `ja3-jl`, are not: their files are the store).
+    pub(crate) store: bool,
 }
 
 impl LineRules {
@@ -21,16 +24,27 @@ impl LineRules {
     pub(crate) const EXTENDED: LineRules = LineRules {
         max_line: 100 * 1024,
         json: false,
+        store: true,
     };
     /// Text types (3, 8...): cut at 1 MiB, a bound on memory.
     pub(crate) const TEXT: LineRules = LineRules {
         max_line: 1024 * 1024,
         json: false,
+        store: true,
     };
     /// NDJSON (6): a line over 1 MiB is skipped as one bad record.
     pub(crate) const JSON: LineRules = LineRules {
         max_line: 1024 * 1024,
         json: true,
+        store: true,
+    };
+    /// JSON records each saved as a file of its own (`ja3-jl`): JSON lines
+    /// of up to 1 MiB (a certificate chain in base64), not written to the
+    /// rotated files.
+    pub(crate) const RECORDS: LineRules = LineRules {
+        max_line: 1024 * 1024,
+        json: true,
+        store: false,
     };
 }
 
@@ -148,7 +162,11 @@ impl LineWorker {
         now: DateTime<Utc>,
         out: &mut Output,
     ) -> Result<(), WorkerError> {
+        let keep = self.rules.store;
         let store = |files: &mut Rotator, b: &[u8]| {
+            if !keep {
+                return Ok(());
+            }
             files.write(b, now).map_err(WorkerError::store("lines"))
         };
         if !self.rules.json {

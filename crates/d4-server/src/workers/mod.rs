@@ -8,6 +8,7 @@
 //! | 3 log, 8 passivedns | [`lines::LineWorker`] | each non-empty line |
 //! | 6 NDJSON | [`lines::LineWorker`], every line checked as JSON | each valid line |
 //! | 2 + 254 | [`lines::LineWorker`] under `254/.../<extended type>/` | each non-empty line |
+//! | 254 `ja3-jl` | [`records::RecordWorker`]: each record a file, each certificate once | path of each record's file |
 //! | 4 dnscap (pcap or text), 5 pcapng, 7 YAF | [`files::FileWorker`] | path of each finished file |
 //!
 //! `Rotator` writes files named `<uuid>-YYYY-MM-DD-HHMMSS.<ext>` and rotates
@@ -44,6 +45,7 @@ pub(crate) mod files;
 pub(crate) mod lines;
 pub(crate) mod outfile;
 pub(crate) mod pcap;
+pub(crate) mod records;
 pub(crate) mod rotate;
 
 use std::path::PathBuf;
@@ -130,6 +132,8 @@ pub(crate) enum Worker {
     Lines(lines::LineWorker),
     /// Types 4, 5, 7.
     Files(files::FileWorker),
+    /// `ja3-jl`.
+    Records(records::RecordWorker),
 }
 
 impl Worker {
@@ -160,6 +164,10 @@ impl Worker {
                 "cap",
                 Some(QueueType::Type(1)),
             ))),
+            (254, Some("ja3-jl")) => Worker::Records(records::RecordWorker::new(
+                r("254".into(), Some("ja3-jl".into()), "json", None),
+                QueueType::Extended("ja3-jl".into()),
+            )),
             (254, Some(name)) => Worker::Lines(lines::LineWorker::new(
                 r("254".into(), Some(name.to_string()), "txt", None),
                 QueueType::Extended(name.to_string()),
@@ -207,6 +215,7 @@ impl Worker {
             Worker::Pcap(w) => w.data(payload, now),
             Worker::Lines(w) => w.data(payload, now),
             Worker::Files(w) => w.data(payload, now),
+            Worker::Records(w) => w.data(payload, now),
         }
     }
 
@@ -218,6 +227,7 @@ impl Worker {
             Worker::Pcap(w) => w.finish(),
             Worker::Lines(w) => w.finish(now, clean),
             Worker::Files(w) => w.finish(now, clean),
+            Worker::Records(w) => w.finish(now, clean),
         }
     }
 
@@ -228,6 +238,7 @@ impl Worker {
             Worker::Pcap(w) => w.files_mut().flush(),
             Worker::Lines(w) => w.files_mut().flush(),
             Worker::Files(w) => w.files_mut().flush(),
+            Worker::Records(w) => w.files_mut().flush(),
         };
         r.map_err(WorkerError::store("stored data"))
     }
@@ -239,6 +250,7 @@ impl Worker {
             Worker::Pcap(w) => w.files_mut().park(),
             Worker::Lines(w) => w.files_mut().park(),
             Worker::Files(w) => w.files_mut().park(),
+            Worker::Records(w) => w.files_mut().park(),
         };
         r.map_err(WorkerError::store("stored data"))
     }
@@ -250,6 +262,7 @@ impl Worker {
             Worker::Pcap(w) => w.files_mut().is_open(),
             Worker::Lines(w) => w.files_mut().is_open(),
             Worker::Files(w) => w.files_mut().is_open(),
+            Worker::Records(w) => w.files_mut().is_open(),
         }
     }
 
@@ -259,6 +272,7 @@ impl Worker {
             Worker::Pcap(_) => QueueType::Type(1),
             Worker::Lines(w) => w.queue_type().clone(),
             Worker::Files(w) => w.queue_type(),
+            Worker::Records(w) => w.queue_type().clone(),
         }
     }
 }

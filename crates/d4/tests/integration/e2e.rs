@@ -184,6 +184,81 @@ fn extended_type_session_lands_lines_in_its_queue() {
     assert!(sv["types"]["254:maltrail"].is_object(), "{sv}");
 }
 
+/// `ja3-jl` as the reference server: each record a file of its own under
+/// `254/.../ja3-jl/jsons/`, named by its Timestamp (a second record of the
+/// same time does not overwrite the first), each certificate once under
+/// `certs/<SHA-1>.crt`, and the queue item is the record file's path. A line
+/// that is not JSON is skipped; a 300 KB chain is kept whole.
+#[test]
+fn ja3_jl_records_are_saved_one_file_each_and_queued_by_path() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let s = Server::start(&[]);
+    let q = s.create_queue("ja3-jl", &[]);
+    let sensor = Sensor::new(&s, 254);
+    sensor.set("metaheader.json", r#"{"type": "ja3-jl"}"#);
+    let big = vec![0x30u8; 300_000];
+    let rec = |port: u16, certs: &[&[u8]]| {
+        let certs: Vec<_> = certs
+            .iter()
+            .map(|c| serde_json::json!({"CertHash": "", "Raw": b64(c)}))
+            .collect();
+        serde_json::json!({
+            "ServerIP": "192.0.2.1", "ServerPort": "443", "ClientIP": "192.0.2.9",
+            "ClientPort": port.to_string(), "TLSH": "", "Timestamp": "2021-10-01T10:00:00Z",
+            "JA3": "771,4865,0-10,29,0", "JA3Digest": "", "JA3S": "", "JA3SDigest": "",
+            "Certificates": certs,
+        })
+        .to_string()
+    };
+    let lines = [
+        rec(50000, &[b"leaf", b"ca"]),
+        rec(50001, &[b"other leaf", b"ca"]),
+        rec(50002, &[&big]),
+    ];
+    let input = format!("{}\nnot json\n{}\n{}\n", lines[0], lines[1], lines[2]);
+    sensor.send(input.as_bytes());
+    s.wait_queue_len(&q, 3);
+    let out = String::from_utf8(s.drain("ja3-jl", &q, &["-n"])).unwrap();
+    let paths: Vec<&str> = out.lines().collect();
+    let dir = s.day_dir(&sensor.uuid, "254").join("ja3-jl");
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let p = std::path::Path::new(p);
+            assert_eq!(p.parent().unwrap(), dir.join("jsons"), "{p:?}");
+            p.file_name().unwrap().to_string_lossy().into_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "2021-10-01T10:00:00Z.json",
+            "2021-10-01T10:00:00Z.1.json",
+            "2021-10-01T10:00:00Z.2.json"
+        ]
+    );
+    for (p, l) in paths.iter().zip(&lines) {
+        assert_eq!(std::fs::read_to_string(p).unwrap(), *l);
+    }
+    let mut certs: Vec<String> = std::fs::read_dir(dir.join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    certs.sort();
+    // sha1sum of "ca", "leaf", "other leaf" and of the 300 KB chain.
+    let mut want = vec![
+        "1c42c72cf95aa1b76609b585b34baf6b501d713e.crt".to_string(),
+        "98798241748efaccb230386437b7873a478f5bd4.crt".to_string(),
+        "d3e12c8b3dc9eacc4704f83f9d4a09a83133a04f.crt".to_string(),
+        "611fedefc4745c69464b2db8301317db09941a5d.crt".to_string(),
+    ];
+    want.sort();
+    assert_eq!(certs, want);
+    let sv = s.sensor(&sensor.uuid);
+    assert!(sv["types"]["254:ja3-jl"].is_object(), "{sv}");
+}
+
 #[test]
 fn ndjson_invalid_lines_are_skipped_and_recorded() {
     let s = Server::start(&[]);
