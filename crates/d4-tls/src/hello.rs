@@ -225,6 +225,25 @@ pub fn certificates(body: &[u8]) -> Result<Vec<&[u8]>, Malformed> {
     Ok(out)
 }
 
+/// Whether `der` is one whole DER SEQUENCE (a certificate's outer header:
+/// tag 0x30, a definite length of at most 4 bytes, and exactly that many
+/// bytes after it). Only the header is checked, not the content.
+pub fn der_whole(der: &[u8]) -> bool {
+    let (Some(&0x30), Some(&l0)) = (der.first(), der.get(1)) else {
+        return false;
+    };
+    let (len, head) = if l0 < 0x80 {
+        (usize::from(l0), 2)
+    } else {
+        let n = usize::from(l0 & 0x7f);
+        let Some(b) = der.get(2..2 + n).filter(|_| (1..=4).contains(&n)) else {
+            return false;
+        };
+        (b.iter().fold(0usize, |a, x| a << 8 | usize::from(*x)), 2 + n)
+    };
+    der.len().checked_sub(head) == Some(len)
+}
+
 /// Decimal values, `-`-joined, GREASE left out.
 fn dash(out: &mut String, vals: impl Iterator<Item = u16>) {
     let mut first = true;
@@ -493,12 +512,23 @@ mod tests {
         assert_eq!(s.ja3s(), "771,4865,43");
     }
 
+    #[test]
+    fn der_headers() {
+        assert!(der_whole(&[0x30, 0x02, 1, 2]));
+        assert!(der_whole(&[0x30, 0x81, 0x01, 9]));
+        assert!(!der_whole(&[0x30, 0x82, 0x01])); // cut length
+        assert!(!der_whole(&[0x30, 0x03, 1, 2])); // short
+        assert!(!der_whole(&[0x31, 0x00]));
+        assert!(!der_whole(&[0x30, 0x80])); // indefinite
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(b in prop::collection::vec(any::<u8>(), 0..600)) {
             let _ = client_hello(&b);
             let _ = server_hello(&b);
             let _ = certificates(&b);
+            let _ = der_whole(&b);
         }
 
         #[test]

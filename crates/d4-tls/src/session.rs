@@ -56,7 +56,8 @@ pub struct Stats {
     pub certificates: u64,
     /// Records written.
     pub records: u64,
-    /// Malformed records or handshake messages (the direction is dropped).
+    /// Malformed records or handshake messages (the direction is dropped),
+    /// and certificates that are not one whole DER value (kept as sent).
     pub malformed: u64,
     /// SSLv2-format CLIENT-HELLOs (counted, no record).
     pub sslv2_hellos: u64,
@@ -548,6 +549,10 @@ impl Ctx<'_, '_> {
                     Ok(list) => {
                         for der in list {
                             self.stats.certificates += 1;
+                            // Kept as sent, counted when not one DER value.
+                            if !hello::der_whole(der) {
+                                self.stats.malformed += 1;
+                            }
                             s.rec.certificates.push(Cert {
                                 cert_hash: hex(&Sha1::digest(der)),
                                 raw: base64::engine::general_purpose::STANDARD.encode(der),
