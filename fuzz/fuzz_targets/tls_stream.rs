@@ -14,7 +14,20 @@ fn frame(to_server: bool, seq: u32, flags: u8, data: &[u8]) -> Vec<u8> {
         ([10, 0, 0, 2], [10, 0, 0, 1], 443, 40000)
     };
     let total = 40 + data.len();
-    let mut f = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0];
+    let mut f = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ];
     f.extend_from_slice(&src);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&sp.to_be_bytes());
@@ -37,10 +50,20 @@ fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     let mut t = 0;
     while rest.len() >= 4 {
-        let (c, off, len) = (rest[0], u16::from_be_bytes([rest[1], rest[2]]), usize::from(rest[3]));
+        let (c, off, len) = (
+            rest[0],
+            u16::from_be_bytes([rest[1], rest[2]]),
+            usize::from(rest[3]),
+        );
         let body = &rest[4..];
         let n = len.min(body.len()) as usize;
-        let flags = if c & 0x40 != 0 { 0x02 } else if c & 0x20 != 0 { 0x11 } else { 0x18 };
+        let flags = if c & 0x40 != 0 {
+            0x02
+        } else if c & 0x20 != 0 {
+            0x11
+        } else {
+            0x18
+        };
         let f = frame(c & 0x80 != 0, u32::from(off), flags, &body[..n]);
         x.frame(101, t, 0, &f, &mut emit);
         t += u64::from(c & 0x0f);

@@ -50,14 +50,21 @@ fn record(ct: u8, hs_type: Option<u8>, body: &[u8]) -> Vec<u8> {
 fn hello() -> ClientHello {
     ClientHello {
         version: 0x0303,
-        ciphers: vec![0x1a1a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x9c, 0x9d, 0x2f, 0x35],
-        extensions: vec![0x2a2a, 0, 23, 65281, 10, 11, 35, 16, 5, 13, 18, 51, 45, 43, 27, 17513, 0x3a3a, 21],
+        ciphers: vec![
+            0x1a1a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013,
+            0xc014, 0x9c, 0x9d, 0x2f, 0x35,
+        ],
+        extensions: vec![
+            0x2a2a, 0, 23, 65281, 10, 11, 35, 16, 5, 13, 18, 51, 45, 43, 27, 17513, 0x3a3a, 21,
+        ],
         curves: vec![0x4a4a, 29, 23, 24],
         point_formats: vec![0],
         sni: Some("www.example.com".into()),
         alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         versions: vec![0x5a5a, 0x0304, 0x0303],
-        sig_algs: vec![0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601],
+        sig_algs: vec![
+            0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+        ],
     }
 }
 
@@ -69,7 +76,10 @@ fn capture(n: u32, bulk: u32) -> Vec<Vec<u8>> {
     sh.extend_from_slice(&[9; 32]);
     sh.extend_from_slice(&[0, 0xc0, 0x2f, 0, 0, 5, 0xff, 0x01, 0, 1, 0]);
     let mut cert_body = Vec::new();
-    let der: Vec<u8> = [0x30, 0x82, 0x04, 0xb0].into_iter().chain((0..1200).map(|i| i as u8)).collect();
+    let der: Vec<u8> = [0x30, 0x82, 0x04, 0xb0]
+        .into_iter()
+        .chain((0..1200).map(|i| i as u8))
+        .collect();
     cert_body.extend_from_slice(&((der.len() + 3) as u32).to_be_bytes()[1..]);
     cert_body.extend_from_slice(&(der.len() as u32).to_be_bytes()[1..]);
     cert_body.extend_from_slice(&der);
@@ -101,7 +111,9 @@ fn bench(c: &mut Criterion) {
                 let mut x = Fingerprinter::new(Config::default());
                 let mut recs = 0u64;
                 for (i, f) in frames.iter().enumerate() {
-                    x.frame(101, 1_700_000_000, i as u32 % 1_000_000, f, &mut |_| recs += 1);
+                    x.frame(101, 1_700_000_000, i as u32 % 1_000_000, f, &mut |_| {
+                        recs += 1
+                    });
                 }
                 x.finish(&mut |_| recs += 1);
                 assert_eq!(recs, u64::from(n));

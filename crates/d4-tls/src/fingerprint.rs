@@ -246,8 +246,7 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
     }
     x.finish(&mut |r| sink.record(r));
     if let Some(e) = sink.err.take() {
-        if e
-            .downcast_ref::<io::Error>()
+        if e.downcast_ref::<io::Error>()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
         {
             return Ok(());

@@ -239,7 +239,10 @@ pub fn der_whole(der: &[u8]) -> bool {
         let Some(b) = der.get(2..2 + n).filter(|_| (1..=4).contains(&n)) else {
             return false;
         };
-        (b.iter().fold(0usize, |a, x| a << 8 | usize::from(*x)), 2 + n)
+        (
+            b.iter().fold(0usize, |a, x| a << 8 | usize::from(*x)),
+            2 + n,
+        )
     };
     der.len().checked_sub(head) == Some(len)
 }

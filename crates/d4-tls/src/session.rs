@@ -239,8 +239,11 @@ impl Fingerprinter {
             self.dirs.retain(|_, d| d.last_seen > cut);
         }
         if self.sessions.len() >= self.max_flows {
-            let mut ages: Vec<(u64, FlowKey)> =
-                self.sessions.iter().map(|(k, s)| (s.last_seen, *k)).collect();
+            let mut ages: Vec<(u64, FlowKey)> = self
+                .sessions
+                .iter()
+                .map(|(k, s)| (s.last_seen, *k))
+                .collect();
             ages.sort_unstable();
             for (_, k) in ages.into_iter().take(self.max_flows / 16 + 1) {
                 self.write(&k, emit);
@@ -256,8 +259,7 @@ impl Fingerprinter {
             sec,
             ts: timestamp(sec, usec),
         };
-        self.streams
-            .segment(sec, key, &seg, &mut |b| ctx.bytes(b));
+        self.streams.segment(sec, key, &seg, &mut |b| ctx.bytes(b));
         for k in [key, rev(&key)] {
             if let Some(s) = self.sessions.get_mut(&k) {
                 s.last_seen = sec;

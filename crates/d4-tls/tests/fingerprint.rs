@@ -65,7 +65,11 @@ fn certs_alert_one_ipv6_session_with_its_chain() {
     assert_eq!(r.ja3s, "771,49199,65281-0-11-16-23");
     assert_eq!(r.ja3s_digest, "5d79edf64e03689ff559a54e9d9487bc");
     assert_eq!(r.ja4, "t12d2808h2_d943125447b4_e0fb7d0a714d");
-    let sha1: Vec<&str> = r.certificates.iter().map(|c| c.cert_hash.as_str()).collect();
+    let sha1: Vec<&str> = r
+        .certificates
+        .iter()
+        .map(|c| c.cert_hash.as_str())
+        .collect();
     assert_eq!(
         sha1,
         [
@@ -76,7 +80,10 @@ fn certs_alert_one_ipv6_session_with_its_chain() {
     );
     assert!(r.certificates[0].raw.starts_with("MIIHQDCCBiigAwIBAgIQ"));
     assert_eq!(r.certificates[0].sha256.len(), 64);
-    assert_eq!((st.client_hellos, st.server_hellos, st.certificates), (1, 1, 3));
+    assert_eq!(
+        (st.client_hellos, st.server_hellos, st.certificates),
+        (1, 1, 3)
+    );
     assert_eq!(st.malformed, 0);
 }
 
@@ -89,7 +96,14 @@ fn tls13_draft28_two_sessions_differ_by_psk() {
     };
     let got: Vec<(&str, &str, &str, &str)> = recs
         .iter()
-        .map(|r| (r.client_port.as_str(), r.ja3.as_str(), r.ja3s.as_str(), r.ja4.as_str()))
+        .map(|r| {
+            (
+                r.client_port.as_str(),
+                r.ja3.as_str(),
+                r.ja3s.as_str(),
+                r.ja4.as_str(),
+            )
+        })
         .collect();
     let ja3a = format!("771,{DRAFT28_CIPHERS},5-10-11-13-22-23-35-51-43-65281-0-45,23,0");
     let ja3b = format!("771,{DRAFT28_CIPHERS},5-10-11-13-22-23-35-51-43-65281-0-45-41,23,0");
@@ -97,14 +111,26 @@ fn tls13_draft28_two_sessions_differ_by_psk() {
         got,
         [
             // supported_versions holds draft 28 (0x7f1c) only: JA4 version 00.
-            ("39632", ja3a.as_str(), "771,4866,43-51", "t00d291200_723694b0fccc_aaaa04918165"),
-            ("39634", ja3b.as_str(), "771,4866,43-51-41", "t00d291300_723694b0fccc_4c6658849c25"),
+            (
+                "39632",
+                ja3a.as_str(),
+                "771,4866,43-51",
+                "t00d291200_723694b0fccc_aaaa04918165"
+            ),
+            (
+                "39634",
+                ja3b.as_str(),
+                "771,4866,43-51-41",
+                "t00d291300_723694b0fccc_4c6658849c25"
+            ),
         ]
     );
     assert_eq!(recs[0].ja3_digest, "43202faa1c8c1760d6f7f4bd9adde4ab");
     assert_eq!(recs[1].ja3_digest, "d00857e0c8e7a7f35e446508c6233460");
     assert_eq!(recs[1].ja3s_digest, "2253c82f03b621c5144709b393fde2c9");
-    assert!(recs.iter().all(|r| r.sni == "localhost" && r.server_ip == "::1"));
+    assert!(recs
+        .iter()
+        .all(|r| r.sni == "localhost" && r.server_ip == "::1"));
     assert_eq!(st.records, 2);
 }
 
@@ -114,7 +140,8 @@ fn duplicate_hello_gives_two_records_the_second_answered() {
         return;
     };
     assert_eq!(recs.len(), 2);
-    let ja3 = |ext: &str| format!("771,{DRAFT28_CIPHERS},5-10-11-13-22-23-35-51-{ext}-65281-0-45,23,0");
+    let ja3 =
+        |ext: &str| format!("771,{DRAFT28_CIPHERS},5-10-11-13-22-23-35-51-{ext}-65281-0-45,23,0");
     assert_eq!(recs[0].ja3, ja3("43"));
     assert_eq!(recs[0].ja3s, "", "the first ClientHello got no answer");
     assert_eq!(recs[1].ja3, ja3("44"));
@@ -148,7 +175,11 @@ fn goja3_raw_ip_25_handshakes_17_names() {
     assert_eq!(r.ja3s, "771,49195,23-65281-11-35-16");
     assert_eq!(r.ja3s_digest, "eca9b8f0f3eae50309eaf901cb822d9b");
     assert_eq!(r.ja4, "t12d1808h1_98a373aa5100_31a7e1922da8");
-    let certs: Vec<&str> = r.certificates.iter().map(|c| c.cert_hash.as_str()).collect();
+    let certs: Vec<&str> = r
+        .certificates
+        .iter()
+        .map(|c| c.cert_hash.as_str())
+        .collect();
     assert_eq!(
         certs,
         [
@@ -161,7 +192,10 @@ fn goja3_raw_ip_25_handshakes_17_names() {
     assert_eq!(by_port["39009"].ja4, "t13d171200_5b57614c22b0_352634941f3a");
     let ja4s: BTreeSet<&str> = recs.iter().map(|r| r.ja4.as_str()).collect();
     assert_eq!(ja4s.len(), 6);
-    assert_eq!((st.client_hellos, st.server_hellos, st.certificates), (25, 25, 55));
+    assert_eq!(
+        (st.client_hellos, st.server_hellos, st.certificates),
+        (25, 25, 55)
+    );
 }
 
 #[test]
@@ -171,7 +205,10 @@ fn ja4_capture_64_hellos_with_hello_retry_requests() {
     };
     assert_eq!(recs.len(), 64);
     assert_eq!((st.client_hellos, st.server_hellos), (64, 64));
-    assert!(recs.iter().all(|r| !r.ja3s.is_empty()), "every hello answered");
+    assert!(
+        recs.iter().all(|r| !r.ja3s.is_empty()),
+        "every hello answered"
+    );
     let mut per_port: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     for r in &recs {
         per_port.entry(r.client_port.as_str()).or_default().push(r);
@@ -206,7 +243,11 @@ fn ja4_capture_64_hellos_with_hello_retry_requests() {
     // TLS 1.2 sessions carry their chain.
     let lp = per_port["50122"][0];
     assert_eq!(lp.ja3s, "771,49200,65281-11-35");
-    let c: Vec<&str> = lp.certificates.iter().map(|c| c.cert_hash.as_str()).collect();
+    let c: Vec<&str> = lp
+        .certificates
+        .iter()
+        .map(|c| c.cert_hash.as_str())
+        .collect();
     assert_eq!(
         c,
         [
@@ -347,7 +388,10 @@ fn hello_split_out_of_order_retransmitted_grease_two_records_in_a_segment() {
     x.finish(&mut emit);
     assert_eq!(recs.len(), 1, "{recs:?}");
     let r = &recs[0];
-    assert_eq!(r.ja3, "771,4865-49195-156,0-23-10-11-13-16-43-65037,29-23,0");
+    assert_eq!(
+        r.ja3,
+        "771,4865-49195-156,0-23-10-11-13-16-43-65037,29-23,0"
+    );
     assert_eq!(r.ja3_digest, md5_hex(&r.ja3));
     assert_eq!(r.ja3s, "771,49195,65281-11");
     assert_eq!(r.sni, "grease.example");
