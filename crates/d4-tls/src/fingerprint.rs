@@ -261,7 +261,7 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
     if a.stats {
         let s = x.stats;
         eprintln!(
-            "d4 tls fingerprint: {} packets, {} TLS flows, {} client hellos, {} server hellos, {} certificates, {} records, {} malformed, {} SSLv2 hellos (not fingerprinted), {} flows dropped",
+            "d4 tls fingerprint: {} packets, {} TLS flow directions, {} client hellos, {} server hellos, {} certificates, {} records, {} malformed, {} SSLv2 hellos (not fingerprinted), {} flows dropped",
             s.packets, s.flows, s.client_hellos, s.server_hellos, s.certificates, s.records,
             s.malformed, s.sslv2_hellos, s.flows_dropped
         );

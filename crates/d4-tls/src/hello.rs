@@ -77,7 +77,7 @@ impl<'a> Cur<'a> {
 
 /// The u16 values of a list (odd length: malformed).
 fn u16s(b: &[u8], what: &'static str) -> Result<Vec<u16>, Malformed> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(Malformed(what));
     }
     Ok(b.chunks_exact(2)
