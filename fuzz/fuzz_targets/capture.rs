@@ -7,7 +7,9 @@ use d4_packet::rewrite::{rewrite_frame, Scope};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut r) = CaptureReader::new(data) else { return };
+    let Ok(mut r) = CaptureReader::new(data) else {
+        return;
+    };
     let flip = |a: std::net::IpAddr| match a {
         std::net::IpAddr::V4(v) => std::net::IpAddr::V4((!u32::from(v)).into()),
         std::net::IpAddr::V6(v) => std::net::IpAddr::V6((!u128::from(v)).into()),

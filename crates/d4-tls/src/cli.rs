@@ -5,6 +5,8 @@
 
 /// Passive SSL: fingerprints from captures, a store, lookups.
 #[derive(clap::Subcommand, Debug)]
+// Parsed once per run; `ingest` and `serve` have no options yet.
+#[allow(clippy::large_enum_variant)]
 pub enum TlsCmd {
     /// TLS fingerprints (JA3, JA3S, JA4), SNI and certificates from captures, as ja3-jl JSON lines.
     Fingerprint(crate::fingerprint::Args),
@@ -18,7 +20,10 @@ impl TlsCmd {
     /// Whether the command runs until told to stop (and so wants the signal
     /// handler).
     pub fn follows(&self) -> bool {
-        true
+        match self {
+            TlsCmd::Fingerprint(a) => a.follows(),
+            _ => true,
+        }
     }
 }
 

@@ -1,10 +1,273 @@
-//! Captures → TLS handshakes → `ja3-jl` records (`d4 tls fingerprint`).
+//! Captures → TLS handshakes → `ja3-jl` records (`d4 tls fingerprint`):
+//! the command around [`crate::session::Fingerprinter`]: inputs (files,
+//! folders, stdin, a type-1 queue of the local D4 server), output (JSON
+//! lines on stdout, or files as the reference sensor writes them) and
+//! statistics.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use d4_api::poll::{Handler, Idle, Poller, Take};
+use d4_api::{Api, Conn};
+use d4_packet::capture::{CaptureReader, Packet};
+
+use crate::record::Record;
+use crate::session::{Config, Fingerprinter};
 
 /// `d4 tls fingerprint`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(
+    after_help = "Examples:\n  d4 tls fingerprint -r tls.pcap                     # ja3-jl JSON lines on stdout\n  d4 tls fingerprint -r day.pcap.gz -r more/ -s      # files and folders, statistics on stderr\n  tcpdump -w - tcp | d4 tls fingerprint              # stdin\n  d4 tls fingerprint -r tls.pcap --json-dir out --cert-dir certs   # as the reference sensor\n  d4 tls fingerprint -u QUEUE --once                 # the captures of a type-1 queue\n\nOne JSON line per ClientHello (ja3-jl: ServerIP, ServerPort, ClientIP, ClientPort,\nTimestamp, JA3, JA3Digest, JA3S, JA3SDigest, Certificates with CertHash (SHA-1) and Raw\n(base64 DER); and ours: JA4, SNI, ALPN, SHA256 per certificate). TLS is found by content\n(a handshake record first), on any port, over IPv4 (fragments reassembled) or IPv6,\nVLAN/QinQ/MPLS, Linux cooked, raw IP, loopback; TCP reassembled (out of order,\nretransmissions). A HelloRetryRequest gives two lines (one per ClientHello).\nCertificates are read for TLS <= 1.2 (TLS 1.3 encrypts them). SSLv2-format hellos\nare counted (-s), not fingerprinted. Malformed handshakes are counted and skipped."
+)]
+pub struct Args {
+    /// Capture to read (pcap, pcapng, gzip of either; a folder: its captures; `-` for stdin); repeatable.
+    #[arg(short = 'r', long = "read")]
+    inputs: Vec<PathBuf>,
+    /// Type-1 queue whose items (capture files) to read; needs the D4 server (see --data-dir).
+    #[arg(short = 'u', long = "queue")]
+    queue: Option<String>,
+    /// With -u: exit when the queue is empty instead of waiting for more.
+    #[arg(long)]
+    once: bool,
+    /// Write each record to DIR/<Timestamp>.json (indented) instead of stdout, as the
+    /// reference sensor's -j (a name taken gets -1, -2... appended).
+    #[arg(long, value_name = "DIR")]
+    json_dir: Option<PathBuf>,
+    /// Write each certificate's DER to DIR/<SHA-1>.crt, as the reference sensor's -w.
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    /// Print statistics to stderr at the end.
+    #[arg(short = 's', long)]
+    stats: bool,
+    /// TCP flow directions tracked at once (the stalest are dropped beyond).
+    #[arg(long, default_value_t = 65_536)]
+    max_flows: usize,
+    /// IPv4 datagrams in reassembly at once.
+    #[arg(long, default_value_t = 4096)]
+    max_fragmented: usize,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+impl Args {
+    /// Whether the command follows a queue until told to stop.
+    pub fn follows(&self) -> bool {
+        self.queue.is_some() && !self.once
+    }
+}
+
+/// Where records go.
+struct Sink<'a> {
+    out: &'a mut dyn Write,
+    json_dir: Option<&'a Path>,
+    cert_dir: Option<&'a Path>,
+    /// The first write error (the rest of the input is then skipped).
+    err: Option<anyhow::Error>,
+}
+
+impl Sink<'_> {
+    fn record(&mut self, r: &Record) {
+        if self.err.is_none() {
+            if let Err(e) = self.try_record(r) {
+                self.err = Some(e);
+            }
+        }
+    }
+
+    fn try_record(&mut self, r: &Record) -> Result<()> {
+        if let Some(d) = self.cert_dir {
+            for c in &r.certificates {
+                let der = base64::engine::general_purpose::STANDARD.decode(&c.raw)?;
+                let p = d.join(format!("{}.crt", c.cert_hash));
+                fs::write(&p, der).with_context(|| format!("cannot write {}", p.display()))?;
+            }
+        }
+        match self.json_dir {
+            Some(d) => {
+                let body = serde_json::to_vec_pretty(r)?;
+                let mut p = d.join(format!("{}.json", r.timestamp));
+                let mut n = 0;
+                while p.exists() {
+                    n += 1;
+                    p = d.join(format!("{}-{n}.json", r.timestamp));
+                }
+                fs::write(&p, body).with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            None => {
+                serde_json::to_writer(&mut *self.out, r)?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
+    if p == Path::new("-") {
+        let mut r = io::BufReader::new(io::stdin());
+        let head = io::BufRead::fill_buf(&mut r)?;
+        if head.starts_with(&[0x1f, 0x8b]) {
+            return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
+        }
+        return Ok(Box::new(r));
+    }
+    d4_packet::gz::open_maybe_gz(p).with_context(|| format!("cannot open {}", p.display()))
+}
+
+/// Reads one capture into the fingerprinter; false (after saying why)
+/// when it is not a capture or ends on an error.
+fn one(x: &mut Fingerprinter, r: Box<dyn Read + Send>, name: &str, sink: &mut Sink<'_>) -> bool {
+    let mut reader = match CaptureReader::new(io::BufReader::with_capacity(256 * 1024, r)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("d4 tls fingerprint: {name}: {e}");
+            return false;
+        }
+    };
+    let nanos = reader.nanos();
+    let mut p = Packet::with_capacity();
+    loop {
+        match reader.next_into(&mut p) {
+            Ok(true) => x.packet(&p, nanos, &mut |r| sink.record(r)),
+            Ok(false) => return true,
+            Err(e) => {
+                eprintln!("d4 tls fingerprint: {name}: {e}");
+                return false;
+            }
+        }
+        if sink.err.is_some() {
+            return true;
+        }
+    }
+}
+
+/// The captures a type-1 queue names.
+struct QueueCaptures<'a, 'b> {
+    data_root: Option<PathBuf>,
+    x: &'a mut Fingerprinter,
+    sink: &'a mut Sink<'b>,
+    failed: &'a mut Vec<String>,
+}
+
+impl Handler for QueueCaptures<'_, '_> {
+    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+        for it in &items {
+            let path = match d4_api::check_item_path(it, self.data_root.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("d4 tls fingerprint: {e:#}");
+                    continue;
+                }
+            };
+            match open_input(&path) {
+                Ok(r) => {
+                    let name = path.display().to_string();
+                    if !one(self.x, r, &name, self.sink) {
+                        self.failed.push(name);
+                    }
+                }
+                Err(e) => eprintln!("d4 tls fingerprint: {e:#}"),
+            }
+        }
+        Ok(items.len())
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        // Connections idle at the queue's end are not written yet: they may
+        // go on in the next capture of the queue.
+        Ok(self.sink.out.flush()?)
+    }
+}
 
 /// Runs `d4 tls fingerprint`.
-pub fn run(_a: Args, _shutdown: crate::cli::Shutdown) -> anyhow::Result<()> {
-    anyhow::bail!("d4 tls fingerprint is not built yet")
+pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
+    for d in [&a.json_dir, &a.cert_dir].into_iter().flatten() {
+        if !d.is_dir() {
+            bail!("{} is not a folder (create it first)", d.display());
+        }
+    }
+    let mut x = Fingerprinter::new(Config {
+        max_flows: a.max_flows,
+        max_fragmented: a.max_fragmented,
+        ..Config::default()
+    });
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut sink = Sink {
+        out: &mut out,
+        json_dir: a.json_dir.as_deref(),
+        cert_dir: a.cert_dir.as_deref(),
+        err: None,
+    };
+    let mut failed = Vec::new();
+    let mut inputs = d4_packet::inputs::expand(&a.inputs)?;
+    if inputs.is_empty() && a.queue.is_none() {
+        inputs.push(PathBuf::from("-"));
+    }
+    for path in &inputs {
+        let name = path.display().to_string();
+        match open_input(path) {
+            Ok(r) => {
+                if !one(&mut x, r, &name, &mut sink) {
+                    failed.push(name);
+                }
+            }
+            Err(e) => {
+                eprintln!("d4 tls fingerprint: {e:#}");
+                failed.push(name);
+            }
+        }
+    }
+    if let Some(u) = &a.queue {
+        if u.len() > 64 || !u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            bail!("{u} is not a queue UUID");
+        }
+        let api = Api::connect(&a.conn)?;
+        let info = api.get(&format!("/queues/{u}"))?;
+        let qtype = info["type"].as_str().unwrap_or_default();
+        if qtype != "1" {
+            bail!("fingerprint reads captures: queue {u} is of type {qtype}, not 1");
+        }
+        let idle = if a.once { Idle::Once } else { Idle::Follow };
+        Poller::new(&api, u, Take::Pop, 64, idle)
+            .pause(Duration::from_millis(20), Duration::from_millis(500))
+            .retry(None)
+            .stop_when(|| shutdown.is_triggered())
+            .run(&mut QueueCaptures {
+                data_root: d4_api::data_root(&api),
+                x: &mut x,
+                sink: &mut sink,
+                failed: &mut failed,
+            })?;
+    }
+    x.finish(&mut |r| sink.record(r));
+    if let Some(e) = sink.err.take() {
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    if a.stats {
+        let s = x.stats;
+        eprintln!(
+            "d4 tls fingerprint: {} packets, {} TLS flow directions, {} client hellos, {} server hellos, {} certificates, {} records, {} malformed, {} SSLv2 hellos (not fingerprinted), {} flows dropped",
+            s.packets, s.flows, s.client_hellos, s.server_hellos, s.certificates, s.records,
+            s.malformed, s.sslv2_hellos, s.flows_dropped
+        );
+    }
+    if !failed.is_empty() {
+        bail!("could not read (see above): {}", failed.join(", "));
+    }
+    Ok(())
 }

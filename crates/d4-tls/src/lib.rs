@@ -7,16 +7,24 @@
 //!
 //! - [`record`]: the `ja3-jl` record (one JSON line per TLS session), as the
 //!   reference sensor writes it, plus our extra keys.
-//! - [`fingerprint`]: captures → TCP streams (`d4_packet::flow`) → TLS
-//!   handshakes → records (`d4 tls fingerprint`).
+//! - [`hello`]: the handshake messages fingerprints are made of
+//!   (ClientHello, ServerHello, Certificate), parsed with every length
+//!   checked, and the JA3, JA3S and JA4 strings.
+//! - [`session`]: captured packets → TCP streams (`d4_packet::flow`) → TLS
+//!   records and handshakes → one record per ClientHello
+//!   ([`session::Fingerprinter`]).
+//! - [`fingerprint`]: the `d4 tls fingerprint` command around it (inputs,
+//!   queue, output files, statistics).
 //! - [`ingest`]: `ja3-jl` queues or files → the store (`d4 tls ingest`).
 //! - [`serve`]: the HTTP lookup service (`d4 tls serve`).
 //! - [`cli`]: the `d4 tls` subcommands ([`TlsCmd`], [`run`]).
 
 pub mod cli;
 pub mod fingerprint;
+pub mod hello;
 pub mod ingest;
 pub mod record;
 pub mod serve;
+pub mod session;
 
 pub use cli::{run, TlsCmd};

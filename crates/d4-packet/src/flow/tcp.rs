@@ -10,6 +10,11 @@
 //! consumed; the rest stays buffered for the next call (a message cut
 //! across segments).
 //!
+//! A caller done with a direction (it has read what it wanted, the rest is
+//! bulk data) calls [`TcpStreams::ignore`]: its buffers are freed and its
+//! later segments cost a table lookup, until a SYN starts it anew or a FIN
+//! or RST ends it.
+//!
 //! Bounds: at most `max_flows` directions (the stalest is dropped to make
 //! room), each holding at most `max_buffer` bytes not consumed, and at most
 //! [`MAX_AHEAD`] segments (within `max_buffer` bytes) ahead of a gap; a
@@ -43,6 +48,8 @@ struct Flow {
     ahead: Vec<(u32, Vec<u8>)>,
     /// When a segment last came (for eviction and expiry).
     last_seen: u64,
+    /// The caller wants no more of this direction ([`TcpStreams::ignore`]).
+    ignored: bool,
 }
 
 /// TCP reassembly of every direction handed in.
@@ -97,6 +104,7 @@ impl TcpStreams {
                     buf: Vec::new(),
                     ahead: Vec::new(),
                     last_seen: now,
+                    ignored: false,
                 },
             );
         }
@@ -104,10 +112,17 @@ impl TcpStreams {
             return;
         };
         f.last_seen = now;
+        if f.ignored && !syn {
+            if closing {
+                self.flows.remove(&key);
+            }
+            return;
+        }
         if syn {
             f.next = seg.seq.wrapping_add(1);
             f.buf.clear();
             f.ahead.clear();
+            f.ignored = false;
         }
         let before = f.buf.len();
         let mut ok = f.add(
@@ -140,6 +155,18 @@ impl TcpStreams {
         }
         if closing {
             self.flows.remove(&key);
+        }
+    }
+
+    /// Stops reassembling direction `key`: its buffered bytes are dropped
+    /// and its later segments ignored (a SYN starts it anew; a FIN or RST,
+    /// or expiry, forgets it). Without a SYN, a direction is not recreated
+    /// by its next data segment, which is the point.
+    pub fn ignore(&mut self, key: &FlowKey) {
+        if let Some(f) = self.flows.get_mut(key) {
+            f.ignored = true;
+            f.buf = Vec::new();
+            f.ahead = Vec::new();
         }
     }
 
@@ -273,6 +300,31 @@ mod tests {
         };
         s.segment(11, (a("::1"), 53, a("::2"), 9), &sg, &mut |_| 0);
         assert_eq!(s.flows(), 2);
+    }
+
+    #[test]
+    fn an_ignored_direction_gives_nothing_until_a_syn() {
+        let key = (a("10.0.0.1"), 1000, a("10.0.0.2"), 443);
+        let mut s = TcpStreams::new(4, 1 << 20);
+        let mut got = Vec::new();
+        let mut read = |b: &[u8]| {
+            got.extend_from_slice(b);
+            b.len()
+        };
+        s.segment(0, key, &seg(9, flags::SYN, &[]), &mut read);
+        s.segment(0, key, &seg(10, 0x18, b"hello"), &mut read);
+        // Ignoring an unknown direction does nothing.
+        s.ignore(&(a("10.0.0.9"), 1, a("10.0.0.2"), 2));
+        s.ignore(&key);
+        s.segment(1, key, &seg(15, 0x18, b"bulk"), &mut read);
+        s.segment(1, key, &seg(25, 0x18, b"ahead"), &mut read);
+        assert_eq!(s.flows(), 1, "still tracked, so not recreated");
+        s.segment(2, key, &seg(100, flags::SYN, &[]), &mut read);
+        s.segment(2, key, &seg(101, 0x18, b"again"), &mut read);
+        s.ignore(&key);
+        s.segment(3, key, &seg(106, flags::FIN, &[]), &mut read);
+        assert_eq!(s.flows(), 0, "a FIN forgets it");
+        assert_eq!(got, b"helloagain");
     }
 
     proptest! {
