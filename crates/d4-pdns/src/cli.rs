@@ -16,9 +16,10 @@ use d4_packet::capture::{CaptureReader, Packet};
 
 use crate::extract::{ExtractConfig, Extractor};
 use crate::ingest::{Format, Ingester};
-use crate::queue::{Conn, Queue};
 use crate::record::{canonical_type, normalize_name, type_name};
 use crate::store::{Policy, Store};
+use d4_api::queue::Queue;
+use d4_api::Conn;
 
 /// Passive DNS: extract records from captures, store them, serve lookups.
 #[derive(clap::Subcommand, Debug)]
@@ -191,6 +192,16 @@ pub fn run(cmd: PdnsCmd, shutdown: Shutdown) -> Result<()> {
         PdnsCmd::Ingest(a) => ingest(a, &shutdown),
         PdnsCmd::Serve(a) => serve(a, shutdown),
     }
+}
+
+/// The queues `ingest` and `serve --ingest-queue` read: types 8 and 1.
+fn connect_ingest(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
+    Queue::connect_typed(
+        c,
+        uuids,
+        &["1", "8"],
+        "pdns ingests types 8 (passivedns) and 1 (captures)",
+    )
 }
 
 fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
@@ -406,21 +417,12 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     }
     ing.flush()?;
     if !a.queues.is_empty() {
-        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
+        let queues = connect_ingest(&a.conn, &a.queues)?;
         let stop = || shutdown.is_triggered();
-        if a.once {
-            for q in &queues {
-                ing.queue(q, Idle::Once, 1000, stop)?;
-            }
-        } else {
-            // Several queues: round-robin in one thread (one writer).
-            while !stop() {
-                for q in &queues {
-                    ing.queue(q, Idle::Once, 1000, stop)?;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
+        // Several queues: round-robin in one thread (one writer).
+        d4_api::queue::follow(&queues, a.once, Duration::from_millis(200), stop, |q| {
+            ing.queue(q, Idle::Once, 1000, stop)
+        })?;
     }
     ing.flush()?;
     let expired = store.expire(&policy, now())?;
@@ -452,7 +454,7 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         .build()?;
     let mut threads = Vec::new();
     if !a.queues.is_empty() {
-        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
+        let queues = connect_ingest(&a.conn, &a.queues)?;
         let mut ing = Ingester::new(
             store.clone(),
             policy.clone(),
@@ -461,14 +463,10 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         );
         let s = shutdown.clone();
         threads.push(std::thread::spawn(move || {
-            while !s.is_triggered() {
-                for q in &queues {
-                    if let Err(e) = ing.queue(q, Idle::Once, 1000, || s.is_triggered()) {
-                        tracing::warn!("ingest: {e:#}");
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            let stop = || s.is_triggered();
+            let _ = d4_api::queue::follow(&queues, false, Duration::from_millis(100), stop, |q| {
+                ing.queue(q, Idle::Once, 1000, stop)
+            });
             if let Err(e) = ing.flush() {
                 tracing::error!("ingest: the records read last could not be stored: {e:#}");
             }

@@ -13,9 +13,9 @@ use d4_api::poll::{Handler, Idle};
 use d4_packet::capture::{CaptureReader, Packet};
 
 use crate::extract::{ExtractConfig, Extractor};
-use crate::queue::Queue;
 use crate::record::{parse_line, type_name, Record};
 use crate::store::{Pending, Policy, Store};
+use d4_api::queue::Queue;
 
 /// Longest line accepted (a passivedns or COF line).
 pub const MAX_LINE: usize = 1024 * 1024;

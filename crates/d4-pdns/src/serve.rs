@@ -18,7 +18,6 @@
 //! `time_first_after`, `time_last_before`. Each client address gets a token
 //! bucket (`--rate-limit` requests/s, burst twice that); beyond it, 429.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -29,6 +28,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use d4_api::lookup::{cursor, error_body, page_limit, parse_cursor, Limiter};
 use serde::Deserialize;
 
 use crate::record::{normalize_name, type_code, type_name, Record};
@@ -46,45 +46,6 @@ pub const MAX_LIMIT: usize = 10_000;
 pub struct Server {
     store: Arc<Store>,
     limiter: Option<Mutex<Limiter>>,
-}
-
-/// Per-client token buckets.
-pub struct Limiter {
-    rate: f64,
-    burst: f64,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
-}
-
-impl Limiter {
-    /// `rate` requests per second, bursts of `2 × rate`.
-    pub fn new(rate: f64) -> Limiter {
-        Limiter {
-            rate,
-            burst: (rate * 2.0).max(1.0),
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// Whether `who` may make a request now.
-    pub fn allow(&mut self, who: IpAddr, now: Instant) -> bool {
-        if self.buckets.len() > 100_000 {
-            // Forget clients whose bucket has refilled (they lose nothing).
-            let (rate, burst) = (self.rate, self.burst);
-            self.buckets.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = self.buckets.entry(who).or_insert((self.burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
-            .min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Query-string parameters.
@@ -116,20 +77,6 @@ pub struct Page {
     pub examined: u64,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Why a query is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -150,12 +97,9 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
             "query must be a name, *.suffix or an IP address".into(),
         ));
     }
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(QueryError::Bad(format!("limit must be 1..={MAX_LIMIT}")));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT).map_err(QueryError::Bad)?;
     let after = match &p.cursor {
-        Some(c) => Some(unhex(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
+        Some(c) => Some(parse_cursor(c, 4096).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
         None => None,
     };
     let rrtype = match p.rrtype.as_deref() {
@@ -193,19 +137,9 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
         })?;
     Ok(Page {
         records: scan.records,
-        next: scan.next.map(|k| hex(&k)),
+        next: scan.next.map(|k| cursor(&k)),
         examined: scan.examined,
     })
-}
-
-fn ndjson(records: Vec<Record>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * 128);
-    for r in records {
-        if serde_json::to_writer(&mut out, &r).is_ok() {
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 fn json_array(records: &[Record]) -> Vec<u8> {
@@ -216,7 +150,7 @@ fn error(status: StatusCode, msg: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "error": msg }).to_string(),
+        error_body(msg),
     )
         .into_response()
 }
@@ -232,17 +166,11 @@ async fn answer(
         Ok(Query(p)) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
     };
-    if let Some(l) = &st.limiter {
-        let ok = l
-            .lock()
-            .map(|mut l| l.allow(who.ip(), Instant::now()))
-            .unwrap_or(true);
-        if !ok {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate limit exceeded; slow down",
-            );
-        }
+    if !d4_api::lookup::allowed(st.limiter.as_ref(), who.ip()) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        );
     }
     let array = array || p.format.as_deref() == Some("json");
     let store = st.store.clone();
@@ -282,7 +210,7 @@ async fn answer(
     let (ct, body) = if array {
         ("application/json", json_array(&page.records))
     } else {
-        ("application/x-ndjson", ndjson(page.records))
+        (d4_api::lookup::NDJSON, d4_api::lookup::ndjson(page.records))
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     (StatusCode::OK, h, body).into_response()
@@ -335,7 +263,7 @@ async fn info(State(st): State<Arc<Server>>) -> Response {
 pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
     let st = Arc::new(Server {
         store,
-        limiter: (rate_limit > 0.0).then(|| Mutex::new(Limiter::new(rate_limit))),
+        limiter: d4_api::lookup::limiter(rate_limit),
     });
     Router::new()
         .route("/query/{*q}", get(query))
@@ -464,16 +392,5 @@ mod tests {
                 .len(),
             1000
         );
-    }
-
-    #[test]
-    fn token_bucket() {
-        let mut l = Limiter::new(2.0);
-        let t = Instant::now();
-        let who: IpAddr = "192.0.2.1".parse().unwrap();
-        let allowed = (0..10).filter(|_| l.allow(who, t)).count();
-        assert_eq!(allowed, 4);
-        assert!(l.allow(who, t + std::time::Duration::from_millis(600)));
-        assert!(l.allow("192.0.2.2".parse().unwrap(), t));
     }
 }
