@@ -129,6 +129,28 @@ pub fn wants_ndjson(accept: Option<&str>) -> bool {
     false
 }
 
+/// A DNS name with its labels in reverse order (`www.example.com` →
+/// `com.example.www`), as the lookup stores key names: a name and every
+/// name under a suffix are then each one prefix scan.
+pub fn reverse_name(n: &str) -> String {
+    let mut out = String::with_capacity(n.len());
+    reverse_name_into(n, &mut out);
+    out
+}
+
+/// [`reverse_name`] appended to `out` (the root `.` adds nothing).
+pub fn reverse_name_into(n: &str, out: &mut String) {
+    if n == "." {
+        return;
+    }
+    for (i, l) in n.rsplit('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(l);
+    }
+}
+
 /// The body of an error answer: `{"error": msg}`.
 pub fn error_body(msg: &str) -> String {
     serde_json::json!({ "error": msg }).to_string()
@@ -169,5 +191,7 @@ mod tests {
         )));
         assert!(!wants_ndjson(None));
         assert_eq!(ndjson([1, 2]), b"1\n2\n");
+        assert_eq!(reverse_name("www.example.com"), "com.example.www");
+        assert_eq!(reverse_name(&reverse_name("a.b.c")), "a.b.c");
     }
 }

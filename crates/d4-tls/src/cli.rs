@@ -18,7 +18,10 @@ impl TlsCmd {
     /// Whether the command runs until told to stop (and so wants the signal
     /// handler).
     pub fn follows(&self) -> bool {
-        true
+        match self {
+            TlsCmd::Ingest(a) => a.follows(),
+            _ => true,
+        }
     }
 }
 
