@@ -129,8 +129,8 @@ fn key_type(c: &X509Certificate<'_>) -> (String, u32) {
         Ok(PublicKey::RSA(k)) => ("RSA".into(), k.key_size() as u32),
         Ok(PublicKey::EC(k)) => ("EC".into(), k.key_size() as u32),
         Ok(PublicKey::DSA(y)) => ("DSA".into(), (y.len() * 8) as u32),
-        _ if alg == "ED25519" => ("Ed25519".into(), 256),
-        _ if alg == "ED448" => ("Ed448".into(), 456),
+        _ if alg.eq_ignore_ascii_case("ed25519") => ("Ed25519".into(), 256),
+        _ if alg.eq_ignore_ascii_case("ed448") => ("Ed448".into(), 456),
         _ => (alg, 0),
     }
 }
