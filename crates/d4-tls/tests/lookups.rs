@@ -182,7 +182,10 @@ fn every_lookup_kind() {
     assert_eq!(v["fingerprint"]["first_seen"], 1_709_287_200);
     assert_eq!(ids(&v), [1, 2]);
     assert!(v["next"].is_null());
-    assert_eq!(ids(&ok(&u(&format!("ja3s/{}?limit=1000", digest('d'))))).len(), 251);
+    assert_eq!(
+        ids(&ok(&u(&format!("ja3s/{}?limit=1000", digest('d'))))).len(),
+        251
+    );
     let v = ok(&u(&format!("ja4/{JA4}")));
     assert_eq!(ids(&v), [1]);
     assert_eq!(v["items"][0]["sni"], "www.example.org");
