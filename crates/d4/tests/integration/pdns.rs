@@ -372,7 +372,7 @@ fn pdns_help_has_examples_and_bad_usage_exits_2() {
 }
 
 /// `kill -TERM` to a child; its exit status, which must come within 10 s.
-fn sigterm(child: &mut Child) -> (std::process::ExitStatus, Duration) {
+pub(crate) fn sigterm(child: &mut Child) -> (std::process::ExitStatus, Duration) {
     let t = std::time::Instant::now();
     let k = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
