@@ -34,7 +34,7 @@ fn ja3(k: u64) -> String {
 
 fn client(i: u64) -> String {
     let k = mix(i ^ 0x5555);
-    if k % 5 == 0 {
+    if k.is_multiple_of(5) {
         format!("fd00::{:x}:{:x}", (k >> 16) & 0xffff, k & 0xffff)
     } else {
         format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255)
