@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::poll::{Idle, Poller, Take};
+use crate::poll::{Handler, Idle, Poller, Take};
 use crate::{Api, Conn};
 
 /// A queue to pop.
@@ -105,4 +105,80 @@ pub fn follow(
             return Ok(());
         }
     }
+}
+
+/// What an ingesting analyzer does with the items of a queue.
+pub trait Sink {
+    /// Handles one item (an error ends the drain).
+    fn item(&mut self, q: &Queue, item: &[u8]) -> Result<()>;
+    /// Writes what was handled (every 0.5 s, when the queue is empty, and
+    /// at the end).
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// Pops `q` (`batch` items at a time) into `sink` until it is empty
+/// ([`Idle::Once`]) or `stop` says so; failed requests are retried after
+/// 1 s while following ([`Idle::Follow`]). Flushes at the end.
+pub fn drain(
+    q: &Queue,
+    idle: Idle,
+    batch: usize,
+    stop: impl Fn() -> bool,
+    sink: &mut impl Sink,
+) -> Result<()> {
+    let retry = (idle == Idle::Follow).then_some(Duration::from_secs(1));
+    q.poller(batch, idle)
+        .pause(Duration::from_millis(20), Duration::from_millis(500))
+        .retry(retry)
+        .stop_when(stop)
+        .run(&mut Items {
+            sink: &mut *sink,
+            q,
+            last_flush: std::time::Instant::now(),
+        })?;
+    sink.flush()
+}
+
+/// The items of one queue, handed to a [`Sink`].
+struct Items<'a, S> {
+    sink: &'a mut S,
+    q: &'a Queue,
+    /// When the sink was last flushed.
+    last_flush: std::time::Instant,
+}
+
+impl<S: Sink> Handler for Items<'_, S> {
+    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
+        for it in &items {
+            self.sink.item(self.q, it)?;
+        }
+        if self.last_flush.elapsed() > Duration::from_millis(500) {
+            self.idle()?;
+        }
+        Ok(items.len())
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        self.last_flush = std::time::Instant::now();
+        self.sink.flush()
+    }
+}
+
+/// A thread that follows `queues` into `sink` (one writer) until `shutdown`,
+/// then flushes it: a lookup server's `--ingest` queues.
+pub fn ingest_thread<S: Sink + Send + 'static>(
+    queues: Vec<Queue>,
+    shutdown: crate::shutdown::Shutdown,
+    batch: usize,
+    mut sink: S,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let stop = || shutdown.is_triggered();
+        let _ = follow(&queues, false, Duration::from_millis(100), stop, |q| {
+            drain(q, Idle::Once, batch, stop, &mut sink)
+        });
+        if let Err(e) = sink.flush() {
+            tracing::error!("ingest: the records read last could not be stored: {e:#}");
+        }
+    })
 }

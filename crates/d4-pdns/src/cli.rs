@@ -445,32 +445,22 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
 fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let policy = a.store.policy()?;
     let store = a.store.open()?;
-    // Lookups run on the runtime threads (a page read that misses the cache
-    // blocks one of them): more threads than cores.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(4, 64))
-        .enable_all()
-        .build()?;
+    let rt = d4_api::serve::runtime()?;
     let mut threads = Vec::new();
     if !a.queues.is_empty() {
         let queues = connect_ingest(&a.conn, &a.queues)?;
-        let mut ing = Ingester::new(
+        let ing = Ingester::new(
             store.clone(),
             policy.clone(),
             a.store.batch,
             a.store.sensor_id.clone(),
         );
-        let s = shutdown.clone();
-        threads.push(std::thread::spawn(move || {
-            let stop = || s.is_triggered();
-            let _ = d4_api::queue::follow(&queues, false, Duration::from_millis(100), stop, |q| {
-                ing.queue(q, Idle::Once, 1000, stop)
-            });
-            if let Err(e) = ing.flush() {
-                tracing::error!("ingest: the records read last could not be stored: {e:#}");
-            }
-        }));
+        threads.push(d4_api::queue::ingest_thread(
+            queues,
+            shutdown.clone(),
+            1000,
+            ing,
+        ));
     }
     if !policy.expiry.is_empty() {
         let (s, st, p, every) = (
@@ -496,12 +486,7 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         }));
     }
     let r = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", a.listen))?;
-        let addr = listener.local_addr()?;
-        println!("d4 pdns serve: listening on http://{addr}");
-        let _ = io::stdout().flush();
+        let listener = d4_api::serve::listen(a.listen, "d4 pdns serve").await?;
         let stopped = shutdown.clone().triggered();
         crate::serve::serve(listener, store.clone(), a.rate_limit, stopped).await
     });

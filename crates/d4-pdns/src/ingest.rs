@@ -6,10 +6,9 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use d4_api::poll::{Handler, Idle};
+use d4_api::poll::Idle;
 use d4_packet::capture::{CaptureReader, Packet};
 
 use crate::extract::{ExtractConfig, Extractor};
@@ -363,56 +362,27 @@ impl Ingester {
         batch: usize,
         stop: impl Fn() -> bool,
     ) -> Result<()> {
-        let retry = (idle == Idle::Follow).then_some(Duration::from_secs(1));
-        q.poller(batch, idle)
-            .pause(Duration::from_millis(20), Duration::from_millis(500))
-            .retry(retry)
-            .stop_when(stop)
-            .run(&mut QueueItems {
-                ing: self,
-                q,
-                last_flush: Instant::now(),
-            })?;
-        self.flush()
+        d4_api::queue::drain(q, idle, batch, stop, self)
     }
 }
 
-/// The items of one queue, handed to an [`Ingester`].
-struct QueueItems<'a> {
-    ing: &'a mut Ingester,
-    q: &'a Queue,
-    /// When the pending records were last written.
-    last_flush: Instant,
-}
-
-impl Handler for QueueItems<'_> {
-    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
-        for item in &items {
-            if self.q.qtype == "1" {
-                match self
-                    .q
-                    .file_item(item)
-                    .and_then(|p| self.ing.file(&p, Format::Pcap))
-                {
-                    // A capture of the queue without DNS is not an error.
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("{e:#}"),
-                }
-            } else {
-                for line in item.split(|&b| b == b'\n') {
-                    self.ing.passivedns_line(line)?;
-                }
+impl d4_api::queue::Sink for Ingester {
+    fn item(&mut self, q: &Queue, item: &[u8]) -> Result<()> {
+        if q.qtype == "1" {
+            // A capture of the queue without DNS is not an error.
+            if let Err(e) = q.file_item(item).and_then(|p| self.file(&p, Format::Pcap)) {
+                tracing::warn!("{e:#}");
+            }
+        } else {
+            for line in item.split(|&b| b == b'\n') {
+                self.passivedns_line(line)?;
             }
         }
-        if self.last_flush.elapsed() > Duration::from_millis(500) {
-            self.idle()?;
-        }
-        Ok(items.len())
+        Ok(())
     }
 
-    fn idle(&mut self) -> Result<()> {
-        self.last_flush = Instant::now();
-        self.ing.flush()
+    fn flush(&mut self) -> Result<()> {
+        Ingester::flush(self)
     }
 }
 

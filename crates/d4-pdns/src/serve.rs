@@ -22,13 +22,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use d4_api::lookup::{cursor, error_body, page_limit, parse_cursor, Limiter};
+use d4_api::lookup::{cursor, page_limit, parse_cursor, Limiter};
 use serde::Deserialize;
 
 use crate::record::{normalize_name, type_code, type_name, Record};
@@ -146,14 +146,7 @@ fn json_array(records: &[Record]) -> Vec<u8> {
     serde_json::to_vec(&records).unwrap_or_else(|_| b"[]".to_vec())
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        error_body(msg),
-    )
-        .into_response()
-}
+use d4_api::serve::error;
 
 async fn answer(
     st: Arc<Server>,
@@ -279,13 +272,7 @@ pub async fn serve(
     rate_limit: f64,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(
-        listener,
-        router(store, rate_limit).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server failed")
+    d4_api::serve::serve(listener, router(store, rate_limit), shutdown).await
 }
 
 #[cfg(test)]

@@ -11,11 +11,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use d4_api::poll::{Handler, Idle};
+use d4_api::poll::Idle;
 use d4_api::queue::Queue;
 use d4_api::Conn;
 
@@ -309,42 +309,17 @@ impl Ingester {
 
     /// Drains a queue (or follows it with [`Idle::Follow`]) until `stop`.
     pub fn queue(&mut self, q: &Queue, idle: Idle, stop: impl Fn() -> bool) -> Result<()> {
-        let retry = (idle == Idle::Follow).then_some(Duration::from_secs(1));
-        q.poller(1000, idle)
-            .pause(Duration::from_millis(20), Duration::from_millis(500))
-            .retry(retry)
-            .stop_when(stop)
-            .run(&mut Items {
-                ing: self,
-                q,
-                last_flush: Instant::now(),
-            })?;
-        self.flush()
+        d4_api::queue::drain(q, idle, 1000, stop, self)
     }
 }
 
-/// The items of one queue, handed to an [`Ingester`].
-struct Items<'a> {
-    ing: &'a mut Ingester,
-    q: &'a Queue,
-    /// When the pending records were last written.
-    last_flush: Instant,
-}
-
-impl Handler for Items<'_> {
-    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
-        for it in &items {
-            self.ing.item(self.q, it)?;
-        }
-        if self.last_flush.elapsed() > Duration::from_millis(500) {
-            self.idle()?;
-        }
-        Ok(items.len())
+impl d4_api::queue::Sink for Ingester {
+    fn item(&mut self, q: &Queue, item: &[u8]) -> Result<()> {
+        Ingester::item(self, q, item)
     }
 
-    fn idle(&mut self) -> Result<()> {
-        self.last_flush = Instant::now();
-        self.ing.flush()
+    fn flush(&mut self) -> Result<()> {
+        Ingester::flush(self)
     }
 }
 

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use askama::Template;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,7 +31,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use d4_api::lookup::{error_body, Limiter, NDJSON};
+use d4_api::lookup::{Limiter, NDJSON};
 use serde::Deserialize;
 
 use crate::lookup::{lookup, Kind, LookupError};
@@ -58,14 +58,7 @@ pub struct Params {
     pub cursor: Option<String>,
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        error_body(msg),
-    )
-        .into_response()
-}
+use d4_api::serve::error;
 
 fn lookup_error(e: LookupError) -> Response {
     match e {
@@ -387,13 +380,7 @@ pub async fn serve(
     rate_limit: f64,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(
-        listener,
-        router(store, rate_limit).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server failed")
+    d4_api::serve::serve(listener, router(store, rate_limit), shutdown).await
 }
 
 /// `d4 tls serve`.
@@ -420,38 +407,20 @@ pub struct Args {
 /// Runs `d4 tls serve` until `shutdown`.
 pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
     let store = a.store.open()?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(4, 64))
-        .enable_all()
-        .build()?;
+    let rt = d4_api::serve::runtime()?;
     let mut ingest = None;
     if !a.queues.is_empty() {
         let queues = crate::ingest::connect(&a.conn, &a.queues)?;
-        let mut ing = crate::ingest::Ingester::new(store.clone(), a.store.batch);
-        let s = shutdown.clone();
-        ingest = Some(std::thread::spawn(move || {
-            let stop = || s.is_triggered();
-            let _ = d4_api::queue::follow(
-                &queues,
-                false,
-                std::time::Duration::from_millis(100),
-                stop,
-                |q| ing.queue(q, d4_api::poll::Idle::Once, stop),
-            );
-            if let Err(e) = ing.flush() {
-                tracing::error!("ingest: the records read last could not be stored: {e:#}");
-            }
-        }));
+        let ing = crate::ingest::Ingester::new(store.clone(), a.store.batch);
+        ingest = Some(d4_api::queue::ingest_thread(
+            queues,
+            shutdown.clone(),
+            1000,
+            ing,
+        ));
     }
     let r = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", a.listen))?;
-        let addr = listener.local_addr()?;
-        println!("d4 tls serve: listening on http://{addr}");
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let listener = d4_api::serve::listen(a.listen, "d4 tls serve").await?;
         serve(
             listener,
             store.clone(),

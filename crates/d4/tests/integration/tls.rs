@@ -2,13 +2,12 @@
 //! sessions of docs/TLS-LOOKUP.md, `d4 tls serve` on an ephemeral port
 //! answers lookups, and one SIGTERM ends it cleanly.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::harness::D4;
-use crate::pdns::sigterm;
+use crate::pdns::{sigterm, spawn_listening};
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -32,21 +31,10 @@ fn ingest_serve_lookups_and_one_sigterm() {
     );
     assert!(err.contains("bad record skipped: ServerIP"), "{err}");
 
-    let mut child = Command::new(D4)
-        .args(["tls", "serve", "--listen", "127.0.0.1:0", "--store", store])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("d4 tls serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (mut child, base) = spawn_listening(
+        &["tls", "serve", "--listen", "127.0.0.1:0", "--store", store],
+        "d4 tls serve",
+    );
     let get = |p: &str| -> (u16, Value) {
         let r = reqwest::blocking::get(format!("{base}{p}")).unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
