@@ -4,10 +4,15 @@
 //! limit of [`crate::lookup`]) until shutdown, and JSON error answers.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::lookup::Limiter;
 
 /// The runtime of a lookup server: lookups run on its threads (a page read
 /// that misses the cache blocks one of them), so more threads than cores.
@@ -55,4 +60,33 @@ pub fn error(status: StatusCode, msg: &str) -> Response {
         crate::lookup::error_body(msg),
     )
         .into_response()
+}
+
+/// `router` with a per-client rate limit of `rate` requests/s (bursts of
+/// twice that; 0: none): beyond it, 429. The routes added to the result
+/// afterwards are not limited.
+pub fn rate_limited<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    rate: f64,
+) -> axum::Router<S> {
+    match crate::lookup::limiter(rate) {
+        None => router,
+        Some(l) => router.layer(axum::middleware::from_fn_with_state(Arc::new(l), limit)),
+    }
+}
+
+/// Refuses clients over their rate (429).
+async fn limit(
+    State(l): State<Arc<Mutex<Limiter>>>,
+    ConnectInfo(who): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !crate::lookup::allowed(Some(&l), who.ip()) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        );
+    }
+    next.run(req).await
 }

@@ -3,7 +3,7 @@
 //! [`crate::extract`]). Observations are filtered (excluded suffixes),
 //! batched and upserted one transaction per batch.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -241,30 +241,17 @@ impl Ingester {
     /// Lines of a reader, each handled by `per_line`; lines over
     /// [`MAX_LINE`] are counted bad and skipped.
     pub fn lines(&mut self, r: impl Read, cof: bool) -> Result<()> {
-        let mut r = BufReader::with_capacity(256 * 1024, r);
-        let mut line = Vec::with_capacity(512);
-        loop {
-            line.clear();
-            let n = (&mut r)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)?;
-            if n == 0 {
-                return Ok(());
-            }
+        d4_packet::inputs::for_each_line(r, MAX_LINE, |line| {
             self.stats.lines += 1;
-            if line.len() > MAX_LINE {
-                self.stats.bad_lines += 1;
-                // Skip the rest of the long line.
-                let mut sink = Vec::new();
-                r.read_until(b'\n', &mut sink)?;
-                continue;
+            match line {
+                None => {
+                    self.stats.bad_lines += 1;
+                    Ok(())
+                }
+                Some(l) if cof => self.cof_line(l),
+                Some(l) => self.passivedns_line(l),
             }
-            if cof {
-                self.cof_line(&line)?;
-            } else {
-                self.passivedns_line(&line)?;
-            }
-        }
+        })
     }
 
     /// A capture: its DNS answers become observations.

@@ -18,17 +18,17 @@
 //! `time_first_after`, `time_last_before`. Each client address gets a token
 //! bucket (`--rate-limit` requests/s, burst twice that); beyond it, 429.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use d4_api::lookup::{cursor, page_limit, parse_cursor, Limiter};
+use d4_api::lookup::{cursor, page_limit, parse_cursor};
 use serde::Deserialize;
 
 use crate::record::{normalize_name, type_code, type_name, Record};
@@ -44,8 +44,8 @@ pub const MAX_LIMIT: usize = 10_000;
 
 /// Server state.
 pub struct Server {
+    /// The store read.
     store: Arc<Store>,
-    limiter: Option<Mutex<Limiter>>,
 }
 
 /// Query-string parameters.
@@ -148,23 +148,11 @@ fn json_array(records: &[Record]) -> Vec<u8> {
 
 use d4_api::serve::error;
 
-async fn answer(
-    st: Arc<Server>,
-    who: SocketAddr,
-    q: String,
-    p: QueryParams,
-    array: bool,
-) -> Response {
+async fn answer(st: Arc<Server>, q: String, p: QueryParams, array: bool) -> Response {
     let p = match p {
         Ok(Query(p)) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
     };
-    if !d4_api::lookup::allowed(st.limiter.as_ref(), who.ip()) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded; slow down",
-        );
-    }
     let array = array || p.format.as_deref() == Some("json");
     let store = st.store.clone();
     // A name or an address reads a few B-tree pages: answered on the
@@ -212,22 +200,12 @@ async fn answer(
 /// The query parameters, or the reason they were refused.
 type QueryParams = Result<Query<Params>, axum::extract::rejection::QueryRejection>;
 
-async fn query(
-    State(st): State<Arc<Server>>,
-    ConnectInfo(who): ConnectInfo<SocketAddr>,
-    Path(q): Path<String>,
-    p: QueryParams,
-) -> Response {
-    answer(st, who, q, p, false).await
+async fn query(State(st): State<Arc<Server>>, Path(q): Path<String>, p: QueryParams) -> Response {
+    answer(st, q, p, false).await
 }
 
-async fn fquery(
-    State(st): State<Arc<Server>>,
-    ConnectInfo(who): ConnectInfo<SocketAddr>,
-    Path(q): Path<String>,
-    p: QueryParams,
-) -> Response {
-    answer(st, who, q, p, true).await
+async fn fquery(State(st): State<Arc<Server>>, Path(q): Path<String>, p: QueryParams) -> Response {
+    answer(st, q, p, true).await
 }
 
 async fn info(State(st): State<Arc<Server>>) -> Response {
@@ -254,13 +232,11 @@ async fn info(State(st): State<Arc<Server>>) -> Response {
 
 /// The router.
 pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
-    let st = Arc::new(Server {
-        store,
-        limiter: d4_api::lookup::limiter(rate_limit),
-    });
-    Router::new()
+    let st = Arc::new(Server { store });
+    let queries = Router::new()
         .route("/query/{*q}", get(query))
-        .route("/fquery/{*q}", get(fquery))
+        .route("/fquery/{*q}", get(fquery));
+    d4_api::serve::rate_limited(queries, rate_limit)
         .route("/info", get(info))
         .with_state(st)
 }

@@ -7,7 +7,7 @@
 //! its source; a certificate that does not parse as X.509 is still stored
 //! by its hashes (`parsed: false`).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,14 +63,15 @@ impl Args {
 /// Store options shared by ingest and serve.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// The store file (created if absent). One process writes it at a time.
+    /// The redb file of sessions, certificates and fingerprints (made when
+    /// missing; a single writer process at a time).
     #[arg(long, default_value = "tls.redb")]
     pub store: PathBuf,
-    /// Page cache of the store, in MiB.
+    /// MiB of redb page cache.
     #[arg(long, default_value_t = 256)]
     pub cache_mb: usize,
-    /// Sessions per store transaction (also written every 0.5 s when
-    /// following queues, and at the end).
+    /// Records written per transaction (and every 0.5 s while following a
+    /// queue, and when the input ends).
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
 }
@@ -250,26 +251,17 @@ impl Ingester {
     /// The lines of a reader (lines over [`MAX_LINE`] are bad records).
     pub fn reader(&mut self, r: impl Read, source: &str) -> Result<()> {
         self.warned = 0;
-        let mut r = BufReader::with_capacity(256 * 1024, r);
-        let mut line = Vec::with_capacity(4096);
-        loop {
-            line.clear();
-            let n = (&mut r)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
+        d4_packet::inputs::for_each_line(r, MAX_LINE, |line| {
             self.stats.lines += 1;
-            if line.len() > MAX_LINE {
-                self.stats.bad += 1;
-                tracing::warn!("{source}: a line over {MAX_LINE} bytes skipped");
-                let mut sink = Vec::new();
-                r.read_until(b'\n', &mut sink)?;
-                continue;
+            match line {
+                Some(l) => self.line(l, source),
+                None => {
+                    self.stats.bad += 1;
+                    tracing::warn!("{source}: a line over {MAX_LINE} bytes skipped");
+                    Ok(())
+                }
             }
-            self.line(&line, source)?;
-        }
+        })?;
         if self.warned > MAX_WARNINGS {
             tracing::warn!("{source}: {} bad records in all", self.warned);
         }

@@ -20,18 +20,17 @@
 //! `d4_api::lookup::Limiter`); beyond it, 429.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use d4_api::lookup::{Limiter, NDJSON};
+use d4_api::lookup::NDJSON;
 use serde::Deserialize;
 
 use crate::lookup::{lookup, Kind, LookupError};
@@ -44,8 +43,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct Server {
     /// The store read.
     store: Arc<Store>,
-    /// Per-client rate limit, when there is one.
-    limiter: Option<Mutex<Limiter>>,
 }
 
 /// Query-string parameters.
@@ -334,29 +331,10 @@ page_route!(ja3s_page, Kind::Ja3s);
 page_route!(ja4_page, Kind::Ja4);
 page_route!(cert_page, Kind::Cert);
 
-/// Refuses clients over their rate (429).
-async fn limit(
-    State(st): State<Arc<Server>>,
-    ConnectInfo(who): ConnectInfo<SocketAddr>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !d4_api::lookup::allowed(st.limiter.as_ref(), who.ip()) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded; slow down",
-        );
-    }
-    next.run(req).await
-}
-
 /// The router (served with connect info: the rate limit is per address).
 pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
-    let st = Arc::new(Server {
-        store,
-        limiter: d4_api::lookup::limiter(rate_limit),
-    });
-    Router::new()
+    let st = Arc::new(Server { store });
+    let r = Router::new()
         .route("/api/v1/ja3/{q}", get(ja3))
         .route("/api/v1/ja3s/{q}", get(ja3s))
         .route("/api/v1/ja4/{q}", get(ja4))
@@ -368,9 +346,8 @@ pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
         .route("/ja3/{q}", get(ja3_page))
         .route("/ja3s/{q}", get(ja3s_page))
         .route("/ja4/{q}", get(ja4_page))
-        .route("/cert/{q}", get(cert_page))
-        .layer(axum::middleware::from_fn_with_state(st.clone(), limit))
-        .with_state(st)
+        .route("/cert/{q}", get(cert_page));
+    d4_api::serve::rate_limited(r, rate_limit).with_state(st)
 }
 
 /// Serves until `shutdown` completes.
