@@ -320,7 +320,7 @@ pub fn connect(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
     Queue::connect_typed(
         c,
         uuids,
-        &["ja3-jl", "254:ja3-jl"],
+        &["ja3-jl"],
         "d4 tls ingests ja3-jl queues",
     )
 }
