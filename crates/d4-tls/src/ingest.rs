@@ -288,7 +288,11 @@ impl Ingester {
             }
             return Ok(());
         }
-        match q.file_item(item) {
+        let end = item
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        match q.file_item(&item[..end]) {
             Ok(p) => {
                 if let Err(e) = self.file(&p) {
                     tracing::warn!("queue {}: {e:#}", q.uuid);
@@ -317,12 +321,7 @@ impl d4_api::queue::Sink for Ingester {
 
 /// Connects to ja3-jl queues.
 pub fn connect(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
-    Queue::connect_typed(
-        c,
-        uuids,
-        &["ja3-jl"],
-        "d4 tls ingests ja3-jl queues",
-    )
+    Queue::connect_typed(c, uuids, &["ja3-jl"], "d4 tls ingests ja3-jl queues")
 }
 
 /// Runs `d4 tls ingest`.
