@@ -14,6 +14,16 @@ const EXAMPLE: &str = concat!(
     "/../../docs/examples/tls-sessions.jsonl"
 );
 
+/// Kills the server if the test fails before its SIGTERM.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn ingest_serve_lookups_and_one_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -31,10 +41,11 @@ fn ingest_serve_lookups_and_one_sigterm() {
     );
     assert!(err.contains("bad record skipped: ServerIP"), "{err}");
 
-    let (mut child, base) = spawn_listening(
+    let (child, base) = spawn_listening(
         &["tls", "serve", "--listen", "127.0.0.1:0", "--store", store],
         "d4 tls serve",
     );
+    let mut child = Reap(child);
     let get = |p: &str| -> (u16, Value) {
         let r = reqwest::blocking::get(format!("{base}{p}")).unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
@@ -52,7 +63,7 @@ fn ingest_serve_lookups_and_one_sigterm() {
     assert_eq!(v["items"].as_array().unwrap().len(), 3, "{v}");
     assert_eq!(get("/api/v1/ip/10.0.0.0/33").0, 400);
 
-    let (status, took) = sigterm(&mut child);
+    let (status, took) = sigterm(&mut child.0);
     assert!(status.success(), "{status:?}");
     assert!(took.as_secs() < 5, "{took:?}");
 }
