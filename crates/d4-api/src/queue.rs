@@ -12,6 +12,35 @@ use anyhow::{bail, Result};
 use crate::poll::{Handler, Idle, Poller, Take};
 use crate::{Api, Conn};
 
+/// The queue flags of an ingesting analyzer's command.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Follow {
+    /// Queue to consume (the command's help says of which types); repeatable.
+    #[arg(short = 'u', long = "queue")]
+    pub queues: Vec<String>,
+    /// With -u: exit when the queues are empty instead of following them.
+    #[arg(long)]
+    pub once: bool,
+}
+
+impl Follow {
+    /// Whether the command follows queues until told to stop.
+    pub fn follows(&self) -> bool {
+        !self.queues.is_empty() && !self.once
+    }
+
+    /// Drains each of `queues` in turn with `drain`: once (`--once`), or
+    /// round after round until `stop` ([`follow`]).
+    pub fn run(
+        &self,
+        queues: &[Queue],
+        stop: impl Fn() -> bool,
+        drain: impl FnMut(&Queue) -> Result<()>,
+    ) -> Result<()> {
+        follow(queues, self.once, Duration::from_millis(200), stop, drain)
+    }
+}
+
 /// A queue to pop.
 pub struct Queue {
     /// The connected API client.

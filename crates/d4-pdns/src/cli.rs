@@ -130,12 +130,8 @@ pub struct IngestArgs {
     /// Format of the -r inputs.
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     format: Format,
-    /// Queue to consume (type 8: passivedns lines; type 1: captures); repeatable.
-    #[arg(short = 'u', long = "queue")]
-    queues: Vec<String>,
-    /// With -u: exit when the queues are empty instead of following them.
-    #[arg(long)]
-    once: bool,
+    #[command(flatten)]
+    follow: d4_api::queue::Follow,
     /// Print statistics to stderr at the end.
     #[arg(short = 's', long)]
     stats: bool,
@@ -176,7 +172,7 @@ impl PdnsCmd {
     pub fn follows(&self) -> bool {
         match self {
             PdnsCmd::Extract(a) => a.queue.is_some() && !a.once,
-            PdnsCmd::Ingest(a) => !a.queues.is_empty() && !a.once,
+            PdnsCmd::Ingest(a) => a.follow.follows(),
             PdnsCmd::Serve(_) => true,
         }
     }
@@ -393,7 +389,7 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
 }
 
 fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
-    if a.inputs.is_empty() && a.queues.is_empty() {
+    if a.inputs.is_empty() && a.follow.queues.is_empty() {
         bail!("nothing to ingest: give -r FILE (or -r - for stdin) or -u QUEUE");
     }
     let policy = a.store.policy()?;
@@ -416,13 +412,12 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
         }
     }
     ing.flush()?;
-    if !a.queues.is_empty() {
-        let queues = connect_ingest(&a.conn, &a.queues)?;
+    if !a.follow.queues.is_empty() {
+        let queues = connect_ingest(&a.conn, &a.follow.queues)?;
         let stop = || shutdown.is_triggered();
         // Several queues: round-robin in one thread (one writer).
-        d4_api::queue::follow(&queues, a.once, Duration::from_millis(200), stop, |q| {
-            ing.queue(q, Idle::Once, 1000, stop)
-        })?;
+        a.follow
+            .run(&queues, stop, |q| ing.queue(q, Idle::Once, 1000, stop))?;
     }
     ing.flush()?;
     let expired = store.expire(&policy, now())?;

@@ -11,7 +11,6 @@ use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
@@ -38,12 +37,8 @@ pub struct Args {
     /// File or folder of ja3-jl JSON lines (`-` for stdin); repeatable. Default: stdin.
     #[arg(short = 'r', long = "read")]
     inputs: Vec<PathBuf>,
-    /// ja3-jl queue to consume; repeatable.
-    #[arg(short = 'u', long = "queue")]
-    queues: Vec<String>,
-    /// With -u: exit when the queues are empty instead of following them.
-    #[arg(long)]
-    once: bool,
+    #[command(flatten)]
+    follow: d4_api::queue::Follow,
     /// Print statistics to stderr at the end.
     #[arg(short = 's', long)]
     stats: bool,
@@ -56,7 +51,7 @@ pub struct Args {
 impl Args {
     /// Whether it follows queues until told to stop.
     pub fn follows(&self) -> bool {
-        !self.queues.is_empty() && !self.once
+        self.follow.follows()
     }
 }
 
@@ -329,7 +324,7 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
     let store = a.store.open()?;
     let mut ing = Ingester::new(store.clone(), a.store.batch);
     let mut inputs = d4_packet::inputs::expand(&a.inputs)?;
-    if inputs.is_empty() && a.queues.is_empty() {
+    if inputs.is_empty() && a.follow.queues.is_empty() {
         inputs.push(PathBuf::from("-"));
     }
     let mut failed = Vec::new();
@@ -345,12 +340,11 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
         }
     }
     ing.flush()?;
-    if !a.queues.is_empty() {
-        let queues = connect(&a.conn, &a.queues)?;
+    if !a.follow.queues.is_empty() {
+        let queues = connect(&a.conn, &a.follow.queues)?;
         let stop = || shutdown.is_triggered();
-        d4_api::queue::follow(&queues, a.once, Duration::from_millis(200), stop, |q| {
-            ing.queue(q, Idle::Once, stop)
-        })?;
+        a.follow
+            .run(&queues, stop, |q| ing.queue(q, Idle::Once, stop))?;
     }
     ing.flush()?;
     if a.stats {
