@@ -14,9 +14,18 @@
 //! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
 //!   and the checks on the files items name.
 //! - [`poll`]: the one queue-polling loop of every consumer.
+//! - [`queue`]: a queue an analyzer ingests, and the loop following several.
+//! - [`loadgen`]: the open-loop HTTP load of the lookup benchmarks.
+//! - [`lookup`]: what the analyzers' lookup servers share (rate limiter,
+//!   cursors, NDJSON).
+//! - [`serve`]: their HTTP side (runtime, listening, serving, errors).
 //! - [`shutdown`]: the stop request of the commands that follow or serve.
 
+pub mod loadgen;
+pub mod lookup;
 pub mod poll;
+pub mod queue;
+pub mod serve;
 pub mod shutdown;
 
 use std::io::Read;

@@ -75,3 +75,63 @@ mod tests {
         assert!(e.to_string().contains("no file in this directory"), "{e}");
     }
 }
+
+/// Calls `f` with each line of `r` (its `\n` kept), or with `None` for a
+/// line longer than `max` bytes, which is skipped without being held in
+/// memory: a reader of text lines from files or sensors stays bounded.
+pub fn for_each_line<E: From<io::Error>>(
+    r: impl io::Read,
+    max: usize,
+    mut f: impl FnMut(Option<&[u8]>) -> Result<(), E>,
+) -> Result<(), E> {
+    use io::{BufRead, Read};
+    let mut r = io::BufReader::with_capacity(256 * 1024, r);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        let n = (&mut r).take(max as u64 + 1).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if line.len() > max {
+            // Skip the rest of the long line, a buffer at a time.
+            loop {
+                let buf = r.fill_buf()?;
+                if buf.is_empty() {
+                    break;
+                }
+                match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        r.consume(i + 1);
+                        break;
+                    }
+                    None => {
+                        let k = buf.len();
+                        r.consume(k);
+                    }
+                }
+            }
+            f(None)?;
+        } else {
+            f(Some(&line))?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    #[test]
+    fn long_lines_are_skipped_whole() {
+        let input = format!("ab\n{}\ncd", "x".repeat(1000));
+        let mut seen = Vec::new();
+        super::for_each_line::<std::io::Error>(input.as_bytes(), 10, |l| {
+            seen.push(l.map(|l| String::from_utf8_lossy(l).into_owned()));
+            Ok(())
+        })
+        .unwrap_or_default();
+        assert_eq!(
+            seen,
+            [Some("ab\n".to_string()), None, Some("cd".to_string())]
+        );
+    }
+}

@@ -16,9 +16,10 @@ use d4_packet::capture::{CaptureReader, Packet};
 
 use crate::extract::{ExtractConfig, Extractor};
 use crate::ingest::{Format, Ingester};
-use crate::queue::{Conn, Queue};
 use crate::record::{canonical_type, normalize_name, type_name};
 use crate::store::{Policy, Store};
+use d4_api::queue::Queue;
+use d4_api::Conn;
 
 /// Passive DNS: extract records from captures, store them, serve lookups.
 #[derive(clap::Subcommand, Debug)]
@@ -129,12 +130,8 @@ pub struct IngestArgs {
     /// Format of the -r inputs.
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     format: Format,
-    /// Queue to consume (type 8: passivedns lines; type 1: captures); repeatable.
-    #[arg(short = 'u', long = "queue")]
-    queues: Vec<String>,
-    /// With -u: exit when the queues are empty instead of following them.
-    #[arg(long)]
-    once: bool,
+    #[command(flatten)]
+    follow: d4_api::queue::Follow,
     /// Print statistics to stderr at the end.
     #[arg(short = 's', long)]
     stats: bool,
@@ -175,7 +172,7 @@ impl PdnsCmd {
     pub fn follows(&self) -> bool {
         match self {
             PdnsCmd::Extract(a) => a.queue.is_some() && !a.once,
-            PdnsCmd::Ingest(a) => !a.queues.is_empty() && !a.once,
+            PdnsCmd::Ingest(a) => a.follow.follows(),
             PdnsCmd::Serve(_) => true,
         }
     }
@@ -191,6 +188,16 @@ pub fn run(cmd: PdnsCmd, shutdown: Shutdown) -> Result<()> {
         PdnsCmd::Ingest(a) => ingest(a, &shutdown),
         PdnsCmd::Serve(a) => serve(a, shutdown),
     }
+}
+
+/// The queues `ingest` and `serve --ingest-queue` read: types 8 and 1.
+fn connect_ingest(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
+    Queue::connect_typed(
+        c,
+        uuids,
+        &["1", "8"],
+        "pdns ingests types 8 (passivedns) and 1 (captures)",
+    )
 }
 
 fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
@@ -382,7 +389,7 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
 }
 
 fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
-    if a.inputs.is_empty() && a.queues.is_empty() {
+    if a.inputs.is_empty() && a.follow.queues.is_empty() {
         bail!("nothing to ingest: give -r FILE (or -r - for stdin) or -u QUEUE");
     }
     let policy = a.store.policy()?;
@@ -405,22 +412,12 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
         }
     }
     ing.flush()?;
-    if !a.queues.is_empty() {
-        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
+    if !a.follow.queues.is_empty() {
+        let queues = connect_ingest(&a.conn, &a.follow.queues)?;
         let stop = || shutdown.is_triggered();
-        if a.once {
-            for q in &queues {
-                ing.queue(q, Idle::Once, 1000, stop)?;
-            }
-        } else {
-            // Several queues: round-robin in one thread (one writer).
-            while !stop() {
-                for q in &queues {
-                    ing.queue(q, Idle::Once, 1000, stop)?;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
+        // Several queues: round-robin in one thread (one writer).
+        a.follow
+            .run(&queues, stop, |q| ing.queue(q, Idle::Once, 1000, stop))?;
     }
     ing.flush()?;
     let expired = store.expire(&policy, now())?;
@@ -443,36 +440,22 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
 fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
     let policy = a.store.policy()?;
     let store = a.store.open()?;
-    // Lookups run on the runtime threads (a page read that misses the cache
-    // blocks one of them): more threads than cores.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(4, 64))
-        .enable_all()
-        .build()?;
+    let rt = d4_api::serve::runtime()?;
     let mut threads = Vec::new();
     if !a.queues.is_empty() {
-        let queues = Queue::connect_ingest(&a.conn, &a.queues)?;
-        let mut ing = Ingester::new(
+        let queues = connect_ingest(&a.conn, &a.queues)?;
+        let ing = Ingester::new(
             store.clone(),
             policy.clone(),
             a.store.batch,
             a.store.sensor_id.clone(),
         );
-        let s = shutdown.clone();
-        threads.push(std::thread::spawn(move || {
-            while !s.is_triggered() {
-                for q in &queues {
-                    if let Err(e) = ing.queue(q, Idle::Once, 1000, || s.is_triggered()) {
-                        tracing::warn!("ingest: {e:#}");
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if let Err(e) = ing.flush() {
-                tracing::error!("ingest: the records read last could not be stored: {e:#}");
-            }
-        }));
+        threads.push(d4_api::queue::ingest_thread(
+            queues,
+            shutdown.clone(),
+            1000,
+            ing,
+        ));
     }
     if !policy.expiry.is_empty() {
         let (s, st, p, every) = (
@@ -498,12 +481,7 @@ fn serve(a: ServeArgs, shutdown: Shutdown) -> Result<()> {
         }));
     }
     let r = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", a.listen))?;
-        let addr = listener.local_addr()?;
-        println!("d4 pdns serve: listening on http://{addr}");
-        let _ = io::stdout().flush();
+        let listener = d4_api::serve::listen(a.listen, "d4 pdns serve").await?;
         let stopped = shutdown.clone().triggered();
         crate::serve::serve(listener, store.clone(), a.rate_limit, stopped).await
     });

@@ -3,19 +3,18 @@
 //! [`crate::extract`]). Observations are filtered (excluded suffixes),
 //! batched and upserted one transaction per batch.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use d4_api::poll::{Handler, Idle};
+use d4_api::poll::Idle;
 use d4_packet::capture::{CaptureReader, Packet};
 
 use crate::extract::{ExtractConfig, Extractor};
-use crate::queue::Queue;
 use crate::record::{parse_line, type_name, Record};
 use crate::store::{Pending, Policy, Store};
+use d4_api::queue::Queue;
 
 /// Longest line accepted (a passivedns or COF line).
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -242,30 +241,17 @@ impl Ingester {
     /// Lines of a reader, each handled by `per_line`; lines over
     /// [`MAX_LINE`] are counted bad and skipped.
     pub fn lines(&mut self, r: impl Read, cof: bool) -> Result<()> {
-        let mut r = BufReader::with_capacity(256 * 1024, r);
-        let mut line = Vec::with_capacity(512);
-        loop {
-            line.clear();
-            let n = (&mut r)
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)?;
-            if n == 0 {
-                return Ok(());
-            }
+        d4_packet::inputs::for_each_line(r, MAX_LINE, |line| {
             self.stats.lines += 1;
-            if line.len() > MAX_LINE {
-                self.stats.bad_lines += 1;
-                // Skip the rest of the long line.
-                let mut sink = Vec::new();
-                r.read_until(b'\n', &mut sink)?;
-                continue;
+            match line {
+                None => {
+                    self.stats.bad_lines += 1;
+                    Ok(())
+                }
+                Some(l) if cof => self.cof_line(l),
+                Some(l) => self.passivedns_line(l),
             }
-            if cof {
-                self.cof_line(&line)?;
-            } else {
-                self.passivedns_line(&line)?;
-            }
-        }
+        })
     }
 
     /// A capture: its DNS answers become observations.
@@ -363,56 +349,27 @@ impl Ingester {
         batch: usize,
         stop: impl Fn() -> bool,
     ) -> Result<()> {
-        let retry = (idle == Idle::Follow).then_some(Duration::from_secs(1));
-        q.poller(batch, idle)
-            .pause(Duration::from_millis(20), Duration::from_millis(500))
-            .retry(retry)
-            .stop_when(stop)
-            .run(&mut QueueItems {
-                ing: self,
-                q,
-                last_flush: Instant::now(),
-            })?;
-        self.flush()
+        d4_api::queue::drain(q, idle, batch, stop, self)
     }
 }
 
-/// The items of one queue, handed to an [`Ingester`].
-struct QueueItems<'a> {
-    ing: &'a mut Ingester,
-    q: &'a Queue,
-    /// When the pending records were last written.
-    last_flush: Instant,
-}
-
-impl Handler for QueueItems<'_> {
-    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
-        for item in &items {
-            if self.q.qtype == "1" {
-                match self
-                    .q
-                    .file_item(item)
-                    .and_then(|p| self.ing.file(&p, Format::Pcap))
-                {
-                    // A capture of the queue without DNS is not an error.
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("{e:#}"),
-                }
-            } else {
-                for line in item.split(|&b| b == b'\n') {
-                    self.ing.passivedns_line(line)?;
-                }
+impl d4_api::queue::Sink for Ingester {
+    fn item(&mut self, q: &Queue, item: &[u8]) -> Result<()> {
+        if q.qtype == "1" {
+            // A capture of the queue without DNS is not an error.
+            if let Err(e) = q.file_item(item).and_then(|p| self.file(&p, Format::Pcap)) {
+                tracing::warn!("{e:#}");
+            }
+        } else {
+            for line in item.split(|&b| b == b'\n') {
+                self.passivedns_line(line)?;
             }
         }
-        if self.last_flush.elapsed() > Duration::from_millis(500) {
-            self.idle()?;
-        }
-        Ok(items.len())
+        Ok(())
     }
 
-    fn idle(&mut self) -> Result<()> {
-        self.last_flush = Instant::now();
-        self.ing.flush()
+    fn flush(&mut self) -> Result<()> {
+        Ingester::flush(self)
     }
 }
 

@@ -13,8 +13,8 @@
 //! - [`store`]: the embedded store (redb): upserts, indexes by name,
 //!   name suffix and rdata, expiry.
 //! - [`ingest`]: sources (files, stdin, D4 queues) → store (`d4 pdns ingest`).
-//! - [`serve`]: the HTTP lookup server (`d4 pdns serve`).
-//! - [`queue`]: popping a D4 server's analyzer queue over its API.
+//! - [`serve`]: the HTTP lookup server (`d4 pdns serve`); its rate limiter,
+//!   cursors and NDJSON are `d4_api::lookup`'s.
 //! - [`cli`]: the `d4 pdns` subcommands ([`PdnsCmd`], [`run`]).
 //!
 //! # Data flow
@@ -33,7 +33,7 @@
 //! lookups run in `spawn_blocking` (redb read transactions), in the store's
 //! key order, and page with an opaque cursor: a page examines at most its
 //! limit plus `serve::MAX_SKIP` entries. With `--ingest-queue` a thread
-//! consumes the D4 server's queues over its management API (`queue::Queue`, on `d4_api::poll`) and is
+//! consumes the D4 server's queues over its management API (`d4_api::queue`) and is
 //! the store's single writer. The binary owns the signals: long-running
 //! subcommands get a [`cli::Shutdown`] and stop after the batch in hand.
 
@@ -42,7 +42,6 @@ pub mod cof;
 pub mod extract;
 pub mod ingest;
 pub mod passivedns;
-pub mod queue;
 pub mod record;
 pub mod serve;
 pub mod store;

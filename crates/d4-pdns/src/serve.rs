@@ -18,17 +18,17 @@
 //! `time_first_after`, `time_last_before`. Each client address gets a token
 //! bucket (`--rate-limit` requests/s, burst twice that); beyond it, 429.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use anyhow::Result;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use d4_api::lookup::{cursor, page_limit, parse_cursor};
 use serde::Deserialize;
 
 use crate::record::{normalize_name, type_code, type_name, Record};
@@ -44,47 +44,8 @@ pub const MAX_LIMIT: usize = 10_000;
 
 /// Server state.
 pub struct Server {
+    /// The store read.
     store: Arc<Store>,
-    limiter: Option<Mutex<Limiter>>,
-}
-
-/// Per-client token buckets.
-pub struct Limiter {
-    rate: f64,
-    burst: f64,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
-}
-
-impl Limiter {
-    /// `rate` requests per second, bursts of `2 × rate`.
-    pub fn new(rate: f64) -> Limiter {
-        Limiter {
-            rate,
-            burst: (rate * 2.0).max(1.0),
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// Whether `who` may make a request now.
-    pub fn allow(&mut self, who: IpAddr, now: Instant) -> bool {
-        if self.buckets.len() > 100_000 {
-            // Forget clients whose bucket has refilled (they lose nothing).
-            let (rate, burst) = (self.rate, self.burst);
-            self.buckets.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = self.buckets.entry(who).or_insert((self.burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
-            .min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Query-string parameters.
@@ -116,20 +77,6 @@ pub struct Page {
     pub examined: u64,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Why a query is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -150,12 +97,9 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
             "query must be a name, *.suffix or an IP address".into(),
         ));
     }
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(QueryError::Bad(format!("limit must be 1..={MAX_LIMIT}")));
-    }
+    let limit = page_limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT).map_err(QueryError::Bad)?;
     let after = match &p.cursor {
-        Some(c) => Some(unhex(c).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
+        Some(c) => Some(parse_cursor(c, 4096).ok_or_else(|| QueryError::Bad("bad cursor".into()))?),
         None => None,
     };
     let rrtype = match p.rrtype.as_deref() {
@@ -193,57 +137,22 @@ pub fn lookup(store: &Store, q: &str, p: &Params) -> Result<Page, QueryError> {
         })?;
     Ok(Page {
         records: scan.records,
-        next: scan.next.map(|k| hex(&k)),
+        next: scan.next.map(|k| cursor(&k)),
         examined: scan.examined,
     })
-}
-
-fn ndjson(records: Vec<Record>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(records.len() * 128);
-    for r in records {
-        if serde_json::to_writer(&mut out, &r).is_ok() {
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 fn json_array(records: &[Record]) -> Vec<u8> {
     serde_json::to_vec(&records).unwrap_or_else(|_| b"[]".to_vec())
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "error": msg }).to_string(),
-    )
-        .into_response()
-}
+use d4_api::serve::error;
 
-async fn answer(
-    st: Arc<Server>,
-    who: SocketAddr,
-    q: String,
-    p: QueryParams,
-    array: bool,
-) -> Response {
+async fn answer(st: Arc<Server>, q: String, p: QueryParams, array: bool) -> Response {
     let p = match p {
         Ok(Query(p)) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),
     };
-    if let Some(l) = &st.limiter {
-        let ok = l
-            .lock()
-            .map(|mut l| l.allow(who.ip(), Instant::now()))
-            .unwrap_or(true);
-        if !ok {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate limit exceeded; slow down",
-            );
-        }
-    }
     let array = array || p.format.as_deref() == Some("json");
     let store = st.store.clone();
     // A name or an address reads a few B-tree pages: answered on the
@@ -282,7 +191,7 @@ async fn answer(
     let (ct, body) = if array {
         ("application/json", json_array(&page.records))
     } else {
-        ("application/x-ndjson", ndjson(page.records))
+        (d4_api::lookup::NDJSON, d4_api::lookup::ndjson(page.records))
     };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     (StatusCode::OK, h, body).into_response()
@@ -291,22 +200,12 @@ async fn answer(
 /// The query parameters, or the reason they were refused.
 type QueryParams = Result<Query<Params>, axum::extract::rejection::QueryRejection>;
 
-async fn query(
-    State(st): State<Arc<Server>>,
-    ConnectInfo(who): ConnectInfo<SocketAddr>,
-    Path(q): Path<String>,
-    p: QueryParams,
-) -> Response {
-    answer(st, who, q, p, false).await
+async fn query(State(st): State<Arc<Server>>, Path(q): Path<String>, p: QueryParams) -> Response {
+    answer(st, q, p, false).await
 }
 
-async fn fquery(
-    State(st): State<Arc<Server>>,
-    ConnectInfo(who): ConnectInfo<SocketAddr>,
-    Path(q): Path<String>,
-    p: QueryParams,
-) -> Response {
-    answer(st, who, q, p, true).await
+async fn fquery(State(st): State<Arc<Server>>, Path(q): Path<String>, p: QueryParams) -> Response {
+    answer(st, q, p, true).await
 }
 
 async fn info(State(st): State<Arc<Server>>) -> Response {
@@ -333,13 +232,11 @@ async fn info(State(st): State<Arc<Server>>) -> Response {
 
 /// The router.
 pub fn router(store: Arc<Store>, rate_limit: f64) -> Router {
-    let st = Arc::new(Server {
-        store,
-        limiter: (rate_limit > 0.0).then(|| Mutex::new(Limiter::new(rate_limit))),
-    });
-    Router::new()
+    let st = Arc::new(Server { store });
+    let queries = Router::new()
         .route("/query/{*q}", get(query))
-        .route("/fquery/{*q}", get(fquery))
+        .route("/fquery/{*q}", get(fquery));
+    d4_api::serve::rate_limited(queries, rate_limit)
         .route("/info", get(info))
         .with_state(st)
 }
@@ -351,13 +248,7 @@ pub async fn serve(
     rate_limit: f64,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(
-        listener,
-        router(store, rate_limit).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("HTTP server failed")
+    d4_api::serve::serve(listener, router(store, rate_limit), shutdown).await
 }
 
 #[cfg(test)]
@@ -464,16 +355,5 @@ mod tests {
                 .len(),
             1000
         );
-    }
-
-    #[test]
-    fn token_bucket() {
-        let mut l = Limiter::new(2.0);
-        let t = Instant::now();
-        let who: IpAddr = "192.0.2.1".parse().unwrap();
-        let allowed = (0..10).filter(|_| l.allow(who, t)).count();
-        assert_eq!(allowed, 4);
-        assert!(l.allow(who, t + std::time::Duration::from_millis(600)));
-        assert!(l.allow("192.0.2.2".parse().unwrap(), t));
     }
 }

@@ -6,7 +6,6 @@
 /// Passive SSL: fingerprints from captures, a store, lookups.
 #[derive(clap::Subcommand, Debug)]
 // Parsed once per run; `ingest` and `serve` have no options yet.
-#[allow(clippy::large_enum_variant)]
 pub enum TlsCmd {
     /// TLS fingerprints (JA3, JA3S, JA4), SNI and certificates from captures, as ja3-jl JSON lines.
     Fingerprint(crate::fingerprint::Args),
@@ -22,6 +21,7 @@ impl TlsCmd {
     pub fn follows(&self) -> bool {
         match self {
             TlsCmd::Fingerprint(a) => a.follows(),
+            TlsCmd::Ingest(a) => a.follows(),
             _ => true,
         }
     }

@@ -16,15 +16,23 @@
 //! - [`fingerprint`]: the `d4 tls fingerprint` command around it (inputs,
 //!   queue, output files, statistics).
 //! - [`ingest`]: `ja3-jl` queues or files → the store (`d4 tls ingest`).
-//! - [`serve`]: the HTTP lookup service (`d4 tls serve`).
+//! - [`cert`]: DER certificates → their fields (x509-parser) and hashes.
+//! - [`store`]: the embedded store (redb): sessions, certificates,
+//!   fingerprints, and one index table of range-scannable keys.
+//! - [`lookup`]: the lookups (checked input → one index range → a page).
+//! - [`serve`]: the HTTP lookup service (`d4 tls serve`): JSON, NDJSON,
+//!   HTML pages, OpenAPI; rate limits and cursors of `d4_api::lookup`.
 //! - [`cli`]: the `d4 tls` subcommands ([`TlsCmd`], [`run`]).
 
+pub mod cert;
 pub mod cli;
 pub mod fingerprint;
 pub mod hello;
 pub mod ingest;
+pub mod lookup;
 pub mod record;
 pub mod serve;
 pub mod session;
+pub mod store;
 
 pub use cli::{run, TlsCmd};

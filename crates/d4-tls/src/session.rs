@@ -24,8 +24,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use base64::Engine as _;
-use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
 
 use crate::hello::{self, hex, md5_hex, msg, ServerHello};
 use crate::record::{Cert, Record};
@@ -556,9 +554,9 @@ impl Ctx<'_, '_> {
                                 self.stats.malformed += 1;
                             }
                             s.rec.certificates.push(Cert {
-                                cert_hash: hex(&Sha1::digest(der)),
+                                cert_hash: hex(&crate::cert::sha1(der)),
                                 raw: base64::engine::general_purpose::STANDARD.encode(der),
-                                sha256: hex(&Sha256::digest(der)),
+                                sha256: hex(&crate::cert::sha256(der)),
                             });
                         }
                     }

@@ -35,36 +35,13 @@ const SENSORS: TableDefinition<&str, ()> = TableDefinition::new("sensors");
 /// Most sensor ids remembered per record.
 pub const MAX_SENSORS: usize = 16;
 
-/// `www.example.com` → `com.example.www`.
-pub fn reverse_name(n: &str) -> String {
-    let mut out = String::with_capacity(n.len());
-    reverse_into(n, &mut out);
-    out
-}
+pub use d4_api::lookup::reverse_name;
 
 fn reverse_into_bytes(n: &str, out: &mut Vec<u8>) {
-    if n == "." {
-        return;
-    }
-    for (i, l) in n.rsplit('.').enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        out.extend_from_slice(l.as_bytes());
-    }
+    out.extend_from_slice(reverse_name(n).as_bytes());
 }
 
-fn reverse_into(n: &str, out: &mut String) {
-    if n == "." {
-        return;
-    }
-    for (i, l) in n.rsplit('.').enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        out.push_str(l);
-    }
-}
+use d4_api::lookup::reverse_name_into as reverse_into;
 
 fn rr_key(revname: &str, rrtype: &str, rdata: &str, k: &mut Vec<u8>) {
     k.clear();

@@ -20,6 +20,7 @@ mod sharing;
 #[path = "../../examples/swarm.rs"]
 #[allow(dead_code)]
 mod swarm;
+mod tls;
 mod web;
 mod web_api;
 mod web_confirm;

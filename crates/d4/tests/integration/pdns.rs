@@ -24,31 +24,39 @@ impl Drop for Pdns {
     }
 }
 
+/// Starts `d4 ARGS` (a lookup server), reads its first line
+/// `{banner}: listening on URL`; the child and the URL.
+pub(crate) fn spawn_listening(args: &[&str], banner: &str) -> (Child, String) {
+    let mut child = Command::new(D4)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix(&format!("{banner}: listening on "))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}
+
 impl Pdns {
     fn start(args: &[&str]) -> Pdns {
-        let mut child = Command::new(D4)
-            .args([
-                "pdns",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--rate-limit",
-                "0",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("d4 pdns serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let mut all = vec![
+            "pdns",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "0",
+        ];
+        all.extend_from_slice(args);
+        let (child, base) = spawn_listening(&all, "d4 pdns serve");
         Pdns {
             child,
             base,
@@ -372,7 +380,7 @@ fn pdns_help_has_examples_and_bad_usage_exits_2() {
 }
 
 /// `kill -TERM` to a child; its exit status, which must come within 10 s.
-fn sigterm(child: &mut Child) -> (std::process::ExitStatus, Duration) {
+pub(crate) fn sigterm(child: &mut Child) -> (std::process::ExitStatus, Duration) {
     let t = std::time::Instant::now();
     let k = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
