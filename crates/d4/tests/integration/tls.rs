@@ -1,12 +1,14 @@
 //! Passive SSL through the real binary: `d4 tls ingest -r` the example
 //! sessions of docs/TLS-LOOKUP.md, `d4 tls serve` on an ephemeral port
-//! answers lookups, and one SIGTERM ends it cleanly.
+//! answers lookups, and one SIGTERM ends it cleanly; and the whole chain:
+//! a capture → `d4 tls fingerprint` → `d4 client` (type 254 `ja3-jl`) →
+//! `d4 server` → `d4 tls ingest -u` → lookups.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::D4;
+use crate::harness::{shared, Sensor, Server, D4};
 use crate::pdns::{sigterm, spawn_listening};
 
 const EXAMPLE: &str = concat!(
@@ -86,4 +88,75 @@ fn tls_commands_have_examples() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// The acceptance chain of issue 13 over real TLS: the session of
+/// `sv__tls-certs-alert.pcap` (one IPv6 handshake to example.com with a
+/// 3-certificate chain) is found by its JA3, its leaf's SHA-1 and its
+/// client's address after going through a sensor, the server's `ja3-jl`
+/// handler (the queue item is the saved record's path) and the store.
+#[test]
+fn capture_to_sensor_to_server_to_store_to_lookups() {
+    let Some(sh) = shared() else {
+        eprintln!("SKIPPED: ../shared/data/pcap not found");
+        return;
+    };
+    let pcap = sh.join("data/pcap/tls/sv__tls-certs-alert.pcap");
+    let fp = Command::new(D4)
+        .args(["tls", "fingerprint", "-r"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        fp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fp.stderr)
+    );
+    assert_eq!(fp.stdout.iter().filter(|&&b| b == b'\n').count(), 1);
+
+    let s = Server::start(&[]);
+    let q = s.create_queue("ja3-jl", &[]);
+    let sensor = Sensor::new(&s, 254);
+    sensor.set("metaheader.json", r#"{"type": "ja3-jl"}"#);
+    sensor.send(&fp.stdout);
+    s.wait_queue_len(&q, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("tls.redb");
+    let store = store.to_str().unwrap();
+    let o = s.d4(&["tls", "ingest", "-u", &q, "--once", "--store", store, "-s"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 sessions stored"), "{err}");
+    assert_eq!(s.queue_len(&q), 0);
+
+    let (child, base) = spawn_listening(
+        &["tls", "serve", "--listen", "127.0.0.1:0", "--store", store],
+        "d4 tls serve",
+    );
+    let mut child = Reap(child);
+    let get = |p: &str| -> Value {
+        let r = reqwest::blocking::get(format!("{base}{p}")).unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{p}");
+        r.json().unwrap()
+    };
+    let port_of = |v: &Value| {
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{v}");
+        items[0].to_string()
+    };
+    let by_ja3 = get("/api/v1/ja3/1fe4c7a3544eb27afec2adfb3a3dbf60");
+    let by_cert = get("/api/v1/cert/7bb698386970363d2919cc5772846984ffd4a889");
+    let by_ip = get("/api/v1/ip/2a03:b0c0:2:d0::bd3:4001");
+    for v in [&by_ja3, &by_ip] {
+        let one = port_of(v);
+        assert!(
+            one.contains("48106") && one.contains("example.com"),
+            "{one}"
+        );
+    }
+    let cert = by_cert.to_string();
+    assert!(cert.contains("48106"), "{cert}");
+    let (status, _) = sigterm(&mut child.0);
+    assert!(status.success(), "{status:?}");
 }
