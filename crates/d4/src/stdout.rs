@@ -73,6 +73,25 @@ impl FileStreamer {
     }
 }
 
+/// The type of `queue`, checked to be `ty` (the `-t` of the queue consumers).
+pub(crate) fn queue_type(api: &Api, queue: &str, ty: &str) -> Result<String> {
+    let q = api.get(&format!("/queues/{queue}"))?;
+    let qtype = q["type"].as_str().unwrap_or_default();
+    if qtype != ty.trim() {
+        bail!("queue {queue} is of type {qtype}, not {ty}");
+    }
+    Ok(qtype.to_string())
+}
+
+/// Only queues whose items the server writes as paths of its own files may
+/// be read with -f: a line from a sensor must never name a file to open.
+pub(crate) fn check_file_items(qtype: &str) -> Result<()> {
+    if !matches!(qtype, "1" | "4" | "5" | "7") {
+        bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
+    }
+    Ok(())
+}
+
 pub(crate) fn run(a: Args) -> Result<()> {
     let api = Api::connect(&a.conn)?;
     if !a.once {
@@ -83,15 +102,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
             }
         });
     }
-    let q = api.get(&format!("/queues/{}", a.queue))?;
-    let qtype = q["type"].as_str().unwrap_or_default();
-    if qtype != a.ty.trim() {
-        bail!("queue {} is of type {qtype}, not {}", a.queue, a.ty);
-    }
-    // Only queues whose items the server writes as paths of its own files may
-    // be read with -f: a line from a sensor must never name a file to open.
-    if a.files && !matches!(qtype, "1" | "4" | "5" | "7") {
-        bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
+    let qtype = queue_type(&api, &a.queue, &a.ty)?;
+    if a.files {
+        check_file_items(&qtype)?;
     }
     let data_root = d4_api::data_root(&api);
     let stdout = io::stdout();
