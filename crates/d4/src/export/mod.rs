@@ -303,7 +303,11 @@ pub(crate) fn run(cmd: ExportCmd) -> Result<()> {
         shape,
         files: common.files,
         once: common.once,
-        rate: common.rate,
+        pace: common.rate.map(|rate| Pace {
+            rate,
+            since: Instant::now(),
+            n: 0,
+        }),
         count: Counters::default(),
         started: Instant::now(),
         progress: io::stderr().is_terminal().then(Instant::now),
@@ -325,7 +329,8 @@ struct Exporter {
     once: bool,
     /// The server's `<data-dir>/data`, under which `-f` items must be.
     root: Option<PathBuf>,
-    rate: Option<f64>,
+    /// `--rate`.
+    pace: Option<Pace>,
     max_retries: u32,
     backoff: d4_client::transport::Backoff,
     /// The open destination (`None` until opened, and after a failure).
@@ -443,17 +448,15 @@ impl Exporter {
                 stop = Some(Stop::Signal);
                 break;
             }
-            if let Some(rate) = self.rate {
-                let due = self.started + Duration::from_secs_f64(self.count.items as f64 / rate);
-                let now = Instant::now();
-                if due > now {
+            if let Some(wait) = self.pace.as_mut().and_then(Pace::next) {
+                {
                     // A stream's pending lines go out before the pause.
                     conn.flush()?;
                     *done += unflushed;
                     self.count.items += unflushed as u64;
                     self.count.bytes += unflushed_bytes;
                     (unflushed, unflushed_bytes) = (0, 0);
-                    std::thread::sleep(due - now);
+                    std::thread::sleep(wait);
                 }
             }
             let n = if self.files {
@@ -531,6 +534,29 @@ impl Exporter {
             eprint!("\r\x1b[K");
         }
         eprintln!("{}", self.line());
+    }
+}
+
+/// `--rate N`: item k (from `since`) goes out k/N s after `since`. Falling
+/// more than a second behind (a listener that was away) starts over: no
+/// burst to catch up.
+struct Pace {
+    rate: f64,
+    since: Instant,
+    n: u64,
+}
+
+impl Pace {
+    /// How long to wait before the next item (counted as sent).
+    fn next(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let due = self.since + Duration::from_secs_f64(self.n as f64 / self.rate);
+        if now > due + Duration::from_secs(1) {
+            (self.since, self.n) = (now, 0);
+        }
+        let due = self.since + Duration::from_secs_f64(self.n as f64 / self.rate);
+        self.n += 1;
+        due.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 }
 

@@ -312,8 +312,7 @@ impl LineListener {
     }
 }
 
-/// One connection: everything read goes to `data` (whole lines only are
-/// ever split by the caller: a connection's bytes are appended in order).
+/// One connection: the whole lines read go to `data`, in order.
 fn serve(
     c: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -352,7 +351,13 @@ fn serve(
         };
         match r {
             Ok(0) => break,
-            Ok(k) => own.extend_from_slice(&buf[..k]),
+            Ok(k) => {
+                own.extend_from_slice(&buf[..k]);
+                // Whole lines are handed on as they come.
+                if let Some(p) = own.iter().rposition(|&b| b == b'\n') {
+                    data.lock().unwrap().extend(own.drain(..=p));
+                }
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -361,9 +366,7 @@ fn serve(
             Err(_) => break,
         }
     }
-    // A line cut by a dropped connection is not a line.
-    let whole = own.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    data.lock().unwrap().extend_from_slice(&own[..whole]);
+    // A line cut by a dropped connection (left in `own`) is not a line.
 }
 
 /// A CA and a server certificate for `localhost`, made with rcgen: the CA's
