@@ -645,3 +645,54 @@ fn maltrail_chain_delivers_every_event_as_maltrail_parses_it() {
     }
     assert_eq!(s.queue_len(&q), 0);
 }
+
+/// The tutorial's server steps done the web UI's way, through the REST API
+/// its pages call: accept the extended type, create its queue; then the
+/// exporter as above.
+#[test]
+fn maltrail_queue_made_through_the_api_feeds_the_exporter() {
+    let s = Server::start(&[]);
+    let k = Some(s.token.as_str());
+    let (code, types) = s.call("GET", "/types", k, None);
+    assert_eq!(code, 200, "{types}");
+    let mut accepted: Vec<serde_json::Value> =
+        types["types"].as_array().cloned().unwrap_or_default();
+    accepted.retain(|t| t.is_u64());
+    if !accepted.iter().any(|t| t == 254) {
+        accepted.push(254.into());
+    }
+    let (code, v) = s.call(
+        "POST",
+        "/types",
+        k,
+        Some(serde_json::json!({"types": accepted, "extended": ["maltrail"]})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = s.call(
+        "POST",
+        "/queues",
+        k,
+        Some(serde_json::json!({"type": "maltrail", "description": "to Maltrail"})),
+    );
+    assert_eq!(code, 201, "{v}");
+    let q = v["uuid"].as_str().unwrap().to_string();
+    let sensor = Sensor::new(&s, 254);
+    sensor.set("metaheader.json", r#"{"type": "maltrail"}"#);
+    let events: Vec<String> = (0..20)
+        .map(|i| format!("\"2026-11-21 10:00:{i:02}.000000\" s 192.0.2.1 1234 198.51.100.1 53 UDP DNS evil{i}.example \"malware\" (static)\n"))
+        .collect();
+    sensor.send(events.concat().as_bytes());
+    s.wait_queue_len(&q, 20);
+    let (sock, port) = udp_listener();
+    let o = export(
+        &s,
+        &["udp", "-t", "maltrail", "-u", &q, "-p", &port, "--once"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: Vec<Vec<u8>> = receive(&sock, 20)
+        .iter()
+        .map(|d| maltrail_accepts(d).expect("accepted by Maltrail").1)
+        .collect();
+    let want: Vec<Vec<u8>> = events.iter().map(|e| e.as_bytes().to_vec()).collect();
+    assert_eq!(got, want);
+}
