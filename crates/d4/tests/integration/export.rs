@@ -696,3 +696,31 @@ fn maltrail_queue_made_through_the_api_feeds_the_exporter() {
     let want: Vec<Vec<u8>> = events.iter().map(|e| e.as_bytes().to_vec()).collect();
     assert_eq!(got, want);
 }
+
+/// `-f` over TCP: the capture a type-1 item names goes out whole,
+/// gunzipped, and the connection ends cleanly with `--once`.
+#[test]
+fn tcp_export_sends_the_files_items_name() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    let sensor = Sensor::new(&s, 1);
+    let cap = crate::harness::synthetic_pcap(500);
+    sensor.send(&cap);
+    s.wait_queue_len(&q, 1);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut b = Vec::new();
+        c.read_to_end(&mut b).unwrap();
+        b
+    });
+    let o = export(
+        &s,
+        &["tcp", "-t", "1", "-u", &q, "-p", &port, "-f", "--once"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = reader.join().unwrap();
+    assert_eq!(crate::harness::packets(&got), crate::harness::packets(&cap));
+    assert_eq!(s.queue_len(&q), 0);
+}
