@@ -148,12 +148,8 @@ pub(crate) struct SyslogOpts {
 /// Flags every exporter has.
 #[derive(clap::Args)]
 pub(crate) struct Common {
-    /// Queue type: D4 type number or extended type name (must match the queue).
-    #[arg(short = 't', long = "type")]
-    ty: String,
-    /// Queue UUID.
-    #[arg(short = 'u', long = "uuid")]
-    queue: String,
+    #[command(flatten)]
+    q: crate::stdout::QueueArg,
     /// Items are file paths (types 1, 4, 5, 7): send each file's content (gunzipped) into
     /// the stream (TCP, TLS only: a file is no datagram).
     #[arg(short = 'f', long = "files")]
@@ -209,7 +205,7 @@ struct Counters {
 pub(crate) fn run(cmd: ExportCmd) -> Result<()> {
     let (target, common, shape) = match cmd {
         ExportCmd::Udp { to, common } => {
-            let maltrail = common.maltrail || (common.ty.trim() == "maltrail" && !common.raw);
+            let maltrail = common.maltrail || (common.q.ty.trim() == "maltrail" && !common.raw);
             let shape = if maltrail {
                 Shape::Maltrail
             } else {
@@ -253,7 +249,7 @@ pub(crate) fn run(cmd: ExportCmd) -> Result<()> {
                 syslog.severity,
                 &host,
                 &syslog.app_name,
-                &common.ty,
+                &common.q.ty,
             ));
             (Target::Udp(to.addr(Some(514))?), common, shape)
         }
@@ -278,7 +274,7 @@ pub(crate) fn run(cmd: ExportCmd) -> Result<()> {
         }
     }
     let api = Api::connect(&common.conn)?;
-    let qtype = crate::stdout::queue_type(&api, &common.queue, &common.ty)?;
+    let qtype = common.q.check(&api)?;
     if common.files {
         crate::stdout::check_file_items(&qtype)?;
     }
@@ -352,7 +348,7 @@ impl Exporter {
         // Opened first: a destination that is wrong is said at once.
         self.connect()?;
         let idle = if c.once { Idle::Once } else { Idle::Follow };
-        let mut poller = Poller::new(api, &c.queue, Take::Read, c.batch, idle)
+        let mut poller = Poller::new(api, &c.q.queue, Take::Read, c.batch, idle)
             .stop_when(crate::signals::interrupted);
         let mut h = BatchHandler { ex: self };
         poller.run(&mut h)

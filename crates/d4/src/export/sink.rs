@@ -163,31 +163,14 @@ impl Conn {
             Conn::Tcp(w) => {
                 let s = w.get_mut();
                 s.set_nonblocking(true)?;
-                let mut buf = [0u8; 512];
-                // A line listener does not talk back: anything it says is read and dropped.
-                let r = loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => break Err(closed()),
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                        Err(e) => break Err(e),
-                    }
-                };
+                let r = read_until_blocked(s);
                 s.set_nonblocking(false)?;
                 r
             }
             Conn::Tls(w) => {
                 let s = w.get_mut();
                 s.sock.set_nonblocking(true)?;
-                let mut buf = [0u8; 512];
-                let r = loop {
-                    match s.read(&mut buf) {
-                        Ok(0) => break Err(closed()),
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                        Err(e) => break Err(e),
-                    }
-                };
+                let r = read_until_blocked(s);
                 s.sock.set_nonblocking(false)?;
                 r
             }
@@ -201,6 +184,21 @@ impl Conn {
             let s = w.get_mut();
             s.conn.send_close_notify();
             let _ = s.flush();
+        }
+    }
+}
+
+/// Reads a non-blocking stream until it would block: a line listener does
+/// not talk back, so anything it says is dropped; its end (EOF, TLS
+/// close_notify) or a reset is an error.
+fn read_until_blocked(s: &mut impl Read) -> io::Result<()> {
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Err(closed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
         }
     }
 }

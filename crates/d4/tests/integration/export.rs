@@ -42,6 +42,13 @@ fn export(s: &Server, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `d4 export ARGS` against `s`, which must succeed.
+fn export_ok(s: &Server, args: &[&str]) -> std::process::Output {
+    let o = export(s, args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
 /// `d4 export ARGS` against `s`, running.
 fn spawn_export(s: &Server, args: &[&str]) -> Child {
     Command::new(D4)
@@ -104,11 +111,10 @@ fn udp_export_sends_each_item_once_in_order() {
     let lines = numbered(300);
     let (s, q) = queue_with("3", 3, None, &lines);
     let (sock, port) = udp_listener();
-    let o = export(
+    let o = export_ok(
         &s,
         &["udp", "-t", "3", "-u", &q, "-p", &port, "-n", "--once"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = receive(&sock, lines.len());
     let want: Vec<Vec<u8>> = lines.iter().map(|l| l.as_bytes().to_vec()).collect();
     assert_eq!(got, want);
@@ -167,7 +173,7 @@ fn syslog_export_sends_rfc5424_messages() {
     let lines = numbered(100);
     let (s, q) = queue_with("3", 3, None, &lines);
     let (sock, port) = udp_listener();
-    let o = export(
+    export_ok(
         &s,
         &[
             "syslog",
@@ -186,7 +192,6 @@ fn syslog_export_sends_rfc5424_messages() {
             "--once",
         ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = receive(&sock, lines.len());
     assert_eq!(got.len(), lines.len());
     for (m, line) in got.iter().zip(&lines) {
@@ -221,7 +226,7 @@ fn unix_export_sends_one_datagram_per_item() {
         }
         got
     });
-    let o = export(
+    export_ok(
         &s,
         &[
             "unix",
@@ -234,7 +239,6 @@ fn unix_export_sends_one_datagram_per_item() {
             "--once",
         ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = reader.join().unwrap();
     let want: Vec<String> = lines.iter().map(|l| l.trim_end().to_string()).collect();
     assert_eq!(got, want);
@@ -604,7 +608,7 @@ fn maltrail_chain_delivers_every_event_as_maltrail_parses_it() {
         .collect();
     let (s, q) = queue_with("maltrail", 254, Some(r#"{"type": "maltrail"}"#), &events);
     let (sock, port) = udp_listener();
-    let o = export(
+    export_ok(
         &s,
         &[
             "udp",
@@ -619,7 +623,6 @@ fn maltrail_chain_delivers_every_event_as_maltrail_parses_it() {
             "--once",
         ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = receive(&sock, events.len());
     assert_eq!(got.len(), events.len());
     for (d, line) in got.iter().zip(&events) {
@@ -684,11 +687,10 @@ fn maltrail_queue_made_through_the_api_feeds_the_exporter() {
     sensor.send(events.concat().as_bytes());
     s.wait_queue_len(&q, 20);
     let (sock, port) = udp_listener();
-    let o = export(
+    export_ok(
         &s,
         &["udp", "-t", "maltrail", "-u", &q, "-p", &port, "--once"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got: Vec<Vec<u8>> = receive(&sock, 20)
         .iter()
         .map(|d| maltrail_accepts(d).expect("accepted by Maltrail").1)
@@ -715,11 +717,10 @@ fn tcp_export_sends_the_files_items_name() {
         c.read_to_end(&mut b).unwrap();
         b
     });
-    let o = export(
+    export_ok(
         &s,
         &["tcp", "-t", "1", "-u", &q, "-p", &port, "-f", "--once"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = reader.join().unwrap();
     assert_eq!(crate::harness::packets(&got), crate::harness::packets(&cap));
     assert_eq!(s.queue_len(&q), 0);
