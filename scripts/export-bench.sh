@@ -4,11 +4,12 @@
 # kind of listener, in the same run.
 #
 # Usage: scripts/export-bench.sh [N]   (default 200000 lines of 80 bytes)
-# Needs: socat, python3. D4_BIN: the binary (default: this tree's release build).
+# Needs: socat, python3. D4_BIN: the binary (default: this tree's release build);
+# EXPORT_FLAGS: more flags for both exporters (e.g. "--batch 2000").
 #
 # Reported per run: items/s (wall), CPU-seconds (user+sys of the sender
 # alone) per million items. The exporter's figures include its API reads
-# (HTTPS to the local server, 256 items per request) and acknowledgments;
+# (HTTPS to the local server, 2,000 items per request by default) and acknowledgments;
 # the server's own CPU is not counted. socat reads the file in 8 KiB blocks:
 # over UDP it sends one datagram per block, not per line (no line mode), so
 # its UDP figure is a floor that does less work per line than the exporter.
@@ -75,7 +76,7 @@ P=$(port)
 socat -u -T 5 UDP-RECV:"$P",rcvbuf=16777216 OPEN:"$T/udp.out",creat,trunc &
 PIDS+=($!)
 sleep 0.3
-timed "$T/t.udp" "$D4" export udp -t 3 -u "$QU" -p "$P" -n --once --data-dir "$T/data"
+timed "$T/t.udp" "$D4" export udp -t 3 -u "$QU" -p "$P" -n --once ${EXPORT_FLAGS:-} --data-dir "$T/data"
 sleep 0.5
 UDP_GOT="$(wc -l <"$T/udp.out") lines"
 timed "$T/t.socat-udp" socat -u OPEN:"$T/lines.txt" UDP-SENDTO:127.0.0.1:"$P"
@@ -87,7 +88,7 @@ P=$(port)
 socat -u TCP-LISTEN:"$P",reuseaddr,fork OPEN:"$T/tcp.out",creat,append &
 PIDS+=($!)
 sleep 0.3
-timed "$T/t.tcp" "$D4" export tcp -t 3 -u "$QT" -p "$P" --once --data-dir "$T/data"
+timed "$T/t.tcp" "$D4" export tcp -t 3 -u "$QT" -p "$P" --once ${EXPORT_FLAGS:-} --data-dir "$T/data"
 sleep 0.5
 TCP_GOT="$(wc -l <"$T/tcp.out") lines"
 timed "$T/t.socat-tcp" socat -u OPEN:"$T/lines.txt" TCP:127.0.0.1:"$P"

@@ -177,8 +177,9 @@ pub(crate) struct Common {
     /// Give up after N failed attempts in a row (0: never; default 0, or 5 with --once).
     #[arg(long, value_name = "N")]
     max_retries: Option<u32>,
-    /// Items read per request.
-    #[arg(long, default_value_t = 256)]
+    /// Items read per request (each read and acknowledgment is an API call: fewer, larger
+    /// batches cost less; at most 10,000).
+    #[arg(long, default_value_t = 2000)]
     batch: usize,
     #[command(flatten)]
     conn: Conn,
