@@ -725,3 +725,36 @@ fn tcp_export_sends_the_files_items_name() {
     assert_eq!(crate::harness::packets(&got), crate::harness::packets(&cap));
     assert_eq!(s.queue_len(&q), 0);
 }
+
+/// One SIGTERM ends the export after the item in flight: exit 0, and what
+/// was not sent is still in the queue (sent + left = all, nothing twice).
+#[test]
+fn sigterm_ends_the_export_after_the_item_in_flight() {
+    let lines = numbered(200);
+    let (s, q) = queue_with("3", 3, None, &lines);
+    let (sock, port) = udp_listener();
+    let c = spawn_export(
+        &s,
+        &["udp", "-t", "3", "-u", &q, "-p", &port, "--rate", "50"],
+    );
+    let first = receive(&sock, 20);
+    assert_eq!(first.len(), 20);
+    let (ok, err) = terminate(c);
+    assert!(ok, "{err}");
+    let mut got = first;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(k) = sock.recv(&mut buf) {
+        got.push(buf[..k].to_vec());
+    }
+    let left = s.queue_len(&q) as usize;
+    assert!(got.len() < lines.len(), "stopped early: {}", got.len());
+    assert_eq!(got.len() + left, lines.len(), "{err}");
+    let want: Vec<Vec<u8>> = lines[..got.len()]
+        .iter()
+        .map(|l| l.trim_end().as_bytes().to_vec())
+        .collect();
+    assert_eq!(got, want);
+    assert!(err.contains(&format!("{} items", got.len())), "{err}");
+}
