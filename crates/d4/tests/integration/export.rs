@@ -106,11 +106,17 @@ fn udp_listener() -> (UdpSocket, String) {
     (sock, port)
 }
 
-#[test]
-fn udp_export_sends_each_item_once_in_order() {
-    let lines = numbered(300);
+/// `n` lines in a type-3 queue, and a UDP listener (its socket and port).
+fn udp_case(n: usize) -> (Vec<String>, Server, String, UdpSocket, String) {
+    let lines = numbered(n);
     let (s, q) = queue_with("3", 3, None, &lines);
     let (sock, port) = udp_listener();
+    (lines, s, q, sock, port)
+}
+
+#[test]
+fn udp_export_sends_each_item_once_in_order() {
+    let (lines, s, q, sock, port) = udp_case(300);
     let o = export_ok(
         &s,
         &["udp", "-t", "3", "-u", &q, "-p", &port, "-n", "--once"],
@@ -170,9 +176,7 @@ fn parse_rfc5424(m: &[u8]) -> Result<(u8, Vec<String>, Vec<u8>), String> {
 
 #[test]
 fn syslog_export_sends_rfc5424_messages() {
-    let lines = numbered(100);
-    let (s, q) = queue_with("3", 3, None, &lines);
-    let (sock, port) = udp_listener();
+    let (lines, s, q, sock, port) = udp_case(100);
     export_ok(
         &s,
         &[
@@ -730,9 +734,7 @@ fn tcp_export_sends_the_files_items_name() {
 /// was not sent is still in the queue (sent + left = all, nothing twice).
 #[test]
 fn sigterm_ends_the_export_after_the_item_in_flight() {
-    let lines = numbered(200);
-    let (s, q) = queue_with("3", 3, None, &lines);
-    let (sock, port) = udp_listener();
+    let (lines, s, q, sock, port) = udp_case(200);
     let c = spawn_export(
         &s,
         &["udp", "-t", "3", "-u", &q, "-p", &port, "--rate", "50"],
