@@ -131,13 +131,14 @@ impl Exporter {
 
     /// Sends `items[*done..]`, advancing `done` past what is written.
     fn send_from(&mut self, items: &[Vec<u8>], done: &mut usize) -> io::Result<Option<Stop>> {
-        // Taken out while in use; dropped on an error (the caller reconnects).
+        // Taken out while in use; abandoned on an error (the caller reconnects).
         let Some(mut conn) = self.conn.take() else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
         };
         let r = self.send_items(&mut conn, items, done);
-        if r.is_ok() {
-            self.conn = Some(conn);
+        match r {
+            Ok(_) => self.conn = Some(conn),
+            Err(_) => conn.abandon(),
         }
         r
     }
@@ -158,16 +159,24 @@ impl Exporter {
                 stop = Some(Stop::Signal);
                 break;
             }
-            if let Some(wait) = self.pace.as_mut().and_then(Pace::next) {
-                {
-                    // A stream's pending lines go out before the pause.
-                    conn.flush()?;
-                    *done += unflushed;
-                    self.count.items += unflushed as u64;
-                    self.count.bytes += unflushed_bytes;
-                    (unflushed, unflushed_bytes) = (0, 0);
-                    std::thread::sleep(wait);
-                }
+            let wait = self.pace.as_mut().and_then(Pace::next);
+            // A stream's buffer goes out before a pause, before a file, and
+            // before it would fill up — each time after checking that the
+            // listener is still there: nothing is written to a listener
+            // that said it is closing (it would be lost with it).
+            if stream
+                && unflushed > 0
+                && (wait.is_some() || self.files || conn.room() < item.len() + 1)
+            {
+                conn.check()?;
+                conn.flush()?;
+                *done += unflushed;
+                self.count.items += unflushed as u64;
+                self.count.bytes += unflushed_bytes;
+                (unflushed, unflushed_bytes) = (0, 0);
+            }
+            if let Some(wait) = wait {
+                std::thread::sleep(wait);
             }
             let n = if self.files {
                 send_file(conn, item, self.root.as_deref())?
@@ -208,6 +217,9 @@ impl Exporter {
                 self.count.bytes += n;
             }
             self.draw_progress();
+        }
+        if stream && unflushed > 0 {
+            conn.check()?;
         }
         conn.flush()?;
         *done += unflushed;

@@ -138,6 +138,16 @@ impl Conn {
         }
     }
 
+    /// What a stream's buffer still takes before it would write to the
+    /// socket by itself (datagrams: no limit).
+    pub(crate) fn room(&self) -> usize {
+        match self {
+            Conn::Tcp(w) => w.capacity() - w.buffer().len(),
+            Conn::Tls(w) => w.capacity() - w.buffer().len(),
+            _ => usize::MAX,
+        }
+    }
+
     /// Pushes buffered bytes out.
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         match self {
@@ -174,6 +184,17 @@ impl Conn {
                 s.sock.set_nonblocking(false)?;
                 r
             }
+        }
+    }
+
+    /// Drops a broken connection without writing what its buffer holds
+    /// (a `BufWriter` flushes when dropped: the items would reach the old
+    /// connection and then be sent again on the new one).
+    pub(crate) fn abandon(self) {
+        match self {
+            Conn::Tcp(w) => drop(w.into_parts()),
+            Conn::Tls(w) => drop(w.into_parts()),
+            _ => {}
         }
     }
 
