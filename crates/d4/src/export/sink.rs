@@ -1,9 +1,11 @@
 //! The destinations: datagram sockets (UDP, Unix) and streams (TCP, TLS).
 //!
-//! A stream is checked before each batch: a listener that closed (EOF,
-//! TLS close_notify, reset) is replaced by a new connection before anything
-//! is written, so a listener that shuts down gracefully (it stops writing,
-//! then reads until we close) loses nothing. TCP has no application
+//! A stream is checked each time its buffer is about to go out (before a
+//! `--rate` pause, a file, a full buffer, the end of a batch): a listener
+//! that closed (EOF, TLS close_notify, reset) is replaced by a new
+//! connection before anything more is written to it, so a listener that
+//! shuts down gracefully (it says so, then reads until we close) loses
+//! nothing. TCP has no application
 //! acknowledgment: what a listener had received but not read when it closed
 //! abruptly is lost with it.
 
