@@ -10,18 +10,21 @@
 //! - `anonymize`: `d4 anonymize`, capture pseudonymisation (crate `d4-packet`).
 //! - `backscatter`: `d4 backscatter` (crate `d4-analyzers`).
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
+//! - `export`: `d4 export udp|tcp|tls|syslog|unix`, a queue shipped to a
+//!   listener (Maltrail's server, a SIEM, syslog), one datagram or line per item.
 //! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
 //! - `d4 tls` is crate `d4-tls` ([`d4_tls::TlsCmd`]).
 //! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
 //!   are told to stop (queue consumers check a flag through their
 //!   `d4_api::poll::Poller`; `d4 pdns` and `d4 tls` get a `d4_api::shutdown::Shutdown`).
 //!
-//! The queue consumers (`stdout`, `forward`, `backscatter -u`, `pdns -u`) poll
+//! The queue consumers (`stdout`, `forward`, `export`, `backscatter -u`, `pdns -u`) poll
 //! through `d4_api::poll::Poller`, the one polling loop.
 
 mod anonymize;
 mod backscatter;
 mod client;
+mod export;
 mod forward;
 mod manage;
 mod server;
@@ -80,6 +83,9 @@ enum Cmd {
     Backscatter(backscatter::Args),
     /// Send a queue's captures or lines on to another D4 server, pseudonymised on the way.
     Forward(forward::Args),
+    /// Ship a queue to a UDP, TCP, TLS, syslog or Unix-socket listener (e.g. Maltrail's server).
+    #[command(subcommand)]
+    Export(export::ExportCmd),
     /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
     #[command(subcommand)]
     Pdns(d4_pdns::PdnsCmd),
@@ -206,6 +212,7 @@ fn main() {
         Cmd::Anonymize(a) => anonymize::run(a),
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
+        Cmd::Export(c) => export::run(c),
         Cmd::Pdns(c) => pdns(c),
         Cmd::Tls(c) => tls(c),
     };

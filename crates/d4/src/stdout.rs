@@ -14,12 +14,8 @@ use d4_api::{Api, Conn};
     after_help = "Examples:\n  d4 stdout -t 8 -u QUEUE -n                 # passivedns lines, one per line, until Ctrl-C\n  d4 stdout -t 1 -u QUEUE -f > all.pcap      # the captures, gunzipped, as one pcap stream\n  d4 stdout -t 3 -u QUEUE -n --once          # what is there now, then exit"
 )]
 pub(crate) struct Args {
-    /// Queue type: D4 type number or extended type name (must match the queue).
-    #[arg(short = 't', long = "type")]
-    ty: String,
-    /// Queue UUID.
-    #[arg(short = 'u', long = "uuid")]
-    queue: String,
+    #[command(flatten)]
+    q: QueueArg,
     /// Items are file paths: write the files' contents (gunzipped) instead.
     #[arg(short = 'f', long = "files")]
     files: bool,
@@ -34,6 +30,24 @@ pub(crate) struct Args {
     batch: usize,
     #[command(flatten)]
     conn: Conn,
+}
+
+/// The queue a consumer reads (`-t TYPE -u QUEUE`, the reference tools' flags).
+#[derive(clap::Args)]
+pub(crate) struct QueueArg {
+    /// Queue type: D4 type number or extended type name (must match the queue).
+    #[arg(short = 't', long = "type")]
+    pub(crate) ty: String,
+    /// Queue UUID.
+    #[arg(short = 'u', long = "uuid")]
+    pub(crate) queue: String,
+}
+
+impl QueueArg {
+    /// The queue's type, checked to be `-t`.
+    pub(crate) fn check(&self, api: &Api) -> Result<String> {
+        queue_type(api, &self.queue, &self.ty)
+    }
 }
 
 /// Writes files named by items; for pcap files, drops the global header of
@@ -73,6 +87,25 @@ impl FileStreamer {
     }
 }
 
+/// The type of `queue`, checked to be `ty` (the `-t` of the queue consumers).
+fn queue_type(api: &Api, queue: &str, ty: &str) -> Result<String> {
+    let q = api.get(&format!("/queues/{queue}"))?;
+    let qtype = q["type"].as_str().unwrap_or_default();
+    if qtype != ty.trim() {
+        bail!("queue {queue} is of type {qtype}, not {ty}");
+    }
+    Ok(qtype.to_string())
+}
+
+/// Only queues whose items the server writes as paths of its own files may
+/// be read with -f: a line from a sensor must never name a file to open.
+pub(crate) fn check_file_items(qtype: &str) -> Result<()> {
+    if !matches!(qtype, "1" | "4" | "5" | "7") {
+        bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
+    }
+    Ok(())
+}
+
 pub(crate) fn run(a: Args) -> Result<()> {
     let api = Api::connect(&a.conn)?;
     if !a.once {
@@ -83,15 +116,9 @@ pub(crate) fn run(a: Args) -> Result<()> {
             }
         });
     }
-    let q = api.get(&format!("/queues/{}", a.queue))?;
-    let qtype = q["type"].as_str().unwrap_or_default();
-    if qtype != a.ty.trim() {
-        bail!("queue {} is of type {qtype}, not {}", a.queue, a.ty);
-    }
-    // Only queues whose items the server writes as paths of its own files may
-    // be read with -f: a line from a sensor must never name a file to open.
-    if a.files && !matches!(qtype, "1" | "4" | "5" | "7") {
-        bail!("-f reads the files named by queue items: only queues of types 1, 4, 5 and 7 carry file paths (this one is {qtype})");
+    let qtype = a.q.check(&api)?;
+    if a.files {
+        check_file_items(&qtype)?;
     }
     let data_root = d4_api::data_root(&api);
     let stdout = io::stdout();
@@ -101,7 +128,7 @@ pub(crate) fn run(a: Args) -> Result<()> {
         root: data_root,
     };
     let idle = if a.once { Idle::Once } else { Idle::Follow };
-    let mut poller = Poller::new(&api, &a.queue, Take::Pop, a.batch, idle)
+    let mut poller = Poller::new(&api, &a.q.queue, Take::Pop, a.batch, idle)
         .stop_when(crate::signals::interrupted);
     poller.run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
         let n = items.len();

@@ -8,6 +8,7 @@ mod cli;
 mod client_faults;
 mod disk_full;
 mod e2e;
+mod export;
 mod floods;
 mod harness;
 mod idle;
