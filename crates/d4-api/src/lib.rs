@@ -13,6 +13,8 @@
 //!
 //! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
 //!   and the checks on the files items name.
+//! - [`captures`]: the inputs of the commands that read captures (files,
+//!   stdin, a type-1 queue).
 //! - [`poll`]: the one queue-polling loop of every consumer.
 //! - [`queue`]: a queue an analyzer ingests, and the loop following several.
 //! - [`loadgen`]: the open-loop HTTP load of the lookup benchmarks.
@@ -21,6 +23,7 @@
 //! - [`serve`]: their HTTP side (runtime, listening, serving, errors).
 //! - [`shutdown`]: the stop request of the commands that follow or serve.
 
+pub mod captures;
 pub mod loadgen;
 pub mod lookup;
 pub mod poll;

@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use d4_api::poll::{Handler, Idle};
-use d4_packet::capture::{CaptureReader, Packet};
+use d4_api::captures::{each_packet, open_input, CaptureInputs, Captures};
+use d4_api::poll::Idle;
 
 use crate::extract::{ExtractConfig, Extractor};
 use crate::ingest::{Format, Ingester};
@@ -200,19 +200,6 @@ fn connect_ingest(c: &Conn, uuids: &[String]) -> Result<Vec<Queue>> {
     )
 }
 
-fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
-    if p == Path::new("-") {
-        // stdin may be gzip too.
-        let mut r = io::BufReader::new(io::stdin());
-        let head = io::BufRead::fill_buf(&mut r)?;
-        if head.starts_with(&[0x1f, 0x8b]) {
-            return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
-        }
-        return Ok(Box::new(r));
-    }
-    d4_packet::gz::open_maybe_gz(p).with_context(|| format!("cannot open {}", p.display()))
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -220,47 +207,53 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The captures a type-1 queue names, extracted to the output.
-struct QueueCaptures<'a, F> {
-    q: &'a Queue,
+/// Extracts the records of one capture to the output.
+struct Extract<'a, W: Write> {
     x: &'a mut Extractor,
-    out: &'a mut dyn Write,
-    /// Captures that ended on an error.
-    failed: &'a mut Vec<String>,
-    /// Extracts one capture; `false` when it ended on an error.
-    one: F,
+    out: &'a mut W,
+    /// `--cof`: Passive DNS COF JSON instead of passivedns lines.
+    cof: bool,
+    /// The first write error (the output closed, a full disk): reading stops.
+    werr: Option<io::Error>,
 }
 
-impl<F> Handler for QueueCaptures<'_, F>
-where
-    F: FnMut(&mut Extractor, Box<dyn Read + Send>, &str, &mut dyn Write) -> bool,
-{
-    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
-        for it in &items {
-            let path = match self.q.file_item(it) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("d4 pdns extract: {e:#}");
-                    continue;
+impl<W: Write> Captures for Extract<'_, W> {
+    fn capture(&mut self, r: Box<dyn Read + Send>, name: &str) -> bool {
+        let (x, out, cof, werr) = (&mut *self.x, &mut *self.out, self.cof, &mut self.werr);
+        each_packet(EXTRACT, r, name, |p, nanos| {
+            x.packet(p, nanos, &mut |r| {
+                if werr.is_some() {
+                    return;
                 }
-            };
-            match open_input(&path) {
-                Ok(r) => {
-                    let name = path.display().to_string();
-                    if !(self.one)(self.x, r, &name, &mut *self.out) {
-                        self.failed.push(name);
-                    }
+                let res = if cof {
+                    let v = serde_json::json!({
+                        "rrname": if r.rrname.is_empty() { "." } else { r.rrname },
+                        "rrtype": type_name(r.rrtype),
+                        "rdata": r.rdata,
+                        "time_first": r.ts_sec,
+                        "time_last": r.ts_sec,
+                        "count": 1,
+                    });
+                    serde_json::to_writer(&mut *out, &v)
+                        .map_err(io::Error::other)
+                        .and_then(|_| out.write_all(b"\n"))
+                } else {
+                    r.write_line(&mut *out)
+                };
+                if let Err(e) = res {
+                    *werr = Some(e);
                 }
-                Err(e) => eprintln!("d4 pdns extract: {e:#}"),
-            }
-        }
-        Ok(items.len())
+            });
+            werr.is_none()
+        })
     }
 
     fn idle(&mut self) -> Result<()> {
         Ok(self.out.flush()?)
     }
 }
+
+const EXTRACT: &str = "d4 pdns extract";
 
 fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
     let select = crate::passivedns::Select::parse(&a.types)
@@ -274,96 +267,20 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
     });
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut failed = Vec::new();
-    let mut werr: Option<io::Error> = None;
-    let cof = a.cof;
-    let mut one =
-        |x: &mut Extractor, r: Box<dyn Read + Send>, name: &str, out: &mut dyn Write| -> bool {
-            let mut reader = match CaptureReader::new(io::BufReader::with_capacity(256 * 1024, r)) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("d4 pdns extract: {name}: {e}");
-                    return false;
-                }
-            };
-            let nanos = reader.nanos();
-            let mut p = Packet::with_capacity();
-            loop {
-                match reader.next_into(&mut p) {
-                    Ok(true) => x.packet(&p, nanos, &mut |r| {
-                        if werr.is_some() {
-                            return;
-                        }
-                        let res = if cof {
-                            let v = serde_json::json!({
-                                "rrname": if r.rrname.is_empty() { "." } else { r.rrname },
-                                "rrtype": type_name(r.rrtype),
-                                "rdata": r.rdata,
-                                "time_first": r.ts_sec,
-                                "time_last": r.ts_sec,
-                                "count": 1,
-                            });
-                            serde_json::to_writer(&mut *out, &v)
-                                .map_err(io::Error::other)
-                                .and_then(|_| out.write_all(b"\n"))
-                        } else {
-                            r.write_line(&mut *out)
-                        };
-                        if let Err(e) = res {
-                            werr = Some(e);
-                        }
-                    }),
-                    Ok(false) => return true,
-                    Err(e) => {
-                        eprintln!("d4 pdns extract: {name}: {e}");
-                        return false;
-                    }
-                }
-                if werr.is_some() {
-                    return true;
-                }
-            }
-        };
-    let mut inputs = d4_packet::inputs::expand(&a.inputs)?;
-    if inputs.is_empty() && a.queue.is_none() {
-        inputs.push(PathBuf::from("-"));
+    let mut ex = Extract {
+        x: &mut x,
+        out: &mut out,
+        cof: a.cof,
+        werr: None,
+    };
+    let failed = CaptureInputs {
+        cmd: EXTRACT,
+        inputs: &a.inputs,
+        queue: a.queue.as_deref(),
+        once: a.once,
     }
-    for path in &inputs {
-        let name = path.display().to_string();
-        match open_input(path) {
-            Ok(r) => {
-                if !one(&mut x, r, &name, &mut out) {
-                    failed.push(name);
-                }
-            }
-            Err(e) => {
-                eprintln!("d4 pdns extract: {e:#}");
-                failed.push(name);
-            }
-        }
-    }
-    if let Some(u) = &a.queue {
-        let q = Queue::connect(&a.conn, u)?;
-        if q.qtype != "1" {
-            bail!(
-                "extract reads captures: queue {u} is of type {}, not 1",
-                q.qtype
-            );
-        }
-        let idle = if a.once { Idle::Once } else { Idle::Follow };
-        q.poller(64, idle)
-            .pause(Duration::from_millis(20), Duration::from_millis(500))
-            .retry(None)
-            .stop_when(|| shutdown.is_triggered())
-            .run(&mut QueueCaptures {
-                q: &q,
-                x: &mut x,
-                out: &mut out,
-                failed: &mut failed,
-                one: &mut one,
-            })?;
-    }
-    match werr {
+    .run(&a.conn, || shutdown.is_triggered(), &mut ex)?;
+    match ex.werr.take() {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
         Some(e) => return Err(e.into()),
         None => {}

@@ -7,13 +7,11 @@
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use d4_api::poll::{Handler, Idle, Poller, Take};
-use d4_api::{Api, Conn};
-use d4_packet::capture::{CaptureReader, Packet};
+use d4_api::captures::{each_packet, CaptureInputs, Captures};
+use d4_api::Conn;
 
 use crate::record::Record;
 use crate::session::{Config, Fingerprinter};
@@ -106,74 +104,19 @@ impl Sink<'_> {
     }
 }
 
-fn open_input(p: &Path) -> Result<Box<dyn Read + Send>> {
-    if p == Path::new("-") {
-        let mut r = io::BufReader::new(io::stdin());
-        let head = io::BufRead::fill_buf(&mut r)?;
-        if head.starts_with(&[0x1f, 0x8b]) {
-            return Ok(Box::new(flate2::read::MultiGzDecoder::new(r)));
-        }
-        return Ok(Box::new(r));
-    }
-    d4_packet::gz::open_maybe_gz(p).with_context(|| format!("cannot open {}", p.display()))
-}
-
-/// Reads one capture into the fingerprinter; false (after saying why)
-/// when it is not a capture or ends on an error.
-fn one(x: &mut Fingerprinter, r: Box<dyn Read + Send>, name: &str, sink: &mut Sink<'_>) -> bool {
-    let mut reader = match CaptureReader::new(io::BufReader::with_capacity(256 * 1024, r)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("d4 tls fingerprint: {name}: {e}");
-            return false;
-        }
-    };
-    let nanos = reader.nanos();
-    let mut p = Packet::with_capacity();
-    loop {
-        match reader.next_into(&mut p) {
-            Ok(true) => x.packet(&p, nanos, &mut |r| sink.record(r)),
-            Ok(false) => return true,
-            Err(e) => {
-                eprintln!("d4 tls fingerprint: {name}: {e}");
-                return false;
-            }
-        }
-        if sink.err.is_some() {
-            return true;
-        }
-    }
-}
-
-/// The captures a type-1 queue names.
-struct QueueCaptures<'a, 'b> {
-    data_root: Option<PathBuf>,
+/// Reads one capture into the fingerprinter.
+struct Fingerprint<'a, 'b> {
     x: &'a mut Fingerprinter,
     sink: &'a mut Sink<'b>,
-    failed: &'a mut Vec<String>,
 }
 
-impl Handler for QueueCaptures<'_, '_> {
-    fn batch(&mut self, items: Vec<Vec<u8>>) -> Result<usize> {
-        for it in &items {
-            let path = match d4_api::check_item_path(it, self.data_root.as_deref()) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("d4 tls fingerprint: {e:#}");
-                    continue;
-                }
-            };
-            match open_input(&path) {
-                Ok(r) => {
-                    let name = path.display().to_string();
-                    if !one(self.x, r, &name, self.sink) {
-                        self.failed.push(name);
-                    }
-                }
-                Err(e) => eprintln!("d4 tls fingerprint: {e:#}"),
-            }
-        }
-        Ok(items.len())
+impl Captures for Fingerprint<'_, '_> {
+    fn capture(&mut self, r: Box<dyn Read + Send>, name: &str) -> bool {
+        let (x, sink) = (&mut *self.x, &mut *self.sink);
+        each_packet(CMD, r, name, |p, nanos| {
+            x.packet(p, nanos, &mut |r| sink.record(r));
+            sink.err.is_none()
+        })
     }
 
     fn idle(&mut self) -> Result<()> {
@@ -182,6 +125,8 @@ impl Handler for QueueCaptures<'_, '_> {
         Ok(self.sink.out.flush()?)
     }
 }
+
+const CMD: &str = "d4 tls fingerprint";
 
 /// Runs `d4 tls fingerprint`.
 pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
@@ -203,47 +148,20 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
         cert_dir: a.cert_dir.as_deref(),
         err: None,
     };
-    let mut failed = Vec::new();
-    let mut inputs = d4_packet::inputs::expand(&a.inputs)?;
-    if inputs.is_empty() && a.queue.is_none() {
-        inputs.push(PathBuf::from("-"));
+    let failed = CaptureInputs {
+        cmd: CMD,
+        inputs: &a.inputs,
+        queue: a.queue.as_deref(),
+        once: a.once,
     }
-    for path in &inputs {
-        let name = path.display().to_string();
-        match open_input(path) {
-            Ok(r) => {
-                if !one(&mut x, r, &name, &mut sink) {
-                    failed.push(name);
-                }
-            }
-            Err(e) => {
-                eprintln!("d4 tls fingerprint: {e:#}");
-                failed.push(name);
-            }
-        }
-    }
-    if let Some(u) = &a.queue {
-        if u.len() > 64 || !u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-            bail!("{u} is not a queue UUID");
-        }
-        let api = Api::connect(&a.conn)?;
-        let info = api.get(&format!("/queues/{u}"))?;
-        let qtype = info["type"].as_str().unwrap_or_default();
-        if qtype != "1" {
-            bail!("fingerprint reads captures: queue {u} is of type {qtype}, not 1");
-        }
-        let idle = if a.once { Idle::Once } else { Idle::Follow };
-        Poller::new(&api, u, Take::Pop, 64, idle)
-            .pause(Duration::from_millis(20), Duration::from_millis(500))
-            .retry(None)
-            .stop_when(|| shutdown.is_triggered())
-            .run(&mut QueueCaptures {
-                data_root: d4_api::data_root(&api),
-                x: &mut x,
-                sink: &mut sink,
-                failed: &mut failed,
-            })?;
-    }
+    .run(
+        &a.conn,
+        || shutdown.is_triggered(),
+        &mut Fingerprint {
+            x: &mut x,
+            sink: &mut sink,
+        },
+    )?;
     x.finish(&mut |r| sink.record(r));
     if let Some(e) = sink.err.take() {
         if e.downcast_ref::<io::Error>()

@@ -254,7 +254,10 @@ fn spool_state(dir: &std::path::Path) -> (u64, Option<u64>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if let Some(seq) = name.strip_suffix(".seg") {
-            total += e.metadata().unwrap().len();
+            // The client drops its oldest segment while we list: a file gone
+            // between read_dir and metadata counts as already dropped.
+            let Ok(meta) = e.metadata() else { continue };
+            total += meta.len();
             let seq: u64 = seq.parse().unwrap();
             oldest = Some(oldest.map_or(seq, |o: u64| o.min(seq)));
         }
