@@ -9,7 +9,7 @@ use d4_client::{ClientConfig, Destination, Source};
 /// Run a sensor.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf  # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nA live capture must leave out the sensor's own upload (the filter above, with your server's port):\nthe sensor warns once if the capture it sends holds its own connection to the server.\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
+    after_help = "Examples:\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf  # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client -c conf --file capture.pcap --speed 4   # paced by its timestamps, 4x faster\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nA live capture must leave out the sensor's own upload (the filter above, with your server's port):\nthe sensor warns once if the capture it sends holds its own connection to the server.\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\n\nSources (the `source` file; docs/CONFIG.md, \"Sensor sources\"):\n  stdin       standard input (the default)\n  file, pcap  the file named in `file`; pcap with `speed` N > 0: paced, N times faster\n  folder      each closed file of `folder` once, whole, oldest first; folder_settle_ms\n              (1000), folder_done (keep|delete|move:DIR); folder.sent: what was confirmed\n  d4server    the items of a Redis list of another D4 server, oldest first, each whole;\n              redis_d4 (host:port/db), redis_queue (analyzer:TYPE:QUEUE), redis_wait_ms\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
 )]
 pub(crate) struct Args {
     /// Reference configuration directory.
@@ -235,21 +235,10 @@ pub(crate) fn run(a: Args) -> Result<()> {
             );
             return Ok(());
         }
-        Source::D4Server {
-            redis,
-            queue,
-            wait,
-        } => {
-            let s = crate::d4server::run(
-                &cfg,
-                redis,
-                queue,
-                *wait,
-                a.once,
-                &quit,
-                &stop_after_grace,
-            )
-            .map_err(|e| flat(e, &cfg))?;
+        Source::D4Server { redis, queue, wait } => {
+            let s =
+                crate::d4server::run(&cfg, redis, queue, *wait, a.once, &quit, &stop_after_grace)
+                    .map_err(|e| flat(e, &cfg))?;
             tracing::info!("sent {} items ({} bytes)", s.items, s.bytes);
             return Ok(());
         }

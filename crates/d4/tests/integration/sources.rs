@@ -33,14 +33,20 @@ fn term(mut c: Child) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = c.wait_with_output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 /// The lines of file `i`: two, the second without its newline for odd `i`
 /// (the source adds it).
 fn content(i: usize) -> String {
     let end = if i % 2 == 1 { "" } else { "\n" };
-    format!("file-{i:04} line-0 {}\nfile-{i:04} line-1{end}", "x".repeat(i % 97))
+    format!(
+        "file-{i:04} line-0 {}\nfile-{i:04} line-1{end}",
+        "x".repeat(i % 97)
+    )
 }
 
 /// How many times each line of files `0..n` is in `out`; panics on a line
@@ -138,7 +144,11 @@ fn folder_1000_files_each_once_while_the_server_restarts_twice() {
     // One that cuts a session can make its stored part arrive again, at
     // most a session (1,000 files) per stop; with files arriving every
     // few ms, sessions hold a handful.
-    assert!(twice.len() <= 2 * 100, "{} lines twice: {twice:?}", twice.len());
+    assert!(
+        twice.len() <= 2 * 100,
+        "{} lines twice: {twice:?}",
+        twice.len()
+    );
     assert!(seen.values().all(|&n| n <= 2), "a line came three times");
     // The journal has every file, and only them.
     let journal = std::fs::read_to_string(sensor.dir.path().join("folder.sent")).unwrap();
@@ -294,7 +304,10 @@ fn d4server_source_sends_a_redis_list_in_order_and_whole() {
     let o = down.run(b"", &["--once", "--max-retries", "0"]);
     assert!(!o.status.success());
     assert_eq!(
-        r.cli(2, &["LRANGE", &format!("d4:processing:source:{list}"), "0", "-1"]),
+        r.cli(
+            2,
+            &["LRANGE", &format!("d4:processing:source:{list}"), "0", "-1"]
+        ),
         "kept"
     );
     let o = sensor.run(b"", &["--once"]);

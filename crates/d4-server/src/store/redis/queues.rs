@@ -596,10 +596,10 @@ impl RedisQueues {
     pub async fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
         let mut l = self.lists.clone();
         let removed: usize = redis::Script::new(ACK_SCRIPT)
-        .key(processing_key(id))
-        .arg(upto.min(1 << 53))
-        .invoke_async(&mut l)
-        .await?;
+            .key(processing_key(id))
+            .arg(upto.min(1 << 53))
+            .invoke_async(&mut l)
+            .await?;
         Ok(removed)
     }
 
