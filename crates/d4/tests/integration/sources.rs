@@ -22,23 +22,6 @@ fn start_client(dir: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// SIGTERM, then the exit status and stderr.
-fn term(mut c: Child) -> (bool, String) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status();
-    let end = Instant::now() + Duration::from_secs(30);
-    while c.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "d4 client did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = c.wait_with_output().unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
 /// The lines of file `i`: two, the second without its newline for odd `i`
 /// (the source adds it).
 fn content(i: usize) -> String {
@@ -129,7 +112,7 @@ fn folder_1000_files_each_once_while_the_server_restarts_twice() {
     });
     // Give a resend, if any, time to land before counting.
     std::thread::sleep(Duration::from_millis(1500));
-    let (ok, err) = term(client);
+    let (ok, err) = terminate(client);
     assert!(ok, "d4 client: {err}");
     let out = String::from_utf8(s.drain("3", &q, &["-n"])).unwrap();
     let seen = count_lines(&out, N);
@@ -179,7 +162,7 @@ fn folder_sensor_restart_resends_nothing_and_skips_hidden_and_partial_files() {
     wait_for("some lines", Duration::from_secs(60), || {
         (s.queue_len(&q) > 0).then_some(())
     });
-    let (ok, err) = term(client);
+    let (ok, err) = terminate(client);
     assert!(ok, "SIGTERM between sessions: {err}");
     for i in 200..300 {
         std::fs::write(dir.join(format!("f{i:04}.log")), content(i)).unwrap();
