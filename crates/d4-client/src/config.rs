@@ -1,19 +1,114 @@
 //! Sensor configuration: the reference directory layout, or a TOML file.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use uuid::Uuid;
 
 /// Where the sensor reads its stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Source {
     /// Standard input.
     Stdin,
     /// A file, read to its end.
     File(PathBuf),
+    /// A capture (pcap or pcapng) replayed as a pcap stream at `speed`
+    /// times its pace (crate `replay`); speed 0 is [`Source::File`].
+    Pcap {
+        /// The capture.
+        file: PathBuf,
+        /// 1: the capture's pace; n: n times faster.
+        speed: f64,
+    },
+    /// Closed files of a folder, each sent once (crate `folder`).
+    Folder(FolderConfig),
+    /// The items of a Redis list of another D4 server (`d4 client` runs it).
+    D4Server {
+        /// `host:port/db` (the reference's `redis_d4`).
+        redis: RedisAddr,
+        /// The list (`analyzer:TYPE:QUEUE`).
+        queue: String,
+        /// Wait when the list is empty.
+        wait: Duration,
+    },
 }
+
+/// What the folder source does with a file once the server confirmed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FolderDone {
+    /// Leave it (the reference); the journal remembers it was sent.
+    Keep,
+    /// Remove it.
+    Delete,
+    /// Move it into this directory.
+    Move(PathBuf),
+}
+
+/// The folder source's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderConfig {
+    /// The folder watched.
+    pub dir: PathBuf,
+    /// The journal of what was sent (`folder.sent` beside the configuration).
+    pub journal: PathBuf,
+    /// A file is closed once its size and mtime did not change for this long.
+    pub settle: Duration,
+    /// What to do with a file once sent.
+    pub done: FolderDone,
+}
+
+/// A Redis instance as the reference writes it: `host:port/db`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisAddr {
+    /// Host name or address (IPv6 in brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Database number.
+    pub db: u32,
+}
+
+impl RedisAddr {
+    /// Parses `host:port/db` (`/db` optional: 0; `[v6]:port/db`).
+    pub fn parse(s: &str) -> Result<RedisAddr> {
+        let bad = || {
+            anyhow::anyhow!(
+                "redis_d4 {s:?} is not host:port/db (e.g. 127.0.0.1:6380/2, the reference's form)"
+            )
+        };
+        let (hp, db) = match s.rsplit_once('/') {
+            Some((hp, db)) => (hp, db.parse::<u32>().map_err(|_| bad())?),
+            None => (s, 0),
+        };
+        let (host, port) = hp.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(RedisAddr {
+            host: host.to_string(),
+            port,
+            db,
+        })
+    }
+
+    /// The `redis://` URL of it.
+    pub fn url(&self) -> String {
+        if self.host.contains(':') {
+            format!("redis://[{}]:{}/{}", self.host, self.port, self.db)
+        } else {
+            format!("redis://{}:{}/{}", self.host, self.port, self.db)
+        }
+    }
+}
+
+/// The folder source's settle time when none is given.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
+/// The d4server source's wait on an empty list when none is given (the Go client's `-rl`).
+pub const DEFAULT_REDIS_WAIT: Duration = Duration::from_millis(200);
 
 /// Where the sensor sends its frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +196,26 @@ struct TomlConfig {
     uuid_file: Option<PathBuf>,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: Option<u64>,
+    folder: Option<PathBuf>,
+    folder_done: Option<String>,
+    folder_settle_ms: Option<u64>,
+    speed: Option<f64>,
+    redis_d4: Option<String>,
+    redis_queue: Option<String>,
+    redis_wait_ms: Option<u64>,
+}
+
+/// The settings of the sources, as read from either form.
+#[derive(Default)]
+struct SourceSettings {
+    file: Option<PathBuf>,
+    folder: Option<PathBuf>,
+    folder_done: Option<String>,
+    folder_settle_ms: Option<u64>,
+    speed: Option<f64>,
+    redis_d4: Option<String>,
+    redis_queue: Option<String>,
+    redis_wait_ms: Option<u64>,
 }
 
 fn first_line(dir: &Path, name: &str) -> Result<Option<String>> {
@@ -146,18 +261,86 @@ pub fn load_or_create_uuid(path: &Path) -> Result<Uuid> {
     Ok(u)
 }
 
-fn parse_source(value: &str, file: Option<PathBuf>, base: &Path) -> Result<Source> {
+fn parse_source(value: &str, set: SourceSettings, base: &Path) -> Result<Source> {
     match value {
         "" | "stdin" | "-" => Ok(Source::Stdin),
-        "file" | "pcap" => match file {
-            Some(f) => Ok(Source::File(base.join(f))),
-            None => bail!("source {value:?} needs the path of the file in a `file` setting"),
-        },
-        "folder" | "d4server" => {
-            bail!("source {value:?} is not supported yet: use stdin or a file")
+        "file" | "pcap" => {
+            let Some(f) = set.file else {
+                bail!("source {value:?} needs the path of the file in a `file` setting")
+            };
+            let file = base.join(f);
+            let speed = set.speed.unwrap_or(0.0);
+            check_speed(speed)?;
+            if value == "pcap" && speed > 0.0 {
+                Ok(Source::Pcap { file, speed })
+            } else {
+                Ok(Source::File(file))
+            }
+        }
+        "folder" => {
+            let Some(f) = set.folder else {
+                bail!("source \"folder\" needs the folder to watch in a `folder` setting")
+            };
+            let dir = base.join(f);
+            if !dir.is_dir() {
+                bail!(
+                    "folder {}: not a directory (the `folder` setting names the folder to watch)",
+                    dir.display()
+                );
+            }
+            let done = match set.folder_done.as_deref().unwrap_or("keep") {
+                "" | "keep" => FolderDone::Keep,
+                "delete" => FolderDone::Delete,
+                m => match m.strip_prefix("move:") {
+                    Some(d) if !d.is_empty() => FolderDone::Move(base.join(d)),
+                    _ => bail!("folder_done {m:?}: give keep, delete or move:DIR"),
+                },
+            };
+            Ok(Source::Folder(FolderConfig {
+                dir,
+                journal: base.join("folder.sent"),
+                settle: set
+                    .folder_settle_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(DEFAULT_SETTLE),
+                done,
+            }))
+        }
+        "d4server" => {
+            let Some(r) = set.redis_d4 else {
+                bail!("source \"d4server\" needs `redis_d4` (host:port/db of the other server's Redis, e.g. 127.0.0.1:6380/2)")
+            };
+            let Some(q) = set.redis_queue.filter(|q| !q.is_empty()) else {
+                bail!("source \"d4server\" needs `redis_queue` (the list to read, e.g. analyzer:3:QUEUE-UUID)")
+            };
+            Ok(Source::D4Server {
+                redis: RedisAddr::parse(&r)?,
+                queue: q,
+                wait: set
+                    .redis_wait_ms
+                    .map(Duration::from_millis)
+                    .unwrap_or(DEFAULT_REDIS_WAIT),
+            })
         }
         other => Ok(Source::File(base.join(other))),
     }
+}
+
+/// A replay speed: 0 (as fast as possible) or a positive factor.
+pub fn check_speed(speed: f64) -> Result<()> {
+    if speed.is_finite() && speed >= 0.0 {
+        Ok(())
+    } else {
+        bail!("speed {speed} is not 0 (as fast as possible) nor a positive factor (1: the capture's pace)")
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, s: Option<String>) -> Result<Option<T>> {
+    s.map(|v| {
+        v.parse()
+            .map_err(|_| anyhow::anyhow!("{name} {v:?} is not a number"))
+    })
+    .transpose()
 }
 
 fn parse_destination(value: &str) -> Result<Destination> {
@@ -231,9 +414,18 @@ impl ClientConfig {
         }
         let uuid = load_or_create_uuid(&dir.join("uuid"))?;
         let mut c = ClientConfig::defaults(uuid);
-        let file = first_line(dir, "file")?.map(PathBuf::from);
+        let set = SourceSettings {
+            file: first_line(dir, "file")?.map(PathBuf::from),
+            folder: first_line(dir, "folder")?.map(PathBuf::from),
+            folder_done: first_line(dir, "folder_done")?,
+            folder_settle_ms: parse_num("folder_settle_ms", first_line(dir, "folder_settle_ms")?)?,
+            speed: parse_num("speed", first_line(dir, "speed")?)?,
+            redis_d4: first_line(dir, "redis_d4")?,
+            redis_queue: first_line(dir, "redis_queue")?,
+            redis_wait_ms: parse_num("redis_wait_ms", first_line(dir, "redis_wait_ms")?)?,
+        };
         if let Some(s) = first_line(dir, "source")? {
-            c.source = parse_source(&s, file, dir)?;
+            c.source = parse_source(&s, set, dir)?;
         }
         match first_line(dir, "destination")? {
             Some(d) => c.destination = parse_destination(&d)?,
@@ -300,8 +492,18 @@ impl ClientConfig {
             (None, None) => bail!("{}: set `uuid` or `uuid_file`", path.display()),
         };
         let mut c = ClientConfig::defaults(uuid);
+        let set = SourceSettings {
+            file: t.file.clone(),
+            folder: t.folder.clone(),
+            folder_done: t.folder_done.clone(),
+            folder_settle_ms: t.folder_settle_ms,
+            speed: t.speed,
+            redis_d4: t.redis_d4.clone(),
+            redis_queue: t.redis_queue.clone(),
+            redis_wait_ms: t.redis_wait_ms,
+        };
         if let Some(s) = &t.source {
-            c.source = parse_source(s, t.file.clone(), base)?;
+            c.source = parse_source(s, set, base)?;
         } else if let Some(f) = &t.file {
             c.source = Source::File(base.join(f));
         }

@@ -28,12 +28,21 @@
 //!   connection to its server (a capture that feeds itself).
 //! - [`spool`]: the optional on-disk spool of what the server has not
 //!   confirmed, bounded, sent first by the next run.
+//! - [`folder`]: the `folder` source: closed files of a folder, each sent
+//!   once (a journal of what the server confirmed), one session a batch.
+//! - [`replay`]: the `pcap` source at a speed: a capture (pcap or pcapng)
+//!   as a pcap stream paced by its timestamps.
+//!
+//! The `d4server` source (a Redis list of another server) lives in the
+//! `d4` binary, which has the Redis client.
 
 pub mod config;
 mod echo;
+pub mod folder;
+pub mod replay;
 pub mod run;
 pub mod spool;
 pub mod transport;
 
-pub use config::{ClientConfig, Destination, Source};
+pub use config::{ClientConfig, Destination, FolderConfig, FolderDone, RedisAddr, Source};
 pub use run::{run, run_until, RunStats};

@@ -48,5 +48,5 @@ mod workers;
 pub use config::{Mode, RedisTarget, ServerConfig, TimeZone};
 pub use server::{run, start, ControlFile, RunningServer, CONTROL_FILE};
 pub use store::queues::{QueueDef, QueueType};
-pub use store::redis::queues::{PushGroup, RedisQueues};
+pub use store::redis::queues::{PushGroup, RedisQueues, ACK_SCRIPT, READ_SCRIPT};
 pub use tls::ensure_material as ensure_tls_material;

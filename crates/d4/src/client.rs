@@ -9,7 +9,7 @@ use d4_client::{ClientConfig, Destination, Source};
 /// Run a sensor.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf  # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nA live capture must leave out the sensor's own upload (the filter above, with your server's port):\nthe sensor warns once if the capture it sends holds its own connection to the server.\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
+    after_help = "Examples:\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf  # conf/: destination, type, uuid, key, rootCA.crt\n  d4 client -c conf --file capture.pcap\n  d4 client -c conf --file capture.pcap --speed 4   # paced by its timestamps, 4x faster\n  d4 client --config sensor.toml\n  tcpdump -n -s0 -w - 'not tcp port 4443' | d4 client -c conf --spool /var/spool/d4  # kept until confirmed\n\nA live capture must leave out the sensor's own upload (the filter above, with your server's port):\nthe sensor warns once if the capture it sends holds its own connection to the server.\n\nThe configuration directory is the reference layout: one file per setting (source, destination,\nuuid, key, snaplen, type, version, metaheader.json, rootCA.crt, spool_dir, spool_max_bytes).\n\nSources (the `source` file; docs/CONFIG.md, \"Sensor sources\"):\n  stdin       standard input (the default)\n  file, pcap  the file named in `file`; pcap with `speed` N > 0: paced, N times faster\n  folder      each closed file of `folder` once, whole, oldest first; folder_settle_ms\n              (1000), folder_done (keep|delete|move:DIR); folder.sent: what was confirmed\n  d4server    the items of a Redis list of another D4 server, oldest first, each whole;\n              redis_d4 (host:port/db), redis_queue (analyzer:TYPE:QUEUE), redis_wait_ms\nA missing uuid is generated and written back. The server is verified against rootCA.crt unless --insecure is given.\n\nExit status 0 only once the server confirmed it stored everything (TLS close_notify). One SIGTERM\nstops the sensor within seconds (exit 1 unless what it read was confirmed); Ctrl-C lets the\nproducer end the input first, a second one quits now."
 )]
 pub(crate) struct Args {
     /// Reference configuration directory.
@@ -21,6 +21,14 @@ pub(crate) struct Args {
     /// Read this file instead of the configured source.
     #[arg(long)]
     file: Option<PathBuf>,
+    /// Replay the capture (`--file`, or a `pcap` source) paced by its
+    /// timestamps: 1 its own pace, N times faster; 0 as fast as possible.
+    #[arg(long, value_name = "FACTOR")]
+    speed: Option<f64>,
+    /// Sources that follow (folder, d4server): exit 0 once nothing is left
+    /// to send (no file closed or settling; an empty list).
+    #[arg(long)]
+    once: bool,
     /// Send here instead of the configured destination (`stdout` or host:port).
     #[arg(long)]
     destination: Option<String>,
@@ -104,6 +112,24 @@ fn raw_stdin() -> Result<std::fs::File> {
     }
 }
 
+/// Sources that follow (folder, d4server) stop between sessions on Ctrl-C
+/// or SIGTERM.
+fn quit() -> bool {
+    crate::signals::interrupted()
+}
+
+/// How long a session in flight may go on after SIGTERM to be confirmed
+/// (its files or items are otherwise sent again by the next run).
+const FINISH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The sender's stop check for sources that follow: SIGTERM lets the
+/// session in flight finish for [`FINISH_GRACE`].
+fn stop_after_grace() -> bool {
+    static SINCE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    crate::signals::terminated()
+        && SINCE.get_or_init(std::time::Instant::now).elapsed() >= FINISH_GRACE
+}
+
 /// A sensor configuration from `-c DIR` or `--config FILE.toml`.
 pub(crate) fn load_config(
     conf_dir: Option<&std::path::Path>,
@@ -122,6 +148,16 @@ pub(crate) fn run(a: Args) -> Result<()> {
     let mut cfg = load_config(a.conf_dir.as_deref(), a.config.as_deref())?;
     if let Some(f) = a.file {
         cfg.source = Source::File(f);
+    }
+    if let Some(speed) = a.speed {
+        d4_client::config::check_speed(speed)?;
+        cfg.source = match cfg.source {
+            Source::File(file) | Source::Pcap { file, .. } if speed > 0.0 => {
+                Source::Pcap { file, speed }
+            }
+            Source::File(file) | Source::Pcap { file, .. } => Source::File(file),
+            _ => bail!("--speed replays a capture: give it with --file or a `pcap` source"),
+        };
     }
     if let Some(d) = a.destination {
         cfg.destination = if d == "stdout" || d == "-" {
@@ -182,6 +218,29 @@ pub(crate) fn run(a: Args) -> Result<()> {
             };
             d4_client::run_until(&cfg, input, &crate::signals::terminated)
                 .map_err(|e| flat(e, &cfg))?
+        }
+        Source::Pcap { file, speed } => {
+            let r = d4_client::replay::Replay::open(file, *speed)?;
+            d4_client::run_until(&cfg, StopOnInterrupt(r), &crate::signals::terminated)
+                .map_err(|e| flat(e, &cfg))?
+        }
+        Source::Folder(f) => {
+            let s = d4_client::folder::run(&cfg, f, a.once, &quit, &stop_after_grace)
+                .map_err(|e| flat(e, &cfg))?;
+            tracing::info!(
+                "sent {} files ({} bytes) in {} sessions",
+                s.files,
+                s.bytes,
+                s.sessions
+            );
+            return Ok(());
+        }
+        Source::D4Server { redis, queue, wait } => {
+            let s =
+                crate::d4server::run(&cfg, redis, queue, *wait, a.once, &quit, &stop_after_grace)
+                    .map_err(|e| flat(e, &cfg))?;
+            tracing::info!("sent {} items ({} bytes)", s.items, s.bytes);
+            return Ok(());
         }
     };
     if cfg.destination != Destination::Stdout {

@@ -24,6 +24,7 @@
 mod anonymize;
 mod backscatter;
 mod client;
+mod d4server;
 mod export;
 mod forward;
 mod manage;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{wait_for, Sensor, Server, D4};
+use crate::harness::{terminate, wait_for, Sensor, Server, D4};
 
 /// A server with a queue of type `ty` holding `lines` (sent by a sensor).
 fn queue_with(ty: &str, sensor_ty: u8, meta: Option<&str>, lines: &[String]) -> (Server, String) {
@@ -60,24 +60,6 @@ fn spawn_export(s: &Server, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// SIGTERM, then the exit status and stderr.
-fn terminate(mut c: Child) -> (bool, String) {
-    Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    while c.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "d4 export did not end after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = c.wait_with_output().unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }
 
 /// Datagrams received on a socket until `n` came or 20 s passed.

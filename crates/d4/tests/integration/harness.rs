@@ -331,6 +331,25 @@ fn wait_child(c: &mut Child, t: Duration) -> bool {
     false
 }
 
+/// SIGTERM to a child `d4` command, then its exit status and stderr
+/// (it must stop within 20 s).
+pub fn terminate(mut c: Child) -> (bool, String) {
+    unsafe_kill_term(c.id());
+    let end = Instant::now() + Duration::from_secs(20);
+    while c.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < end,
+            "the command did not end after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = c.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
 fn unsafe_kill_term(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")

@@ -17,6 +17,7 @@ mod parity;
 mod pdns;
 mod redis;
 mod sharing;
+mod sources;
 /// The fault campaign's flood tool, also the floods tests'.
 #[path = "../../examples/swarm.rs"]
 #[allow(dead_code)]

@@ -167,14 +167,25 @@ fn now() -> f64 {
 }
 
 /// Moves up to ARGV[1] items from the tail of KEYS[1] to KEYS[2] (unless
-/// KEYS[2] already holds a batch) and returns KEYS[2], newest first.
-const READ_SCRIPT: &str = r"
+/// KEYS[2] already holds a batch) and returns KEYS[2], newest first: the
+/// read half of a reliable consumer (also `d4 client`'s `d4server` source).
+pub const READ_SCRIPT: &str = r"
 if redis.call('LLEN', KEYS[2]) == 0 then
   for i = 1, tonumber(ARGV[1]) do
     if not redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') then break end
   end
 end
 return redis.call('LRANGE', KEYS[2], 0, -1)
+";
+
+/// Drops the oldest ARGV[1] items of the batch KEYS[1] held by
+/// [`READ_SCRIPT`]; returns how many: the acknowledging half.
+pub const ACK_SCRIPT: &str = r"
+local n = redis.call('LLEN', KEYS[1])
+local k = tonumber(ARGV[1])
+if k >= n then redis.call('DEL', KEYS[1]) return n end
+if k > 0 then redis.call('LTRIM', KEYS[1], 0, -1 - k) end
+return k
 ";
 
 impl RedisQueues {
@@ -584,17 +595,11 @@ impl RedisQueues {
     /// Returns how many were dropped.
     pub async fn ack(&self, id: Uuid, upto: u64) -> Result<usize> {
         let mut l = self.lists.clone();
-        let removed: usize = redis::Script::new(
-            "local n = redis.call('LLEN', KEYS[1])
-local k = tonumber(ARGV[1])
-if k >= n then redis.call('DEL', KEYS[1]) return n end
-if k > 0 then redis.call('LTRIM', KEYS[1], 0, -1 - k) end
-return k",
-        )
-        .key(processing_key(id))
-        .arg(upto.min(1 << 53))
-        .invoke_async(&mut l)
-        .await?;
+        let removed: usize = redis::Script::new(ACK_SCRIPT)
+            .key(processing_key(id))
+            .arg(upto.min(1 << 53))
+            .invoke_async(&mut l)
+            .await?;
         Ok(removed)
     }
 
