@@ -14,6 +14,8 @@
 //! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
 //!   and the checks on the files items name.
 //! - [`poll`]: the one queue-polling loop of every consumer.
+//! - [`captures`]: the `-r FILE|DIR|-` / `-u QUEUE` inputs of the commands
+//!   that read captures, into a [`captures::PacketSink`].
 //! - [`queue`]: a queue an analyzer ingests, and the loop following several.
 //! - [`loadgen`]: the open-loop HTTP load of the lookup benchmarks.
 //! - [`lookup`]: what the analyzers' lookup servers share (rate limiter,
@@ -21,6 +23,7 @@
 //! - [`serve`]: their HTTP side (runtime, listening, serving, errors).
 //! - [`shutdown`]: the stop request of the commands that follow or serve.
 
+pub mod captures;
 pub mod loadgen;
 pub mod lookup;
 pub mod poll;
