@@ -12,13 +12,16 @@
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
 //! - `export`: `d4 export udp|tcp|tls|syslog|unix`, a queue shipped to a
 //!   listener (Maltrail's server, a SIEM, syslog), one datagram or line per item.
+//! - `maltrail`: `d4 maltrail match`, Maltrail trails applied to captures
+//!   (crate `d4-analyzers`, inputs through `d4_api::captures`).
 //! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
 //! - `d4 tls` is crate `d4-tls` ([`d4_tls::TlsCmd`]).
 //! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
 //!   are told to stop (queue consumers check a flag through their
 //!   `d4_api::poll::Poller`; `d4 pdns` and `d4 tls` get a `d4_api::shutdown::Shutdown`).
 //!
-//! The queue consumers (`stdout`, `forward`, `export`, `backscatter -u`, `pdns -u`) poll
+//! The queue consumers (`stdout`, `forward`, `export`, `backscatter -u`, `pdns -u`,
+//! `maltrail match -u`) poll
 //! through `d4_api::poll::Poller`, the one polling loop.
 
 mod anonymize;
@@ -26,6 +29,7 @@ mod backscatter;
 mod client;
 mod export;
 mod forward;
+mod maltrail;
 mod manage;
 mod server;
 mod signals;
@@ -86,6 +90,9 @@ enum Cmd {
     /// Ship a queue to a UDP, TCP, TLS, syslog or Unix-socket listener (e.g. Maltrail's server).
     #[command(subcommand)]
     Export(export::ExportCmd),
+    /// Maltrail over D4: apply Maltrail trails to captures, Maltrail event lines out.
+    #[command(subcommand)]
+    Maltrail(maltrail::MaltrailCmd),
     /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
     #[command(subcommand)]
     Pdns(d4_pdns::PdnsCmd),
@@ -213,6 +220,7 @@ fn main() {
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
         Cmd::Export(c) => export::run(c),
+        Cmd::Maltrail(c) => maltrail::run(c),
         Cmd::Pdns(c) => pdns(c),
         Cmd::Tls(c) => tls(c),
     };
