@@ -60,7 +60,8 @@ fn load(files: &[PathBuf]) -> Result<Trails> {
     let mut trails = Trails::new();
     let mut shown = 0;
     for f in files {
-        let r = File::open(f).with_context(|| format!("cannot open the trails file {}", f.display()))?;
+        let r = File::open(f)
+            .with_context(|| format!("cannot open the trails file {}", f.display()))?;
         trails
             .load(r, |b| {
                 if shown < SHOW_BAD {
@@ -77,7 +78,10 @@ fn load(files: &[PathBuf]) -> Result<Trails> {
     }
     let s = trails.stats;
     if shown > SHOW_BAD {
-        eprintln!("d4 maltrail match: {} bad trails lines in all, skipped", s.bad);
+        eprintln!(
+            "d4 maltrail match: {} bad trails lines in all, skipped",
+            s.bad
+        );
     }
     if trails.is_empty() {
         bail!(
