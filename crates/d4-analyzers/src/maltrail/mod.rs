@@ -240,7 +240,7 @@ impl Matcher {
 
     /// One captured packet; `nanos` when its fraction is nanoseconds.
     pub fn packet(&mut self, p: &Packet, nanos: bool, emit: &mut dyn FnMut(&Event<'_>)) {
-        let usec = if nanos { p.ts_frac / 1000 } else { p.ts_frac };
+        let usec = p.usec(nanos);
         self.frame(p.linktype, u64::from(p.ts_sec), usec, &p.data, emit);
     }
 
