@@ -17,6 +17,12 @@ pub(crate) struct Request {
 
 /// The request a segment starts with, if it starts with one.
 pub(crate) fn request(data: &[u8]) -> Option<Request> {
+    // Most segments are not a request's start: a method (letters, then a
+    // space, in the first 16 bytes) before any search for the line's end.
+    let sp = data.iter().take(16).position(|&b| b == b' ')?;
+    if sp == 0 || !data[..sp].iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
     let head = &data[..data.len().min(MAX_HEAD)];
     let eol = head.windows(2).position(|w| w == b"\r\n")?;
     let line = std::str::from_utf8(&head[..eol]).ok()?;
