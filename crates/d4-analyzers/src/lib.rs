@@ -6,6 +6,9 @@
 //! - [`backscatter`]: DDoS backscatter — TCP answers from hosts that never
 //!   sent a SYN are the replies of a spoofed-source flood's victims.
 //! - [`victims`]: per-victim summaries of backscatter over time windows.
+//! - [`maltrail`]: Maltrail trails (IP, IP:port, domain, URL) applied to
+//!   packets, events as Maltrail's sensor logs them.
 
 pub mod backscatter;
+pub mod maltrail;
 pub mod victims;

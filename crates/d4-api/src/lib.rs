@@ -13,9 +13,10 @@
 //!
 //! - this file: [`Conn`] (the flags), [`Api`] (the calls), the batch format
 //!   and the checks on the files items name.
-//! - [`captures`]: the inputs of the commands that read captures (files,
-//!   stdin, a type-1 queue).
 //! - [`poll`]: the one queue-polling loop of every consumer.
+//! - [`captures`]: the `-r FILE|DIR|-` / `-u QUEUE` inputs of the commands
+//!   that read captures (`d4 pdns extract`, `d4 tls fingerprint`, `d4
+//!   maltrail match`), into a [`captures::PacketSink`].
 //! - [`queue`]: a queue an analyzer ingests, and the loop following several.
 //! - [`loadgen`]: the open-loop HTTP load of the lookup benchmarks.
 //! - [`lookup`]: what the analyzers' lookup servers share (rate limiter,

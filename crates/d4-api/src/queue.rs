@@ -91,7 +91,13 @@ impl Queue {
 
     /// A poller popping up to `batch` items at a time.
     pub fn poller(&self, batch: usize, idle: Idle) -> Poller<'_> {
-        Poller::new(&self.api, &self.uuid, Take::Pop, batch, idle)
+        self.poller_take(Take::Pop, batch, idle)
+    }
+
+    /// A poller taking up to `batch` items at a time, popped or read then
+    /// acknowledged ([`Take`]).
+    pub fn poller_take(&self, take: Take, batch: usize, idle: Idle) -> Poller<'_> {
+        Poller::new(&self.api, &self.uuid, take, batch, idle)
     }
 
     /// Checks that an item names a regular file under the server's data

@@ -38,6 +38,15 @@ impl Packet {
             data: Vec::with_capacity(65_536),
         }
     }
+
+    /// The fraction in microseconds (`nanos`: it is in nanoseconds).
+    pub fn usec(&self, nanos: bool) -> u32 {
+        if nanos {
+            self.ts_frac / 1000
+        } else {
+            self.ts_frac
+        }
+    }
 }
 
 /// Why a capture cannot be read (further).

@@ -4,14 +4,14 @@
 //! ([`PdnsCmd::follows`]).
 
 use std::collections::HashMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use d4_api::captures::{each_packet, open_input, CaptureInputs, Captures};
+use d4_api::captures::{is_broken_pipe, open_input, CaptureArgs, PacketSink};
 use d4_api::poll::Idle;
 
 use crate::extract::{ExtractConfig, Extractor};
@@ -38,15 +38,8 @@ pub enum PdnsCmd {
     after_help = "Examples:\n  d4 pdns extract -r dns.pcap                   # passivedns lines on stdout\n  d4 pdns extract -r day.pcap.gz --cof -s       # COF NDJSON, statistics on stderr\n  tcpdump -w - port 53 | d4 pdns extract        # stdin\n  d4 pdns extract -u QUEUE --once               # the captures of a type-1 queue\n\nOne line per answer record: ts||client||server||class||query||type||answer||ttl||count\n(gamelinux passivedns default fields; names with a trailing dot; count 1), as passivedns\nprints it: by default A, AAAA, PTR, CNAME, DNAME, NAPTR, RP and SRV (-X 46PCDNRS); the\nanswer of MX is the exchange, of SRV the target, of SOA the MNAME, of RP the mailbox,\nof NAPTR the order, of TXT the first string (--cof gives every type in full). An error\nresponse (NXDOMAIN, SERVFAIL...) gives one line with the rcode name as answer, the\nquestion's type and TTL 0. UDP and TCP on port 53 (TCP reassembled), IPv4 fragments\nreassembled, IPv6, VLAN/QinQ/MPLS, Linux cooked, raw IP, loopback. Malformed messages\n(compression loops, forward pointers, cut records) are counted (-s) and skipped."
 )]
 pub struct ExtractArgs {
-    /// Capture to read (pcap, pcapng, gzip of either; `-` for stdin); repeat for several.
-    #[arg(short = 'r', long = "read")]
-    inputs: Vec<PathBuf>,
-    /// Type-1 queue whose items (capture files) to read; needs the D4 server (see --data-dir).
-    #[arg(short = 'u', long = "queue")]
-    queue: Option<String>,
-    /// With -u: exit when the queue is empty instead of waiting for more.
-    #[arg(long)]
-    once: bool,
+    #[command(flatten)]
+    input: CaptureArgs,
     /// Write COF NDJSON (rrname, rrtype, rdata, time_first, time_last, count) instead
     /// (every record type, rdata in full presentation form).
     #[arg(long)]
@@ -64,8 +57,6 @@ pub struct ExtractArgs {
     /// IPv4 datagrams in reassembly at once.
     #[arg(long, default_value_t = 4096)]
     max_fragmented: usize,
-    #[command(flatten)]
-    conn: Conn,
 }
 
 /// Store options shared by ingest and serve.
@@ -171,7 +162,7 @@ impl PdnsCmd {
     /// then turn Ctrl-C / SIGTERM into [`Shutdown::trigger`].
     pub fn follows(&self) -> bool {
         match self {
-            PdnsCmd::Extract(a) => a.queue.is_some() && !a.once,
+            PdnsCmd::Extract(a) => a.input.follows(),
             PdnsCmd::Ingest(a) => a.follow.follows(),
             PdnsCmd::Serve(_) => true,
         }
@@ -207,48 +198,45 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Extracts the records of one capture to the output.
+/// Extracts the records of each packet to the output.
 struct Extract<'a, W: Write> {
     x: &'a mut Extractor,
     out: &'a mut W,
     /// `--cof`: Passive DNS COF JSON instead of passivedns lines.
     cof: bool,
-    /// The first write error (the output closed, a full disk): reading stops.
-    werr: Option<io::Error>,
 }
 
-impl<W: Write> Captures for Extract<'_, W> {
-    fn capture(&mut self, r: Box<dyn Read + Send>, name: &str) -> bool {
-        let (x, out, cof, werr) = (&mut *self.x, &mut *self.out, self.cof, &mut self.werr);
-        each_packet(EXTRACT, r, name, |p, nanos| {
-            x.packet(p, nanos, &mut |r| {
-                if werr.is_some() {
-                    return;
-                }
-                let res = if cof {
-                    let v = serde_json::json!({
-                        "rrname": if r.rrname.is_empty() { "." } else { r.rrname },
-                        "rrtype": type_name(r.rrtype),
-                        "rdata": r.rdata,
-                        "time_first": r.ts_sec,
-                        "time_last": r.ts_sec,
-                        "count": 1,
-                    });
-                    serde_json::to_writer(&mut *out, &v)
-                        .map_err(io::Error::other)
-                        .and_then(|_| out.write_all(b"\n"))
-                } else {
-                    r.write_line(&mut *out)
-                };
-                if let Err(e) = res {
-                    *werr = Some(e);
-                }
-            });
-            werr.is_none()
-        })
+impl<W: Write> PacketSink for Extract<'_, W> {
+    fn packet(&mut self, p: &d4_packet::capture::Packet, nanos: bool) -> Result<()> {
+        let (out, cof) = (&mut *self.out, self.cof);
+        let mut werr = None;
+        self.x.packet(p, nanos, &mut |r| {
+            if werr.is_some() {
+                return;
+            }
+            let res = if cof {
+                let v = serde_json::json!({
+                    "rrname": if r.rrname.is_empty() { "." } else { r.rrname },
+                    "rrtype": type_name(r.rrtype),
+                    "rdata": r.rdata,
+                    "time_first": r.ts_sec,
+                    "time_last": r.ts_sec,
+                    "count": 1,
+                });
+                serde_json::to_writer(&mut *out, &v)
+                    .map_err(io::Error::other)
+                    .and_then(|_| out.write_all(b"\n"))
+            } else {
+                r.write_line(&mut *out)
+            };
+            if let Err(e) = res {
+                werr = Some(e);
+            }
+        });
+        werr.map_or(Ok(()), |e| Err(e.into()))
     }
 
-    fn idle(&mut self) -> Result<()> {
+    fn flush(&mut self) -> Result<()> {
         Ok(self.out.flush()?)
     }
 }
@@ -267,29 +255,24 @@ fn extract(a: ExtractArgs, shutdown: &Shutdown) -> Result<()> {
     });
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let files = a.input.files()?;
     let mut ex = Extract {
         x: &mut x,
         out: &mut out,
         cof: a.cof,
-        werr: None,
     };
-    let failed = CaptureInputs {
-        cmd: EXTRACT,
-        inputs: &a.inputs,
-        queue: a.queue.as_deref(),
-        once: a.once,
-    }
-    .run(&a.conn, || shutdown.is_triggered(), &mut ex)?;
-    match ex.werr.take() {
-        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-        Some(e) => return Err(e.into()),
-        None => {}
-    }
-    if let Err(e) = out.flush() {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
-    }
+    let read = a.input.read(
+        EXTRACT,
+        &files,
+        d4_api::captures::progress_bar,
+        &|| shutdown.is_triggered(),
+        &mut ex,
+    );
+    let failed = match read.and_then(|f| ex.flush().map(|_| f)) {
+        Ok(f) => f,
+        Err(e) if is_broken_pipe(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     if a.stats {
         let s = x.stats;
         let r = s.reassembly;
@@ -320,7 +303,7 @@ fn ingest(a: IngestArgs, shutdown: &Shutdown) -> Result<()> {
     let mut failed = Vec::new();
     for p in &d4_packet::inputs::expand(&a.inputs)? {
         // An input that is not empty and yields no record is an error.
-        let r = open_input(p)
+        let r = open_input(p, d4_api::captures::progress_bar)
             .and_then(|r| ing.reader(r, a.format))
             .and_then(|s| s.require_records());
         if let Err(e) = r {

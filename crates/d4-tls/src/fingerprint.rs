@@ -5,13 +5,12 @@
 //! statistics.
 
 use std::fs;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use d4_api::captures::{each_packet, CaptureInputs, Captures};
-use d4_api::Conn;
+use d4_api::captures::{is_broken_pipe, CaptureArgs, PacketSink};
 
 use crate::record::Record;
 use crate::session::{Config, Fingerprinter};
@@ -22,15 +21,8 @@ use crate::session::{Config, Fingerprinter};
     after_help = "Examples:\n  d4 tls fingerprint -r tls.pcap                     # ja3-jl JSON lines on stdout\n  d4 tls fingerprint -r day.pcap.gz -r more/ -s      # files and folders, statistics on stderr\n  tcpdump -w - tcp | d4 tls fingerprint              # stdin\n  d4 tls fingerprint -r tls.pcap --json-dir out --cert-dir certs   # as the reference sensor\n  d4 tls fingerprint -u QUEUE --once                 # the captures of a type-1 queue\n\nOne JSON line per ClientHello (ja3-jl: ServerIP, ServerPort, ClientIP, ClientPort,\nTimestamp, JA3, JA3Digest, JA3S, JA3SDigest, Certificates with CertHash (SHA-1) and Raw\n(base64 DER); and ours: JA4, SNI, ALPN, SHA256 per certificate). TLS is found by content\n(a handshake record first), on any port, over IPv4 (fragments reassembled) or IPv6,\nVLAN/QinQ/MPLS, Linux cooked, raw IP, loopback; TCP reassembled (out of order,\nretransmissions). A HelloRetryRequest gives two lines (one per ClientHello).\nCertificates are read for TLS <= 1.2 (TLS 1.3 encrypts them). SSLv2-format hellos\nare counted (-s), not fingerprinted. Malformed handshakes are counted and skipped."
 )]
 pub struct Args {
-    /// Capture to read (pcap, pcapng, gzip of either; a folder: its captures; `-` for stdin); repeatable.
-    #[arg(short = 'r', long = "read")]
-    inputs: Vec<PathBuf>,
-    /// Type-1 queue whose items (capture files) to read; needs the D4 server (see --data-dir).
-    #[arg(short = 'u', long = "queue")]
-    queue: Option<String>,
-    /// With -u: exit when the queue is empty instead of waiting for more.
-    #[arg(long)]
-    once: bool,
+    #[command(flatten)]
+    input: CaptureArgs,
     /// Write each record to DIR/<Timestamp>.json (indented) instead of stdout, as the
     /// reference sensor's -j (a name taken gets -1, -2... appended).
     #[arg(long, value_name = "DIR")]
@@ -47,14 +39,12 @@ pub struct Args {
     /// IPv4 datagrams in reassembly at once.
     #[arg(long, default_value_t = 4096)]
     max_fragmented: usize,
-    #[command(flatten)]
-    conn: Conn,
 }
 
 impl Args {
     /// Whether the command follows a queue until told to stop.
     pub fn follows(&self) -> bool {
-        self.queue.is_some() && !self.once
+        self.input.follows()
     }
 }
 
@@ -104,24 +94,22 @@ impl Sink<'_> {
     }
 }
 
-/// Reads one capture into the fingerprinter.
+/// Gives each packet to the fingerprinter, its records to the sink.
 struct Fingerprint<'a, 'b> {
     x: &'a mut Fingerprinter,
     sink: &'a mut Sink<'b>,
 }
 
-impl Captures for Fingerprint<'_, '_> {
-    fn capture(&mut self, r: Box<dyn Read + Send>, name: &str) -> bool {
-        let (x, sink) = (&mut *self.x, &mut *self.sink);
-        each_packet(CMD, r, name, |p, nanos| {
-            x.packet(p, nanos, &mut |r| sink.record(r));
-            sink.err.is_none()
-        })
+impl PacketSink for Fingerprint<'_, '_> {
+    fn packet(&mut self, p: &d4_packet::capture::Packet, nanos: bool) -> Result<()> {
+        let sink = &mut *self.sink;
+        self.x.packet(p, nanos, &mut |r| sink.record(r));
+        sink.err.take().map_or(Ok(()), Err)
     }
 
-    fn idle(&mut self) -> Result<()> {
-        // Connections idle at the queue's end are not written yet: they may
-        // go on in the next capture of the queue.
+    fn flush(&mut self) -> Result<()> {
+        // Connections idle at a capture's end are not written yet: they may
+        // go on in the next capture.
         Ok(self.sink.out.flush()?)
     }
 }
@@ -148,28 +136,25 @@ pub fn run(a: Args, shutdown: crate::cli::Shutdown) -> Result<()> {
         cert_dir: a.cert_dir.as_deref(),
         err: None,
     };
-    let failed = CaptureInputs {
-        cmd: CMD,
-        inputs: &a.inputs,
-        queue: a.queue.as_deref(),
-        once: a.once,
-    }
-    .run(
-        &a.conn,
-        || shutdown.is_triggered(),
+    let files = a.input.files()?;
+    let read = a.input.read(
+        CMD,
+        &files,
+        d4_api::captures::progress_bar,
+        &|| shutdown.is_triggered(),
         &mut Fingerprint {
             x: &mut x,
             sink: &mut sink,
         },
-    )?;
+    );
+    let failed = match read {
+        Ok(f) => f,
+        Err(e) if is_broken_pipe(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     x.finish(&mut |r| sink.record(r));
     if let Some(e) = sink.err.take() {
-        if e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-        {
-            return Ok(());
-        }
-        return Err(e);
+        return if is_broken_pipe(&e) { Ok(()) } else { Err(e) };
     }
     if let Err(e) = out.flush() {
         if e.kind() != io::ErrorKind::BrokenPipe {

@@ -12,13 +12,16 @@
 //! - `forward`: `d4 forward`, a queue sent on to another server, pseudonymised.
 //! - `export`: `d4 export udp|tcp|tls|syslog|unix`, a queue shipped to a
 //!   listener (Maltrail's server, a SIEM, syslog), one datagram or line per item.
+//! - `maltrail`: `d4 maltrail match`, Maltrail trails applied to captures
+//!   (crate `d4-analyzers`, inputs through `d4_api::captures`).
 //! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
 //! - `d4 tls` is crate `d4-tls` ([`d4_tls::TlsCmd`]).
 //! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
 //!   are told to stop (queue consumers check a flag through their
 //!   `d4_api::poll::Poller`; `d4 pdns` and `d4 tls` get a `d4_api::shutdown::Shutdown`).
 //!
-//! The queue consumers (`stdout`, `forward`, `export`, `backscatter -u`, `pdns -u`) poll
+//! The queue consumers (`stdout`, `forward`, `export`, `backscatter -u`, `pdns -u`,
+//! `maltrail match -u`) poll
 //! through `d4_api::poll::Poller`, the one polling loop.
 
 mod anonymize;
@@ -27,6 +30,7 @@ mod client;
 mod d4server;
 mod export;
 mod forward;
+mod maltrail;
 mod manage;
 mod server;
 mod signals;
@@ -87,6 +91,9 @@ enum Cmd {
     /// Ship a queue to a UDP, TCP, TLS, syslog or Unix-socket listener (e.g. Maltrail's server).
     #[command(subcommand)]
     Export(export::ExportCmd),
+    /// Maltrail over D4: apply Maltrail trails to captures, Maltrail event lines out.
+    #[command(subcommand)]
+    Maltrail(maltrail::MaltrailCmd),
     /// Passive DNS: records from captures and passivedns streams, a store, COF lookups.
     #[command(subcommand)]
     Pdns(d4_pdns::PdnsCmd),
@@ -100,19 +107,7 @@ fn with_progress<R: std::io::Read + Send + 'static>(
     r: R,
     len: u64,
 ) -> Box<dyn std::io::Read + Send> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return Box::new(r);
-    }
-    let style = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    Box::new(
-        indicatif::ProgressBar::new(len)
-            .with_style(style)
-            .wrap_read(r),
-    )
+    d4_api::captures::progress_bar(r, len)
 }
 
 /// Flushes output; a reader that went away (`| head`) is not an error.
@@ -129,13 +124,7 @@ fn flush_output(out: &mut impl std::io::Write) -> std::io::Result<()> {
 /// Whether an error is a closed output (`| head`): the reader has what it
 /// wanted, so the command stops quietly.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        let kind = c
-            .downcast_ref::<std::io::Error>()
-            .map(|e| e.kind())
-            .or_else(|| c.downcast_ref::<serde_json::Error>()?.io_error_kind());
-        kind == Some(std::io::ErrorKind::BrokenPipe)
-    })
+    d4_api::captures::is_broken_pipe(e)
 }
 
 fn init_logging(verbose: u8, default: &str) {
@@ -214,6 +203,7 @@ fn main() {
         Cmd::Backscatter(a) => backscatter::run(a),
         Cmd::Forward(a) => forward::run(a),
         Cmd::Export(c) => export::run(c),
+        Cmd::Maltrail(c) => maltrail::run(c),
         Cmd::Pdns(c) => pdns(c),
         Cmd::Tls(c) => tls(c),
     };

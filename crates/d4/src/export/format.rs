@@ -4,7 +4,7 @@
 use chrono::{Local, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
 /// Maltrail's `TIME_FORMAT`, the quoted first field of an event line.
-const MALTRAIL_TIME: &str = "%Y-%m-%d %H:%M:%S";
+use d4_analyzers::maltrail::TIME_FORMAT as MALTRAIL_TIME;
 
 /// The datagram a Maltrail sensor sends its server (`LOG_SERVER`) for an
 /// event line: `<epoch-seconds> <line>\n`.

@@ -15,7 +15,7 @@
 //! `format` (Maltrail datagrams, RFC 5424 messages).
 
 mod exporter;
-mod format;
+pub(crate) mod format;
 mod sink;
 
 use std::io::{self, IsTerminal};

@@ -522,7 +522,7 @@ fn export_failures_say_what_is_wrong() {
 /// must succeed); otherwise the event's `"YYYY-MM-DD HH:MM:SS` up to the
 /// first `.` gives the time. The event is stored with its trailing CR/LF
 /// removed, inner ones made spaces, and one `\n`. `None`: Maltrail drops it.
-fn maltrail_accepts(data: &[u8]) -> Option<(i64, Vec<u8>)> {
+pub fn maltrail_accepts(data: &[u8]) -> Option<(i64, Vec<u8>)> {
     let data = match data.strip_prefix(b"MTS1 ") {
         Some(rest) if rest.len() > 32 => &rest[33..],
         Some(_) => return None,
@@ -554,7 +554,7 @@ fn maltrail_accepts(data: &[u8]) -> Option<(i64, Vec<u8>)> {
 
 /// A Maltrail log line's fields, split as Maltrail's reader does (spaces,
 /// double-quoted fields with `""` escapes).
-fn maltrail_fields(line: &str) -> Vec<String> {
+pub fn maltrail_fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let (mut quoted, mut chars) = (false, line.trim_end().chars().peekable());

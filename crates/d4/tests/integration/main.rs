@@ -12,6 +12,7 @@ mod export;
 mod floods;
 mod harness;
 mod idle;
+mod maltrail;
 mod monitoring;
 mod parity;
 mod pdns;
