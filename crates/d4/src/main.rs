@@ -147,28 +147,12 @@ fn init_logging(verbose: u8, default: &str) {
         .init();
 }
 
-/// `d4 pdns`: a command that follows queues or serves finishes the batch
-/// in hand on the first Ctrl-C / SIGTERM, and quits at once on the second.
-fn pdns(c: d4_pdns::PdnsCmd) -> anyhow::Result<()> {
-    let shutdown = d4_pdns::cli::Shutdown::new();
-    if c.follows() {
-        let s = shutdown.clone();
-        signals::catch(move |n| {
-            if n == 1 {
-                s.trigger();
-            } else {
-                std::process::exit(130);
-            }
-        });
-    }
-    d4_pdns::run(c, shutdown)
-}
-
-/// `d4 tls`: as `d4 pdns`, the first Ctrl-C / SIGTERM finishes the work in
-/// hand, the second quits at once.
-fn tls(c: d4_tls::TlsCmd) -> anyhow::Result<()> {
+/// The stop request of `d4 pdns` and `d4 tls`: a command that follows
+/// queues or serves finishes the batch in hand on the first Ctrl-C /
+/// SIGTERM, and quits at once on the second.
+fn follow_shutdown(follows: bool) -> d4_api::shutdown::Shutdown {
     let shutdown = d4_api::shutdown::Shutdown::new();
-    if c.follows() {
+    if follows {
         let s = shutdown.clone();
         signals::catch(move |n| {
             if n == 1 {
@@ -178,7 +162,7 @@ fn tls(c: d4_tls::TlsCmd) -> anyhow::Result<()> {
             }
         });
     }
-    d4_tls::run(c, shutdown)
+    shutdown
 }
 
 fn main() {
@@ -204,8 +188,14 @@ fn main() {
         Cmd::Forward(a) => forward::run(a),
         Cmd::Export(c) => export::run(c),
         Cmd::Maltrail(c) => maltrail::run(c),
-        Cmd::Pdns(c) => pdns(c),
-        Cmd::Tls(c) => tls(c),
+        Cmd::Pdns(c) => {
+            let stop = follow_shutdown(c.follows());
+            d4_pdns::run(c, stop)
+        }
+        Cmd::Tls(c) => {
+            let stop = follow_shutdown(c.follows());
+            d4_tls::run(c, stop)
+        }
     };
     if let Err(e) = r {
         if is_broken_pipe(&e) {
