@@ -33,15 +33,16 @@
 //! journal is sent again. The identity is name + size + mtime: a file
 //! rewritten later is a new file, and sent again.
 //!
-//! The guarantee is *at least once*, and once in the normal course:
-//! D4 has no acknowledgement but the one at the end of a session, so a
-//! session cut before it (the sensor killed, the server stopped or
-//! crashed mid-session, or the sensor killed between the confirmation and
-//! the journal's fsync) leaves the server with some of its files, which
-//! the retry sends again: duplicates are at most the session in flight
-//! (1,000 files / 16 MiB) per interruption. A server stopped while no
-//! session is open (most of the time: sessions last milliseconds) and a
-//! sensor restarted between sessions cause none. A torn last journal line
+//! Each file goes once in the normal course, server restarts included: a
+//! stopping d4 server gives an open session `shutdown_grace_ms` to end
+//! its stream and be confirmed. What stays *at least once*: D4 has no
+//! acknowledgement but the one at the end of a session, so a session cut
+//! before it (the sensor killed, the server crashed or killed mid-session,
+//! a session longer than the grace, a server without the grace, or the
+//! sensor killed between the confirmation and the journal's fsync) leaves
+//! the server with some of its files, which the retry sends again:
+//! duplicates are at most the session in flight (1,000 files / 16 MiB)
+//! per interruption. A torn last journal line
 //! (power cut mid-write) is ignored: its files are sent again.
 //!
 //! With `folder_done` = `delete` or `move:DIR` a file leaves the folder

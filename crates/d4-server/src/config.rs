@@ -48,6 +48,11 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a session may stay blocked by back-pressure before it is closed. Default 120.
     pub stall_timeout_secs: u64,
+    /// Milliseconds an open session has, once the server is told to stop,
+    /// to end its stream and get its confirmation (a folder sensor's
+    /// batch then is not sent twice after a restart); quiet (parked)
+    /// sessions close at once. 0 cuts every session at once. Default 2000.
+    pub shutdown_grace_ms: u64,
     /// Seconds a kicked sensor stays refused. Default 30.
     pub kick_secs: u64,
     /// Most simultaneous authenticated sensor sessions (a first frame whose
@@ -139,6 +144,7 @@ impl Default for ServerConfig {
             rotation_secs: 300,
             idle_timeout_secs: 30,
             stall_timeout_secs: 120,
+            shutdown_grace_ms: 2000,
             kick_secs: 30,
             max_connections: 1024,
             max_connections_per_ip: 64,
@@ -225,6 +231,10 @@ impl ServerConfig {
         anyhow::ensure!(
             self.idle_timeout_secs >= 1,
             "idle_timeout_secs must be at least 1"
+        );
+        anyhow::ensure!(
+            self.shutdown_grace_ms <= 10_000,
+            "shutdown_grace_ms must be at most 10000 (the stop waits for sessions 15 s)"
         );
         for (k, v) in [
             ("max_connections", self.max_connections),

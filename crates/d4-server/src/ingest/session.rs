@@ -49,7 +49,11 @@
 //! When the sensor ends its stream cleanly (TLS close_notify), the worker
 //! finishes (file closed, last items queued) and only then does the server
 //! answer with its own close_notify: that is the sensor's confirmation that
-//! everything was stored. Refused sessions get none. `kick`, `block` and IP
+//! everything was stored. Refused sessions get none. When the server is
+//! told to stop, a session that is not parked keeps reading for
+//! `shutdown_grace_ms` (2 s) so that a sensor in the middle of a short
+//! session (a folder batch) ends it and is confirmed, instead of sending
+//! it again to the restarted server; past the grace it is cut. `kick`, `block` and IP
 //! blocks close live sessions through a `CloseSignal` that carries the
 //! reason.
 
@@ -220,6 +224,9 @@ impl Session {
         let mut chunk = Chunk::new();
         let mut parked = false;
         let mut park_at = Instant::now() + PARK_AFTER;
+        // Once the server is stopping: until when this session may go on.
+        let mut stop_at: Option<Instant> = None;
+        let grace = Duration::from_millis(self.shared.cfg.shutdown_grace_ms);
         loop {
             // Everything already buffered first.
             loop {
@@ -255,6 +262,10 @@ impl Session {
             // confirmed) until the disk takes writes again.
             let health = self.shared.ctx.compressor.health();
             if !health.is_writable() {
+                if stop_at.is_some() {
+                    // Stopping, and nothing can be stored: no grace.
+                    return Ok(End::Shutdown);
+                }
                 let mut writable = health.subscribe();
                 tokio::select! {
                     _ = writable.wait_for(|ok| *ok) => {}
@@ -317,7 +328,16 @@ impl Session {
                     return Err((u, Reject::Timeout(what)));
                 }
                 why = self.close.closed() => return Err((self.uuid, why)),
-                _ = shutdown.changed() => return Ok(End::Shutdown),
+                _ = shutdown.changed(), if stop_at.is_none() => {
+                    // A quiet session has nothing in flight: it ends now.
+                    if parked || grace.is_zero() {
+                        return Ok(End::Shutdown);
+                    }
+                    stop_at = Some(Instant::now() + grace);
+                }
+                _ = sleep_until(stop_at.unwrap_or(deadline)), if stop_at.is_some() => {
+                    return Ok(End::Shutdown);
+                }
             }
         }
     }
