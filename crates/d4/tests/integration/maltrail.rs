@@ -1,6 +1,7 @@
 //! `d4 maltrail match`: every kind of trail planted in a capture built by
 //! hand is found, and nothing else (near misses beside each); the lines are
-//! the ones Maltrail's server accepts; the failure paths exit non-zero with
+//! the ones Maltrail's server accepts; a type-1 queue of the server is read
+//! (`-u`) and acknowledged; the failure paths exit non-zero with
 //! the reason.
 
 use std::io::Write;
@@ -9,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use d4_packet::testdata::build::{dns, ipv4, ipv6, pcap, tcp, udp};
 
 use crate::export::{maltrail_accepts, maltrail_fields};
-use crate::harness::{shared, D4};
+use crate::harness::{shared, Sensor, Server, D4};
 
 const SYN: u8 = 0x02;
 const SYN_ACK: u8 = 0x12;
@@ -281,6 +282,42 @@ fn failures_exit_non_zero_with_the_reason() {
     assert_eq!(o.status.code(), Some(2), "--trails is required");
     let o = run(&["--help"], None);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Examples:\n  d4 maltrail match"));
+}
+
+/// `-u QUEUE --once`: the captures a sensor sent to the server (type 1)
+/// are matched from the server's type-1 queue, and acknowledged; a queue
+/// of another type is refused with the reason.
+#[test]
+fn a_type1_queue_of_the_server() {
+    let s = Server::start(&[]);
+    let q = s.create_queue("1", &[]);
+    let lines = s.create_queue("3", &[]);
+    let sensor = Sensor::new(&s, 1);
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("planted.pcap");
+    std::fs::write(&cap, capture()).unwrap();
+    sensor.send_file(&cap);
+    s.wait_queue_len(&q, 1);
+    let trails = d.path().join("trails.csv");
+    std::fs::write(&trails, TRAILS).unwrap();
+    let data_dir = s.data_dir();
+    let (trails, data_dir) = (trails.to_str().unwrap(), data_dir.to_str().unwrap());
+    let base = [
+        "--trails",
+        trails,
+        "--sensor",
+        "edge-1",
+        "--data-dir",
+        data_dir,
+    ];
+    let o = run(&[&base[..], &["-u", &q, "--once"]].concat(), None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), EXPECTED);
+    assert_eq!(s.queue_len(&q), 0, "the item is acknowledged");
+    let o = run(&[&base[..], &["-u", &lines, "--once"]].concat(), None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is of type 3, not 1"), "{err}");
 }
 
 /// A real capture: the 24 A queries for google.com of dnscap's sample
