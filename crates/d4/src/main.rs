@@ -16,6 +16,7 @@
 //!   (crate `d4-analyzers`, inputs through `d4_api::captures`).
 //! - `d4 pdns` is crate `d4-pdns` ([`d4_pdns::PdnsCmd`]).
 //! - `d4 tls` is crate `d4-tls` ([`d4_tls::TlsCmd`]).
+//! - `d4 dns` is crate `d4-dns` ([`d4_dns::DnsCmd`]).
 //! - `signals`: Ctrl-C / SIGTERM. The binary owns them: the libraries it runs
 //!   are told to stop (queue consumers check a flag through their
 //!   `d4_api::poll::Poller`; `d4 pdns` and `d4 tls` get a `d4_api::shutdown::Shutdown`).
@@ -100,6 +101,9 @@ enum Cmd {
     /// Passive SSL: TLS fingerprints and certificates from captures, a store, lookups.
     #[command(subcommand)]
     Tls(d4_tls::TlsCmd),
+    /// Real-time DNS monitor: serializer, windowed reducers, aggregator and live dashboard.
+    #[command(subcommand)]
+    Dns(d4_dns::DnsCmd),
 }
 
 /// A file read with a progress bar on a terminal (nothing extra when piped).
@@ -173,7 +177,8 @@ fn main() {
         | Cmd::Client(_)
         | Cmd::Forward(_)
         | Cmd::Pdns(d4_pdns::PdnsCmd::Serve(_))
-        | Cmd::Tls(d4_tls::TlsCmd::Serve(_)) => "info",
+        | Cmd::Tls(d4_tls::TlsCmd::Serve(_))
+        | Cmd::Dns(d4_dns::DnsCmd::Aggregate(_)) => "info",
         _ => "warn",
     };
     init_logging(cli.verbose, default_level);
@@ -195,6 +200,10 @@ fn main() {
         Cmd::Tls(c) => {
             let stop = follow_shutdown(c.follows());
             d4_tls::run(c, stop)
+        }
+        Cmd::Dns(c) => {
+            let stop = follow_shutdown(c.follows());
+            d4_dns::run(c, stop)
         }
     };
     if let Err(e) = r {
