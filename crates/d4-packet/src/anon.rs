@@ -36,6 +36,15 @@ pub enum AnonError {
     /// A Crypto-PAn key must be exactly 32 bytes.
     #[error("a Crypto-PAn key is 32 bytes, not {0}")]
     KeyLength(usize),
+    /// A key file that cannot be read, or holds neither 32 raw bytes nor
+    /// 64 hex digits.
+    #[error("{path}: {why}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        why: String,
+    },
     /// A `--pnat` rule that does not parse.
     #[error("{0:?} is not a pnat rule (from/len:to/len, IPv6 as [v6/len]:[v6/len])")]
     Rule(String),
@@ -99,6 +108,65 @@ impl CryptoPan {
             IpAddr::V4(v4) => IpAddr::V4(self.ipv4(v4)),
             IpAddr::V6(v6) => IpAddr::V6(self.ipv6(v6)),
         }
+    }
+}
+
+/// Reads a Crypto-PAn key file (`--cryptopan-key`): 32 raw bytes, or 64
+/// hex digits (surrounding white space allowed).
+pub fn read_key(path: &std::path::Path) -> Result<Vec<u8>, AnonError> {
+    let err = |why: String| AnonError::KeyFile {
+        path: path.display().to_string(),
+        why,
+    };
+    let raw = std::fs::read(path).map_err(|e| err(format!("cannot read the key: {e}")))?;
+    if raw.len() == 32 {
+        return Ok(raw);
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let hex = text.trim();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok((0..32)
+            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect());
+    }
+    Err(err(format!(
+        "a Crypto-PAn key is 32 raw bytes or 64 hex digits ({} bytes found)",
+        raw.len()
+    )))
+}
+
+/// Crypto-PAn with a memory of the addresses already seen (traffic repeats
+/// them; each costs one AES block per address bit), within a bound: past
+/// 2^20 addresses the memory starts afresh.
+#[derive(Clone, Debug)]
+pub struct CachedCryptoPan {
+    c: CryptoPan,
+    seen: std::collections::HashMap<IpAddr, IpAddr>,
+}
+
+impl CachedCryptoPan {
+    /// Most addresses remembered.
+    pub const MAX_CACHED: usize = 1 << 20;
+
+    /// Over `c`.
+    pub fn new(c: CryptoPan) -> CachedCryptoPan {
+        CachedCryptoPan {
+            c,
+            seen: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Anonymises `a` (as [`CryptoPan::ip`]).
+    pub fn ip(&mut self, a: IpAddr) -> IpAddr {
+        if let Some(v) = self.seen.get(&a) {
+            return *v;
+        }
+        if self.seen.len() >= Self::MAX_CACHED {
+            self.seen.clear();
+        }
+        let v = self.c.ip(a);
+        self.seen.insert(a, v);
+        v
     }
 }
 
@@ -207,6 +275,26 @@ mod tests {
         21, 34, 23, 141, 51, 164, 207, 128, 19, 10, 91, 22, 73, 144, 125, 16, 216, 152, 143, 131,
         121, 121, 101, 39, 98, 87, 76, 45, 42, 132, 34, 2,
     ];
+
+    #[test]
+    fn key_files_raw_or_hex() {
+        let d = tempfile::tempdir().unwrap();
+        let raw = d.path().join("raw");
+        std::fs::write(&raw, KEY).unwrap();
+        assert_eq!(read_key(&raw).unwrap(), KEY);
+        let hex = d.path().join("hex");
+        let text: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&hex, format!("{text}\n")).unwrap();
+        assert_eq!(read_key(&hex).unwrap(), KEY);
+        std::fs::write(&hex, "short").unwrap();
+        let e = read_key(&hex).unwrap_err().to_string();
+        assert!(e.contains("64 hex digits (5 bytes found)"), "{e}");
+        assert!(read_key(&d.path().join("missing")).is_err());
+        let mut c = CachedCryptoPan::new(CryptoPan::new(&KEY).unwrap());
+        let a: IpAddr = "128.11.68.132".parse().unwrap();
+        assert_eq!(c.ip(a), "135.242.180.132".parse::<IpAddr>().unwrap());
+        assert_eq!(c.ip(a), "135.242.180.132".parse::<IpAddr>().unwrap());
+    }
 
     #[test]
     fn cryptopan_reference_check_values() {

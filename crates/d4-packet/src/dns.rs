@@ -22,6 +22,13 @@
 //! must fit in the message length before anything is walked; every failure
 //! is a typed [`DnsError`], never a panic, and nothing is allocated in
 //! proportion to a count.
+//!
+//! Around the walker: [`transport`] finds the messages in captured frames
+//! (UDP and TCP port 53, fragments and streams reassembled); [`text`] names
+//! types, classes and rcodes and writes rdata in presentation form.
+
+pub mod text;
+pub mod transport;
 
 use std::fmt::Write as _;
 use std::ops::Range;

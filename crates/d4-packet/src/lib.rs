@@ -17,7 +17,9 @@
 //!   and TCP segments.
 //! - [`dns`]: a zero-copy, bounded DNS message walker (records with the
 //!   byte range of their rdata), strict or lax (a cut message read as far
-//!   as it goes).
+//!   as it goes); [`dns::transport`], the DNS messages of captured frames
+//!   (UDP and TCP port 53, reassembled); [`dns::text`], mnemonics and rdata
+//!   in presentation form.
 //! - [`flow`]: IPv4 defragmentation and TCP reassembly (contiguous bytes per
 //!   direction, out-of-order and retransmitted segments handled), bounded
 //!   and port-agnostic, for every analyzer that reads flows.

@@ -1,25 +1,18 @@
-//! Captured packets → DNS records: link layer, IPv4 fragment reassembly,
-//! UDP and TCP (reassembled, several messages per segment, messages across
-//! segments) on port 53, then one record per answer of each response, or
-//! one record carrying the rcode name for an error response. Reassembly is
-//! `d4_packet::flow`'s (this module hands it the port-53 flows and reads
-//! the 2-byte-length-framed messages of RFC 1035 4.2.2 from the bytes).
+//! Captured packets → DNS records: the messages of UDP and TCP port 53
+//! (`d4_packet::dns::transport`: IPv4 fragments and TCP streams
+//! reassembled, several messages per segment, messages across segments),
+//! then one record per answer of each response, or one record carrying the
+//! rcode name for an error response.
 
 use std::net::IpAddr;
 
 use crate::passivedns::Select;
 use crate::record::{has_names, present, rcode_name, Rec};
 use d4_packet::capture::Packet;
-use d4_packet::decode;
+use d4_packet::dns::transport::{Limits, Messages};
 use d4_packet::dns::{Message, Section};
-use d4_packet::flow::{Defrag, TcpStreams};
 
-/// The DNS port.
-pub const DNS_PORT: u16 = 53;
-
-/// Least bytes buffered per TCP direction: one largest message and its
-/// length prefix.
-const MIN_FLOW_BUFFER: usize = 65_537;
+pub use d4_packet::dns::transport::DNS_PORT;
 
 /// Counters of the reassemblers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -93,11 +86,9 @@ struct Scratch {
 
 /// Turns packets into records.
 pub struct Extractor {
-    defrag: Defrag,
-    streams: TcpStreams,
+    messages: Messages,
     scratch: Scratch,
     dot: bool,
-    last_sweep: u64,
     /// Counters.
     pub stats: ExtractStats,
 }
@@ -106,23 +97,29 @@ impl Extractor {
     /// A new extractor.
     pub fn new(c: ExtractConfig) -> Extractor {
         Extractor {
-            defrag: Defrag::new(c.max_fragmented, 30),
-            streams: TcpStreams::new(c.max_flows, c.max_flow_buffer.max(MIN_FLOW_BUFFER)),
+            messages: Messages::new(Limits {
+                max_fragmented: c.max_fragmented,
+                max_flows: c.max_flows,
+                max_flow_buffer: c.max_flow_buffer,
+            }),
             scratch: Scratch {
                 select: c.passivedns,
                 ..Scratch::default()
             },
             dot: c.trailing_dot,
-            last_sweep: 0,
             stats: ExtractStats::default(),
         }
     }
 
     /// One captured packet; `nanos` when its fraction is nanoseconds.
     pub fn packet(&mut self, p: &Packet, nanos: bool, emit: &mut dyn FnMut(&Rec<'_>)) {
-        self.stats.packets += 1;
-        let usec = if nanos { p.ts_frac / 1000 } else { p.ts_frac };
-        self.frame(p.linktype, u64::from(p.ts_sec), usec, &p.data, emit);
+        self.frame(
+            p.linktype,
+            u64::from(p.ts_sec),
+            p.usec(nanos),
+            &p.data,
+            emit,
+        );
     }
 
     /// One frame of `linktype` captured at `sec`.`usec`.
@@ -134,78 +131,24 @@ impl Extractor {
         frame: &[u8],
         emit: &mut dyn FnMut(&Rec<'_>),
     ) {
-        if sec > self.last_sweep + 60 {
-            self.defrag.expire(sec);
-            self.streams.expire(sec, 300);
-            self.last_sweep = sec;
-        }
-        let Some(ip) = decode::ip(linktype, frame) else {
-            return;
-        };
-        if ip.proto != 17 && ip.proto != 6 {
-            return;
-        }
-        match ip.fragment {
-            None => self.l4(sec, usec, ip.src, ip.dst, ip.proto, ip.payload, emit),
-            Some(f) => {
-                let key = (ip.src, ip.dst, f.id, ip.proto);
-                let whole = self.defrag.push(sec, key, f, ip.payload);
-                let d = self.defrag.stats;
-                let r = &mut self.stats.reassembly;
-                (r.fragments, r.datagrams, r.datagrams_dropped) =
-                    (d.fragments, d.datagrams, d.datagrams_dropped);
-                if let Some(d) = whole {
-                    self.l4(sec, usec, ip.src, ip.dst, ip.proto, &d, emit);
-                }
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn l4(
-        &mut self,
-        sec: u64,
-        usec: u32,
-        src: IpAddr,
-        dst: IpAddr,
-        proto: u8,
-        l4: &[u8],
-        emit: &mut dyn FnMut(&Rec<'_>),
-    ) {
+        self.stats.packets += 1;
         let (scratch, stats, dot) = (&mut self.scratch, &mut self.stats, self.dot);
-        if proto == 17 {
-            let Some((sport, dport, data)) = decode::udp(l4) else {
-                return;
-            };
-            if sport == DNS_PORT || dport == DNS_PORT {
-                message(scratch, stats, dot, sec, usec, dst, src, data, emit);
-            }
-        } else {
-            let Some(seg) = decode::tcp_segment(l4) else {
-                return;
-            };
-            // Both directions are followed (queries are counted, answers
-            // come from the server's side).
-            if seg.sport != DNS_PORT && seg.dport != DNS_PORT {
-                return;
-            }
-            let key = (src, seg.sport, dst, seg.dport);
-            self.streams.segment(sec, key, &seg, &mut |b| {
-                // Whole 2-byte-length-framed messages; the rest waits.
-                let mut used = 0;
-                while let Some(h) = b.get(used..used + 2) {
-                    let l = usize::from(u16::from_be_bytes([h[0], h[1]]));
-                    let Some(m) = b.get(used + 2..used + 2 + l) else {
-                        break;
-                    };
-                    stats.reassembly.tcp_messages += 1;
-                    message(scratch, stats, dot, sec, usec, dst, src, m, emit);
-                    used += 2 + l;
-                }
-                used
+        self.messages
+            .frame(linktype, sec, usec, frame, &mut |at, data| {
+                // Both directions are read (queries are counted, answers come
+                // from the server's side).
+                message(
+                    scratch, stats, dot, at.sec, at.usec, at.dst, at.src, data, emit,
+                );
             });
-            stats.reassembly.flows_dropped = self.streams.stats.flows_dropped;
-        }
+        let t = self.messages.stats;
+        self.stats.reassembly = ReassemblyStats {
+            fragments: t.fragments,
+            datagrams: t.datagrams,
+            datagrams_dropped: t.datagrams_dropped,
+            tcp_messages: t.tcp_messages,
+            flows_dropped: t.flows_dropped,
+        };
     }
 }
 

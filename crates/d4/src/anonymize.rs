@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use d4_packet::anon::{pnat, CryptoPan, PnatRule};
+use d4_packet::anon::{pnat, CachedCryptoPan, CryptoPan, PnatRule};
 use d4_packet::capture::{CaptureReader, Packet};
 use d4_packet::rewrite::{rewrite_frame, Outcome, Scope};
 use d4_packet::write::PcapWriter;
@@ -61,23 +61,9 @@ impl AnonOpts {
                 Box::new(move |ip| pnat(&rules, ip))
             }
             (None, Some(k)) => {
-                let c = CryptoPan::new(&read_key(k)?)?;
-                // Crypto-PAn costs one AES block per address bit: remember the
-                // addresses already seen (traffic repeats them), within a bound.
-                let cache =
-                    std::cell::RefCell::new(std::collections::HashMap::<IpAddr, IpAddr>::new());
-                Box::new(move |ip| {
-                    let mut m = cache.borrow_mut();
-                    if let Some(v) = m.get(&ip) {
-                        return *v;
-                    }
-                    if m.len() >= 1 << 20 {
-                        m.clear();
-                    }
-                    let v = c.ip(ip);
-                    m.insert(ip, v);
-                    v
-                })
+                let c = CachedCryptoPan::new(CryptoPan::new(&d4_packet::anon::read_key(k)?)?);
+                let c = std::cell::RefCell::new(c);
+                Box::new(move |ip| c.borrow_mut().ip(ip))
             }
             (None, None) => return Ok(None),
         };
@@ -164,26 +150,6 @@ pub(crate) fn copy_packets<R: Read, W: Write>(
         w.write(&p, nanos)?;
     }
     Ok(())
-}
-
-fn read_key(path: &PathBuf) -> Result<Vec<u8>> {
-    let raw =
-        std::fs::read(path).with_context(|| format!("cannot read the key {}", path.display()))?;
-    if raw.len() == 32 {
-        return Ok(raw);
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let hex = text.trim();
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok((0..32)
-            .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-            .collect());
-    }
-    bail!(
-        "{}: a Crypto-PAn key is 32 raw bytes or 64 hex digits ({} bytes found)",
-        path.display(),
-        raw.len()
-    )
 }
 
 pub(crate) fn run(a: Args) -> Result<()> {
