@@ -328,11 +328,7 @@ fn parse_source(value: &str, set: SourceSettings, base: &Path) -> Result<Source>
 
 /// A replay speed: 0 (as fast as possible) or a positive factor.
 pub fn check_speed(speed: f64) -> Result<()> {
-    if speed.is_finite() && speed >= 0.0 {
-        Ok(())
-    } else {
-        bail!("speed {speed} is not 0 (as fast as possible) nor a positive factor (1: the capture's pace)")
-    }
+    Ok(d4_packet::pace::check_speed(speed)?)
 }
 
 fn parse_num<T: std::str::FromStr>(name: &str, s: Option<String>) -> Result<Option<T>> {

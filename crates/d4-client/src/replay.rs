@@ -8,15 +8,15 @@
 //! input is converted to pcap (microseconds) by the same reader and writer
 //! as `d4 anonymize` (`d4_packet::capture`, `d4_packet::write`), and
 //! refused, with the reason, if its interfaces have different link types.
-//! A timestamp earlier than the one before is sent at once.
-
-use std::io::{self, BufReader, Read};
-use std::path::Path;
-use std::time::{Duration, Instant};
+//! A timestamp earlier than the one before is sent at once. The pacing is
+//! `d4_packet::pace::Pacer`'s, the one `d4 dns` uses too.
 
 use anyhow::{Context, Result};
 use d4_packet::capture::{CaptureReader, Packet};
+use d4_packet::pace::{timestamp_ns, Pacer};
 use d4_packet::write::PcapWriter;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
 
 /// A capture, paced.
 pub struct Replay {
@@ -24,9 +24,7 @@ pub struct Replay {
     out: PcapWriter<Vec<u8>>,
     /// Bytes of `out` already handed out.
     pos: usize,
-    speed: f64,
-    /// The first record's time (ns) and when it went out.
-    start: Option<(i128, Instant)>,
+    pacer: Pacer,
     nanos: bool,
     packet: Packet,
     name: String,
@@ -35,7 +33,7 @@ pub struct Replay {
 impl Replay {
     /// Opens `path` (pcap or pcapng) to replay at `speed` (> 0).
     pub fn open(path: &Path, speed: f64) -> Result<Replay> {
-        crate::config::check_speed(speed)?;
+        let pacer = Pacer::new(speed)?;
         let f = std::fs::File::open(path)
             .with_context(|| format!("cannot open the capture {}", path.display()))?;
         let cap = CaptureReader::new(BufReader::with_capacity(256 * 1024, f))
@@ -49,8 +47,7 @@ impl Replay {
             cap,
             out,
             pos: 0,
-            speed,
-            start: None,
+            pacer,
             packet: Packet::with_capacity(),
             name: path.display().to_string(),
         })
@@ -58,24 +55,9 @@ impl Replay {
 
     /// Waits until the current packet is due.
     fn pace(&mut self) {
-        if self.speed <= 0.0 {
-            return;
-        }
-        let frac = if self.nanos {
-            self.packet.ts_frac as i128
-        } else {
-            self.packet.ts_frac as i128 * 1000
-        };
-        let t = self.packet.ts_sec as i128 * 1_000_000_000 + frac;
-        let (t0, started) = *self.start.get_or_insert((t, Instant::now()));
-        if t <= t0 {
-            return;
-        }
-        let due = started + Duration::from_secs_f64((t - t0) as f64 / 1e9 / self.speed);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+        let p = &self.packet;
+        self.pacer
+            .wait(timestamp_ns(p.ts_sec, p.ts_frac, self.nanos));
     }
 }
 
@@ -111,6 +93,7 @@ impl Read for Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     /// A pcap of `n` packets, `gap_ms` apart.
     fn capture(n: u32, gap_ms: u32) -> Vec<u8> {

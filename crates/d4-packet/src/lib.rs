@@ -23,6 +23,8 @@
 //! - [`flow`]: IPv4 defragmentation and TCP reassembly (contiguous bytes per
 //!   direction, out-of-order and retransmitted segments handled), bounded
 //!   and port-agnostic, for every analyzer that reads flows.
+//! - [`pace`]: replay at a speed — a [`pace::Pacer`] waits until each
+//!   packet's timestamp is due (`d4 client`'s pcap source, `d4 dns`).
 //! - [`anon`]: address pseudonymisation (Crypto-PAn, `--pnat` rules).
 //! - [`rewrite`]: rewriting the addresses inside a captured frame with its
 //!   checksums kept correct.
@@ -35,6 +37,7 @@ pub mod dns;
 pub mod flow;
 pub mod gz;
 pub mod inputs;
+pub mod pace;
 pub mod pcap;
 pub mod records;
 pub mod rewrite;
