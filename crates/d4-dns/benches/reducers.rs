@@ -9,25 +9,28 @@ use d4_dns::message::{Message, Sections};
 use d4_dns::reduce::reducers::{Kind, Options, Reducers};
 use d4_packet::testdata::build::dns;
 
-/// 10,000 messages: queries and their responses over 2,000 names, 250
-/// clients, a few with `_` in their names, one in 500 malformed.
+/// 10,000 messages: 5,000 queries and their responses (one in 25 without)
+/// over 2,000 names, 250 clients, one name in 50 with a `_`, one message
+/// in 500 malformed.
 fn messages() -> Vec<Message> {
     let mut v = Vec::new();
     for i in 0u32..10_000 {
-        let name = if i % 50 == 0 {
-            format!("_srv{}.example.org", i % 2000)
+        let j = i / 2;
+        let name = if j % 50 == 0 {
+            format!("_srv{}.example.org", j % 2000)
         } else {
-            format!("host{}.domain{}.example", i % 2000, i % 97)
+            format!("host{}.domain{}.example", j % 2000, j % 97)
         };
         let resp = i % 2 == 1;
-        let wire = dns(i as u16, &name, [1, 28, 15, 6][i as usize % 4], resp);
+        let id = if resp && j % 25 == 0 { j + 1 } else { j };
+        let wire = dns(id as u16, &name, [1, 28, 15, 6][j as usize % 4], resp);
         let mut m = Message::new();
         if i % 500 == 0 {
             let _ = m.decode(&wire[..5], Sections::QUERIES);
         } else {
             let _ = m.decode(&wire, Sections::QUERIES);
         }
-        let client = format!("10.0.0.{}", i / 2 % 250);
+        let client = format!("10.0.0.{}", j % 250);
         let (c, s) = (
             client.parse().unwrap_or(m.source),
             "192.0.2.53".parse().unwrap_or(m.source),

@@ -357,22 +357,19 @@ impl Message {
     /// Appends the message's JSON object (the module doc's form) to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"source\":\"");
-        let _ = write!(out, "{}", self.source);
+        push_ip(out, self.source);
         out.extend_from_slice(b"\",\"dest\":\"");
-        let _ = write!(out, "{}", self.dest);
+        push_ip(out, self.dest);
         out.push(b'"');
         if self.has_header {
-            let _ = write!(
-                out,
-                ",\"id\":\"0x{:04x}\",\"flags\":\"0x{:04x}\"",
-                self.id, self.flags
-            );
+            out.extend_from_slice(b",\"id\":\"0x");
+            push_hex4(out, self.id);
+            out.extend_from_slice(b"\",\"flags\":\"0x");
+            push_hex4(out, self.flags);
+            out.push(b'"');
         }
-        let (s, us) = (
-            self.time_us.div_euclid(1_000_000),
-            self.time_us.rem_euclid(1_000_000),
-        );
-        let _ = write!(out, ",\"time\":{s}.{us:06}");
+        out.extend_from_slice(b",\"time\":");
+        push_time(out, self.time_us);
         if self.malformed {
             out.extend_from_slice(b",\"malformed\":true}");
             return;
@@ -393,35 +390,40 @@ impl Message {
             }
             out.push(b']');
         }
-        for (flag, key, list) in [
-            (Sections::ANSWERS, "answers", &self.answers),
-            (Sections::ADDITIONALS, "additionals", &self.additionals),
-        ] {
-            if flag == Sections::ADDITIONALS {
-                self.write_authorities(out);
-            }
-            if !self.sections.has(flag) {
-                continue;
-            }
-            let _ = write!(out, ",\"{key}\":[");
-            for (i, r) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let r = self.record(r);
-                out.extend_from_slice(b"{\"name\":");
-                json_str(out, r.name);
-                out.extend_from_slice(b",\"type\":");
-                json_str(out, &type_name(r.rtype));
-                out.extend_from_slice(b",\"class\":");
-                json_str(out, &class_name(r.class));
-                let _ = write!(out, ",\"ttl\":{},\"data\":", r.ttl);
-                json_str(out, r.data);
-                out.push(b'}');
-            }
-            out.push(b']');
-        }
+        self.write_records(out, Sections::ANSWERS, b",\"answers\":[", &self.answers);
+        self.write_authorities(out);
+        self.write_records(
+            out,
+            Sections::ADDITIONALS,
+            b",\"additionals\":[",
+            &self.additionals,
+        );
         out.push(b'}');
+    }
+
+    fn write_records(&self, out: &mut Vec<u8>, flag: Sections, key: &[u8], list: &[Rr]) {
+        if !self.sections.has(flag) {
+            return;
+        }
+        out.extend_from_slice(key);
+        for (i, r) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let r = self.record(r);
+            out.extend_from_slice(b"{\"name\":");
+            json_str(out, r.name);
+            out.extend_from_slice(b",\"type\":");
+            json_str(out, &type_name(r.rtype));
+            out.extend_from_slice(b",\"class\":");
+            json_str(out, &class_name(r.class));
+            out.extend_from_slice(b",\"ttl\":");
+            push_u64(out, u64::from(r.ttl));
+            out.extend_from_slice(b",\"data\":");
+            json_str(out, r.data);
+            out.push(b'}');
+        }
+        out.push(b']');
     }
 
     /// The authority section, one object per RRset, in order of first
@@ -586,11 +588,73 @@ code_visitor!(ClassCode, "a DNS class (mnemonic or number)", |s| {
     class_code(s).or_else(|| s.parse().ok())
 });
 
+/// Appends `n` in decimal.
+pub fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
+/// Appends four lower-case hex digits.
+pub fn push_hex4(out: &mut Vec<u8>, v: u16) {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    for s in [12, 8, 4, 0] {
+        out.push(H[usize::from((v >> s) & 0xf)]);
+    }
+}
+
+/// Appends an address in its canonical text.
+pub fn push_ip(out: &mut Vec<u8>, a: IpAddr) {
+    match a {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, u64::from(o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends a time in microseconds as seconds with six decimals.
+pub fn push_time(out: &mut Vec<u8>, us: i64) {
+    if us < 0 {
+        out.push(b'-');
+    }
+    let a = us.unsigned_abs();
+    push_u64(out, a / 1_000_000);
+    out.push(b'.');
+    let mut d = [b'0'; 6];
+    let mut f = a % 1_000_000;
+    for i in (0..6).rev() {
+        d[i] = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&d);
+}
+
 /// Appends `s` as a JSON string (quotes, backslashes and control
 /// characters escaped).
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let b = s.as_bytes();
+    if !b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20) {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut from = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -725,6 +789,28 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn numbers_addresses_and_times() {
+        let mut out = Vec::new();
+        push_u64(&mut out, 0);
+        out.push(b' ');
+        push_u64(&mut out, u64::MAX);
+        out.push(b' ');
+        push_hex4(&mut out, 0x0a0f);
+        out.push(b' ');
+        push_ip(&mut out, "10.200.0.255".parse().unwrap());
+        out.push(b' ');
+        push_ip(&mut out, "2001:db8::1".parse().unwrap());
+        out.push(b' ');
+        push_time(&mut out, 1_700_000_000_000_042);
+        out.push(b' ');
+        push_time(&mut out, -1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0 18446744073709551615 0a0f 10.200.0.255 2001:db8::1 1700000000.000042 -0.000001"
+        );
     }
 
     #[test]

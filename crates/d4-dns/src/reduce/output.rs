@@ -22,7 +22,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 
 use super::reducers::Kind;
 use crate::cli::Shutdown;
@@ -303,20 +302,19 @@ impl Router {
         })
     }
 
-    /// The envelope of one reducer's data.
-    pub fn envelope(server_id: &str, kind: Kind, data: &Value, out: &mut Vec<u8>) {
+    /// The envelope of one reducer's data (JSON text).
+    pub fn envelope(server_id: &str, kind: Kind, data: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"type\":");
         json_str(out, kind.name());
         out.extend_from_slice(b",\"serverId\":");
         json_str(out, server_id);
         out.extend_from_slice(b",\"data\":");
-        // Writing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, data);
+        out.extend_from_slice(data);
         out.push(b'}');
     }
 
     /// Sends one window's lines.
-    pub fn window(&mut self, data: &[(Kind, Value)]) -> Result<()> {
+    pub fn window(&mut self, data: &[(Kind, Vec<u8>)]) -> Result<()> {
         for (k, v) in data {
             let Some((_, to)) = self.routes.iter().find(|(r, _)| r == k) else {
                 continue;

@@ -40,9 +40,8 @@ use std::net::IpAddr;
 
 use d4_packet::dns::text::{class_name, rcode_name, type_name};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use serde_json::{json, Map, Value};
 
-use crate::message::{qtype, Message};
+use crate::message::{json_str, push_hex4, push_ip, push_u64, qtype, Message};
 
 /// A reducer, by its reference name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,6 +181,19 @@ impl Names {
         self.map.clear();
         self.list.clear();
     }
+
+    /// The name numbers sorted by name, and each number's rank in that
+    /// order: one sort per window, shared by every reducer that writes
+    /// names in order.
+    fn order(&self) -> (Vec<NameId>, Vec<u32>) {
+        let mut order: Vec<NameId> = (0..self.list.len() as NameId).collect();
+        order.sort_unstable_by(|a, b| self.get(*a).cmp(self.get(*b)));
+        let mut rank = vec![0u32; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        (order, rank)
+    }
 }
 
 /// The time a window covers and what it saw.
@@ -207,8 +219,27 @@ impl Span {
     }
 }
 
-fn mnemonic_query(name: &str, qtype: u16, qclass: u16) -> Value {
-    json!({"qname": name, "qtype": type_name(qtype), "qclass": class_name(qclass)})
+/// `{"qname":..,"qtype":..,"qclass":..}`, mnemonics.
+fn write_query(out: &mut Vec<u8>, name: &str, qtype: u16, qclass: u16) {
+    out.extend_from_slice(b"{\"qname\":");
+    json_str(out, name);
+    out.extend_from_slice(b",\"qtype\":");
+    json_str(out, &type_name(qtype));
+    out.extend_from_slice(b",\"qclass\":");
+    json_str(out, &class_name(qclass));
+    out.push(b'}');
+}
+
+/// `"<ip>"`.
+fn write_ip(out: &mut Vec<u8>, a: IpAddr) {
+    out.push(b'"');
+    push_ip(out, a);
+    out.push(b'"');
+}
+
+/// A rate as JSON (ryu's shortest form, as serde_json writes floats).
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    let _ = serde_json::to_writer(&mut *out, &v);
 }
 
 /// Bounds and options of the reducers.
@@ -251,16 +282,16 @@ impl NameCounts {
         }
     }
 
-    /// (name, count) of the names counted, by name.
-    fn sorted<'a>(&mut self, names: &'a Names) -> Vec<(&'a str, u64)> {
-        let mut v: Vec<(&str, u64)> = self
-            .0
+    /// (name, count) of the names counted, by name (`order`: the name
+    /// numbers sorted by name).
+    fn sorted(&mut self, order: &[NameId]) -> Vec<(NameId, u64)> {
+        let v = order
             .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, n)| (names.get(i as NameId), *n))
+            .filter_map(|&i| match self.0.get(i as usize) {
+                Some(&n) if n > 0 => Some((i, n)),
+                _ => None,
+            })
             .collect();
-        v.sort_unstable();
         self.0.clear();
         v
     }
@@ -368,20 +399,37 @@ impl Alone {
         }
     }
 
-    fn take(&mut self, names: &Names) -> Value {
-        let (mut qs, mut rs) = (Vec::new(), Vec::new());
-        for p in self.entries.iter().filter(|p| !p.matched) {
-            let v = json!({
-                "sender": p.client.to_string(),
-                "server": p.server.to_string(),
-                "id": format!("0x{:04x}", p.id),
-                "query": mnemonic_query(names.get(p.name), p.qtype, p.qclass),
+    fn take(&mut self, names: &Names, out: &mut Vec<u8>) {
+        for query in [true, false] {
+            out.extend_from_slice(if query {
+                b"{\"queries\":["
+            } else {
+                b"],\"answers\":["
             });
-            if p.query { &mut qs } else { &mut rs }.push(v);
+            let mut first = true;
+            for p in self
+                .entries
+                .iter()
+                .filter(|p| !p.matched && p.query == query)
+            {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(b"{\"sender\":");
+                write_ip(out, p.client);
+                out.extend_from_slice(b",\"server\":");
+                write_ip(out, p.server);
+                out.extend_from_slice(b",\"id\":\"0x");
+                push_hex4(out, p.id);
+                out.extend_from_slice(b"\",\"query\":");
+                write_query(out, names.get(p.name), p.qtype, p.qclass);
+                out.push(b'}');
+            }
         }
+        out.extend_from_slice(b"]}");
         self.entries.clear();
         self.open.clear();
-        json!({"queries": qs, "answers": rs})
     }
 }
 
@@ -566,103 +614,185 @@ impl Reducers {
         self.span.messages == 0
     }
 
-    /// Ends the window: each reducer's data, in order, and all start
-    /// afresh.
-    pub fn take(&mut self) -> Vec<(Kind, Value)> {
+    /// Ends the window: each reducer's data (JSON text), in order, and all
+    /// start afresh.
+    pub fn take(&mut self) -> Vec<(Kind, Vec<u8>)> {
         let span = self.span;
-        let mut out = Vec::with_capacity(self.active.len());
+        let (order, rank) = if self.need_names {
+            self.names.order()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let rank_of = |i: NameId| rank.get(i as usize).copied().unwrap_or(u32::MAX);
+        let mut all = Vec::with_capacity(self.active.len());
         for k in self.active.clone() {
-            let v = match k {
-                Kind::QueriesPerSecond => json!({"qps": span.rate(self.queries)}),
-                Kind::AnswersPerSecond => json!({"aps": span.rate(self.responses)}),
-                Kind::PacketsPerSecond => json!({"pps": span.rate(self.packets)}),
+            let mut out = Vec::new();
+            let o = &mut out;
+            match k {
+                Kind::QueriesPerSecond | Kind::AnswersPerSecond | Kind::PacketsPerSecond => {
+                    let (key, n): (&[u8], u64) = match k {
+                        Kind::QueriesPerSecond => (b"{\"qps\":", self.queries),
+                        Kind::AnswersPerSecond => (b"{\"aps\":", self.responses),
+                        _ => (b"{\"pps\":", self.packets),
+                    };
+                    o.extend_from_slice(key);
+                    write_f64(o, span.rate(n));
+                    o.push(b'}');
+                }
                 Kind::QueriesNameCounter => {
-                    let mut m = Map::new();
-                    for (name, n) in self.counts.sorted(&self.names) {
-                        m.insert(name.to_string(), n.into());
+                    o.push(b'{');
+                    for (i, (name, n)) in self.counts.sorted(&order).into_iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        json_str(o, self.names.get(name));
+                        o.push(b':');
+                        push_u64(o, n);
                     }
-                    Value::Object(m)
+                    o.push(b'}');
                 }
                 Kind::TopNQ => {
-                    let mut v = self.top.sorted(&self.names);
-                    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-                    v.truncate(self.opt.top);
-                    Value::Array(v.into_iter().map(|(n, c)| json!([n, c])).collect())
+                    let mut v = self.top.sorted(&order);
+                    let n = self.opt.top.min(v.len());
+                    let by_count = |a: &(NameId, u64), b: &(NameId, u64)| {
+                        b.1.cmp(&a.1).then_with(|| rank_of(a.0).cmp(&rank_of(b.0)))
+                    };
+                    if n > 0 && n < v.len() {
+                        v.select_nth_unstable_by(n - 1, by_count);
+                    }
+                    v.truncate(n);
+                    v.sort_by(by_count);
+                    o.push(b'[');
+                    for (i, (name, c)) in v.into_iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        o.push(b'[');
+                        json_str(o, self.names.get(name));
+                        o.push(b',');
+                        push_u64(o, c);
+                        o.push(b']');
+                    }
+                    o.push(b']');
                 }
                 Kind::QueriesWithUnderscoredName => {
-                    let mut m = Map::new();
                     let mut v = std::mem::take(&mut self.underscored);
-                    // By name, each name's entries in order of arrival.
-                    v.sort_by(|a, b| self.names.get(a.name).cmp(self.names.get(b.name)));
-                    for u in v {
+                    // By name (stable: each name's entries in order of arrival).
+                    v.sort_by_key(|u| rank_of(u.name));
+                    o.push(b'{');
+                    let mut last = None;
+                    for u in &v {
                         let name = self.names.get(u.name);
-                        let e = json!({
-                            "sender": u.sender.to_string(),
-                            "server": u.server.to_string(),
-                            "query": mnemonic_query(name, u.qtype, u.qclass),
-                        });
-                        match m.get_mut(name) {
-                            Some(Value::Array(a)) => a.push(e),
-                            _ => {
-                                m.insert(name.to_string(), Value::Array(vec![e]));
+                        if last == Some(u.name) {
+                            o.push(b',');
+                        } else {
+                            if last.is_some() {
+                                o.extend_from_slice(b"],");
                             }
+                            json_str(o, name);
+                            o.extend_from_slice(b":[");
+                            last = Some(u.name);
                         }
+                        o.extend_from_slice(b"{\"sender\":");
+                        write_ip(o, u.sender);
+                        o.extend_from_slice(b",\"server\":");
+                        write_ip(o, u.server);
+                        o.extend_from_slice(b",\"query\":");
+                        write_query(o, name, u.qtype, u.qclass);
+                        o.push(b'}');
                     }
-                    Value::Object(m)
+                    if last.is_some() {
+                        o.push(b']');
+                    }
+                    o.push(b'}');
+                    v.clear();
+                    self.underscored = v;
                 }
                 Kind::MalformedPackets => {
                     let mut senders: Vec<_> = self.malformed_senders.drain().collect();
                     senders.sort();
-                    let mut m = Map::new();
-                    for (ip, n) in senders {
-                        m.insert(ip.to_string(), n.into());
+                    o.extend_from_slice(b"{\"count\":");
+                    push_u64(o, self.malformed);
+                    o.extend_from_slice(b",\"senders\":{");
+                    for (i, (ip, n)) in senders.into_iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        write_ip(o, ip);
+                        o.push(b':');
+                        push_u64(o, n);
                     }
-                    json!({"count": self.malformed, "senders": m})
+                    o.extend_from_slice(b"}}");
                 }
                 Kind::PacketSummary => {
                     let mut groups: Vec<_> = self.summary.drain().collect();
                     groups.sort_by_key(|((ip, t), _)| (*ip, *t));
-                    let mut m = Map::new();
+                    o.push(b'{');
+                    let mut last = None;
                     for ((ip, t), names) in groups {
-                        let names: Vec<Value> = names
-                            .iter()
-                            .map(|&i| Value::from(self.names.get(i)))
-                            .collect();
-                        let e = m
-                            .entry(ip.to_string())
-                            .or_insert_with(|| Value::Object(Map::new()));
-                        if let Value::Object(o) = e {
-                            o.insert(type_name(t).into_owned(), Value::Array(names));
+                        if last == Some(ip) {
+                            o.push(b',');
+                        } else {
+                            if last.is_some() {
+                                o.extend_from_slice(b"},");
+                            }
+                            write_ip(o, ip);
+                            o.extend_from_slice(b":{");
+                            last = Some(ip);
                         }
+                        json_str(o, &type_name(t));
+                        o.extend_from_slice(b":[");
+                        for (i, n) in names.into_iter().enumerate() {
+                            if i > 0 {
+                                o.push(b',');
+                            }
+                            json_str(o, self.names.get(n));
+                        }
+                        o.push(b']');
                     }
+                    if last.is_some() {
+                        o.push(b'}');
+                    }
+                    o.push(b'}');
                     self.summary_seen.clear();
-                    Value::Object(m)
                 }
-                Kind::AlonePackets => self.alone.take(&self.names),
+                Kind::AlonePackets => self.alone.take(&self.names, o),
                 Kind::QtypeCounter => {
                     let mut v: Vec<_> = self.qtypes.drain().collect();
                     v.sort();
-                    let mut m = Map::new();
-                    for (t, n) in v {
-                        m.insert(type_name(t).into_owned(), n.into());
+                    o.push(b'{');
+                    for (i, (t, n)) in v.into_iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        json_str(o, &type_name(t));
+                        o.push(b':');
+                        push_u64(o, n);
                     }
-                    Value::Object(m)
+                    o.push(b'}');
                 }
                 Kind::RcodeCounter => {
-                    let mut m = Map::new();
+                    o.push(b'{');
+                    let mut first = true;
                     for (r, n) in self.rcodes.iter().enumerate() {
                         if *n > 0 {
-                            m.insert(rcode_name(r as u8).into_owned(), (*n).into());
+                            if !first {
+                                o.push(b',');
+                            }
+                            first = false;
+                            json_str(o, &rcode_name(r as u8));
+                            o.push(b':');
+                            push_u64(o, *n);
                         }
                     }
-                    Value::Object(m)
+                    o.push(b'}');
                 }
-            };
-            out.push((k, v));
+            }
+            all.push((k, out));
         }
         self.reset();
         self.windows += 1;
-        out
+        all
     }
 
     fn reset(&mut self) {
@@ -686,6 +816,11 @@ impl Reducers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    fn data(v: &[(Kind, Vec<u8>)], i: usize) -> Value {
+        serde_json::from_slice(&v[i].1).unwrap()
+    }
 
     fn msg(t: i64, src: &str, dst: &str, id: u16, resp: bool, q: &[(&str, u16)]) -> Message {
         let mut m = Message::new();
@@ -717,14 +852,14 @@ mod tests {
         r.add(&msg(5, s, c, 3, true, &[("c.example", 28)]));
         let out = r.take();
         assert_eq!(
-            out[0].1,
+            data(&out, 0),
             json!({"queries": [{"sender": c, "server": s, "id": "0x0001",
                    "query": {"qname": "a.example", "qtype": "A", "qclass": "IN"}}],
                    "answers": [{"sender": c, "server": s, "id": "0x0003",
                    "query": {"qname": "c.example", "qtype": "AAAA", "qclass": "IN"}}]})
         );
         // Fresh after the window.
-        assert_eq!(r.take()[0].1, json!({"queries": [], "answers": []}));
+        assert_eq!(data(&r.take(), 0), json!({"queries": [], "answers": []}));
     }
 
     #[test]
@@ -747,8 +882,8 @@ mod tests {
             r.add(&msg(0, "10.0.0.1", "10.0.0.2", 1, false, &[(n, 1)]));
         }
         let out = r.take();
-        assert_eq!(out[0].1, json!({"a": 1, "b": 2}));
-        assert_eq!(out[1].1, json!([["b", 2]]));
+        assert_eq!(data(&out, 0), json!({"a": 1, "b": 2}));
+        assert_eq!(data(&out, 1), json!([["b", 2]]));
         assert_eq!(r.dropped, 1);
         assert!(Kind::parse_list("TopNQ, nope").is_err());
         assert_eq!(
