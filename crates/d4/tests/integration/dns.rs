@@ -729,3 +729,88 @@ fn help_has_examples() {
         );
     }
 }
+
+/// `--cryptopan-key`: the addresses of every message pseudonymised as
+/// `d4 anonymize --cryptopan-key` rewrites them in the capture, and as the
+/// reference check values say.
+#[test]
+fn cryptopan_addresses_as_d4_anonymize() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("c.pcap");
+    std::fs::write(&cap, capture()).unwrap();
+    let key = d.path().join("key");
+    // The key of the Crypto-PAn reference check values (as hex digits).
+    let k: [u8; 32] = [
+        21, 34, 23, 141, 51, 164, 207, 128, 19, 10, 91, 22, 73, 144, 125, 16, 216, 152, 143, 131,
+        121, 121, 101, 39, 98, 87, 76, 45, 42, 132, 34, 2,
+    ];
+    std::fs::write(
+        &key,
+        k.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    )
+    .unwrap();
+    let (cap, key) = (cap.to_str().unwrap(), key.to_str().unwrap());
+    let anon = d.path().join("anon.pcap");
+    ok(
+        &[
+            "anonymize",
+            "--cryptopan-key",
+            key,
+            "-r",
+            cap,
+            "-w",
+            anon.to_str().unwrap(),
+        ],
+        None,
+    );
+    let direct = ok(
+        &[
+            "dns",
+            "serialize",
+            "--ndjson",
+            "--cryptopan-key",
+            key,
+            "-r",
+            cap,
+        ],
+        None,
+    );
+    let via = ok(
+        &["dns", "serialize", "--ndjson", "-r", anon.to_str().unwrap()],
+        None,
+    );
+    let addrs = |b: &[u8]| -> Vec<(String, String)> {
+        parse_ndjson(b)
+            .iter()
+            .map(|m| {
+                (
+                    m["source"].as_str().unwrap().into(),
+                    m["dest"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (a, v) = (addrs(&direct.stdout), addrs(&via.stdout));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, v);
+    let c = d4_packet::anon::CryptoPan::new(&k).unwrap();
+    assert_eq!(a[0].0, c.ip("192.0.2.10".parse().unwrap()).to_string());
+    assert_ne!(a[0].0, "192.0.2.10");
+    // The same key on serialized input (reduce): the same addresses.
+    let plain = ok(&["dns", "serialize", "-r", cap], None);
+    let o = ok(
+        &[
+            "dns",
+            "reduce",
+            "--cryptopan-key",
+            key,
+            "--reducers",
+            "PacketSummary",
+            "--window-secs",
+            "100",
+        ],
+        Some(&plain.stdout),
+    );
+    let l = lines(&o.stdout);
+    assert!(l[0]["data"].get(a[0].0.as_str()).is_some(), "{l:?}");
+}
