@@ -388,26 +388,11 @@ impl<'a> Name<'a> {
     /// and backslashes as `\.` and `\\`.
     pub fn write_to(&self, out: &mut String, lower: bool) {
         let mut first = true;
-        let mut buf = [0u8; 63];
         for l in self.labels() {
             if !first {
                 out.push('.');
             }
             first = false;
-            // The common label: letters, digits, `-`, `_`, `*`, `/` only,
-            // copied at once.
-            let plain =
-                |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'*' | b'/');
-            if let Some(b) = buf.get_mut(..l.len()).filter(|_| l.iter().all(plain)) {
-                b.copy_from_slice(l);
-                if lower {
-                    b.make_ascii_lowercase();
-                }
-                if let Ok(t) = std::str::from_utf8(b) {
-                    out.push_str(t);
-                    continue;
-                }
-            }
             for &c in l {
                 let c = if lower { c.to_ascii_lowercase() } else { c };
                 match c {
