@@ -19,7 +19,7 @@ impl DnsCmd {
     /// handler).
     pub fn follows(&self) -> bool {
         match self {
-            DnsCmd::Serialize(_) => false,
+            DnsCmd::Serialize(a) => a.follows(),
             DnsCmd::Reduce(a) => a.follows(),
             DnsCmd::Aggregate(_) => true,
         }

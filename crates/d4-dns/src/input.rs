@@ -210,10 +210,10 @@ struct Sink<'a> {
 impl PacketSink for Sink<'_> {
     fn packet(&mut self, p: &Packet, nanos: bool) -> Result<()> {
         let f = &mut *self.front;
-        f.stats.packets += 1;
         if f.pacer.active() && !f.pace(timestamp_ns(p.ts_sec, p.ts_frac, nanos), self.stop) {
             return Err(Stopped.into());
         }
+        f.stats.packets += 1;
         let mut err = None;
         let (messages, anon, stats) = (&mut f.messages, &mut f.anon, &mut f.stats);
         let consumer = &mut *self.consumer;
