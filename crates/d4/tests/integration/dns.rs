@@ -814,3 +814,31 @@ fn cryptopan_addresses_as_d4_anonymize() {
     let l = lines(&o.stdout);
     assert!(l[0]["data"].get(a[0].0.as_str()).is_some(), "{l:?}");
 }
+
+/// A SIGTERM ends a paced replay at once, cleanly: what was written is
+/// whole, the exit status 0.
+#[test]
+fn sigterm_ends_a_paced_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let cap = d.path().join("ten.pcap");
+    std::fs::write(&cap, ten_seconds()).unwrap();
+    let mut c = Command::new(D4)
+        .args(["dns", "serialize", "--ndjson", "--speed", "1", "-r"])
+        .arg(&cap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(c.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let t = Instant::now();
+    let (ok, err) = terminate(c);
+    assert!(ok, "{err}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let rest: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(rest.len() < 10, "{}", rest.len());
+    for l in std::iter::once(first.trim_end().to_string()).chain(rest) {
+        serde_json::from_str::<Value>(&l).unwrap();
+    }
+}
