@@ -102,6 +102,9 @@ impl Opts {
     }
 }
 
+/// How long requests under way may run on after the stop request.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs `d4 dns aggregate` until `shutdown`: the inputs are opened first
 /// (an input that cannot be reached at start is an error), then the page
 /// and API are served.
@@ -123,27 +126,28 @@ pub fn run(a: Args, shutdown: Shutdown) -> Result<()> {
     } else {
         input::connect_queues(&a.conn, &a.queues)?
     };
-    let rt = d4_api::serve::runtime()?;
-    // The listening socket before the inputs are read: a port in use stops
-    // us before anything is consumed from a queue.
-    let listener = rt.block_on(d4_api::serve::listen(a.listen, "d4 dns aggregate"))?;
     let mut threads = Vec::new();
-    let started = (|| -> Result<()> {
-        if let Some(url) = &a.redis {
-            let src = RedisSource {
-                url: url.clone(),
-                channels: a.channels.clone(),
-            };
-            threads.push(input::redis_thread(src, feed.clone(), shutdown.clone())?);
+    // Subscribed before listening: once the page is up, nothing published
+    // is missed.
+    if let Some(url) = &a.redis {
+        let src = RedisSource {
+            url: url.clone(),
+            channels: a.channels.clone(),
+        };
+        threads.push(input::redis_thread(src, feed.clone(), shutdown.clone())?);
+    }
+    let rt = d4_api::serve::runtime()?;
+    // Listening before a queue is read: a port in use stops us before
+    // anything is taken from it.
+    let listener = match rt.block_on(d4_api::serve::listen(a.listen, "d4 dns aggregate")) {
+        Ok(l) => l,
+        Err(e) => {
+            shutdown.trigger();
+            return Err(e);
         }
-        if !queues.is_empty() {
-            threads.push(input::queue_thread(queues, feed.clone(), shutdown.clone()));
-        }
-        Ok(())
-    })();
-    if let Err(e) = started {
-        shutdown.trigger();
-        return Err(e);
+    };
+    if !queues.is_empty() {
+        threads.push(input::queue_thread(queues, feed.clone(), shutdown.clone()));
     }
     // stdin may never end: that thread is not waited for.
     if !files.is_empty() {
@@ -156,7 +160,20 @@ pub fn run(a: Args, shutdown: Shutdown) -> Result<()> {
     let r = rt.block_on(async {
         let (router, ticker) = http::router(feed.clone(), &config, shutdown.clone());
         tokio::spawn(ticker);
-        d4_api::serve::serve(listener, router, shutdown.clone().triggered()).await
+        let serve = d4_api::serve::serve(listener, router, shutdown.clone().triggered());
+        // Requests under way get a grace period after the stop request
+        // (live streams end at once); then the rest is dropped.
+        let grace = async {
+            shutdown.clone().triggered().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::select! {
+            r = serve => r,
+            () = grace => {
+                tracing::warn!("connections still open {} s after the stop request: closed", STOP_GRACE.as_secs());
+                Ok(())
+            }
+        }
     });
     shutdown.trigger();
     for t in threads {

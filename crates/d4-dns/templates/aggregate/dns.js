@@ -120,7 +120,7 @@
     if (!box) {
       return;
     }
-    var W = 800, H = 200, L = 52, R = 10, T = 12, B = 22;
+    var W = 1200, H = 220, L = 52, R = 10, T = 12, B = 22;
     var t0 = d.time - d.span_secs, t1 = d.time;
     var lines = [{ name: 'total', cls: 'total', pts: d.series.map(function (p) { return [p.t, p.qps]; }) }];
     d.servers.forEach(function (s, i) {

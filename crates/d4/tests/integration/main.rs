@@ -7,6 +7,7 @@ mod captures;
 mod cli;
 mod client_faults;
 mod disk_full;
+mod dns_dashboard;
 mod e2e;
 mod export;
 mod floods;
