@@ -351,3 +351,24 @@ fn bad_input_is_counted_and_the_service_stays_up() {
     s.send("QueriesPerSecond", "ns1", r#"{"qps":3}"#);
     assert_eq!(s.json("/api/v1/summary?span=1m")["total"]["qps"], 2.0);
 }
+
+#[test]
+fn answers_that_sum_the_state_are_kept_a_second() {
+    let s = Service::start(1);
+    s.send("QueriesPerSecond", "ns1", r#"{"qps":1}"#);
+    let t = Instant::now();
+    assert_eq!(s.json("/api/v1/summary?span=1m")["total"]["qps"], 1.0);
+    s.send("QueriesPerSecond", "ns1", r#"{"qps":3}"#);
+    let again = s.json("/api/v1/summary?span=1m");
+    if t.elapsed() < http::CACHE_TTL {
+        assert_eq!(
+            again["total"]["qps"], 1.0,
+            "the same answer within the second"
+        );
+    }
+    // Another URI is computed afresh; the counters are never kept.
+    assert_eq!(s.json("/api/v1/summary?span=5m")["total"]["qps"], 2.0);
+    assert_eq!(s.json("/api/v1/stats")["input"]["messages"], 2);
+    std::thread::sleep(http::CACHE_TTL);
+    assert_eq!(s.json("/api/v1/summary?span=1m")["total"]["qps"], 2.0);
+}

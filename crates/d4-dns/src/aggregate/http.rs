@@ -14,20 +14,28 @@
 //!
 //! Each client address gets `--rate-limit` requests/s (a live stream counts
 //! once); at most `--max-subscribers` live streams at once (503 past them).
+//! The answers of the routes that sum the state (pages and JSON) are kept
+//! for [`CACHE_TTL`] per URI: asking again within the second costs nothing
+//! (a 15-minute summary of a full state takes tens of milliseconds, under
+//! the state's lock); the live stream is computed once a second for every
+//! page.
 //! The pages run one first-party script (`/static/dns.js`, no library)
 //! under a Content-Security-Policy that allows nothing else; names from
 //! the network reach the page as text only (askama escapes them; the script
 //! sets `textContent`).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -55,6 +63,60 @@ const MAX_LIMIT: usize = 1000;
 /// Findings and clients on the dashboard.
 const LIVE_LIST: usize = 10;
 
+/// How long an answer is kept.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// Answers kept at most (past it the cache starts afresh).
+const CACHE_ENTRIES: usize = 256;
+/// The largest answer kept.
+const CACHE_MAX_BYTES: usize = 8 << 20;
+
+/// Recent answers by URI.
+#[derive(Default)]
+struct Cache(Mutex<HashMap<String, (Instant, axum::http::response::Parts, Bytes)>>);
+
+impl Cache {
+    fn get(&self, uri: &str) -> Option<Response> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, parts, body) = m.get(uri)?;
+        (at.elapsed() < CACHE_TTL)
+            .then(|| Response::from_parts(parts.clone(), Body::from(body.clone())))
+    }
+
+    fn put(&self, uri: String, parts: &axum::http::response::Parts, body: Bytes) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= CACHE_ENTRIES {
+            m.retain(|_, (at, _, _)| at.elapsed() < CACHE_TTL);
+            if m.len() >= CACHE_ENTRIES {
+                m.clear();
+            }
+        }
+        m.insert(uri, (Instant::now(), parts.clone(), body));
+    }
+}
+
+/// Serves a recent answer to the same URI, or keeps this one.
+async fn cached(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let uri = req.uri().to_string();
+    if let Some(r) = app.cache.get(&uri) {
+        return r;
+    }
+    let r = next.run(req).await;
+    if r.status() != StatusCode::OK {
+        return r;
+    }
+    let (parts, body) = r.into_parts();
+    match axum::body::to_bytes(body, CACHE_MAX_BYTES).await {
+        Ok(b) => {
+            app.cache.put(uri, &parts, b.clone());
+            Response::from_parts(parts, Body::from(b))
+        }
+        Err(e) => {
+            tracing::error!("aggregate: answer not sent: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "answer too large")
+        }
+    }
+}
+
 /// The server's state.
 pub struct App {
     feed: Feed,
@@ -66,6 +128,8 @@ pub struct App {
     shutdown: Shutdown,
     /// When the aggregator started (Unix seconds).
     started: i64,
+    /// Recent answers.
+    cache: Cache,
 }
 
 /// What a live page gets: the span's summary, and the heads of the
@@ -397,6 +461,9 @@ struct Stream {
     span: Span,
     /// The event computed at connection, sent first.
     first: Option<String>,
+    /// The state (generation, bucket) of the last event sent: a snapshot
+    /// of the same is not sent again.
+    last: (u64, i64),
     stop: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// Held while the stream lives.
     _permit: OwnedSemaphorePermit,
@@ -415,8 +482,9 @@ async fn events(State(app): State<Arc<App>>, p: P) -> Response {
                     ),
                 ));
             };
-            let first = with_state(&app, move |a, t| {
-                serde_json::to_string(&live_event(a, span, t)).unwrap_or_default()
+            let (first, last) = with_state(&app, move |a, t| {
+                let e = serde_json::to_string(&live_event(a, span, t)).unwrap_or_default();
+                (e, (a.generation(), t.div_euclid(BUCKET_SECS)))
             })
             .await?;
             let mut rx = app.live.clone();
@@ -425,17 +493,25 @@ async fn events(State(app): State<Arc<App>>, p: P) -> Response {
                 rx,
                 span,
                 first: Some(first),
+                last,
                 stop: Box::pin(app.shutdown.clone().triggered()),
                 _permit: permit,
             };
             let stream = futures_util::stream::unfold(st, |mut st| async move {
                 let data = match st.first.take() {
                     Some(d) => d,
-                    None => tokio::select! {
-                        _ = &mut st.stop => return None,
-                        r = st.rx.changed() => {
-                            r.ok()?;
-                            st.rx.borrow_and_update().events[span_index(st.span)].clone()
+                    None => loop {
+                        tokio::select! {
+                            _ = &mut st.stop => return None,
+                            r = st.rx.changed() => {
+                                r.ok()?;
+                                let l = st.rx.borrow_and_update().clone();
+                                if (l.generation, l.bucket) == st.last {
+                                    continue;
+                                }
+                                st.last = (l.generation, l.bucket);
+                                break l.events[span_index(st.span)].clone();
+                            }
                         }
                     },
                 };
@@ -886,15 +962,15 @@ pub fn router(
         max_subscribers: c.max_subscribers,
         shutdown: shutdown.clone(),
         started: now(),
+        cache: Cache::default(),
     });
-    let r = Router::new()
+    // The routes that sum the state, answers kept a second.
+    let computed = Router::new()
         .route("/", get(dashboard))
         .route("/findings", get(findings_page))
         .route("/finding", get(finding_page))
         .route("/clients", get(clients_page))
         .route("/client", get(client_page))
-        .route("/static/dns.js", get(script))
-        .route("/static/dns.css", get(style))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/servers", get(servers))
         .route("/api/v1/names", get(names))
@@ -902,6 +978,11 @@ pub fn router(
         .route("/api/v1/finding", get(finding))
         .route("/api/v1/clients", get(clients))
         .route("/api/v1/client", get(client))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), cached));
+    let r = Router::new()
+        .merge(computed)
+        .route("/static/dns.js", get(script))
+        .route("/static/dns.css", get(style))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi));
