@@ -240,8 +240,9 @@ async fn with_state<T: Send + 'static>(
         })
 }
 
-/// The query parameters of every route.
+/// The query parameters of every route (another is refused: 400).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// `1m`, `5m` (default) or `15m`.
     span: Option<String>,
