@@ -332,6 +332,9 @@ pub fn redis_thread(
     }
 }
 
+/// The pause after a failed request to the server.
+const QUEUE_RETRY: Duration = Duration::from_secs(2);
+
 /// The extended type of the queues this reads.
 pub const QUEUE_TYPE: &str = "dns-stats";
 
@@ -356,7 +359,8 @@ pub fn queue_thread(
         let stop = || shutdown.is_triggered();
         let r = d4_api::queue::follow(&queues, false, Duration::from_millis(200), stop, |q| {
             let from = format!("queue {}", q.uuid);
-            q.poller_take(Take::Read, 1000, Idle::Once)
+            let r = q
+                .poller_take(Take::Read, 1000, Idle::Once)
                 .retry(None)
                 .stop_when(stop)
                 .run(&mut |items: Vec<Vec<u8>>| -> Result<usize> {
@@ -364,7 +368,16 @@ pub fn queue_thread(
                         feed.take(it, &from);
                     }
                     Ok(items.len())
-                })
+                });
+            if r.is_err() {
+                // The server is away: try again in a while (the error is
+                // logged by `follow`), the other queues meanwhile.
+                let end = std::time::Instant::now() + QUEUE_RETRY;
+                while std::time::Instant::now() < end && !stop() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            r
         });
         if let Err(e) = r {
             tracing::error!("queues: {e:#}");
