@@ -1256,8 +1256,8 @@ mod tests {
         assert_eq!(s.total.aps, Some(18.0 + 5.5));
         assert_eq!(s.total.pps, None, "no PacketsPerSecond window");
         assert_eq!(s.servers[0].totals.windows, 3 + 3 + 2 + 1 + 1);
-        // 5 min at T0+299: buckets from (T0+299)/5 - 59 = T0/5 + 0 ... the
-        // window at T0 is in (bucket T0/5 is the first of the span).
+        // 5 min at T0+299: buckets from (T0+299)/5 - 60 + 1 = T0/5 on, so
+        // the window at T0 is in.
         let s5 = a.summary(Span::M5, now, 10);
         assert_eq!(s5.servers[0].totals.qps, Some(20.0));
         // At T0+300, bucket T0/5 left the 5-minute span: ns1 (20+30)/2.
