@@ -33,7 +33,7 @@ if [ -z "${D4_BIN:-}" ]; then cargo build -q -p d4 && D4_BIN=$ROOT/target/debug/
 SHARED=${D4_SHARED:-$ROOT/../shared}
 [ -d "$SHARED/data/pcap" ] && SHARED=$(cd "$SHARED" && pwd) || SHARED=
 DOCS=("$@")
-[ ${#DOCS[@]} = 0 ] && DOCS=(README.md docs/SHARING.md docs/PDNS.md docs/TLS.md docs/TLS-LOOKUP.md docs/API.md docs/OPERATIONS.md docs/MALTRAIL.md docs/CONFIG.md docs/DNS-MONITOR.md)
+[ ${#DOCS[@]} = 0 ] && DOCS=(README.md docs/SHARING.md docs/PDNS.md docs/TLS.md docs/TLS-LOOKUP.md docs/API.md docs/OPERATIONS.md docs/MALTRAIL.md docs/CONFIG.md docs/DNS-MONITOR.md docs/DNS-AGGREGATE.md)
 
 BIN=$(mktemp -d)
 ln -s "$D4_BIN" "$BIN/d4"

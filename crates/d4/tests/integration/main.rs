@@ -8,6 +8,7 @@ mod cli;
 mod client_faults;
 mod disk_full;
 mod dns;
+mod dns_dashboard;
 mod e2e;
 mod export;
 mod floods;
