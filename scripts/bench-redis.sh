@@ -6,9 +6,9 @@
 # redis-server's CPU-seconds per GB.
 #
 # Usage: scripts/bench-redis.sh [MIB=64] [ROUNDS=3]
-#   BASELINE_BIN=/path/to/other/d4 adds Redis-mode rounds of that build,
-#   interleaved with this one's (e.g. the previous commit, built in a git
-#   worktree), for a ratio measured in the same command.
+#   BASELINE_BIN=/path/to/other/d4 adds embedded and Redis-mode rounds of
+#   that build, interleaved with this one's (e.g. the previous commit, built
+#   in a git worktree), for a ratio measured in the same command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-64}
@@ -86,10 +86,13 @@ show() { # LABEL ROUND RESULT...
 }
 for round in $(seq "$ROUNDS"); do
   show embedded "$round" $(run embedded "$D4")
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    show embedded-base "$round" $(run embedded "$BASELINE_BIN")
+  fi
 done
 for round in $(seq "$ROUNDS"); do
   show redis "$round" $(run redis "$D4")
   if [ -n "${BASELINE_BIN:-}" ]; then
-    show redis-baseline "$round" $(run redis "$BASELINE_BIN")
+    show redis-base "$round" $(run redis "$BASELINE_BIN")
   fi
 done

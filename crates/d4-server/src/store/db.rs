@@ -1,10 +1,14 @@
-//! The embedded store (redb): one file under `<data-dir>/store/`, four
-//! tables (the fourth, `redis_spool`, holds queue items while Redis is away
-//! in Redis mode; see `store::redis::backend`).
+//! The embedded store (redb): one file under `<data-dir>/store/`, five
+//! tables (`redis_spool` holds queue items while Redis is away in Redis
+//! mode; see `store::redis::backend`).
 //!
 //! - `kv`: JSON documents (policy, sensor metadata), keyed by name;
 //! - `queues`: analyzer queue definitions and counters, keyed by queue UUID;
-//! - `items`: queue items keyed by queue UUID (16 bytes) + sequence (u64, big-endian).
+//! - `queue_chunks`: queue items, a chunk of them a value, keyed by queue
+//!   UUID (16 bytes) + number of the chunk's first item (u64, big-endian);
+//!   see `store::embedded::chunk`;
+//! - `items`: queue items one a value, same keys (stores written before the
+//!   chunks; moved into `queue_chunks` when the queues are opened, then empty).
 //!
 //! Every write goes through [`Db::write`], one ACID transaction; committed
 //! data survives a crash or restart. (Why redb: see `docs/BENCHMARKS.md`,
@@ -26,14 +30,18 @@ use redb::{
     WriteTransaction,
 };
 
+use crate::store::embedded::chunk;
 use crate::store::health::{Health, StoreUnwritable, PROBE_EVERY};
 
 /// JSON documents by name.
 pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Queue definitions by queue UUID.
 pub(crate) const QUEUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queues");
-/// Queue items by (queue UUID, sequence).
+/// Queue items one by one, by (queue UUID, sequence): the layout before
+/// [`CHUNKS`], emptied into it at open.
 pub(crate) const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("items");
+/// Queue items in chunks, by (queue UUID, number of the first item).
+pub(crate) const CHUNKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("queue_chunks");
 /// Redis mode: queue items waiting for Redis to come back, in arrival order.
 pub(crate) const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("redis_spool");
 
@@ -281,17 +289,24 @@ impl Db {
     ) -> Result<Vec<(u64, Vec<u8>)>> {
         let h = self.handle()?;
         let tx = read_tx(&h)?;
-        let t = tx.open_table(ITEMS)?;
-        let lo = item_key(queue, from);
-        let hi = item_key(queue, u64::MAX);
+        let t = tx.open_table(CHUNKS)?;
         let mut out = Vec::new();
-        for e in t.range(lo.as_slice()..=hi.as_slice())?.take(n) {
-            let (k, v) = e?;
-            let mut seq = [0u8; 8];
-            seq.copy_from_slice(&k.value()[16..24]);
-            out.push((u64::from_be_bytes(seq), v.value().to_vec()));
+        if n == 0 {
+            return Ok(out);
         }
+        chunk::scan(&t, queue, from, |seq, v| {
+            out.push((seq, v.to_vec()));
+            out.len() < n
+        })?;
         Ok(out)
+    }
+
+    /// Whether `items` (the layout before chunks) holds anything.
+    pub(crate) fn has_legacy_items(&self) -> Result<bool> {
+        let h = self.handle()?;
+        let tx = read_tx(&h)?;
+        let t = tx.open_table(ITEMS)?;
+        Ok(!t.is_empty()?)
     }
 }
 
@@ -307,6 +322,7 @@ fn open_database(path: &Path) -> Result<Database> {
     tx.open_table(KV)?;
     tx.open_table(QUEUES)?;
     tx.open_table(ITEMS)?;
+    tx.open_table(CHUNKS)?;
     tx.open_table(SPOOL)?;
     tx.commit()?;
     Ok(db)

@@ -1,6 +1,7 @@
 //! The embedded backends (the default, `--store embedded`): everything in
 //! the local redb store, nothing shared with other nodes.
 
+pub(crate) mod chunk;
 pub(crate) mod queues;
 
 use std::sync::Arc;

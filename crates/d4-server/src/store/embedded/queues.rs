@@ -1,18 +1,26 @@
 //! Analyzer queues in the embedded store (the default): definitions and
-//! counters in redb's `queues` table, items in `items` keyed by queue and
-//! sequence number; pushes committed by one writer thread, up to
-//! [`BATCH_ITEMS`](crate::store::queues::BATCH_ITEMS) items per transaction; pops, resizes and deletes are
-//! transactions of their own. The definitions in memory ([`Catalog`]) are
-//! changed under their lock in the same step as the store.
+//! counters in redb's `queues` table, items in `queue_chunks`, the items one
+//! commit pushes to a queue as one or a few values (see [`chunk`]); pushes
+//! committed by one writer thread, up to
+//! [`BATCH_ITEMS`](crate::store::queues::BATCH_ITEMS) items per transaction;
+//! pops, resizes and deletes are transactions of their own, moving the
+//! queue's head and deleting the chunks left wholly below it. The
+//! definitions in memory ([`Catalog`]) are changed under their lock in the
+//! same step as the store.
+//!
+//! Crash safety: a commit holds the chunks and the counters together, so a
+//! crash loses nothing committed and never shows half a commit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
+use redb::ReadableTable;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::store::db::{item_key, Db, ITEMS, QUEUES};
+use crate::store::db::{Db, CHUNKS, ITEMS, QUEUES};
+use crate::store::embedded::chunk;
 use crate::store::queues::{
     answer, gather, now, Catalog, NewQueue, PushBatch, QueueBackend, QueueDef, Queues,
     CHANNEL_BATCHES,
@@ -43,6 +51,10 @@ fn open(db: Arc<Db>) -> Result<Arc<Queues>> {
                 tracing::warn!("a queue definition in the store is corrupt, ignored: {e}")
             }
         }
+    }
+    if db.has_legacy_items()? {
+        let n = migrate(&db).context("moving queue items into chunks")?;
+        tracing::info!("{n} queue items of an older store moved into chunks");
     }
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let cat = Catalog::new(db, defs);
@@ -106,8 +118,8 @@ impl QueueBackend for EmbeddedQueues {
         let mut d = known(&defs, id)?;
         d.max_size = max_size;
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            trim(&mut items, &mut d)?;
+            let mut chunks = tx.open_table(CHUNKS)?;
+            trim(&mut chunks, &mut d)?;
             put_def(&mut tx.open_table(QUEUES)?, &d)?;
             Ok(())
         })?;
@@ -120,7 +132,7 @@ impl QueueBackend for EmbeddedQueues {
         let mut defs = self.cat.lock_defs();
         let d = known(&defs, id)?;
         self.cat.db.write(|tx| {
-            clear(&mut tx.open_table(ITEMS)?, id)?;
+            chunk::clear(&mut tx.open_table(CHUNKS)?, id.as_bytes())?;
             let mut t = tx.open_table(QUEUES)?;
             t.remove(id.as_bytes().as_slice())?;
             Ok(())
@@ -149,7 +161,7 @@ impl QueueBackend for EmbeddedQueues {
         let mut d = known(&defs, id)?;
         let n = d.len();
         self.cat.db.write(|tx| {
-            clear(&mut tx.open_table(ITEMS)?, id)?;
+            chunk::clear(&mut tx.open_table(CHUNKS)?, id.as_bytes())?;
             d.head = d.tail;
             d.last_updated = now();
             d.last_popped = d.last_updated;
@@ -185,14 +197,22 @@ impl EmbeddedQueues {
             return Ok(Vec::new());
         }
         let out = self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
+            let mut chunks = tx.open_table(CHUNKS)?;
             let mut out = Vec::new();
-            while out.len() < n && d.head < d.tail && d.head < upto {
-                if let Some(v) = items.remove(item_key(id.as_bytes(), d.head).as_slice())? {
-                    out.push(v.value().to_vec());
+            let stop = d.tail.min(upto);
+            let mut next = d.head;
+            chunk::scan(&chunks, id.as_bytes(), d.head, |seq, v| {
+                if seq >= stop {
+                    return false;
                 }
-                d.head += 1;
-            }
+                out.push(v.to_vec());
+                next = seq + 1;
+                out.len() < n
+            })?;
+            // Numbers without an item (none in a consistent store) are
+            // passed over, as they were one by one.
+            d.head = if out.len() < n { stop } else { next };
+            chunk::drop_below(&mut chunks, id.as_bytes(), d.head, d.tail)?;
             d.last_updated = now();
             d.last_popped = d.last_updated;
             put_def(&mut tx.open_table(QUEUES)?, &d)?;
@@ -207,28 +227,30 @@ impl EmbeddedQueues {
         let mut defs = self.cat.lock_defs();
         let mut touched: HashMap<Uuid, QueueDef> = HashMap::new();
         let t = now();
+        // Each queue's items of these batches, in order (references only).
+        let mut items: HashMap<Uuid, Vec<&bytes::Bytes>> = HashMap::new();
+        for b in batches {
+            for q in &b.queues {
+                items.entry(*q).or_default().extend(b.items.iter());
+            }
+        }
         self.cat.db.write(|tx| {
-            let mut items = tx.open_table(ITEMS)?;
-            for b in batches {
-                for q in &b.queues {
-                    let d = match touched.get_mut(q) {
-                        Some(d) => d,
-                        None => match defs.get(q) {
-                            Some(d) => touched.entry(*q).or_insert(d.clone()),
-                            None => continue, // deleted meanwhile
-                        },
-                    };
-                    for item in &b.items {
-                        items.insert(item_key(q.as_bytes(), d.tail).as_slice(), item.as_ref())?;
-                        d.tail += 1;
-                        d.pushed += 1;
-                    }
-                    d.last_updated = t;
-                }
+            let mut chunks = tx.open_table(CHUNKS)?;
+            let mut buf = Vec::new();
+            for (q, list) in &items {
+                let Some(d) = defs.get(q) else {
+                    continue; // deleted meanwhile
+                };
+                let mut d = d.clone();
+                chunk::append(&mut chunks, q.as_bytes(), d.tail, list, &mut buf)?;
+                d.tail += list.len() as u64;
+                d.pushed += list.len() as u64;
+                d.last_updated = t;
+                touched.insert(*q, d);
             }
             let mut qt = tx.open_table(QUEUES)?;
             for d in touched.values_mut() {
-                trim(&mut items, d)?;
+                trim(&mut chunks, d)?;
                 put_def(&mut qt, d)?;
             }
             Ok(())
@@ -256,22 +278,65 @@ fn known(defs: &HashMap<Uuid, QueueDef>, id: Uuid) -> Result<QueueDef> {
         .ok_or_else(|| anyhow!("no queue {id}"))
 }
 
-/// Removes every item of a queue.
-fn clear(items: &mut redb::Table<&[u8], &[u8]>, id: Uuid) -> Result<()> {
-    let lo = item_key(id.as_bytes(), 0);
-    let hi = item_key(id.as_bytes(), u64::MAX);
-    items.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+/// Drops the oldest items beyond the max size.
+fn trim(chunks: &mut chunk::Chunks<'_>, d: &mut QueueDef) -> Result<()> {
+    let over = d.len().saturating_sub(d.max_size);
+    if over > 0 {
+        d.head += over;
+        d.dropped += over;
+        chunk::drop_below(chunks, d.uuid.as_bytes(), d.head, d.tail)?;
+    }
     Ok(())
 }
 
-/// Drops the oldest items beyond the max size.
-fn trim(items: &mut redb::Table<&[u8], &[u8]>, d: &mut QueueDef) -> Result<()> {
-    while d.len() > d.max_size {
-        items.remove(item_key(d.uuid.as_bytes(), d.head).as_slice())?;
-        d.head += 1;
-        d.dropped += 1;
-    }
-    Ok(())
+/// Moves the items of a store written before chunks (`items`, one a value)
+/// into chunks, in one transaction: a crash leaves either layout whole.
+/// Returns how many were moved.
+fn migrate(db: &Db) -> Result<u64> {
+    db.write(|tx| {
+        let old = tx.open_table(ITEMS)?;
+        let mut chunks = tx.open_table(CHUNKS)?;
+        let mut buf = Vec::new();
+        let mut moved = 0u64;
+        // A run of consecutive items of one queue: (queue, first number, items).
+        let mut run: Option<([u8; 16], u64, Vec<Vec<u8>>)> = None;
+        for e in old.iter()? {
+            let (k, v) = e?;
+            let k = k.value();
+            let (Some(q), Some(seq)) = (
+                k.get(..16).and_then(|q| <[u8; 16]>::try_from(q).ok()),
+                k.get(16..24)
+                    .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                tracing::warn!("a queue item with a malformed key was left out");
+                continue;
+            };
+            let follows = matches!(&run, Some((rq, first, list))
+                if *rq == q && *first + list.len() as u64 == seq);
+            if !follows {
+                if let Some((rq, first, list)) = run.take() {
+                    chunk::append(&mut chunks, &rq, first, &list, &mut buf)?;
+                }
+                run = Some((q, seq, Vec::new()));
+            }
+            if let Some((_, _, list)) = run.as_mut() {
+                list.push(v.value().to_vec());
+                if list.len() == chunk::CHUNK_ITEMS {
+                    if let Some((rq, first, list)) = run.take() {
+                        chunk::append(&mut chunks, &rq, first, &list, &mut buf)?;
+                    }
+                }
+            }
+            moved += 1;
+        }
+        if let Some((rq, first, list)) = run.take() {
+            chunk::append(&mut chunks, &rq, first, &list, &mut buf)?;
+        }
+        drop(old);
+        tx.open_table(ITEMS)?.retain(|_, _| false)?;
+        Ok(moved)
+    })
 }
 
 /// The writer thread: commits batches as they come. Items that cannot be
@@ -320,6 +385,7 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
+    use redb::ReadableTableMetadata;
 
     use super::*;
     use crate::store::queues::QueueType;
@@ -367,6 +433,131 @@ mod tests {
         assert!(q.pop(id, 10).unwrap().is_empty());
         q.delete(id).unwrap();
         assert!(q.list().is_empty());
+    }
+
+    /// A store written before chunks (items one a value in `items`) opens
+    /// with its items in order, moved into chunks; pops, reads and acks then
+    /// work on them, and nothing is left in `items`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn items_of_an_older_store_are_moved_into_chunks() {
+        use crate::store::db::item_key;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let (a, b);
+        {
+            let q = open(db.clone()).unwrap();
+            let new = |max_size| NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size,
+                sensors: Vec::new(),
+            };
+            a = q.create(new(5000)).unwrap();
+            b = q.create(new(10)).unwrap();
+        }
+        // The old layout: queue a holds items 3..2503, queue b 0..4.
+        db.write(|tx| {
+            let mut items = tx.open_table(ITEMS)?;
+            let mut qt = tx.open_table(QUEUES)?;
+            for (d, lo, hi) in [(&a, 3u64, 2503u64), (&b, 0, 4)] {
+                for i in lo..hi {
+                    let v = format!(
+                        "{} {i}",
+                        d.description.len() + usize::from(d.max_size == 10)
+                    );
+                    items.insert(item_key(d.uuid.as_bytes(), i).as_slice(), v.as_bytes())?;
+                }
+                let mut d = d.clone();
+                d.head = lo;
+                d.tail = hi;
+                d.pushed = hi;
+                put_def(&mut qt, &d)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(db.has_legacy_items().unwrap());
+        let q = open(db.clone()).unwrap();
+        assert!(!db.has_legacy_items().unwrap());
+        assert_eq!(q.get(a.uuid).unwrap().len(), 2500);
+        let got = q.read(a.uuid, 2).unwrap();
+        assert_eq!(got, vec![(3, b"0 3".to_vec()), (4, b"0 4".to_vec())]);
+        assert_eq!(q.ack(a.uuid, 1500).unwrap(), 1497);
+        assert_eq!(q.pop(a.uuid, 1).unwrap(), vec![b"0 1500".to_vec()]);
+        let rest = q.pop(a.uuid, 10_000).unwrap();
+        assert_eq!(rest.len(), 1002);
+        assert_eq!(rest[1001], b"0 2502");
+        assert_eq!(
+            q.peek(b.uuid, 10).unwrap(),
+            vec![
+                b"1 0".to_vec(),
+                b"1 1".to_vec(),
+                b"1 2".to_vec(),
+                b"1 3".to_vec()
+            ]
+        );
+        // New pushes go on after the moved items.
+        q.push(
+            vec![b.uuid],
+            vec![Bytes::from("new")],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        tokio::task::block_in_place(|| q.flush_blocking());
+        assert_eq!(q.pop(b.uuid, 10).unwrap().len(), 5);
+        assert_eq!(q.get(b.uuid).unwrap().tail, 5);
+    }
+
+    /// Pops, reads and acks across chunk boundaries, and `max_size` drops
+    /// counted item by item, whatever the chunks.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn items_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path()).unwrap());
+        let q = open(db.clone()).unwrap();
+        let d = q
+            .create(NewQueue {
+                ty: QueueType::Type(3),
+                description: String::new(),
+                max_size: 3000,
+                sensors: Vec::new(),
+            })
+            .unwrap();
+        let mut n = 0u64;
+        for size in [1usize, 700, 2000, 5, 1500] {
+            let items: Vec<Bytes> = (n..n + size as u64)
+                .map(|i| Bytes::from(format!("l{i}")))
+                .collect();
+            n += size as u64;
+            q.push(vec![d.uuid], items, Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+        tokio::task::block_in_place(|| q.flush_blocking());
+        let g = q.get(d.uuid).unwrap();
+        assert_eq!((g.pushed, g.len(), g.dropped), (4206, 3000, 1206));
+        let r = q.read(d.uuid, 5000).unwrap();
+        assert_eq!(r.len(), 3000);
+        for (k, (seq, v)) in r.iter().enumerate() {
+            assert_eq!(*seq, 1206 + k as u64);
+            assert_eq!(v, format!("l{seq}").as_bytes());
+        }
+        assert_eq!(q.ack(d.uuid, 2100).unwrap(), 894);
+        let p = q.pop(d.uuid, 1030).unwrap();
+        assert_eq!(
+            (p[0].as_slice(), p[1029].as_slice()),
+            (&b"l2100"[..], &b"l3129"[..])
+        );
+        q.resize(d.uuid, 10).unwrap();
+        let g = q.get(d.uuid).unwrap();
+        assert_eq!((g.head, g.len(), g.dropped), (4196, 10, 1206 + 1066));
+        assert_eq!(q.peek(d.uuid, 1).unwrap(), vec![b"l4196".to_vec()]);
+        // Only the chunks still holding items are stored.
+        let chunks = db.write(|tx| Ok(tx.open_table(CHUNKS)?.len()?)).unwrap();
+        assert!(chunks <= 2, "{chunks} chunks");
+        assert_eq!(q.empty(d.uuid).unwrap(), 10);
+        assert!(q.pop(d.uuid, 1).unwrap().is_empty());
     }
 
     /// While the store takes no writes, pushed items are held by the
