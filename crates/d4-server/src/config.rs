@@ -84,7 +84,9 @@ pub struct ServerConfig {
     pub web_body_timeout_secs: u64,
     /// Default max size of a new analyzer queue. Default 10,000.
     pub default_queue_size: u64,
-    /// gzip level for rotated files, 1-9, or 0 to leave them uncompressed. Default 6.
+    /// gzip level for rotated files, 1-9, or 0 to leave them uncompressed. Default 1
+    /// (libdeflate: within 1-2 % of `gzip -6`'s size on real captures, see
+    /// docs/BENCHMARKS.md "Ingest path").
     pub gzip_level: u32,
     /// Seconds between monitoring checks (silent sensors, full or unconsumed
     /// queues). Default 30.
@@ -157,7 +159,7 @@ impl Default for ServerConfig {
             web_max_unauthenticated_per_prefix: 64,
             web_body_timeout_secs: 10,
             default_queue_size: 10_000,
-            gzip_level: 6,
+            gzip_level: 1,
             monitor_interval_secs: 30,
             queue_stale_secs: 600,
             webhook_url: None,

@@ -44,7 +44,8 @@
 //! `stall_timeout_secs` (120 s) — a slow large frame is not cut at 30 s, a
 //! byte-per-second client is; a known sensor with no frame under way that
 //! stays silent is closed without an error (quiet is not wrong). Accepted
-//! traffic is reported to the registry once a second.
+//! traffic is reported to the registry and to the server-wide counters once
+//! a second (and when the session parks or ends), not per frame.
 //!
 //! When the sensor ends its stream cleanly (TLS close_notify), the worker
 //! finishes (file closed, last items queued) and only then does the server
@@ -103,6 +104,9 @@ struct Session {
     /// Extended type name, once type 254 started.
     extended: Option<String>,
     traffic: Traffic,
+    /// Frames and payload bytes not yet added to the server-wide counters
+    /// (added with each report, not per frame).
+    unreported: (u64, u64),
     last_report: Instant,
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
@@ -169,6 +173,7 @@ pub(crate) async fn serve(
         worker: None,
         extended: None,
         traffic: Traffic::default(),
+        unreported: (0, 0),
         last_report: Instant::now(),
         close,
         lease: None,
@@ -507,11 +512,8 @@ impl Session {
         }
         self.traffic.frames += 1;
         self.traffic.bytes += f.payload.len() as u64;
-        self.shared.stats.frames.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .stats
-            .bytes
-            .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+        self.unreported.0 += 1;
+        self.unreported.1 += f.payload.len() as u64;
         if f.header.ty == 2 {
             return self
                 .meta
@@ -573,6 +575,14 @@ impl Session {
 
     fn report(&mut self) {
         self.last_report = Instant::now();
+        let (frames, bytes) = std::mem::take(&mut self.unreported);
+        if frames > 0 {
+            self.shared
+                .stats
+                .frames
+                .fetch_add(frames, Ordering::Relaxed);
+            self.shared.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
         if let Some(u) = self.uuid {
             if self.traffic.frames > 0 {
                 self.shared.meta_mirror.record(

@@ -359,15 +359,36 @@ impl Policy {
 
     /// Checks 1-6 on a header (the ones that need no session state).
     pub(crate) fn check_header(&self, h: &Header, ip: IpAddr) -> Result<(), Reject> {
-        self.check_ip(ip)?;
         let u = h.uuid;
-        if self.read().block_ip_by_uuid.contains(&u) {
+        // Every frame's header comes here: one read of the state, nothing
+        // copied or allocated (the checks still run in their order below).
+        let (blocked_ip, ip_by_uuid, blocked, approved, max, type_ok) = {
+            let s = self.read();
+            (
+                s.blocked_nets.iter().any(|n| n.contains(&ip)),
+                s.block_ip_by_uuid.contains(&u),
+                s.blocked_uuids.contains(&u),
+                self.mode != Mode::Registration || s.approved.contains(&u),
+                s.settings
+                    .get(&u)
+                    .and_then(|s| s.max_frame_size)
+                    .map_or(self.max_frame_size, |m| m.min(self.max_frame_size)),
+                s.accepted_types
+                    .as_ref()
+                    .unwrap_or(&self.accepted_types)
+                    .contains(&h.ty),
+            )
+        };
+        if blocked_ip {
+            return Err(Reject::BlockedIp(ip));
+        }
+        if ip_by_uuid {
             let net = IpNet::from(ip);
             // Best effort: the refusal stands even if it cannot be persisted.
             self.update_lazily(|s| s.blocked_nets.insert(net));
             return Err(Reject::BlockIpByUuid(ip));
         }
-        if self.read().blocked_uuids.contains(&u) {
+        if blocked {
             return Err(Reject::BlockedUuid);
         }
         {
@@ -380,7 +401,7 @@ impl Policy {
                 k.remove(&u);
             }
         }
-        if self.mode == Mode::Registration && !self.read().approved.contains(&u) {
+        if !approved {
             // `d4 sensor approve` refuses such a UUID: say what is wrong.
             if !d4_proto::is_v4(&u) {
                 return Err(Reject::NotV4(u));
@@ -388,12 +409,6 @@ impl Policy {
             self.note_pending(u, ip);
             return Err(Reject::NotApproved(u));
         }
-        let max = self
-            .read()
-            .settings
-            .get(&u)
-            .and_then(|s| s.max_frame_size)
-            .map_or(self.max_frame_size, |m| m.min(self.max_frame_size));
         if h.size > max {
             return Err(Reject::TooLarge { size: h.size, max });
         }
@@ -403,7 +418,7 @@ impl Policy {
         if h.ty == 0 {
             return Err(Reject::Type0);
         }
-        if !self.accepted_types().contains(&h.ty) {
+        if !type_ok {
             return Err(Reject::TypeNotAccepted(h.ty));
         }
         if h.version != d4_proto::VERSION && !self.any_version {
