@@ -32,7 +32,15 @@ ROUNDS=${2:-3}
 export WORK_DIR=${WORK_DIR:-/dev/shm}
 command -v socat >/dev/null || { echo "socat is needed (apt-get install socat)" >&2; exit 1; }
 . scripts/common.sh
-(cd tools/gz-bench && cargo build --release -q)
+# zlib-ng is measured too when cmake (which its build needs) is installed.
+GZB_NG=()
+if command -v cmake >/dev/null; then
+  (cd tools/gz-bench && cargo build --release -q --features zlib-ng)
+  GZB_NG=(zlib-ng:1 zlib-ng:6)
+else
+  echo "cmake not installed: zlib-ng not measured (apt-get install cmake)" >&2
+  (cd tools/gz-bench && cargo build --release -q)
+fi
 GZB=$PWD/tools/gz-bench/target/release/gz-bench
 W=$(mktemp -d -p "$WORK_DIR")
 SPID=
@@ -142,7 +150,7 @@ done
 printf '%s\n' "${rows[@]}" >"$W/labels"
 echo "gzip6|gzip -6 (GNU gzip, system zlib-class encoder) on the capture|||" >>"$W/labels"
 GZB_LINES=$(GZ_BENCH_REPS=$ROUNDS "$GZB" "$W/data.pcap" \
-  miniz:1 miniz:6 zlib-rs:1 zlib-rs:6 libdeflate:1 libdeflate:2 libdeflate:4 libdeflate:6)
+  miniz:1 miniz:6 zlib-rs:1 zlib-rs:6 "${GZB_NG[@]}" libdeflate:1 libdeflate:2 libdeflate:4 libdeflate:6)
 
 python3 - "$BYTES" "$RES" "$W/labels" "$(git rev-parse --short HEAD)" "$ROUNDS" "$GZB_LINES" <<'PY'
 import statistics, sys, datetime

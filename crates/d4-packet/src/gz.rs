@@ -124,6 +124,23 @@ mod tests {
             open_maybe_gz(&gz).unwrap().read_to_end(&mut back).unwrap();
             assert!(back == bytes, "{name}");
             assert!(!gz.with_extension("gz.part").exists());
+            other_readers_read_it_whole(&gz, bytes);
+        }
+    }
+
+    /// `zcat` and Python's `gzip` (what the reference analyzers use) read
+    /// every member, when they are installed.
+    fn other_readers_read_it_whole(gz: &Path, bytes: &[u8]) {
+        let py = "import gzip, sys; sys.stdout.buffer.write(gzip.open(sys.argv[1]).read())";
+        for (prog, args) in [("zcat", vec![]), ("python3", vec!["-c", py])] {
+            let out = std::process::Command::new(prog).args(args).arg(gz).output();
+            match out {
+                Ok(o) => {
+                    assert!(o.status.success(), "{prog} {}", gz.display());
+                    assert!(o.stdout == bytes, "{prog} read {} bytes", o.stdout.len());
+                }
+                Err(e) => eprintln!("skipped: {prog} not run ({e})"),
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Backends: miniz_oxide (flate2's default), zlib-rs (flate2's `zlib-rs`
 //! feature), libdeflate (in members of CHUNK bytes, as a file written
-//! piecewise would be).
+//! piecewise would be), zlib-ng (with the `zlib-ng` feature, which needs
+//! cmake; `compress2` on members of CHUNK bytes, as libdeflate).
 
 use std::time::Duration;
 
@@ -59,6 +60,32 @@ fn libdeflate(input: &[u8], level: i32) -> Vec<u8> {
     out
 }
 
+#[cfg(feature = "zlib-ng")]
+fn zlibng(input: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for chunk in input.chunks(CHUNK) {
+        // SAFETY: compressBound and compress2 read `chunk` and write at most
+        // `n` bytes into `buf`, which holds that many.
+        let mut n = unsafe { libz_ng_sys::compressBound(chunk.len() as _) } as usize;
+        buf.resize(n, 0);
+        let mut len = n as _;
+        let rc = unsafe {
+            libz_ng_sys::compress2(buf.as_mut_ptr(), &mut len, chunk.as_ptr(), chunk.len() as _, level)
+        };
+        assert_eq!(rc, libz_ng_sys::Z_OK, "compress2");
+        n = len as usize;
+        // A zlib stream: 2 bytes of header, raw deflate, 4 bytes of Adler-32.
+        gzip_wrap(&buf[2..n - 4], chunk, &mut out);
+    }
+    out
+}
+
+#[cfg(not(feature = "zlib-ng"))]
+fn zlibng(_: &[u8], _: i32) -> Vec<u8> {
+    panic!("built without the zlib-ng feature (cargo build --release --features zlib-ng; needs cmake)")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let input = std::fs::read(&args[1]).expect("input");
@@ -83,6 +110,7 @@ fn main() {
                 "miniz" => miniz(&input, level as u8),
                 "zlib-rs" => zlibrs(&input, level),
                 "libdeflate" => libdeflate(&input, level),
+                "zlib-ng" => zlibng(&input, level),
                 _ => panic!("unknown backend {name}"),
             };
             let t = (cpu() - t0).as_secs_f64();
