@@ -25,7 +25,7 @@ const SHOW_BAD: usize = 10;
 /// `d4 maltrail match`.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  d4 maltrail match --trails trails.csv -r capture.pcap\n  d4 maltrail match --trails trails.csv --trails custom.csv -r /srv/d4/data/SENSOR/1 -s\n  tcpdump -w - | d4 maltrail match --trails trails.csv --sensor edge-1\n  d4 maltrail match --trails trails.csv -u QUEUE -o events.log      # a type-1 queue, until Ctrl-C\n  d4 maltrail match --trails trails.csv -r capture.pcap | d4 client -c maltrail-sensor\n\nA trails file has `trail,info,reference` lines, as Maltrail's trails.csv: an IP\n(1.2.3.4), IP:port (1.2.3.4:8080), domain (evil.example, which also matches its\nsubdomains) or URL (evil.example/gate.php, or /gate.php for any host). Looked at, as\nMaltrail's sensor does: TCP SYNs, UDP datagrams and ICMP echo requests (IP, IP:port),\nDNS queries on UDP port 53 and HTTP Host headers (domains), HTTP request URLs (the\nrequest line and headers of one segment; not reassembled).\n\nOne line per event: \"YYYY-MM-DD HH:MM:SS.uuuuuu\" SENSOR src_ip src_port dst_ip dst_port\nPROTO TYPE TRAIL INFO REFERENCE (capture time, local time as Maltrail; TYPE IP, IPORT,\nDNS or URL). An event whose trail was already reported with the same source or\ndestination address in the same --throttle window is dropped, as Maltrail does.\nBad trails lines are reported with their line numbers and skipped; no usable trail\nis an error. docs/MALTRAIL.md walks through the chain to a Maltrail server."
+    after_help = "Examples:\n  d4 maltrail match --trails trails.csv -r capture.pcap\n  d4 maltrail match --trails trails.csv --trails custom.csv -r /srv/d4/data/SENSOR/1 -s\n  tcpdump -w - | d4 maltrail match --trails trails.csv --sensor edge-1\n  d4 maltrail match --trails trails.csv -u QUEUE -o events.log      # a type-1 queue, until Ctrl-C\n  d4 maltrail match --trails trails.csv -r capture.pcap | d4 client -c maltrail-sensor\n\nA trails file has `trail,info,reference` lines, as Maltrail's trails.csv: an IP\n(1.2.3.4), network (192.0.2.0/24, 2001:db8::/32: its addresses), IP:port\n(1.2.3.4:8080), domain (evil.example, which also matches its subdomains) or URL\n(evil.example/gate.php, or /gate.php for any host). Looked at, as Maltrail's sensor\ndoes: TCP SYNs, UDP datagrams and ICMP echo requests (IP, network, IP:port), DNS\nqueries on UDP and TCP port 53 and HTTP Host headers (domains), HTTP request URLs\n(TCP reassembled: a request's head across segments, out of order, retransmitted).\n\nOne line per event: \"YYYY-MM-DD HH:MM:SS.uuuuuu\" SENSOR src_ip src_port dst_ip dst_port\nPROTO TYPE TRAIL INFO REFERENCE (capture time, local time as Maltrail; TYPE IP, IPORT,\nDNS or URL; a network's event names the address inside it, type IP). An event whose trail was already reported with the same source or\ndestination address in the same --throttle window is dropped, as Maltrail does.\nBad trails lines are reported with their line numbers and skipped; no usable trail\nis an error. docs/MALTRAIL.md walks through the chain to a Maltrail server."
 )]
 pub(crate) struct MatchArgs {
     /// Trails file: `trail,info,reference` lines (Maltrail's trails.csv); repeatable.
@@ -171,11 +171,11 @@ fn run_match(a: MatchArgs) -> Result<()> {
     ev.flush()?;
     if a.stats {
         let t = ev.m.trails().stats;
-        let s = ev.m.stats;
+        let s = ev.m.stats();
         eprintln!(
-            "d4 maltrail match: {} trails ({} IP, {} IP:port, {} domains, {} URLs; {} bad lines, {} duplicates); {} packets, {} DNS queries ({} malformed), {} HTTP requests; {} events, {} throttled",
-            ev.m.trails().len(), t.ips, t.ip_ports, t.domains, t.urls, t.bad, t.duplicates,
-            s.packets, s.dns_queries, s.malformed_dns, s.http_requests, s.events, s.throttled
+            "d4 maltrail match: {} trails ({} IP, {} networks, {} IP:port, {} domains, {} URLs; {} bad lines, {} duplicates); {} packets, {} DNS queries ({} malformed), {} HTTP requests, {} TCP directions dropped; {} events, {} throttled",
+            ev.m.trails().len(), t.ips, t.networks, t.ip_ports, t.domains, t.urls, t.bad, t.duplicates,
+            s.packets, s.dns_queries, s.malformed_dns, s.http_requests, s.flows_dropped, s.events, s.throttled
         );
     }
     if !failed.is_empty() {

@@ -1,9 +1,78 @@
-//! The HTTP request at the start of a TCP segment, read as Maltrail's
-//! sensor reads it: the request line `METHOD PATH HTTP/x` (two spaces) and
-//! the `Host` header; the URL forms it looks up.
+//! HTTP requests as Maltrail's sensor reads them: the request line
+//! `METHOD PATH HTTP/x` (two spaces) and the `Host` header; where a
+//! request's head ends in a reassembled stream ([`head`]); the URL forms
+//! looked up.
 
-/// Bytes of a segment searched for the request line and headers.
-const MAX_HEAD: usize = 8192;
+/// Most bytes of a request head read (the request line and headers); a
+/// longer head is read as far as this.
+pub(crate) const MAX_HEAD: usize = 8192;
+
+/// Where a request's head ends, in stream bytes that start at a segment's
+/// start or after a previous head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// Not the start of a request.
+    No,
+    /// The start of a request whose head is not whole yet: wait for more.
+    Partial,
+    /// A head of this many bytes (up to the blank line, or [`MAX_HEAD`]).
+    Complete(usize),
+}
+
+/// Whether bytes may start a request: a method (capital letters) then a
+/// space in the first 16 bytes, or only capitals so far. Most segments are
+/// not a request's start; this is all they cost.
+pub(crate) fn may_start(b: &[u8]) -> bool {
+    let first = &b[..b.len().min(16)];
+    match first.iter().position(|&c| c == b' ') {
+        Some(sp) => sp > 0 && first[..sp].iter().all(u8::is_ascii_uppercase),
+        None => !first.is_empty() && first.len() < 16 && first.iter().all(u8::is_ascii_uppercase),
+    }
+}
+
+/// Where the head of the request `b` starts with ends, if it starts with one.
+pub(crate) fn head(b: &[u8]) -> Head {
+    if b.is_empty() {
+        return Head::Partial;
+    }
+    if !may_start(b) {
+        return Head::No;
+    }
+    let window = &b[..b.len().min(MAX_HEAD)];
+    if let Some(i) = find(window, b"\r\n\r\n") {
+        return Head::Complete(i + 4);
+    }
+    if let Some(eol) = find(window, b"\r\n") {
+        if request_line(&window[..eol]).is_none() {
+            return Head::No;
+        }
+    }
+    if b.len() >= MAX_HEAD {
+        Head::Complete(MAX_HEAD)
+    } else {
+        Head::Partial
+    }
+}
+
+fn find(b: &[u8], what: &[u8]) -> Option<usize> {
+    b.windows(what.len()).position(|w| w == what)
+}
+
+/// A request line's method and target.
+fn request_line(line: &[u8]) -> Option<(&str, &str)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !version.starts_with("HTTP/")
+        || method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+        || target.is_empty()
+    {
+        return None;
+    }
+    Some((method, target))
+}
 
 /// What a request asks for, lower-cased.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,27 +84,14 @@ pub(crate) struct Request {
     pub(crate) path: String,
 }
 
-/// The request a segment starts with, if it starts with one.
+/// The request a head (from [`head`]) holds, if it is one.
 pub(crate) fn request(data: &[u8]) -> Option<Request> {
-    // Most segments are not a request's start: a method (letters, then a
-    // space, in the first 16 bytes) before any search for the line's end.
-    let sp = data.iter().take(16).position(|&b| b == b' ')?;
-    if sp == 0 || !data[..sp].iter().all(u8::is_ascii_uppercase) {
+    if !may_start(data) {
         return None;
     }
     let head = &data[..data.len().min(MAX_HEAD)];
-    let eol = head.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&head[..eol]).ok()?;
-    let mut parts = line.split(' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || !version.starts_with("HTTP/")
-        || method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_alphabetic())
-        || target.is_empty()
-    {
-        return None;
-    }
+    let eol = find(head, b"\r\n")?;
+    let (method, target) = request_line(&head[..eol])?;
     let target = target.to_ascii_lowercase();
     let mut host = header(&head[eol..], b"host").map(|h| {
         let h = h.trim().to_ascii_lowercase();
@@ -203,6 +259,34 @@ mod tests {
         ] {
             assert_eq!(req(no), None, "{no:?}");
         }
+    }
+
+    #[test]
+    fn where_a_head_ends() {
+        let h = |s: &[u8]| head(s);
+        let get = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\nbody";
+        assert_eq!(h(get), Head::Complete(get.len() - 4));
+        for cut in 1..get.len() - 4 {
+            assert_eq!(h(&get[..cut]), Head::Partial, "{cut}");
+        }
+        assert_eq!(h(b""), Head::Partial);
+        assert_eq!(h(b"GE"), Head::Partial, "a method cut short");
+        for no in [
+            &b"HTTP/1.1 200 OK\r\n\r\n"[..],
+            b"\x16\x03\x01\x02\x00",
+            b"get /x HTTP/1.1\r\n",
+            b"HELLO world\r\n",
+            b"GET /x FTP/1.0\r\nHost",
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ] {
+            assert_eq!(h(no), Head::No, "{no:?}");
+        }
+        // A head longer than MAX_HEAD is read as far as that.
+        let mut long = b"GET /x HTTP/1.1\r\nX: ".to_vec();
+        long.resize(MAX_HEAD + 10, b'a');
+        assert_eq!(h(&long), Head::Complete(MAX_HEAD));
+        assert_eq!(h(&long[..MAX_HEAD - 1]), Head::Partial);
+        assert!(may_start(b"POST /") && may_start(b"OPTIONS") && !may_start(b"Get /"));
     }
 
     #[test]

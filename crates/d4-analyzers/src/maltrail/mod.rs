@@ -5,20 +5,27 @@
 //! What is looked at, as Maltrail's sensor (`sensor.py`) does:
 //!
 //! - TCP: a connection's SYN (SYN without ACK): the destination, then the
-//!   source, as `IP:port` then `IP` trails (type `IPORT` or `IP`). A
-//!   segment that starts with an HTTP request (request line and headers in
-//!   that segment; requests split across segments are not reassembled):
-//!   its `Host` as a domain (type `DNS`, protocol `TCP`) and its URL (type
-//!   `URL`): the path and Maltrail's variants of it (no query, up to `=`,
-//!   no extension, the folder, the last part) and every folder above,
-//!   alone or after the host (the last part alone only).
-//! - UDP: every datagram, as `IP:port` and `IP` trails; a standard query
-//!   (QR 0, opcode 0) to or from port 53: its question's name and each of
-//!   its parent domains, longest first (type `DNS`; a subdomain's trail is
-//!   written `(sub).evil.example`, as Maltrail does).
+//!   source, as `IP:port`, then `IP` or network trails (type `IPORT` or
+//!   `IP`; a network's event names the address, as Maltrail's expansion of
+//!   a range into addresses gives). An HTTP request that starts a segment
+//!   (or follows a request head in the stream), its head reassembled across
+//!   segments (out of order and retransmitted segments handled, by
+//!   `d4_packet::flow::TcpStreams`): its `Host` as a domain (type `DNS`,
+//!   protocol `TCP`) and its URL (type `URL`): the path and Maltrail's
+//!   variants of it (no query, up to `=`, no extension, the folder, the
+//!   last part) and every folder above, alone or after the host (the last
+//!   part alone only).
+//! - UDP: every datagram, as `IP:port`, `IP` and network trails.
+//! - DNS: a standard query (QR 0, opcode 0) on UDP or TCP port 53 (TCP
+//!   reassembled, several messages a segment or one across segments; IPv4
+//!   fragments put back: `d4_packet::dns::transport`, as `d4 pdns` and
+//!   `d4 dns` read them): its question's name and each of its parent
+//!   domains, longest first (type `DNS`; a subdomain's trail is written
+//!   `(sub).evil.example`, as Maltrail does).
 //! - ICMP and ICMPv6 echo requests, as `IP` trails (ports `-`).
 //!
-//! IPv4 fragments other than the first carry no port and are skipped.
+//! IPv4 fragments other than the first carry no port: only DNS reads them
+//! (reassembled).
 //!
 //! Throttling, as Maltrail's `log_event`: within a window of capture time
 //! (1 s by default, Maltrail's with one process), an event is dropped when
@@ -30,12 +37,19 @@
 //! "malware" ones as sources), and there are no heuristics, whitelists or
 //! condensed port scans: only the trails.
 //!
+//! Bounds: the DNS transport's (`Limits::default()`); HTTP: at most 32,768
+//! directions followed (the stalest dropped to make room), each holding at
+//! most 96 KiB, forgotten after 300 s of capture time without a segment.
+//!
 //! # Layout
 //!
 //! - [`trails`]: the trails file, parsed and sorted by kind.
-//! - `http`: the request at the start of a segment, the URL forms looked up.
+//! - `cidr`: network trails ([`Network`]) and their longest-prefix table.
+//! - `http`: where a request head ends in a stream, the request it holds,
+//!   the URL forms looked up.
 //! - this file: [`Matcher`] (packets → [`Event`]s) and the event line.
 
+mod cidr;
 mod http;
 pub mod trails;
 
@@ -44,18 +58,34 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use d4_packet::capture::Packet;
-use d4_packet::decode;
+use d4_packet::decode::flags::{ACK, FIN, RST, SYN};
+use d4_packet::decode::{self, TcpSegment};
+use d4_packet::dns::transport::{Limits, Messages, DNS_PORT};
 use d4_packet::dns::Message;
+use d4_packet::flow::TcpStreams;
 use foldhash::fast::RandomState;
 
+pub use cidr::Network;
 pub use trails::{BadLine, LoadStats, Trail, Trails};
 
 /// Maltrail's `TIME_FORMAT`, the first field of an event line (local time,
 /// then `.` and the microseconds).
 pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
-/// The DNS port.
-const DNS_PORT: u16 = 53;
+/// TCP directions followed for HTTP request heads at once (the stalest
+/// are dropped to make room).
+const HTTP_FLOWS: usize = 32_768;
+
+/// Bytes held per direction followed for HTTP: a head of up to
+/// [`http::MAX_HEAD`] and the segments after a gap, or one largest
+/// segment (offloaded captures hold up to 64 KiB in one).
+const HTTP_FLOW_BUFFER: usize = 96 * 1024;
+
+/// Seconds of capture time between expiries of idle HTTP directions.
+const SWEEP: u64 = 60;
+
+/// Seconds without a segment after which a direction is forgotten.
+const IDLE: u64 = 300;
 
 /// Most (address, trail) pairs remembered in a throttling window; past it
 /// the window starts afresh (more events, never less detection).
@@ -163,6 +193,9 @@ pub struct Stats {
     pub events: u64,
     /// Events dropped by throttling.
     pub throttled: u64,
+    /// TCP directions dropped by the reassemblers (DNS and HTTP: table
+    /// full, buffer limit, a gap that did not fill).
+    pub flows_dropped: u64,
 }
 
 /// Maltrail's log throttling (see the module documentation).
@@ -206,6 +239,21 @@ struct Flow {
 
 /// Packets in, events out.
 pub struct Matcher {
+    /// The trails and what looks them up.
+    core: Core,
+    /// DNS messages of UDP and TCP port 53 (TCP reassembled, IPv4
+    /// fragments put back), as `d4 pdns` and `d4 dns` read them.
+    dns: Messages,
+    /// TCP directions followed for HTTP request heads: from a connection's
+    /// SYN, or from a segment that starts like a request, until a segment
+    /// that does not (a direction that is not HTTP, or a body).
+    http: TcpStreams,
+    /// Capture time of the last expiry of idle HTTP directions.
+    last_sweep: u64,
+}
+
+/// The trails, what matched, and the event being made.
+struct Core {
     trails: Trails,
     throttle: Throttle,
     /// The trail text of the event being made.
@@ -213,7 +261,7 @@ pub struct Matcher {
     /// A DNS name or a URL being looked up.
     scratch: String,
     /// Counters.
-    pub stats: Stats,
+    stats: Stats,
 }
 
 impl Matcher {
@@ -221,21 +269,34 @@ impl Matcher {
     /// seconds (0: none).
     pub fn new(trails: Trails, throttle: u64) -> Matcher {
         Matcher {
-            trails,
-            throttle: Throttle {
-                window: throttle,
-                bucket: u64::MAX,
-                seen: HashSet::default(),
+            core: Core {
+                trails,
+                throttle: Throttle {
+                    window: throttle,
+                    bucket: u64::MAX,
+                    seen: HashSet::default(),
+                },
+                text: String::new(),
+                scratch: String::new(),
+                stats: Stats::default(),
             },
-            text: String::new(),
-            scratch: String::new(),
-            stats: Stats::default(),
+            dns: Messages::new(Limits::default()),
+            http: TcpStreams::new(HTTP_FLOWS, HTTP_FLOW_BUFFER),
+            last_sweep: 0,
         }
     }
 
     /// The trails.
     pub fn trails(&self) -> &Trails {
-        &self.trails
+        &self.core.trails
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            flows_dropped: self.dns.stats.flows_dropped + self.http.stats.flows_dropped,
+            ..self.core.stats
+        }
     }
 
     /// One captured packet; `nanos` when its fraction is nanoseconds.
@@ -253,13 +314,25 @@ impl Matcher {
         frame: &[u8],
         emit: &mut dyn FnMut(&Event<'_>),
     ) {
-        self.stats.packets += 1;
+        self.core.stats.packets += 1;
+        if sec > self.last_sweep.saturating_add(SWEEP) {
+            self.http.expire(sec, IDLE);
+            self.last_sweep = sec;
+        }
         let Some(ip) = decode::ip(linktype, frame) else {
             return;
         };
-        if ip.fragment.is_some_and(|f| f.offset != 0) {
-            return;
+        if let Some(fragment) = ip.fragment {
+            // DNS in a fragmented datagram: put back together by the
+            // transport; the first fragment's ports still count below.
+            if ip.proto == 6 || ip.proto == 17 {
+                self.dns_frame(linktype, sec, usec, frame, emit);
+            }
+            if fragment.offset != 0 {
+                return;
+            }
         }
+        let whole = ip.fragment.is_none();
         let mut f = Flow {
             sec,
             usec,
@@ -275,37 +348,109 @@ impl Matcher {
                     return;
                 };
                 (f.proto, f.sport, f.dport) = ("TCP", Some(seg.sport), Some(seg.dport));
-                use decode::flags::{ACK, FIN, RST, SYN};
                 if seg.flags & (SYN | ACK | RST | FIN) == SYN {
-                    self.addresses(&f, emit);
+                    self.core.addresses(&f, emit);
                 }
-                if !seg.data.is_empty() {
-                    self.http(&f, seg.data, emit);
+                if whole {
+                    self.http(&f, &seg, emit);
+                    if seg.sport == DNS_PORT || seg.dport == DNS_PORT {
+                        self.dns_frame(linktype, sec, usec, frame, emit);
+                    }
                 }
             }
             17 => {
-                let Some((sport, dport, data)) = decode::udp(ip.payload) else {
+                let Some((sport, dport, _)) = decode::udp(ip.payload) else {
                     return;
                 };
                 (f.proto, f.sport, f.dport) = ("UDP", Some(sport), Some(dport));
-                self.addresses(&f, emit);
-                if sport == DNS_PORT || dport == DNS_PORT {
-                    self.dns(&f, data, emit);
+                self.core.addresses(&f, emit);
+                if whole && (sport == DNS_PORT || dport == DNS_PORT) {
+                    self.dns_frame(linktype, sec, usec, frame, emit);
                 }
             }
             1 if ip.payload.first() == Some(&8) => {
                 f.proto = "ICMP";
-                self.addresses(&f, emit);
+                self.core.addresses(&f, emit);
             }
             58 if ip.payload.first() == Some(&128) => {
                 f.proto = "ICMPV6";
-                self.addresses(&f, emit);
+                self.core.addresses(&f, emit);
             }
             _ => {}
         }
     }
 
-    /// IP:port and IP trails: the destination, then the source; one event.
+    /// The DNS messages of a frame (UDP, TCP reassembled, fragments).
+    fn dns_frame(
+        &mut self,
+        linktype: u32,
+        sec: u64,
+        usec: u32,
+        frame: &[u8],
+        emit: &mut dyn FnMut(&Event<'_>),
+    ) {
+        let core = &mut self.core;
+        self.dns
+            .frame(linktype, sec, usec, frame, &mut |at, message| {
+                let f = Flow {
+                    sec: at.sec,
+                    usec: at.usec,
+                    src: at.src,
+                    sport: Some(at.sport),
+                    dst: at.dst,
+                    dport: Some(at.dport),
+                    proto: if at.tcp { "TCP" } else { "UDP" },
+                };
+                core.dns(&f, message, emit);
+            });
+    }
+
+    /// A TCP segment, for the HTTP request heads of its direction: the
+    /// directions followed get every segment (reassembled: out of order,
+    /// retransmitted), the others only a SYN or a segment that starts like
+    /// a request. A direction whose bytes stop looking like requests is
+    /// forgotten.
+    fn http(&mut self, f: &Flow, seg: &TcpSegment<'_>, emit: &mut dyn FnMut(&Event<'_>)) {
+        let start = seg.flags & (SYN | ACK) == SYN;
+        let closing = seg.flags & (FIN | RST) != 0;
+        if seg.data.is_empty() && !start && !closing {
+            return;
+        }
+        let key = (f.src, seg.sport, f.dst, seg.dport);
+        if !start && !http::may_start(seg.data) && !self.http.tracks(&key) {
+            return;
+        }
+        let core = &mut self.core;
+        let mut lost = false;
+        self.http.segment(f.sec, key, seg, &mut |b| {
+            let mut at = 0;
+            loop {
+                match http::head(&b[at..]) {
+                    http::Head::Partial => return at,
+                    http::Head::No => {
+                        lost = true;
+                        return b.len();
+                    }
+                    http::Head::Complete(n) => {
+                        let end = (at + n).min(b.len());
+                        core.http(f, &b[at..end], emit);
+                        at = end;
+                        if at == b.len() {
+                            return at;
+                        }
+                    }
+                }
+            }
+        });
+        if lost {
+            self.http.forget(&key);
+        }
+    }
+}
+
+impl Core {
+    /// IP:port, IP and network trails: the destination, then the source;
+    /// one event.
     fn addresses(&mut self, f: &Flow, emit: &mut dyn FnMut(&Event<'_>)) {
         let t = &self.trails;
         for (a, port) in [(f.dst, f.dport), (f.src, f.sport)] {
@@ -322,7 +467,9 @@ impl Matcher {
                 }
                 return self.report(f, "IPORT", m, emit);
             }
-            if let Some(&m) = t.ips.get(&a) {
+            // A network trail is the addresses it holds (Maltrail expands
+            // it into them): the event names the address.
+            if let Some(m) = t.ips.get(&a).copied().or_else(|| t.networks.get(a)) {
                 self.text.clear();
                 let _ = write!(self.text, "{a}");
                 return self.report(f, "IP", m, emit);
@@ -379,10 +526,9 @@ impl Matcher {
         }
     }
 
-    /// An HTTP request at the start of a segment: its Host as a domain,
-    /// then its URL.
-    fn http(&mut self, f: &Flow, data: &[u8], emit: &mut dyn FnMut(&Event<'_>)) {
-        let Some(r) = http::request(data) else {
+    /// An HTTP request's head: its Host as a domain, then its URL.
+    fn http(&mut self, f: &Flow, head: &[u8], emit: &mut dyn FnMut(&Event<'_>)) {
+        let Some(r) = http::request(head) else {
             return;
         };
         self.stats.http_requests += 1;

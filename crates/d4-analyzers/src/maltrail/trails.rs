@@ -1,7 +1,8 @@
 //! Maltrail trails: the `trail,info,reference` lines of its `trails.csv`
 //! (CSV, fields with commas in double quotes, `""` inside them), sorted by
-//! kind into hash maps: IP addresses, IP:port pairs, domains (matched with
-//! their subdomains) and URLs (`host/path`, or `/path` for any host).
+//! kind into hash maps: IP addresses, networks (CIDR, [`super::cidr`]),
+//! IP:port pairs, domains (matched with their subdomains) and URLs
+//! (`host/path`, or `/path` for any host).
 //!
 //! A trail is lower-cased as Maltrail compares. A later line for the same
 //! trail replaces the earlier one (Maltrail loads them into a dict). Blank
@@ -14,6 +15,8 @@ use std::net::IpAddr;
 
 use foldhash::fast::RandomState;
 
+use super::cidr::{Network, Networks};
+
 /// Longest trails line read (a longer one is refused, not held).
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -25,6 +28,8 @@ const MAX_NAME: usize = 253;
 pub enum Trail {
     /// An address: traffic from or to it.
     Ip(IpAddr),
+    /// A network (CIDR): traffic from or to any address inside it.
+    Network(Network),
     /// An address and port: traffic from or to that service.
     IpPort(IpAddr, u16),
     /// A domain: DNS queries and HTTP Host headers for it or a subdomain.
@@ -41,6 +46,8 @@ pub struct LoadStats {
     pub lines: u64,
     /// IP trails.
     pub ips: u64,
+    /// Network (CIDR) trails.
+    pub networks: u64,
     /// IP:port trails.
     pub ip_ports: u64,
     /// Domain trails.
@@ -68,6 +75,7 @@ pub struct BadLine {
 #[derive(Debug, Default)]
 pub struct Trails {
     pub(crate) ips: HashMap<IpAddr, u32, RandomState>,
+    pub(crate) networks: Networks,
     pub(crate) ip_ports: HashMap<(IpAddr, u16), u32, RandomState>,
     pub(crate) domains: HashMap<Box<str>, u32, RandomState>,
     pub(crate) urls: HashMap<Box<str>, u32, RandomState>,
@@ -85,7 +93,11 @@ impl Trails {
 
     /// Trails loaded.
     pub fn len(&self) -> usize {
-        self.ips.len() + self.ip_ports.len() + self.domains.len() + self.urls.len()
+        self.ips.len()
+            + self.networks.len()
+            + self.ip_ports.len()
+            + self.domains.len()
+            + self.urls.len()
     }
 
     /// Whether no trail is loaded.
@@ -152,6 +164,7 @@ impl Trails {
         }
         let (old, counter) = match t {
             Trail::Ip(a) => (self.ips.insert(a, m), &mut self.stats.ips),
+            Trail::Network(n) => (self.networks.insert(n, m), &mut self.stats.networks),
             Trail::IpPort(a, p) => (self.ip_ports.insert((a, p), m), &mut self.stats.ip_ports),
             Trail::Domain(d) => (self.domains.insert(d.into(), m), &mut self.stats.domains),
             Trail::Url(u) => (self.urls.insert(u.into(), m), &mut self.stats.urls),
@@ -203,9 +216,10 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Parses a trail: an IP address, `IP:port` (`[IPv6]:port`), a URL
-/// (`host/path`, `/path`, an `http://` or `https://` scheme dropped) or a
-/// domain.
+/// Parses a trail: an IP address, a network (`192.0.2.0/24`,
+/// `2001:db8::/32`: an address, `/` and digits), `IP:port`
+/// (`[IPv6]:port`), a URL (`host/path`, `/path`, an `http://` or
+/// `https://` scheme dropped) or a domain.
 pub fn parse_trail(t: &str) -> Result<Trail, String> {
     let t = t.trim().to_ascii_lowercase();
     if t.is_empty() {
@@ -223,8 +237,13 @@ pub fn parse_trail(t: &str) -> Result<Trail, String> {
     };
     if let Some(slash) = t.find('/') {
         let (host, path) = t.split_at(slash);
-        if !schemed && host.parse::<IpAddr>().is_ok() && path[1..].parse::<u8>().is_ok() {
-            return Err("a network (CIDR) is not a trail: list its addresses".into());
+        let len = path.trim_end_matches('/');
+        if !schemed
+            && host.parse::<IpAddr>().is_ok()
+            && len.len() > 1
+            && len[1..].bytes().all(|b| b.is_ascii_digit())
+        {
+            return format!("{host}{len}").parse().map(Trail::Network);
         }
         if !host.is_empty() {
             check_host(host)?;
@@ -354,6 +373,20 @@ mod tests {
             Trail::Domain("evil.example".into())
         );
         assert_eq!(p("evil.example/"), Trail::Domain("evil.example".into()));
+        let net = |s: &str| s.parse::<Network>().map(Trail::Network);
+        assert_eq!(Ok(p("192.0.2.0/24")), net("192.0.2.0/24"));
+        assert_eq!(
+            Ok(p("192.0.2.9/24/")),
+            net("192.0.2.0/24"),
+            "host bits cleared"
+        );
+        assert_eq!(Ok(p("2001:DB8::/32")), net("2001:db8::/32"));
+        assert_eq!(
+            p("http://192.0.2.1/24"),
+            Trail::Url("192.0.2.1/24".into()),
+            "with a scheme, a URL"
+        );
+        assert_eq!(p("192.0.2.1/24x"), Trail::Url("192.0.2.1/24x".into()));
     }
 
     #[test]
@@ -361,7 +394,9 @@ mod tests {
         for (t, why) in [
             ("", "empty"),
             ("a b", "space"),
-            ("10.0.0.0/8", "CIDR"),
+            ("10.0.0.0/33", "prefix length 33 is over 32"),
+            ("2001:db8::/200", "prefix length 200 is over 128"),
+            ("10.0.0.0/0", "every address"),
             ("/", "every request"),
             ("1.2.3.256", "not an IP address"),
             ("evil..example", "label"),

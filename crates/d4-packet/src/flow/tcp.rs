@@ -170,6 +170,21 @@ impl TcpStreams {
         }
     }
 
+    /// Whether direction `key` is tracked (ignored directions included): a
+    /// caller that hands in only some segments (those that start something
+    /// it reads) hands in the rest of the directions it already follows.
+    pub fn tracks(&self, key: &FlowKey) -> bool {
+        self.flows.contains_key(key)
+    }
+
+    /// Forgets direction `key` at once (its buffered bytes dropped): unlike
+    /// [`TcpStreams::ignore`], its next data segment starts it anew, for a
+    /// caller that reads what starts at some segments (a request) and
+    /// nothing in between.
+    pub fn forget(&mut self, key: &FlowKey) {
+        self.flows.remove(key);
+    }
+
     /// Forgets directions idle for more than `idle` seconds.
     pub fn expire(&mut self, now: u64, idle: u64) {
         self.flows
@@ -325,6 +340,28 @@ mod tests {
         s.segment(3, key, &seg(106, flags::FIN, &[]), &mut read);
         assert_eq!(s.flows(), 0, "a FIN forgets it");
         assert_eq!(got, b"helloagain");
+    }
+
+    #[test]
+    fn a_forgotten_direction_starts_anew_with_its_next_data() {
+        let key = (a("10.0.0.1"), 1000, a("10.0.0.2"), 80);
+        let mut s = TcpStreams::new(4, 1 << 20);
+        let mut got = Vec::new();
+        let mut read = |b: &[u8]| {
+            got.push(b.to_vec());
+            0
+        };
+        assert!(!s.tracks(&key));
+        s.segment(0, key, &seg(9, flags::SYN, &[]), &mut read);
+        assert!(s.tracks(&key), "a SYN starts it");
+        s.segment(0, key, &seg(10, 0x18, b"GET"), &mut read);
+        s.forget(&key);
+        assert!(!s.tracks(&key));
+        // Not a continuation of the bytes held before: a new start.
+        s.segment(1, key, &seg(500, 0x18, b"POST"), &mut read);
+        assert!(s.tracks(&key));
+        s.forget(&(a("10.0.0.9"), 1, a("10.0.0.2"), 2));
+        assert_eq!(got, [b"GET".to_vec(), b"POST".to_vec()]);
     }
 
     proptest! {

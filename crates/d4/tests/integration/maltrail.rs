@@ -31,7 +31,18 @@ host.example,phishing,(static)
 url.example/gate.php,c2 panel,urlhaus.abuse.ch
 /dl/payload.exe,dropper,(static)
 not a trail,x,y
+203.0.113.128/26,c2 net,(custom)
+2001:db8:77::/48,v6 net,(custom)
+split.example/panel/login.php,c2 panel,(custom)
 ";
+
+/// An address of 2001:db8:NN::/48.
+fn v6_in(net: u8) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..6].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, net]);
+    a[15] = 5;
+    a
+}
 
 fn v6(last: u8) -> [u8; 16] {
     let mut a = [0u8; 16];
@@ -49,6 +60,21 @@ fn query(sport: u16, name: &str) -> Vec<u8> {
     )
 }
 
+/// A TCP segment with its sequence number.
+fn seg(sport: u16, dport: u16, seq: u32, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut s = tcp(sport, dport, flags, data);
+    s[4..8].copy_from_slice(&seq.to_be_bytes());
+    s
+}
+
+/// A DNS query with its 2-byte length (DNS over TCP).
+fn framed_query(name: &str) -> Vec<u8> {
+    let q = dns(2, name, 1, false);
+    let mut b = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    b.extend_from_slice(&q);
+    b
+}
+
 fn get(sport: u16, host: &str, path: &str) -> Vec<u8> {
     let r = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n");
     ipv4(6, CLIENT, WEB, &tcp(sport, 80, PSH_ACK, r.as_bytes()))
@@ -57,7 +83,7 @@ fn get(sport: u16, host: &str, path: &str) -> Vec<u8> {
 /// The capture: each frame one second after the previous one (no two
 /// events in one throttling window); a planted trail or a decoy each.
 fn capture() -> Vec<u8> {
-    let frames = vec![
+    let mut frames = vec![
         // IP, destination and source.
         ipv4(6, CLIENT, [203, 0, 113, 5], &tcp(50000, 443, SYN, b"")),
         ipv4(6, [203, 0, 113, 5], CLIENT, &tcp(50001, 22, SYN, b"")),
@@ -100,6 +126,46 @@ fn capture() -> Vec<u8> {
         get(50107, "cdn.other.example", "/dl/payload.ex"),
         get(50108, "cdn.other.example", "/x/dl/payload.exe"),
     ];
+    // Network trails: the first address of 203.0.113.128/26, the last as a
+    // source; the addresses just outside; IPv6.
+    frames.extend([
+        ipv4(6, CLIENT, [203, 0, 113, 130], &tcp(50300, 443, SYN, b"")),
+        ipv4(6, CLIENT, [203, 0, 113, 192], &tcp(50301, 443, SYN, b"")),
+        ipv4(6, CLIENT, [203, 0, 113, 127], &tcp(50302, 443, SYN, b"")),
+        ipv4(17, [203, 0, 113, 191], CLIENT, &udp(53000, 5000, b"x")),
+        ipv6(6, v6(1), v6_in(0x77), &tcp(50303, 80, SYN, b"")),
+        ipv6(6, v6(1), v6_in(0x78), &tcp(50304, 80, SYN, b"")),
+    ]);
+    // An HTTP request in 3 segments, its Host across the 2nd and 3rd; the
+    // rest of a head in another connection (a decoy) in between; the last
+    // segment sent twice.
+    let req = b"GET /panel/login.php?u=1 HTTP/1.1\r\nAccept: */*\r\nHost: split.example\r\n\r\n";
+    let (a, b) = (38, 55);
+    let web = |sport: u16, seq: usize, d: &[u8]| {
+        ipv4(6, CLIENT, WEB, &seg(sport, 80, 1 + seq as u32, PSH_ACK, d))
+    };
+    frames.extend([
+        web(50200, 0, &req[..a]),
+        web(50201, a, b"Host: split.example\r\n\r\n"),
+        web(50200, a, &req[a..b]),
+        web(50200, b, &req[b..]),
+        web(50200, b, &req[b..]),
+    ]);
+    // A DNS query over TCP in two segments; another (a near miss) whole.
+    let q = framed_query("tcp.evil.example");
+    let to_resolver = |seq: usize, d: &[u8]| {
+        ipv4(
+            6,
+            CLIENT,
+            RESOLVER,
+            &seg(40100, 53, 1 + seq as u32, PSH_ACK, d),
+        )
+    };
+    frames.extend([
+        to_resolver(0, &q[..7]),
+        to_resolver(7, &q[7..]),
+        to_resolver(q.len(), &framed_query("notevil.example")),
+    ]);
     let frames: Vec<(u32, u32, Vec<u8>)> = frames
         .into_iter()
         .enumerate()
@@ -118,7 +184,15 @@ const EXPECTED: &str = r#""2027-01-15 08:00:00.001000" edge-1 192.0.2.10 50000 2
 "2027-01-15 08:00:15.001015" edge-1 192.0.2.10 50100 198.51.100.80 80 TCP DNS (www).host.example phishing (static)
 "2027-01-15 08:00:17.001017" edge-1 192.0.2.10 50102 198.51.100.80 80 TCP URL url.example/gate.php(?id=7) "c2 panel" urlhaus.abuse.ch
 "2027-01-15 08:00:18.001018" edge-1 192.0.2.10 50103 198.51.100.80 80 TCP URL (cdn.other.example)/dl/payload.exe dropper (static)
+"2027-01-15 08:00:24.001024" edge-1 192.0.2.10 50300 203.0.113.130 443 TCP IP 203.0.113.130 "c2 net" (custom)
+"2027-01-15 08:00:27.001027" edge-1 203.0.113.191 53000 192.0.2.10 5000 UDP IP 203.0.113.191 "c2 net" (custom)
+"2027-01-15 08:00:28.001028" edge-1 2001:db8::1 50303 2001:db8:77::5 80 TCP IP 2001:db8:77::5 "v6 net" (custom)
+"2027-01-15 08:00:33.001033" edge-1 192.0.2.10 50200 198.51.100.80 80 TCP URL split.example/panel/login.php(?u=1) "c2 panel" (custom)
+"2027-01-15 08:00:36.001036" edge-1 192.0.2.10 40100 198.51.100.53 53 TCP DNS (tcp).evil.example malware abuse.ch
 "#;
+
+/// Frames in the capture.
+const FRAMES: i64 = 38;
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut c = Command::new(D4)
@@ -159,9 +233,9 @@ fn every_planted_trail_and_nothing_else() {
         "the bad line, with its number: {err}"
     );
     assert!(
-        err.contains("7 trails (2 IP, 1 IP:port, 2 domains, 2 URLs; 1 bad lines")
+        err.contains("10 trails (2 IP, 2 networks, 1 IP:port, 2 domains, 3 URLs; 1 bad lines")
             && err.contains(
-                "24 packets, 5 DNS queries (0 malformed), 9 HTTP requests; 9 events, 0 throttled"
+                "38 packets, 7 DNS queries (0 malformed), 10 HTTP requests, 0 TCP directions dropped; 14 events, 0 throttled"
             ),
         "{err}"
     );
@@ -169,7 +243,10 @@ fn every_planted_trail_and_nothing_else() {
     for line in out.lines() {
         let (sec, event) = maltrail_accepts(line.as_bytes()).expect("Maltrail accepts it");
         assert_eq!(event, format!("{line}\n").into_bytes());
-        assert!((i64::from(T0)..i64::from(T0) + 24).contains(&sec), "{sec}");
+        assert!(
+            (i64::from(T0)..i64::from(T0) + FRAMES).contains(&sec),
+            "{sec}"
+        );
         let f = maltrail_fields(line);
         assert_eq!(f.len(), 11, "{f:?}");
         assert_eq!(f[1], "edge-1");
@@ -237,7 +314,7 @@ fn failures_exit_non_zero_with_the_reason() {
     let empty = d.path().join("empty.csv");
     std::fs::write(&empty, "").unwrap();
     let bad = d.path().join("bad.csv");
-    std::fs::write(&bad, "a b,x,y\n10.0.0.0/8,net,x\n").unwrap();
+    std::fs::write(&bad, "a b,x,y\n10.0.0.0/33,net,x\n").unwrap();
     let good = d.path().join("good.csv");
     std::fs::write(&good, "evil.example,malware,abuse.ch\n").unwrap();
     let cases: [(&[&str], &str); 5] = [
@@ -251,7 +328,7 @@ fn failures_exit_non_zero_with_the_reason() {
         ),
         (
             &["--trails", bad.to_str().unwrap(), "-r", cap],
-            "bad.csv:2: skipped: a network (CIDR)",
+            "bad.csv:2: skipped: not a network: prefix length 33 is over 32 (IPv4)",
         ),
         (
             &[
