@@ -19,7 +19,13 @@
 //! before each read that also grows with traffic (4 to 64 KiB); the buffer
 //! grows with the bytes that arrive, never with an announced size; frames
 //! are processed before the next read, so a slow disk or a full queue
-//! channel stops the reading instead of dropping data.
+//! channel stops the reading instead of dropping data. After each waiting
+//! read, what the TLS stream holds already (decrypted records, bytes in the
+//! socket buffer) is read too, up to the room made, so that under load one
+//! batch is many frames (rustls gives one record, at most 16 KiB, per
+//! read): the clocks are read once per batch, and the worker's file gets
+//! one write per batch (the pcap worker's payloads are not copied: one
+//! `writev` of the verified frames' slices, see `workers::outfile`).
 //!
 //! A session whose socket had nothing to read for [`PARK_AFTER`] (2 s)
 //! parks: its worker flushes and closes its file (opened again, appending,
