@@ -19,7 +19,13 @@
 //! before each read that also grows with traffic (4 to 64 KiB); the buffer
 //! grows with the bytes that arrive, never with an announced size; frames
 //! are processed before the next read, so a slow disk or a full queue
-//! channel stops the reading instead of dropping data.
+//! channel stops the reading instead of dropping data. After each waiting
+//! read, what the TLS stream holds already (decrypted records, bytes in the
+//! socket buffer) is read too, up to the room made, so that under load one
+//! batch is many frames (rustls gives one record, at most 16 KiB, per
+//! read): the clocks are read once per batch, and the worker's file gets
+//! one write per batch (the pcap worker's payloads are not copied: one
+//! `writev` of the verified frames' slices, see `workers::outfile`).
 //!
 //! A session whose socket had nothing to read for [`PARK_AFTER`] (2 s)
 //! parks: its worker flushes and closes its file (opened again, appending,
@@ -58,12 +64,16 @@
 //! blocks close live sessions through a `CloseSignal` that carries the
 //! reason.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use chrono::Utc;
+use bytes::BytesMut;
+
+use chrono::{DateTime, Utc};
 use d4_proto::{Decoder, Frame, Header, MetaHeaderBuilder, Signer};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -108,6 +118,11 @@ struct Session {
     /// (added with each report, not per frame).
     unreported: (u64, u64),
     last_report: Instant,
+    /// The clock, read once per batch of frames (after each read, and after
+    /// anything a frame awaited) rather than per frame.
+    now: Instant,
+    /// The wall clock read with `now` (rotation, file names).
+    wall: DateTime<Utc>,
     close: Arc<CloseSignal>,
     /// Redis mode: the cross-node (UUID, type) lease, released on drop.
     lease: Option<Box<dyn crate::store::Lease>>,
@@ -175,6 +190,8 @@ pub(crate) async fn serve(
         traffic: Traffic::default(),
         unreported: (0, 0),
         last_report: Instant::now(),
+        now: Instant::now(),
+        wall: Utc::now(),
         close,
         lease: None,
         slot,
@@ -233,6 +250,7 @@ impl Session {
         let mut stop_at: Option<Instant> = None;
         let grace = Duration::from_millis(self.shared.cfg.shutdown_grace_ms);
         loop {
+            self.tick();
             // Everything already buffered first.
             loop {
                 if !header_checked {
@@ -243,13 +261,13 @@ impl Session {
                         self.check_header(&h).map_err(|r| (Some(who), r))?;
                         header_checked = true;
                         // A frame under way may take the stall time to arrive.
-                        deadline = Instant::now() + stall;
+                        deadline = self.now + stall;
                     }
                 }
                 match dec.next_frame() {
                     Ok(Some(f)) => {
                         header_checked = false;
-                        deadline = Instant::now() + idle;
+                        deadline = self.now + idle;
                         let who = self.uuid.unwrap_or(f.header.uuid);
                         self.frame(f).await.map_err(|r| (Some(who), r))?;
                     }
@@ -257,7 +275,7 @@ impl Session {
                     Err(e) => return Err((self.uuid, Reject::BadPayload(e.to_string()))),
                 }
             }
-            if self.last_report.elapsed() >= REPORT_EVERY {
+            if self.now.saturating_duration_since(self.last_report) >= REPORT_EVERY {
                 self.report();
             }
             if let Some(w) = &mut self.worker {
@@ -308,7 +326,12 @@ impl Session {
                         return Ok(End::Eof);
                     }
                     Ok(Input::Read(n)) => {
-                        chunk.read(n, room);
+                        // What else the stream has at once, up to the room
+                        // made: many frames per batch, one file write.
+                        let more = read_ready(io, dec.buffer_mut())
+                            .await
+                            .map_err(|e| (self.uuid, Reject::BadPayload(format!("read error: {e}"))))?;
+                        chunk.read(n + more, room);
                         park_at = Instant::now() + PARK_AFTER;
                     }
                     Err(e) => return Err((self.uuid, Reject::BadPayload(format!("read error: {e}")))),
@@ -461,6 +484,7 @@ impl Session {
                     "cannot read the sensor's key and kicks from Redis ({e}); the last known policy applies"
                 ),
             }
+            self.tick();
         }
         let Some(signer) = &self.signer else {
             unreachable!("a header was checked before its frame")
@@ -508,6 +532,7 @@ impl Session {
                         self.lease = Some(lease);
                     }
                 }
+                self.tick();
             }
         }
         self.traffic.frames += 1;
@@ -524,9 +549,21 @@ impl Session {
             return Ok(());
         };
         let out = worker
-            .data(&f.payload, Utc::now())
+            .data(&f.payload, self.wall)
             .map_err(Reject::from_worker)?;
-        self.deliver(out).await
+        if out.items.is_empty() && out.skipped.is_empty() {
+            return Ok(());
+        }
+        // Pushing may wait (back-pressure): the clock is read again after.
+        let pushed = self.deliver(out).await;
+        self.tick();
+        pushed
+    }
+
+    /// Reads the clocks for the frames that follow.
+    fn tick(&mut self) {
+        self.now = Instant::now();
+        self.wall = Utc::now();
     }
 
     /// The first verified frame: the connection moves to the
@@ -624,6 +661,24 @@ impl Session {
             Err((u, r)) => reject(&self.shared, self.id, self.ip, u, &r),
         }
     }
+}
+
+/// Reads what the TLS stream has without waiting (decrypted records, and
+/// bytes the socket already holds) into the room left in `buf`, never
+/// growing it; returns how many bytes came. An end of stream is left for
+/// the next (waiting) read, which gets it again; an error ends the session
+/// as on that read.
+async fn read_ready(io: &mut Tls, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let mut total = 0;
+    while buf.capacity() > buf.len() {
+        let mut read = std::pin::pin!(io.read_buf(buf));
+        match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+            Poll::Ready(Ok(0)) | Poll::Pending => break,
+            Poll::Ready(Ok(n)) => total += n,
+            Poll::Ready(Err(e)) => return Err(e),
+        }
+    }
+    Ok(total)
 }
 
 /// Longest a session waits on Redis when it starts (Redis mode); past it

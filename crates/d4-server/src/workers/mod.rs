@@ -205,10 +205,11 @@ impl Worker {
         }
     }
 
-    /// Handles one payload.
+    /// Handles one (verified) payload; the pcap worker keeps a reference
+    /// to its bytes until the next flush instead of copying them.
     pub(crate) fn data(
         &mut self,
-        payload: &[u8],
+        payload: &Bytes,
         now: DateTime<Utc>,
     ) -> Result<Output, WorkerError> {
         match self {

@@ -1,12 +1,15 @@
 //! Type 1: a libpcap stream, validated, stored as whole records in `.cap` files.
 
+use bytes::Bytes;
+
 use chrono::{DateTime, Utc};
 use d4_packet::pcap::GLOBAL_HEADER_LEN;
 use d4_packet::records::{Format, Tracker};
 
 use super::{Output, Rotator, WorkerError};
 
-/// Writes a pcap stream into rotated `.cap` files as it comes (no copy),
+/// Writes a pcap stream into rotated `.cap` files as it comes (no copy: the
+/// payloads' bytes go to the file with one `writev` per batch of frames),
 /// each a valid pcap: every file starts with the stream's global header and
 /// is cut only between records ([`Tracker`] says where they end).
 pub(crate) struct PcapWorker {
@@ -31,7 +34,7 @@ impl PcapWorker {
     /// Handles one payload.
     pub(crate) fn data(
         &mut self,
-        payload: &[u8],
+        payload: &Bytes,
         now: DateTime<Utc>,
     ) -> Result<Output, WorkerError> {
         let was_at_boundary = self.tracker.at_boundary();
@@ -44,27 +47,29 @@ impl PcapWorker {
         if fed.preamble_changed {
             self.files.set_prefix(self.tracker.preamble().to_vec());
         }
-        let data = &payload[records_start..];
+        let data = payload.slice(records_start..);
         // The last record end in `data`.
         let last = fed.boundary.map(|b| (b - before) as usize - records_start);
         let cut = last.or(if was_at_boundary { Some(0) } else { None });
         match cut {
             Some(c) if self.files.is_due(now) => {
+                let n = data.len();
                 self.files
-                    .write_raw(&data[..c], now)
+                    .write_raw_shared(data.slice(..c), now)
                     .map_err(WorkerError::store("the capture"))?;
                 self.files.rotate();
                 self.files
-                    .write_raw(&data[c..], now)
+                    .write_raw_shared(data.slice(c..), now)
                     .map_err(WorkerError::store("the capture"))?;
-                self.files.mark_boundary(data.len() - c);
+                self.files.mark_boundary(n - c);
             }
             _ => {
+                let n = data.len();
                 self.files
-                    .write_raw(data, now)
+                    .write_raw_shared(data, now)
                     .map_err(WorkerError::store("the capture"))?;
                 if let Some(b) = last {
-                    self.files.mark_boundary(data.len() - b);
+                    self.files.mark_boundary(n - b);
                 }
             }
         }

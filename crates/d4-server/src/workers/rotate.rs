@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use uuid::Uuid;
 
@@ -188,6 +189,26 @@ impl Rotator {
             Some(c) => {
                 c.file(&self.ctx)?.write_all(data)?;
                 c.written += data.len() as u64;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// [`Rotator::write_raw`] of shared bytes: not copied, written with
+    /// the other payloads of the batch in one `writev` (see `outfile`).
+    pub(crate) fn write_raw_shared(&mut self, data: Bytes, now: DateTime<Utc>) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.current.is_none() {
+            self.open(now)?;
+        }
+        match &mut self.current {
+            Some(c) => {
+                let n = data.len() as u64;
+                c.file(&self.ctx)?.write_shared(data)?;
+                c.written += n;
                 Ok(())
             }
             None => Ok(()),

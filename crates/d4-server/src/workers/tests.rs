@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use d4_packet::records::pcapng::{self, IDB_TYPE};
 use d4_packet::records::{Format, Resumption};
@@ -150,7 +151,7 @@ fn store_like_the_sensor(parking: bool) {
             while p < input.len() {
                 let n = (1 + rng.next(max)).min(input.len() - p);
                 let c = &input[p..p + n];
-                worker.data(c, now).unwrap();
+                worker.data(&Bytes::copy_from_slice(c), now).unwrap();
                 sensor.sent(c).unwrap();
                 p += n;
                 if parking && rng.next(4) == 0 {
