@@ -179,26 +179,24 @@ impl Rotator {
 
     /// Writes bytes with no rotation (the caller cuts at record boundaries).
     pub(crate) fn write_raw(&mut self, data: &[u8], now: DateTime<Utc>) -> io::Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        if self.current.is_none() {
-            self.open(now)?;
-        }
-        match &mut self.current {
-            Some(c) => {
-                c.file(&self.ctx)?.write_all(data)?;
-                c.written += data.len() as u64;
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        self.write_with(data.len(), now, |f| f.write_all(data))
     }
 
     /// [`Rotator::write_raw`] of shared bytes: not copied, written with
     /// the other payloads of the batch in one `writev` (see `outfile`).
     pub(crate) fn write_raw_shared(&mut self, data: Bytes, now: DateTime<Utc>) -> io::Result<()> {
-        if data.is_empty() {
+        self.write_with(data.len(), now, |f| f.write_shared(data))
+    }
+
+    /// Opens the current file if none is, has `write` put `len` bytes into
+    /// it and counts them.
+    fn write_with(
+        &mut self,
+        len: usize,
+        now: DateTime<Utc>,
+        write: impl FnOnce(&mut OutFile) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if len == 0 {
             return Ok(());
         }
         if self.current.is_none() {
@@ -206,9 +204,8 @@ impl Rotator {
         }
         match &mut self.current {
             Some(c) => {
-                let n = data.len() as u64;
-                c.file(&self.ctx)?.write_shared(data)?;
-                c.written += n;
+                write(c.file(&self.ctx)?)?;
+                c.written += len as u64;
                 Ok(())
             }
             None => Ok(()),
