@@ -280,18 +280,27 @@ impl Drop for OutFile {
 mod tests {
     use super::*;
 
+    /// An `OutFile` on `/dev/full` and the health it reports to (the
+    /// folder must outlive the test); `None`, said, where there is none.
+    fn on_dev_full() -> Option<(tempfile::TempDir, Arc<Health>, OutFile)> {
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("no /dev/full here: skipped");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let health = Arc::new(Health::new(dir.path()));
+        let f = OutFile::new(full, "/dev/full".into(), health.clone());
+        Some((dir, health, f))
+    }
+
     /// `/dev/full` answers every write with ENOSPC: the bytes are kept,
     /// the disk marked full, the file counted as stuck; past the bound the
     /// write fails.
     #[test]
     fn a_full_disk_keeps_the_bytes_up_to_the_bound() {
-        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
-            eprintln!("no /dev/full here: skipped");
+        let Some((_dir, health, mut f)) = on_dev_full() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let health = Arc::new(Health::new(dir.path()));
-        let mut f = OutFile::new(full, "/dev/full".into(), health.clone());
         f.write_all(&[1; 100]).unwrap();
         f.flush().unwrap();
         assert!(f.is_stuck());
@@ -310,13 +319,9 @@ mod tests {
     /// plain writes after them; nothing dropped.
     #[test]
     fn a_full_disk_keeps_shared_slices_in_order() {
-        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
-            eprintln!("no /dev/full here: skipped");
+        let Some((_dir, health, mut f)) = on_dev_full() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let health = Arc::new(Health::new(dir.path()));
-        let mut f = OutFile::new(full, "/dev/full".into(), health.clone());
         f.write_shared(Bytes::from_static(b"abc")).unwrap();
         f.write_shared(Bytes::from_static(b"de")).unwrap();
         assert_eq!(f.held(), 5);
